@@ -1,0 +1,1 @@
+/* api: placeholder until the daemon lands. */

@@ -1,0 +1,1 @@
+/* api_images: placeholder until the daemon lands. */

@@ -1,0 +1,1 @@
+/* api_instances: placeholder until the daemon lands. */

@@ -1,0 +1,2 @@
+/* bdm: placeholder until its module lands. */
+#include "bdm.h"

@@ -1,0 +1,2 @@
+/* bdm_json: placeholder until its module lands. */
+#include "bdm_json.h"

@@ -1,0 +1,48 @@
+/*
+ * JSON <-> model: the create request (Nova's server-create body with
+ * block_device_mapping_v2), the attach request, and the JSON the API
+ * answers with (instances, BDMs with serial and by_id, block_device_info).
+ * Strict types: a string where an integer is expected is an error, never
+ * coerced. Unknown keys are refused.
+ */
+#ifndef HYPERLET_BDM_JSON_H
+#define HYPERLET_BDM_JSON_H
+
+#include <stddef.h>
+
+#include "bdm.h"
+#include "blockinfo.h"
+#include "err.h"
+
+struct json_object;
+
+#define BDM_JSON_MAX_DEPTH 8
+#define BDM_JSON_MAX_STRING 1024
+
+/*
+ * Parses a create body (len bytes, not necessarily NUL-terminated) into a
+ * new instance: fields as given, nothing defaulted or validated beyond
+ * types, shapes and string limits (bdm_instance_prepare does the rules).
+ * Returns 0 and *ret_inst (owned), or -EINVAL with the field named in e.
+ */
+int bdm_json_parse_create(
+    const char *body, size_t len, struct instance **ret_inst, struct err *e);
+
+/* Parses an attach body ({"volume_id", "connection_info", "device_name"?,
+ * "disk_bus"?, "bdm_uuid"?, "tag"?, "delete_on_termination"?}) into *ret
+ * (cleared first on success). Returns 0, or -EINVAL. */
+int bdm_json_parse_attach(
+    const char *body, size_t len, struct bdm *ret, struct err *e);
+
+/* New JSON objects (owned; json_object_put them). bi may be NULL, then
+ * serial and by_id are null. */
+struct json_object *bdm_json_format_bdm(
+    const struct instance *inst, size_t index, const struct blockinfo *bi);
+struct json_object *bdm_json_format_bdms(
+    const struct instance *inst, const struct blockinfo *bi);
+struct json_object *bdm_json_format_instance(
+    const struct instance *inst, const struct blockinfo *bi);
+struct json_object *bdm_json_format_blockinfo(
+    const struct instance *inst, const struct blockinfo *bi);
+
+#endif

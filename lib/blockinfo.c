@@ -1,0 +1,2 @@
+/* blockinfo: placeholder until its module lands. */
+#include "blockinfo.h"

@@ -1,0 +1,2 @@
+/* cfg: placeholder until its module lands. */
+#include "cfg.h"

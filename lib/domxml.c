@@ -1,0 +1,2 @@
+/* domxml: placeholder until its module lands. */
+#include "domxml.h"

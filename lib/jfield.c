@@ -1,0 +1,2 @@
+/* jfield: placeholder until its module lands. */
+#include "jfield.h"

@@ -1,0 +1,2 @@
+/* log: placeholder until its module lands. */
+#include "log.h"

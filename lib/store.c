@@ -1,0 +1,2 @@
+/* store: placeholder until its module lands. */
+#include "store.h"

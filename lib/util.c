@@ -1,0 +1,209 @@
+/*
+ * Small pure helpers. util.c is the only file that includes <uuid/uuid.h>.
+ * UUIDs leave here in lower-case canonical form (8-4-4-4-12); the checks
+ * here are the ones every module shares, so that "valid" means one thing.
+ */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <uuid/uuid.h>
+
+#include "util.h"
+
+/* Draws a random (version 4) UUID into out, lower case. */
+void
+util_uuid_generate(char out[UUID_STR_LEN])
+{
+	uuid_t u;
+
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, out);
+}
+
+/* True if s is a UUID in lower-case canonical 8-4-4-4-12 form. */
+bool
+util_uuid_is_canonical(const char *s)
+{
+	size_t i;
+
+	if (s == NULL || strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+			       (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/* Writes the canonical lower-case form of the UUID in to out. Accepts
+ * only the 36-character hyphenated form (either case). Returns 0, or
+ * -EINVAL (out untouched). */
+int
+util_uuid_normalize(const char *in, char out[UUID_STR_LEN])
+{
+	char buf[UUID_STR_LEN];
+	size_t i;
+
+	if (in == NULL || strlen(in) != 36)
+		return -EINVAL;
+	for (i = 0; i < 36; i++) {
+		char c = in[i];
+
+		if (c >= 'A' && c <= 'F')
+			c = (char)(c - 'A' + 'a');
+		buf[i] = c;
+	}
+	buf[36] = '\0';
+	if (!util_uuid_is_canonical(buf))
+		return -EINVAL;
+	memcpy(out, buf, UUID_STR_LEN);
+	return 0;
+}
+
+/* True if s[0..len) is well-formed UTF-8 (no overlongs, no surrogates,
+ * nothing above U+10FFFF). */
+bool
+util_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = p[i];
+		size_t n;
+		uint32_t cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			cp = c & 0x07;
+		} else
+			return false;
+		if (i + n >= len)
+			return false;
+		for (size_t k = 1; k <= n; k++) {
+			if ((p[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = (cp << 6) | (p[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += n + 1;
+	}
+	return true;
+}
+
+/* True if s[0..len) is UTF-8 text without NUL or C0 control characters
+ * other than tab, newline and carriage return, and without DEL. */
+bool
+util_text_valid(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') ||
+		    c == 0x7f)
+			return false;
+	}
+	return util_utf8_valid(s, len);
+}
+
+/* True if s is non-empty and holds only [A-Za-z0-9_.+-]. */
+bool
+util_serial_valid(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == '.' ||
+			c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* True if path is absolute and normalised: no empty, "." or ".."
+ * components, no trailing slash, no control characters, at most 1024
+ * bytes. */
+bool
+util_path_valid(const char *path)
+{
+	size_t len;
+	const char *p;
+
+	if (path == NULL || path[0] != '/')
+		return false;
+	len = strlen(path);
+	if (len > 1024 || !util_text_valid(path, len) ||
+	    strpbrk(path, "\t\n\r") != NULL)
+		return false;
+	if (len == 1)
+		return true;
+	if (path[len - 1] == '/')
+		return false;
+	for (p = path; *p; p++) {
+		if (*p != '/')
+			continue;
+		if (p[1] == '/')
+			return false;
+		if (p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
+			return false;
+		if (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))
+			return false;
+	}
+	return true;
+}
+
+/* True if path is valid (util_path_valid) and lies strictly below dir,
+ * a valid path itself. No symbolic links are resolved here. */
+bool
+util_path_under(const char *path, const char *dir)
+{
+	size_t n;
+
+	if (!util_path_valid(path) || !util_path_valid(dir))
+		return false;
+	n = strlen(dir);
+	if (n == 1)
+		return path[1] != '\0';
+	return strncmp(path, dir, n) == 0 && path[n] == '/' &&
+	    path[n + 1] != '\0';
+}
+
+/* Milliseconds since the epoch, from CLOCK_REALTIME. */
+int64_t
+util_now_ms(void)
+{
+	struct timespec ts;
+
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Formats ms since the epoch as RFC 3339 UTC with second precision,
+ * "2026-11-25T16:00:00Z". */
+void
+util_rfc3339(int64_t ms, char out[32])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	(void)gmtime_r(&t, &tm);
+	(void)strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

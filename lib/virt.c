@@ -1,0 +1,2 @@
+/* virt: placeholder until its module lands. */
+#include "virt.h"

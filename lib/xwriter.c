@@ -1,0 +1,2 @@
+/* xwriter: placeholder until its module lands. */
+#include "xwriter.h"
