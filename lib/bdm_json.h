@@ -34,6 +34,13 @@ int bdm_json_parse_create(
 int bdm_json_parse_attach(
     const char *body, size_t len, struct bdm *ret, struct err *e);
 
+/* Reads a BDM's connection_info JSON text: driver_volume_type ("file" or
+ * "block") and data.device_path (a valid absolute path). Returns 0 with
+ * both owned, or -EINVAL naming the field (prefix, e.g.
+ * "block_device_mapping_v2[3].connection_info"). */
+int bdm_json_conn_source(const char *connection_info, const char *prefix,
+    char **ret_type, char **ret_path, struct err *e);
+
 /* New JSON objects (owned; json_object_put them). bi may be NULL, then
  * serial and by_id are null. */
 struct json_object *bdm_json_format_bdm(
