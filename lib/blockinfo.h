@@ -51,6 +51,11 @@ struct blockinfo_disk {
 					      none (lun, config drive) */
 	char by_id[BLOCKINFO_BYID_MAX]; /* "/dev/disk/by-id/virtio-..." or
 					      "" */
+	/* Volumes only (from connection_info): "file" or "block", and the
+	 * path libvirt's <source file=|dev=> gets. NULL for local disks,
+	 * whose path is <instance dir>/<name>. Owned. */
+	char *conn_type;
+	char *conn_path;
 };
 
 /*
