@@ -1,4 +1,199 @@
-/* store: placeholder until its module lands. */
+/*
+ * store: hyperlet's state in one SQLite file (instances, their block device
+ * mappings, uploaded images), its schema migrations and the online data
+ * migration that gives version-1 BDM rows their uuid. The only module that
+ * includes <sqlite3.h>.
+ *
+ * A struct store is ONE connection with its prepared-statement cache: use
+ * it from one thread at a time. Threads that work at once each open their
+ * own (WAL: readers never wait for the writer; writes are serialised by
+ * SQLite, and a write that still finds the database locked after the busy
+ * timeout fails with -EAGAIN, which is worth retrying).
+ *
+ * Every function returns 0 (or a count) on success and a negative errno
+ * on failure, with a message in e that is fit for an API client (no SQL):
+ *   -EINVAL  an argument is malformed (e.g. not a canonical lower-case UUID)
+ *   -ENOENT  no such instance / BDM / image / marker
+ *   -EEXIST  a uniqueness constraint (uuid taken) -> 409
+ *   -EBUSY   the image is in use -> 409
+ *   -EAGAIN  the database is locked by another writer: try again -> 503
+ *   -EIO     corruption, full disk, I/O error, newer schema
+ *   -ENOMEM
+ * Out-parameters are written only on success.
+ */
 #ifndef HYPERLET_STORE_H
 #define HYPERLET_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bdm.h"
+#include "err.h"
+#include "util.h"
+
+/*
+ * Schema history (PRAGMA user_version):
+ *   1  instances, block_device_mappings (no uuid), images
+ *   2  block_device_mappings.uuid (nullable) + its UNIQUE index; rows from
+ *      version 1 get theirs from store_online_migrate()
+ *   3  block_device_mappings.uuid NOT NULL. Applied only once no row lacks a
+ *      uuid: until then store_migrate() stops at 2 (not an error; the code
+ *      works the same on 2 and 3) and store_online_migrate() applies it as
+ *      soon as its last batch is done.
+ */
+#define STORE_SCHEMA_VERSION 3
+
+struct store;
+
+struct store_opts {
+	bool sync_normal; /* synchronous=NORMAL instead of FULL (benchmark) */
+	int busy_timeout_ms; /* 0: default 5000 */
+	bool no_migrate; /* don't create/migrate (extra per-thread
+			    connections, `db version`); a newer schema is
+			    still refused */
+};
+
+/*
+ * Opens (creating if needed) the database at path, sets WAL,
+ * synchronous, busy_timeout and foreign_keys=ON, and applies every pending
+ * migration (each in its own BEGIN IMMEDIATE transaction; safe if two
+ * processes open at once) unless o->no_migrate. o may be NULL (defaults).
+ * A database whose user_version is newer than STORE_SCHEMA_VERSION is
+ * refused with -EIO and a message saying so; it is never modified.
+ * On success *ret is owned by the caller (store_close).
+ */
+int store_open(const char *path, const struct store_opts *o, struct store **ret,
+    struct err *e);
+
+/* Finalizes the cached statements and closes the connection. Accepts NULL;
+ * returns NULL. */
+struct store *store_close(struct store *s);
+
+/* The database's PRAGMA user_version. */
+int store_schema_version(struct store *s, int *ret, struct err *e);
+
+/* Applies the pending migrations (what `hyperletd db sync` does). Returns
+ * the schema version reached (>= 0): STORE_SCHEMA_VERSION, or 2 while
+ * version-1 BDM rows still lack a uuid. -EIO for a newer database. */
+int store_migrate(struct store *s, struct err *e);
+
+/*
+ * Online data migration (`hyperletd db online-migrate [--max-count N]`):
+ * one batch. Gives a uuid to at most max_count (> 0) BDM rows that have
+ * none, each in its own short write, race-safely: the UPDATE applies only
+ * where the row still has no uuid; a writer that loses the race reads the
+ * winner's uuid instead (Nova's BlockDeviceMapping._create_uuid).
+ * *ret_found = rows considered in this batch, *ret_done = rows that now
+ * have a uuid (0, 0 means nothing is left). Idempotent. When nothing is left
+ * the gated migration to version 3 is applied. Loop until found == 0 for
+ * "all". Either ret may be NULL.
+ */
+int store_online_migrate(struct store *s, int max_count, int *ret_found,
+    int *ret_done, struct err *e);
+
+/* How many BDM rows still lack a uuid. */
+int store_online_migrate_pending(struct store *s, int64_t *ret, struct err *e);
+
+/*
+ * Writes a prepared instance (bdm_instance_prepare + blockinfo_build, so
+ * every BDM has its uuid, device_name and disk_bus) with state building,
+ * generation 1, created_at = updated_at = now, and all its BDMs, in one
+ * transaction: all or nothing. request_digest (may be NULL) is kept for
+ * idempotent PUT (store_instance_digest). inst is not modified.
+ * Returns 0, -EINVAL (malformed uuid), -EEXIST (the instance uuid or a BDM
+ * uuid is taken), -EAGAIN, -EIO.
+ */
+int store_instance_create(struct store *s, const struct instance *inst,
+    const char *request_digest, struct err *e);
+
+/*
+ * Loads one instance with its BDMs (ordered by insertion, i.e. by row id).
+ * A BDM that has no uuid (a version-1 row not yet migrated) gets one here,
+ * race-safely as in store_online_migrate. *ret is owned (instance_free).
+ * Returns 0, -EINVAL, -ENOENT, -EAGAIN, -EIO.
+ */
+int store_instance_get(
+    struct store *s, const char *uuid, struct instance **ret, struct err *e);
+
+/* The request digest stored at create (*ret owned, NULL if none was
+ * given). Returns 0, -EINVAL, -ENOENT. */
+int store_instance_digest(
+    struct store *s, const char *uuid, char **ret, struct err *e);
+
+/*
+ * Lists instances in creation order with their BDMs, after marker (the
+ * last uuid of the previous page; NULL for the first page), at most limit
+ * (0: no limit) of them. Two queries whatever the page size. Missing BDM
+ * uuids are filled as in store_instance_get. *ret (may be NULL when
+ * *ret_n is 0) is owned: store_instance_list_free. Returns 0, -EINVAL,
+ * -ENOENT (unknown marker), -EAGAIN, -EIO.
+ */
+int store_instance_list(struct store *s, const char *marker, size_t limit,
+    struct instance ***ret, size_t *ret_n, struct err *e);
+void store_instance_list_free(struct instance **v, size_t n);
+
+/* Sets the state, bumps generation and updated_at. Returns 0, -EINVAL,
+ * -ENOENT, -EAGAIN, -EIO. */
+int store_instance_set_state(struct store *s, const char *uuid,
+    enum instance_state state, struct err *e);
+
+/* Deletes the instance; its BDMs go with it (ON DELETE CASCADE). Returns
+ * 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
+int store_instance_delete(struct store *s, const char *uuid, struct err *e);
+
+/*
+ * Adds one BDM (an attached volume, prepared by bdm_prepare_attach and
+ * blockinfo_pick_attach) to an instance and bumps its generation and
+ * updated_at, in one transaction. Returns 0, -EINVAL, -ENOENT (no such
+ * instance), -EEXIST (bdm uuid taken), -EAGAIN, -EIO.
+ */
+int store_bdm_insert(struct store *s, const char *instance_uuid,
+    const struct bdm *b, struct err *e);
+
+/* Removes one BDM of an instance and bumps the instance's generation.
+ * Returns 0, -EINVAL, -ENOENT (no such BDM on that instance), -EAGAIN,
+ * -EIO. */
+int store_bdm_delete(struct store *s, const char *instance_uuid,
+    const char *bdm_uuid, struct err *e);
+
+/* Number of instances in each state, indexed by enum instance_state
+ * (INSTANCE_BUILDING .. INSTANCE_DELETING). */
+#define STORE_N_STATES 5
+int store_count_by_state(
+    struct store *s, int64_t counts[STORE_N_STATES], struct err *e);
+
+/* An uploaded base image. Owns its char * members. */
+struct store_image {
+	char id[UUID_STR_LEN];
+	char *format; /* "raw" or "qcow2" */
+	int64_t virtual_size; /* bytes */
+	int64_t file_size; /* bytes */
+	char *checksum; /* e.g. "sha256:<hex>", or NULL */
+	char *properties; /* JSON object text ("{}" when none) */
+	int64_t created_at; /* ms since the epoch (set by store_image_put) */
+};
+
+struct store_image *store_image_free(struct store_image *img);
+void store_image_list_free(struct store_image **v, size_t n);
+
+/* Records an image (created_at = now). Returns 0, -EINVAL, -EEXIST (id
+ * taken), -EAGAIN, -EIO. */
+int store_image_put(
+    struct store *s, const struct store_image *img, struct err *e);
+/* *ret owned (store_image_free). Returns 0, -EINVAL, -ENOENT. */
+int store_image_get(
+    struct store *s, const char *id, struct store_image **ret, struct err *e);
+/* All images, oldest first; *ret owned (store_image_list_free). */
+int store_image_list(
+    struct store *s, struct store_image ***ret, size_t *ret_n, struct err *e);
+/* Deletes an image record unless an instance's imageRef or a BDM's
+ * image_id names it (-EBUSY). Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN,
+ * -EIO. */
+int store_image_delete(struct store *s, const char *id, struct err *e);
+
+/* PRAGMA integrity_check + foreign_key_check (health, `db sync`). Returns
+ * 0, or -EIO if the database is damaged. */
+int store_integrity_check(struct store *s, struct err *e);
+
 #endif
