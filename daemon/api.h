@@ -1,4 +1,37 @@
-/* placeholder */
+/*
+ * api: the HTTP/JSON API v1 (design.md) served by libmicrohttpd with its
+ * own thread pool. The only interface main() needs: start serving, ask for
+ * the bound port, and stop (draining in-flight requests).
+ */
 #ifndef HYPERLET_API_H
 #define HYPERLET_API_H
+
+#include "err.h"
+#include "hyperlet.h"
+
+struct api;
+
+/*
+ * Starts serving on cfg's listen address and port (port 0: the kernel
+ * picks one, see api_port) with cfg's thread count, auth token file, TLS
+ * certificate/key, limits and timeouts. Returns immediately: requests run
+ * on MHD's own threads. h (and everything it points to) must stay valid
+ * until api_stop() returns. Call with SIGTERM/SIGINT/SIGHUP already blocked
+ * so the pool threads inherit the mask. On success *ret is owned by the
+ * caller (api_stop). Returns 0, -EINVAL (bad address, unreadable or empty
+ * token file, unreadable TLS files), -EADDRINUSE or another -errno when the
+ * socket cannot be bound, -ENOMEM.
+ */
+int api_start(struct hyperlet *h, struct api **ret, struct err *e);
+
+/* The TCP port actually bound (useful with listen port 0). */
+int api_port(const struct api *a);
+
+/*
+ * Graceful stop for SIGTERM: stops accepting connections at once, lets
+ * requests already being processed finish for up to drain_seconds (0: do
+ * not wait), then shuts MHD down and frees a. Accepts NULL.
+ */
+void api_stop(struct api *a, int drain_seconds);
+
 #endif

@@ -1,4 +1,49 @@
-/* placeholder */
+/*
+ * struct hyperlet: the state the daemon's parts share, passed explicitly
+ * (no globals). main() fills it before api_start() and keeps it alive until
+ * api_stop() has returned. Each member says who writes it and which lock,
+ * if any, guards it; request threads only read it except where noted.
+ */
 #ifndef HYPERLET_HYPERLET_H
 #define HYPERLET_HYPERLET_H
+
+#include <stdint.h>
+
+struct cfg;
+struct virt;
+struct metrics;
+
+struct hyperlet {
+	/* The loaded configuration. Set by main, immutable while the API
+	 * runs: read by every request thread without a lock. */
+	const struct cfg *cfg;
+
+	/* The shared libvirt connection (owned by main). libvirt's
+	 * connection is thread-safe and virt.c serialises its own
+	 * reconnects, so request threads call it concurrently, no lock here.
+	 */
+	struct virt *virt;
+
+	/* Path of the SQLite file (owned by main, immutable). The store is
+	 * NOT shared: each request thread opens its own connection to this
+	 * file on first use and keeps it for its life (api.c, pthread key);
+	 * main migrates the schema before api_start(). */
+	const char *db_path;
+
+	/* Directory of uploaded base images (owned by main, immutable;
+	 * created by main). Uploads are written to a temporary file in it and
+	 * renamed to <image id> once complete. */
+	const char *images_dir;
+
+	/* Domains found by reconciliation that carry hyperlet metadata but
+	 * have no database row. Written by main (start-up reconcile) before
+	 * or while the API runs; read by GET /metrics. Atomic, no lock. */
+	_Atomic int64_t reconcile_findings;
+
+	/* Request counters and latency histogram. Created by api_start() and
+	 * freed by api_stop() (NULL outside); guarded by its own mutex inside
+	 * api.c. main does not touch it. */
+	struct metrics *metrics;
+};
+
 #endif
