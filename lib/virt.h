@@ -1,4 +1,148 @@
-/* virt: placeholder until its module lands. */
+/*
+ * The libvirt seam: one shared connection (reopened when it drops), the
+ * instance's local disks as volumes of a transient `dir` storage pool on
+ * <instances_path>/<instance uuid>, and the domain life cycle (define,
+ * start, stop, reboot, undefine, attach/detach, state, list). Domains are
+ * named by the instance uuid; the XML comes from domxml. lib/virt.c is the
+ * only file that includes <libvirt/libvirt.h>.
+ *
+ * Errors (negative errno, libvirt's message copied into e): -ENOENT no such
+ * domain/volume, -EBUSY operation invalid in the domain's state, -EEXIST
+ * already exists, -EAGAIN libvirt unreachable (the API answers 503), -EINVAL
+ * bad argument (checked before libvirt is called), -EIO anything else.
+ */
 #ifndef HYPERLET_VIRT_H
 #define HYPERLET_VIRT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bdm.h"
+#include "blockinfo.h"
+#include "err.h"
+#include "macro.h"
+#include "util.h"
+
+#define VIRT_URI_DEFAULT "test:///default"
+
+struct virt; /* opaque; safe to share between threads */
+
+struct virt_opts {
+	const char *uri; /* NULL: VIRT_URI_DEFAULT */
+	const char *virt_type; /* <domain type=>: "kvm" (NULL) or "qemu" */
+	const char *instances_path; /* absolute; required */
+	int reconnect_interval_ms; /* min gap between reopen attempts; 0:
+				      1000 */
+	bool lazy; /* succeed even if libvirt is down now: calls then fail
+		      with -EAGAIN until a reopen works */
+};
+
+/*
+ * Opens the connection described by o (strings are copied). Installs a
+ * quiet libvirt error handler once per process. Returns 0 and *ret (owned,
+ * virt_close), -EINVAL for bad options, -EAGAIN if libvirt cannot be reached
+ * (unless o->lazy), -ENOMEM.
+ */
+int virt_open(const struct virt_opts *o, struct virt **ret, struct err *e);
+/* Closes the connection and frees v; accepts NULL; returns NULL. No call may
+ * be running on v. */
+struct virt *virt_close(struct virt *v);
+DEFINE_FREEP(struct virt, virt_close)
+
+/* Borrowed configuration strings (live as long as v). */
+const char *virt_uri(const struct virt *v);
+const char *virt_type(const struct virt *v);
+const char *virt_instances_path(const struct virt *v);
+
+/* "<instances_path>/<uuid>" into *ret (owned). -EINVAL for a uuid that is
+ * not canonical, -ENOMEM. */
+int virt_instance_dir(
+    const struct virt *v, const char *instance_uuid, char **ret, struct err *e);
+
+/* Health: true if libvirt answers a round trip now (reopens the connection
+ * first when it is down and a reopen is due). */
+bool virt_alive(struct virt *v);
+/* How many times the connection was reopened after it dropped (metrics). */
+uint64_t virt_reconnects(const struct virt *v);
+
+/*
+ * Creates the local disks of bi in <instances_path>/<inst->uuid>/ (the
+ * directory is made if missing): `disk` as a qcow2 overlay on base_path
+ * (format base_format, "raw" or "qcow2") of root_gb GiB, or of
+ * base_virtual_size bytes when root_gb is 0; `disk.eph<N>` (GiB) and
+ * `disk.swap` (MiB) as blank qcow2 volumes of their BDM's size. base_path
+ * may be NULL when bi has no local_root. The config drive is not created
+ * here. On failure the volumes this call made are deleted again. Returns
+ * 0, -EINVAL (root smaller than the image, missing base), -EEXIST (a
+ * volume already exists), -EAGAIN, -EIO.
+ */
+int virt_create_disks(struct virt *v, const struct instance *inst,
+    const struct blockinfo *bi, const char *base_path, const char *base_format,
+    uint64_t base_virtual_size, struct err *e);
+
+/* Deletes every volume in the instance directory and the directory itself.
+ * Idempotent: a missing directory is success. Returns 0, -EINVAL, -EAGAIN,
+ * -EIO. */
+int virt_delete_disks(struct virt *v, const char *instance_uuid, struct err *e);
+
+/* Defines (or redefines, same uuid) a persistent domain from xml with
+ * VIR_DOMAIN_DEFINE_VALIDATE. Returns 0, -EEXIST (name taken by another
+ * uuid), -EAGAIN, -EIO (XML refused; libvirt's message in e). */
+int virt_define(struct virt *v, const char *xml, struct err *e);
+
+/* Destroys the domain if it runs, then undefines it with its managed save,
+ * snapshot/checkpoint metadata and NVRAM. Idempotent: no domain is
+ * success. Returns 0, -EAGAIN, -EIO. */
+int virt_undefine(struct virt *v, const char *uuid, struct err *e);
+
+/* Starts a defined domain. Returns 0, -ENOENT, -EBUSY (already running),
+ * -EAGAIN, -EIO. */
+int virt_start(struct virt *v, const char *uuid, struct err *e);
+
+/* Asks the guest to shut down and waits up to timeout_ms for it, then
+ * destroys it (timeout_ms 0: destroy at once). Returns 0, -ENOENT, -EBUSY
+ * (not running), -EAGAIN, -EIO. */
+int virt_stop(struct virt *v, const char *uuid, int timeout_ms, struct err *e);
+
+/* Asks the guest to reboot (ACPI). Returns 0, -ENOENT, -EBUSY (not
+ * running), -EAGAIN, -EIO. */
+int virt_reboot(struct virt *v, const char *uuid, struct err *e);
+
+/* The domain's state as an instance state: running (also paused, blocked,
+ * shutting down, suspended), stopped (shut off), error (crashed, no state).
+ * Returns 0, -ENOENT, -EAGAIN, -EIO. */
+int virt_state(
+    struct virt *v, const char *uuid, enum instance_state *ret, struct err *e);
+
+/* libvirt's XML of the domain (the live one when running, else the
+ * persistent one); inactive = true asks for the persistent definition.
+ * *ret_xml is owned (free). Returns 0, -ENOENT, -EAGAIN, -EIO. */
+int virt_get_xml(struct virt *v, const char *uuid, bool inactive,
+    char **ret_xml, struct err *e);
+
+/* Attaches / detaches one disk (disk_xml from domxml_format_disk) with
+ * VIR_DOMAIN_AFFECT_CONFIG, plus AFFECT_LIVE when the domain runs. Detach
+ * matches the disk by its <target dev>. A live detach returns once QEMU
+ * was asked; the guest may release the device later. Returns 0, -ENOENT
+ * (no domain, or no such disk on detach), -EBUSY, -EAGAIN, -EIO. */
+int virt_attach_disk(
+    struct virt *v, const char *uuid, const char *disk_xml, struct err *e);
+int virt_detach_disk(
+    struct virt *v, const char *uuid, const char *disk_xml, struct err *e);
+
+/* One domain as reconciliation sees it. */
+struct virt_domain {
+	char uuid[UUID_STR_LEN];
+	bool hyperlet; /* carries <metadata> in DOMXML_NS */
+	bool persistent;
+	enum instance_state state;
+};
+
+/* Every domain libvirt knows (defined or running), sorted by uuid. *ret is
+ * an owned array (free), *ret_n its length. Returns 0, -EAGAIN, -EIO,
+ * -ENOMEM. */
+int virt_list(
+    struct virt *v, struct virt_domain **ret, size_t *ret_n, struct err *e);
+
 #endif
