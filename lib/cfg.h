@@ -1,4 +1,134 @@
-/* cfg: placeholder until its module lands. */
+/*
+ * cfg: hyperletd's configuration. One INI file (conf/hyperlet.conf,
+ * documented in hyperlet.conf(5)) read with inih and checked against one
+ * table of keys; command-line flags override it through cfg_set(). The
+ * life of a struct cfg:
+ *
+ *	cfg_defaults(&c);                   embedded defaults
+ *	cfg_load(path, &c, &e);             the file, "file:line: message"
+ *	cfg_set(&c, "api", "listen", v, &e) each command-line override
+ *	cfg_finish(&c, &e);                 derived paths, token, listen check
+ *	... use c ...
+ *	cfg_clear(&c);
+ *
+ * After cfg_finish() every path is absolute and non-NULL, and the daemon
+ * may rely on the listen/auth rule: a non-loopback listen address requires
+ * auth_token_file (checked in cfg_finish, so --check-config reports it).
+ */
 #ifndef HYPERLET_CFG_H
 #define HYPERLET_CFG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "bdm.h"
+#include "err.h"
+
+#define CFG_DEFAULT_LISTEN "127.0.0.1:8080"
+#define CFG_DEFAULT_URI "test:///default"
+#define CFG_DEFAULT_STATE_DIR "./state"
+#define CFG_MAX_KEYS 40 /* capacity of the key table (cfg.c) */
+
+/* The effective configuration. Owns every char * member; const char *
+ * members point into static tables. Keys are named as in the file:
+ * [section] key. */
+struct cfg {
+	char *path; /* the file loaded, as given; NULL: none */
+
+	/* [api] */
+	char *listen; /* "ADDR:PORT" as written: "127.0.0.1:8080", "[::1]:80" */
+	struct sockaddr_storage listen_addr; /* parsed listen (numeric only) */
+	socklen_t listen_addrlen;
+	int listen_port; /* 0..65535; 0 = any free port */
+	bool listen_loopback; /* 127.0.0.0/8 or ::1 */
+	int threads; /* request threads, 1..256, default 8 */
+	char *auth_token_file; /* NULL: no authentication */
+	char *auth_token; /* the token read by cfg_finish (trailing newline
+			     removed); NULL when no auth_token_file */
+	char *tls_cert_file; /* both or neither; NULL: plain HTTP */
+	char *tls_key_file;
+	int64_t max_body_bytes; /* JSON request body, default 65536 */
+	int64_t max_image_bytes; /* image upload, default 64 GiB */
+	int connection_limit; /* concurrent connections, default 256 */
+	int connection_timeout; /* seconds idle before close, default 30 */
+	int drain_timeout; /* seconds to finish requests on SIGTERM, 20 */
+
+	/* [libvirt] */
+	char *libvirt_uri; /* key "uri", default test:///default */
+	const char *virt_type; /* key "virt_type": "kvm" (default) or "qemu" */
+	int stop_timeout; /* seconds of ACPI shutdown before destroy, 60 */
+
+	/* [storage] */
+	char *state_dir; /* default ./state, made absolute */
+	char *instances_path; /* default <state_dir>/instances */
+	char *images_path; /* default <state_dir>/images */
+	char *db_path; /* default <state_dir>/hyperlet.db */
+	bool sync_normal; /* key "synchronous": full (default) | normal;
+			     store_opts.sync_normal */
+
+	/* [limits]: max_local_block_devices, max_disk_devices_to_attach,
+	 * max_bdms, handed to bdm validation as is */
+	struct bdm_limits limits;
+
+	/* [log] */
+	int log_level; /* key "level": err|warn|info|debug, as <syslog.h>'s
+			  LOG_ERR, LOG_WARNING, LOG_INFO (default),
+			  LOG_DEBUG */
+
+	/* private to cfg.c: the file line that set each key (0: default or
+	 * cfg_set), so cfg_finish can say "file:line:" */
+	int line_[CFG_MAX_KEYS];
+};
+
+/*
+ * Fills c with the embedded defaults (listen 127.0.0.1:8080, uri
+ * test:///default, virt_type kvm, state_dir ./state, ...). Derived paths
+ * (instances_path, images_path, db_path) stay NULL until cfg_finish().
+ * c is overwritten, not freed. Returns 0 or -ENOMEM (c is then cleared).
+ */
+int cfg_defaults(struct cfg *c);
+
+/*
+ * Reads the INI file at path into c, which holds defaults (cfg_defaults)
+ * or an earlier load. Every key is checked against the table: unknown
+ * sections and keys, malformed lines, bad or out-of-range values are
+ * refused with -EINVAL and a message "path:line: message". A missing or
+ * unreadable file is -ENOENT / -EACCES / -EIO ("path: strerror"). On
+ * failure c may hold some values of the file but stays valid for
+ * cfg_clear(). Sets c->path.
+ */
+int cfg_load(const char *path, struct cfg *c, struct err *e);
+
+/*
+ * Sets one key from text, exactly as a line "name = value" in [section]
+ * would (the command-line overrides use it: --listen is ("api",
+ * "listen")). Returns 0, -ENOENT for an unknown section or key, -EINVAL
+ * for a bad value (message "name: ..."), -ENOMEM.
+ */
+int cfg_set(struct cfg *c, const char *section, const char *name,
+    const char *value, struct err *e);
+
+/*
+ * Completes a loaded configuration: makes state_dir absolute (relative to
+ * the working directory) and derives the unset paths from it, makes every
+ * other path absolute, reads the token from auth_token_file, checks that
+ * TLS has both files, and refuses a non-loopback listen address without
+ * auth_token_file. Touches no directory (the daemon creates state_dir).
+ * Returns 0, -EINVAL (with "path:line: message" when the value came from
+ * the file), -ENOENT/-EACCES/-EIO for the token file, -ENOMEM.
+ */
+int cfg_finish(struct cfg *c, struct err *e);
+
+/*
+ * The configuration in the file's own syntax, every key of the table in
+ * order, with its current value (derived paths as "" while unset). *ret is
+ * owned by the caller. The auth token itself is never written. Returns 0
+ * or -ENOMEM.
+ */
+int cfg_format(const struct cfg *c, char **ret);
+
+/* Frees the members of c and zeroes it. Accepts a zeroed cfg. */
+void cfg_clear(struct cfg *c);
+
 #endif
