@@ -1,2 +1,1709 @@
-/* store: placeholder until its module lands. */
+/*
+ * store: the SQLite file that holds hyperlet's state (instances, their
+ * BDMs, images), its migrations and the online data migration that gives
+ * version-1 BDM rows a uuid. The only file that includes <sqlite3.h>.
+ * A struct store is one connection plus its prepared-statement cache and is
+ * used by one thread at a time; concurrency comes from several connections
+ * (WAL). Every SQL text is a static literal with ?N parameters, prepared
+ * once per connection and cached by its address. Multi-row writes run in
+ * BEGIN IMMEDIATE ... COMMIT with the rollback in the single exit path
+ * (the tx cleanup). Errors never carry SQLite's own message (it names
+ * tables and columns): store_err() maps result codes to errno and text.
+ */
+#include <errno.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "store.h"
+
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_UUID_DRAWS 8
+
+struct stmt_slot {
+	const char *sql; /* the static literal: its address is the key */
+	sqlite3_stmt *stmt;
+};
+
+struct store {
+	sqlite3 *db;
+	struct stmt_slot *cache;
+	size_t n_cache;
+	size_t cap_cache;
+};
+
+/* A BDM that was read without a uuid: where it is and which row it is. */
+struct missing_uuid {
+	struct instance *inst;
+	size_t index;
+	int64_t row_id;
+	int64_t instance_id;
+};
+
+struct missing_list {
+	struct missing_uuid *v;
+	size_t n;
+	size_t cap;
+};
+
+static int store_err(struct store *s, int rc, struct err *e, const char *fmt,
+    ...) _printf_(4, 5);
+static int store_prepare(
+    struct store *s, const char *sql, sqlite3_stmt **ret, struct err *e);
+static int store_exec(struct store *s, const char *sql, struct err *e);
+static int store_user_version(struct store *s, int *ret, struct err *e);
+static int tx_begin(struct store *s, bool immediate, struct err *e);
+static int tx_commit(struct store *s, struct err *e);
+static void tx_rollbackp(struct store **p);
+static void stmt_resetp(sqlite3_stmt **p);
+static int check_uuid(const char *what, const char *u, struct err *e);
+static int bdm_create_uuid(struct store *s, int64_t row_id, int64_t instance_id,
+    char out[UUID_STR_LEN], struct err *e);
+static int fill_missing(struct store *s, struct missing_list *m, struct err *e);
+
+/* --- errors ---------------------------------------------------------- */
+
+/*
+ * Maps a SQLite result code to a negative errno and records a message
+ * "<context>: <what happened>" that names no table or column. Returns the
+ * errno.
+ */
+static int
+store_err(struct store *s, int rc, struct err *e, const char *fmt, ...)
+{
+	char ctx[160];
+	va_list ap;
+	int code;
+	const char *what;
+
+	(void)s;
+	va_start(ap, fmt);
+	(void)vsnprintf(ctx, sizeof(ctx), fmt, ap);
+	va_end(ap);
+
+	switch (rc & 0xff) {
+	case SQLITE_CONSTRAINT:
+		switch (rc) {
+		case SQLITE_CONSTRAINT_CHECK:
+		case SQLITE_CONSTRAINT_NOTNULL:
+			code = -EINVAL;
+			what = "a value is not valid for the database";
+			break;
+		case SQLITE_CONSTRAINT_FOREIGNKEY:
+			code = -ENOENT;
+			what = "it refers to a record that does not exist";
+			break;
+		default:
+			code = -EEXIST;
+			what = "conflict with an existing record";
+			break;
+		}
+		break;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = -EAGAIN;
+		what = "the database is busy, try again";
+		break;
+	case SQLITE_NOMEM:
+		code = -ENOMEM;
+		what = "out of memory";
+		break;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+		code = -EIO;
+		what = "the database file is corrupt";
+		break;
+	case SQLITE_FULL:
+		code = -EIO;
+		what = "the disk holding the database is full";
+		break;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_CANTOPEN:
+		code = -EIO;
+		what = "the database file cannot be written";
+		break;
+	case SQLITE_IOERR:
+		code = -EIO;
+		what = "I/O error on the database file";
+		break;
+	default:
+		code = -EIO;
+		what = "database error";
+		break;
+	}
+	return err_set(e, code, "%s: %s", ctx, what);
+}
+
+/* --- statements and transactions -------------------------------------- */
+
+/*
+ * Returns in *ret the connection's prepared statement for sql (a static
+ * literal: cached by address, prepared on first use). The statement is
+ * borrowed; callers hold it in a _cleanup_(stmt_resetp) variable so it is
+ * reset and unbound however they leave.
+ */
+static int
+store_prepare(
+    struct store *s, const char *sql, sqlite3_stmt **ret, struct err *e)
+{
+	sqlite3_stmt *q = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < s->n_cache; i++)
+		if (s->cache[i].sql == sql) {
+			*ret = s->cache[i].stmt;
+			return 0;
+		}
+	if (s->n_cache == s->cap_cache) {
+		size_t cap = s->cap_cache ? s->cap_cache * 2 : 32;
+		struct stmt_slot *v = realloc(s->cache, cap * sizeof(*v));
+
+		if (v == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		s->cache = v;
+		s->cap_cache = cap;
+	}
+	rc = sqlite3_prepare_v3(
+	    s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &q, NULL);
+	if (rc != SQLITE_OK)
+		return store_err(s, rc, e, "preparing a database query");
+	s->cache[s->n_cache++] = (struct stmt_slot){sql, q};
+	*ret = q;
+	return 0;
+}
+
+static void
+stmt_resetp(sqlite3_stmt **p)
+{
+	if (*p == NULL)
+		return;
+	(void)sqlite3_reset(*p);
+	(void)sqlite3_clear_bindings(*p);
+}
+
+/* Runs one parameterless cached statement to completion. */
+static int
+store_exec(struct store *s, const char *sql, struct err *e)
+{
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW)
+		;
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "database statement failed");
+	return 0;
+}
+
+static int
+tx_begin(struct store *s, bool immediate, struct err *e)
+{
+	static const char sql_immediate[] = "BEGIN IMMEDIATE";
+	static const char sql_deferred[] = "BEGIN";
+
+	return store_exec(s, immediate ? sql_immediate : sql_deferred, e);
+}
+
+static int
+tx_commit(struct store *s, struct err *e)
+{
+	static const char sql[] = "COMMIT";
+
+	return store_exec(s, sql, e);
+}
+
+/* Cleanup for `_cleanup_(tx_rollbackp) struct store *tx = s` after a
+ * successful tx_begin; set tx = NULL once committed. */
+static void
+tx_rollbackp(struct store **p)
+{
+	static const char sql[] = "ROLLBACK";
+
+	if (*p == NULL || sqlite3_get_autocommit((*p)->db))
+		return;
+	(void)store_exec(*p, sql, NULL);
+}
+
+static int
+check_uuid(const char *what, const char *u, struct err *e)
+{
+	if (!util_uuid_is_canonical(u))
+		return err_set(e, -EINVAL,
+		    "%s '%.40s' is not a lower-case canonical UUID", what,
+		    u ? u : "");
+	return 0;
+}
+
+/* Copies a text column (NULL stays NULL). */
+static int
+col_strdup(sqlite3_stmt *q, int i, char **out, struct err *e)
+{
+	const unsigned char *t = sqlite3_column_text(q, i);
+
+	if (t == NULL) {
+		if (sqlite3_column_type(q, i) != SQLITE_NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		*out = NULL;
+		return 0;
+	}
+	*out = strdup((const char *)t);
+	if (*out == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+static void
+bind_text_or_null(sqlite3_stmt *q, int i, const char *t)
+{
+	if (t)
+		sqlite3_bind_text(q, i, t, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, i);
+}
+
+static void
+bind_int_or_null(sqlite3_stmt *q, int i, int64_t v, int64_t none)
+{
+	if (v == none)
+		sqlite3_bind_null(q, i);
+	else
+		sqlite3_bind_int64(q, i, v);
+}
+
+/* --- migrations ------------------------------------------------------- */
+
+/*
+ * The schema's history. migrations[i] takes user_version i to i + 1 and
+ * ends by setting user_version itself (PRAGMA takes no parameters, and SQL
+ * is never built at run time). Never edit a released entry: add one.
+ */
+static const char migrate_v1[] =
+    "CREATE TABLE instances ("
+    " id INTEGER PRIMARY KEY,"
+    " uuid TEXT NOT NULL UNIQUE"
+    "  CHECK (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'),"
+    " name TEXT NOT NULL,"
+    " vcpus INTEGER NOT NULL,"
+    " memory_mb INTEGER NOT NULL,"
+    " root_gb INTEGER NOT NULL,"
+    " ephemeral_gb INTEGER NOT NULL,"
+    " swap_mb INTEGER NOT NULL,"
+    " image_ref TEXT,"
+    " hw_disk_bus TEXT,"
+    " hw_cdrom_bus TEXT,"
+    " hw_scsi_model TEXT,"
+    " hw_machine_type TEXT,"
+    " metadata TEXT NOT NULL DEFAULT '{}',"
+    " config_drive INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL CHECK (state IN"
+    "  ('building', 'running', 'stopped', 'error', 'deleting')),"
+    " request_digest TEXT,"
+    " generation INTEGER NOT NULL DEFAULT 1,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE INDEX instances_image_ref ON instances (image_ref);"
+    "CREATE TABLE block_device_mappings ("
+    " id INTEGER PRIMARY KEY,"
+    " instance_id INTEGER NOT NULL"
+    "  REFERENCES instances (id) ON DELETE CASCADE,"
+    " source_type TEXT NOT NULL,"
+    " destination_type TEXT NOT NULL,"
+    " guest_format TEXT,"
+    " boot_index INTEGER,"
+    " device_type TEXT,"
+    " disk_bus TEXT,"
+    " device_name TEXT,"
+    " volume_size INTEGER,"
+    " image_id TEXT,"
+    " volume_id TEXT,"
+    " snapshot_id TEXT,"
+    " tag TEXT,"
+    " delete_on_termination INTEGER NOT NULL DEFAULT 0,"
+    " connection_info TEXT);"
+    "CREATE INDEX block_device_mappings_instance"
+    " ON block_device_mappings (instance_id, id);"
+    "CREATE INDEX block_device_mappings_image"
+    " ON block_device_mappings (image_id);"
+    "CREATE TABLE images ("
+    " id TEXT PRIMARY KEY"
+    "  CHECK (length(id) = 36 AND id NOT GLOB '*[^0-9a-f-]*'),"
+    " format TEXT NOT NULL,"
+    " virtual_size INTEGER NOT NULL,"
+    " file_size INTEGER NOT NULL,"
+    " checksum TEXT,"
+    " properties TEXT NOT NULL DEFAULT '{}',"
+    " created_at INTEGER NOT NULL);"
+    "PRAGMA user_version = 1;";
+
+static const char migrate_v2[] =
+    "ALTER TABLE block_device_mappings ADD COLUMN uuid TEXT"
+    " CHECK (uuid IS NULL OR"
+    "  (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'));"
+    "CREATE UNIQUE INDEX block_device_mappings_uuid"
+    " ON block_device_mappings (uuid);"
+    "PRAGMA user_version = 2;";
+
+/* SQLite cannot add NOT NULL to a column: rebuild the table (the
+ * documented 12-step way; it is a child table only, so foreign keys stay
+ * on and row ids are kept). */
+static const char migrate_v3[] =
+    "CREATE TABLE block_device_mappings_v3 ("
+    " id INTEGER PRIMARY KEY,"
+    " uuid TEXT NOT NULL"
+    "  CHECK (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'),"
+    " instance_id INTEGER NOT NULL"
+    "  REFERENCES instances (id) ON DELETE CASCADE,"
+    " source_type TEXT NOT NULL,"
+    " destination_type TEXT NOT NULL,"
+    " guest_format TEXT,"
+    " boot_index INTEGER,"
+    " device_type TEXT,"
+    " disk_bus TEXT,"
+    " device_name TEXT,"
+    " volume_size INTEGER,"
+    " image_id TEXT,"
+    " volume_id TEXT,"
+    " snapshot_id TEXT,"
+    " tag TEXT,"
+    " delete_on_termination INTEGER NOT NULL DEFAULT 0,"
+    " connection_info TEXT);"
+    "INSERT INTO block_device_mappings_v3 (id, uuid, instance_id,"
+    " source_type, destination_type, guest_format, boot_index, device_type,"
+    " disk_bus, device_name, volume_size, image_id, volume_id, snapshot_id,"
+    " tag, delete_on_termination, connection_info)"
+    " SELECT id, uuid, instance_id, source_type, destination_type,"
+    " guest_format, boot_index, device_type, disk_bus, device_name,"
+    " volume_size, image_id, volume_id, snapshot_id, tag,"
+    " delete_on_termination, connection_info FROM block_device_mappings;"
+    "DROP TABLE block_device_mappings;"
+    "ALTER TABLE block_device_mappings_v3 RENAME TO block_device_mappings;"
+    "CREATE INDEX block_device_mappings_instance"
+    " ON block_device_mappings (instance_id, id);"
+    "CREATE INDEX block_device_mappings_image"
+    " ON block_device_mappings (image_id);"
+    "CREATE UNIQUE INDEX block_device_mappings_uuid"
+    " ON block_device_mappings (uuid);"
+    "PRAGMA user_version = 3;";
+
+/* Version 3 waits until the online data migration has given every row a
+ * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
+static int
+ready_v3(struct store *s, struct err *e)
+{
+	int64_t n;
+	int rc;
+
+	if ((rc = store_online_migrate_pending(s, &n, e)) < 0)
+		return rc;
+	return n == 0;
+}
+
+static const struct migration {
+	const char *sql;
+	int (*ready)(struct store *s, struct err *e); /* NULL: always */
+} migrations[] = {
+    {migrate_v1, NULL},
+    {migrate_v2, NULL},
+    {migrate_v3, ready_v3},
+};
+
+_Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
+    "one migration per schema version");
+
+static int
+store_user_version(struct store *s, int *ret, struct err *e)
+{
+	static const char sql[] = "PRAGMA user_version";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	if ((rc = sqlite3_step(q)) != SQLITE_ROW)
+		return store_err(s, rc, e, "reading the schema version");
+	*ret = sqlite3_column_int(q, 0);
+	return 0;
+}
+
+static int
+refuse_newer(int v, struct err *e)
+{
+	return err_set(e, -EIO,
+	    "the database has schema version %d, newer than this hyperlet "
+	    "understands (%d): refusing to use it; upgrade hyperlet or "
+	    "restore a backup",
+	    v, STORE_SCHEMA_VERSION);
+}
+
+/* Applies migration v -> v + 1 unless another process got there first.
+ * Returns 1 if a step was made, 0 if nothing is left or the next step is
+ * not ready yet, or a negative errno; *ret_v is the version reached. */
+static int
+migrate_step(struct store *s, int *ret_v, struct err *e)
+{
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	char *errmsg = NULL;
+	int rc, v;
+
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	/* Read inside the write transaction: two processes opening at once
+	 * apply each step once. */
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	*ret_v = v;
+	if (v > STORE_SCHEMA_VERSION || v < 0)
+		return refuse_newer(v, e);
+	if (v == STORE_SCHEMA_VERSION)
+		return 0;
+	if (migrations[v].ready) {
+		if ((rc = migrations[v].ready(s, e)) < 0)
+			return rc;
+		if (rc == 0)
+			return 0;
+	}
+	/* Migrations are static multi-statement literals: exec, not
+	 * prepare. */
+	rc = sqlite3_exec(s->db, migrations[v].sql, NULL, NULL, &errmsg);
+	sqlite3_free(errmsg);
+	if (rc != SQLITE_OK)
+		return store_err(
+		    s, rc, e, "migrating the database to version %d", v + 1);
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	*ret_v = v + 1;
+	return 1;
+}
+
+/* Applies pending migrations. Returns the version reached, or a negative
+ * errno (-EIO for a newer database). */
+int
+store_migrate(struct store *s, struct err *e)
+{
+	int rc, v = 0;
+
+	do {
+		if ((rc = migrate_step(s, &v, e)) < 0)
+			return rc;
+	} while (rc > 0);
+	return v;
+}
+
+/* --- open / close ----------------------------------------------------- */
+
+/* Opens path (creating it), configures the connection and migrates.
+ * See store.h. */
+int
+store_open(const char *path, const struct store_opts *o, struct store **ret,
+    struct err *e)
+{
+	static const char sql_fk[] = "PRAGMA foreign_keys = ON";
+	static const char sql_wal[] = "PRAGMA journal_mode = WAL";
+	static const char sql_full[] = "PRAGMA synchronous = FULL";
+	static const char sql_normal[] = "PRAGMA synchronous = NORMAL";
+	struct store_opts def = {0};
+	struct store *s;
+	int rc, v;
+
+	if (o == NULL)
+		o = &def;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	rc = sqlite3_open_v2(path, &s->db,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		rc = store_err(s, rc, e, "opening the database '%.100s'", path);
+		(void)store_close(s);
+		return rc;
+	}
+	(void)sqlite3_extended_result_codes(s->db, 1);
+	(void)sqlite3_busy_timeout(s->db,
+	    o->busy_timeout_ms > 0 ? o->busy_timeout_ms
+				   : STORE_BUSY_TIMEOUT_MS);
+	if ((rc = store_exec(s, sql_fk, e)) < 0)
+		goto out;
+	/* Refuse a newer database before anything (journal mode included)
+	 * touches it. */
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		goto out;
+	if (v > STORE_SCHEMA_VERSION) {
+		rc = refuse_newer(v, e);
+		goto out;
+	}
+	if ((rc = store_exec(s, sql_wal, e)) < 0)
+		goto out;
+	if ((rc = store_exec(s, o->sync_normal ? sql_normal : sql_full, e)) < 0)
+		goto out;
+	if (!o->no_migrate && (rc = store_migrate(s, e)) < 0)
+		goto out;
+	*ret = s;
+	return 0;
+out:
+	(void)store_close(s);
+	return rc;
+}
+
+struct store *
+store_close(struct store *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; i < s->n_cache; i++)
+		(void)sqlite3_finalize(s->cache[i].stmt);
+	free(s->cache);
+	(void)sqlite3_close(s->db);
+	free(s);
+	return NULL;
+}
+
+int
+store_schema_version(struct store *s, int *ret, struct err *e)
+{
+	return store_user_version(s, ret, e);
+}
+
+/* --- loading instances and BDMs --------------------------------------- */
+
+#define INSTANCE_COLS                                                      \
+	"i.id, i.uuid, i.name, i.vcpus, i.memory_mb, i.root_gb,"           \
+	" i.ephemeral_gb, i.swap_mb, i.image_ref, i.hw_disk_bus,"          \
+	" i.hw_cdrom_bus, i.hw_scsi_model, i.hw_machine_type, i.metadata," \
+	" i.config_drive, i.state, i.generation, i.created_at, i.updated_at"
+
+#define BDM_COLS                                                          \
+	"b.id, b.instance_id, b.uuid, b.source_type, b.destination_type," \
+	" b.guest_format, b.boot_index, b.device_type, b.disk_bus,"       \
+	" b.device_name, b.volume_size, b.image_id, b.volume_id,"         \
+	" b.snapshot_id, b.tag, b.delete_on_termination, b.connection_info"
+
+DEFINE_FREEP(struct instance, instance_free)
+
+static int
+bad_row(const char *what, const char *v, struct err *e)
+{
+	return err_set(e, -EIO, "the database holds an unknown %s '%.40s'",
+	    what, v ? v : "");
+}
+
+/* Reads one INSTANCE_COLS row into a new instance; *ret_id = its row id. */
+static int
+instance_from_row(
+    sqlite3_stmt *q, struct instance **ret, int64_t *ret_id, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	const char *t;
+	int rc;
+
+	inst = instance_new();
+	if (inst == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	*ret_id = sqlite3_column_int64(q, 0);
+	t = (const char *)sqlite3_column_text(q, 1);
+	if (t == NULL || strlen(t) >= UUID_STR_LEN)
+		return bad_row("instance uuid", t, e);
+	memcpy(inst->uuid, t, strlen(t) + 1);
+	if ((rc = col_strdup(q, 2, &inst->name, e)) < 0)
+		return rc;
+	inst->flavor.vcpus = sqlite3_column_int64(q, 3);
+	inst->flavor.memory_mb = sqlite3_column_int64(q, 4);
+	inst->flavor.root_gb = sqlite3_column_int64(q, 5);
+	inst->flavor.ephemeral_gb = sqlite3_column_int64(q, 6);
+	inst->flavor.swap = sqlite3_column_int64(q, 7);
+	if ((rc = col_strdup(q, 8, &inst->image_ref, e)) < 0 ||
+	    (rc = col_strdup(q, 9, &inst->props.hw_disk_bus, e)) < 0 ||
+	    (rc = col_strdup(q, 10, &inst->props.hw_cdrom_bus, e)) < 0 ||
+	    (rc = col_strdup(q, 11, &inst->props.hw_scsi_model, e)) < 0 ||
+	    (rc = col_strdup(q, 12, &inst->props.hw_machine_type, e)) < 0)
+		return rc;
+	free(inst->metadata);
+	if ((rc = col_strdup(q, 13, &inst->metadata, e)) < 0)
+		return rc;
+	inst->config_drive = sqlite3_column_int(q, 14) != 0;
+	t = (const char *)sqlite3_column_text(q, 15);
+	if (t == NULL || instance_state_from_string(t, &inst->state) < 0)
+		return bad_row("instance state", t, e);
+	inst->generation = sqlite3_column_int64(q, 16);
+	inst->created_at = sqlite3_column_int64(q, 17);
+	inst->updated_at = sqlite3_column_int64(q, 18);
+	*ret = TAKE_PTR(inst);
+	return 0;
+}
+
+/* Reads one BDM_COLS row and appends it to inst; records it in m if it has
+ * no uuid yet. */
+static int
+bdm_from_row(sqlite3_stmt *q, struct instance *inst, struct missing_list *m,
+    struct err *e)
+{
+	struct bdm *b;
+	const char *t;
+	int rc;
+
+	if ((rc = instance_bdm_append(inst, &b, e)) < 0)
+		return rc;
+	t = (const char *)sqlite3_column_text(q, 2);
+	if (t == NULL) {
+		if (m->n == m->cap) {
+			size_t cap = m->cap ? m->cap * 2 : 16;
+			struct missing_uuid *v =
+			    realloc(m->v, cap * sizeof(*v));
+
+			if (v == NULL)
+				return err_set(e, -ENOMEM, "out of memory");
+			m->v = v;
+			m->cap = cap;
+		}
+		m->v[m->n++] = (struct missing_uuid){inst, inst->n_bdms - 1,
+		    sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1)};
+		b->uuid[0] = '\0';
+	} else if (strlen(t) >= UUID_STR_LEN)
+		return bad_row("BDM uuid", t, e);
+	else
+		memcpy(b->uuid, t, strlen(t) + 1);
+	t = (const char *)sqlite3_column_text(q, 3);
+	if (t == NULL || bdm_source_from_string(t, &b->source_type) < 0)
+		return bad_row("source_type", t, e);
+	t = (const char *)sqlite3_column_text(q, 4);
+	if (t == NULL || bdm_dest_from_string(t, &b->destination_type) < 0)
+		return bad_row("destination_type", t, e);
+	if ((rc = col_strdup(q, 5, &b->guest_format, e)) < 0)
+		return rc;
+	b->boot_index = sqlite3_column_type(q, 6) == SQLITE_NULL
+	    ? BDM_BOOT_NONE
+	    : sqlite3_column_int(q, 6);
+	t = (const char *)sqlite3_column_text(q, 7);
+	b->device_type = BDM_DEVICE_UNSET;
+	if (t && bdm_device_type_from_string(t, &b->device_type) < 0)
+		return bad_row("device_type", t, e);
+	t = (const char *)sqlite3_column_text(q, 8);
+	b->disk_bus = BDM_BUS_UNSET;
+	if (t && bdm_bus_from_string(t, &b->disk_bus) < 0)
+		return bad_row("disk_bus", t, e);
+	if ((rc = col_strdup(q, 9, &b->device_name, e)) < 0)
+		return rc;
+	b->volume_size = sqlite3_column_type(q, 10) == SQLITE_NULL
+	    ? BDM_SIZE_NONE
+	    : sqlite3_column_int64(q, 10);
+	if ((rc = col_strdup(q, 11, &b->image_id, e)) < 0 ||
+	    (rc = col_strdup(q, 12, &b->volume_id, e)) < 0 ||
+	    (rc = col_strdup(q, 13, &b->snapshot_id, e)) < 0 ||
+	    (rc = col_strdup(q, 14, &b->tag, e)) < 0)
+		return rc;
+	b->delete_on_termination = sqlite3_column_int(q, 15) != 0;
+	if ((rc = col_strdup(q, 16, &b->connection_info, e)) < 0)
+		return rc;
+	return 0;
+}
+
+/* Gives every BDM in m a uuid (its own or the race winner's), after the
+ * read transaction that found them has ended. */
+static int
+fill_missing(struct store *s, struct missing_list *m, struct err *e)
+{
+	size_t i;
+	int rc;
+
+	for (i = 0; i < m->n; i++) {
+		struct missing_uuid *x = &m->v[i];
+
+		rc = bdm_create_uuid(s, x->row_id, x->instance_id,
+		    x->inst->bdms[x->index].uuid, e);
+		/* -ENOENT: deleted since we read it; the caller's copy keeps
+		 * "" and the next read will not see it. */
+		if (rc < 0 && rc != -ENOENT)
+			return rc;
+	}
+	return 0;
+}
+
+static void
+missing_clear(struct missing_list *m)
+{
+	free(m->v);
+	m->v = NULL;
+	m->n = m->cap = 0;
+}
+
+/* Reads one instance and its BDMs in one read transaction. */
+static int
+instance_load(struct store *s, const char *uuid, struct instance **ret,
+    struct missing_list *m, struct err *e)
+{
+	static const char sql_inst[] =
+	    "SELECT " INSTANCE_COLS " FROM instances i WHERE i.uuid = ?1";
+	static const char sql_bdms[] =
+	    "SELECT " BDM_COLS " FROM block_device_mappings b"
+	    " WHERE b.instance_id = ?1 ORDER BY b.id";
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qb = NULL;
+	int64_t id;
+	int rc;
+
+	if ((rc = tx_begin(s, false, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = store_prepare(s, sql_inst, &qi, e)) < 0 ||
+	    (rc = store_prepare(s, sql_bdms, &qb, e)) < 0)
+		return rc;
+	sqlite3_bind_text(qi, 1, uuid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(qi);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if ((rc = instance_from_row(qi, &inst, &id, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(qb, 1, id);
+	while ((rc = sqlite3_step(qb)) == SQLITE_ROW)
+		if ((rc = bdm_from_row(qb, inst, m, e)) < 0)
+			return rc;
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "reading the BDMs of %s", uuid);
+	stmt_resetp(&qi);
+	stmt_resetp(&qb);
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	*ret = TAKE_PTR(inst);
+	return 0;
+}
+
+int
+store_instance_get(
+    struct store *s, const char *uuid, struct instance **ret, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct missing_list m = {0};
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	rc = instance_load(s, uuid, &inst, &m, e);
+	if (rc >= 0)
+		rc = fill_missing(s, &m, e);
+	missing_clear(&m);
+	if (rc < 0)
+		return rc;
+	*ret = TAKE_PTR(inst);
+	return 0;
+}
+
+int
+store_instance_digest(
+    struct store *s, const char *uuid, char **ret, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT request_digest FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	char *d;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if ((rc = col_strdup(q, 0, &d, e)) < 0)
+		return rc;
+	*ret = d;
+	return 0;
+}
+
+void
+store_instance_list_free(struct instance **v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		instance_free(v[i]);
+	free(v);
+}
+
+struct inst_vec {
+	struct instance **v;
+	int64_t *ids;
+	size_t n;
+	size_t cap;
+};
+
+static void
+inst_vec_clear(struct inst_vec *iv)
+{
+	store_instance_list_free(iv->v, iv->n);
+	free(iv->ids);
+	*iv = (struct inst_vec){0};
+}
+
+static int
+inst_vec_push(
+    struct inst_vec *iv, struct instance *inst, int64_t id, struct err *e)
+{
+	if (iv->n == iv->cap) {
+		size_t cap = iv->cap ? iv->cap * 2 : 64;
+		struct instance **v = realloc(iv->v, cap * sizeof(*v));
+		int64_t *ids;
+
+		if (v == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		iv->v = v;
+		ids = realloc(iv->ids, cap * sizeof(*ids));
+		if (ids == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		iv->ids = ids;
+		iv->cap = cap;
+	}
+	iv->v[iv->n] = inst;
+	iv->ids[iv->n++] = id;
+	return 0;
+}
+
+/* The page (instances after row id `after`, at most limit, -1 = all) and
+ * all their BDMs: two queries in one read transaction. */
+static int
+list_load(struct store *s, const char *marker, int64_t limit,
+    struct inst_vec *iv, struct missing_list *m, struct err *e)
+{
+	static const char sql_marker[] =
+	    "SELECT id FROM instances WHERE uuid = ?1";
+	static const char sql_inst[] =
+	    "SELECT " INSTANCE_COLS " FROM instances i WHERE i.id > ?1"
+	    " ORDER BY i.id LIMIT ?2";
+	static const char sql_bdms[] =
+	    "SELECT " BDM_COLS " FROM block_device_mappings b"
+	    " WHERE b.instance_id BETWEEN ?1 AND ?2"
+	    " ORDER BY b.instance_id, b.id";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qm = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qb = NULL;
+	int64_t after = 0;
+	size_t j;
+	int rc;
+
+	if ((rc = tx_begin(s, false, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = store_prepare(s, sql_marker, &qm, e)) < 0 ||
+	    (rc = store_prepare(s, sql_inst, &qi, e)) < 0 ||
+	    (rc = store_prepare(s, sql_bdms, &qb, e)) < 0)
+		return rc;
+	if (marker) {
+		sqlite3_bind_text(qm, 1, marker, -1, SQLITE_STATIC);
+		rc = sqlite3_step(qm);
+		if (rc == SQLITE_DONE)
+			return err_set_field(e, -ENOENT, "marker",
+			    "marker %s: no such instance", marker);
+		if (rc != SQLITE_ROW)
+			return store_err(s, rc, e, "listing instances");
+		after = sqlite3_column_int64(qm, 0);
+	}
+	sqlite3_bind_int64(qi, 1, after);
+	sqlite3_bind_int64(qi, 2, limit);
+	while ((rc = sqlite3_step(qi)) == SQLITE_ROW) {
+		struct instance *inst = NULL;
+		int64_t id;
+
+		if ((rc = instance_from_row(qi, &inst, &id, e)) < 0)
+			return rc;
+		if ((rc = inst_vec_push(iv, inst, id, e)) < 0) {
+			instance_free(inst);
+			return rc;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "listing instances");
+	if (iv->n > 0) {
+		sqlite3_bind_int64(qb, 1, iv->ids[0]);
+		sqlite3_bind_int64(qb, 2, iv->ids[iv->n - 1]);
+		j = 0;
+		/* Both sides are ordered by instance row id: merge. */
+		while ((rc = sqlite3_step(qb)) == SQLITE_ROW) {
+			int64_t iid = sqlite3_column_int64(qb, 1);
+
+			while (j < iv->n && iv->ids[j] < iid)
+				j++;
+			if (j == iv->n)
+				break;
+			if (iv->ids[j] != iid)
+				continue;
+			if ((rc = bdm_from_row(qb, iv->v[j], m, e)) < 0)
+				return rc;
+		}
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return store_err(s, rc, e, "listing instances");
+	}
+	stmt_resetp(&qm);
+	stmt_resetp(&qi);
+	stmt_resetp(&qb);
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+int
+store_instance_list(struct store *s, const char *marker, size_t limit,
+    struct instance ***ret, size_t *ret_n, struct err *e)
+{
+	struct inst_vec iv = {0};
+	struct missing_list m = {0};
+	int rc;
+
+	if (marker && (rc = check_uuid("marker", marker, e)) < 0)
+		return rc;
+	rc = list_load(s, marker,
+	    limit == 0 || limit > INT64_MAX ? -1 : (int64_t)limit, &iv, &m, e);
+	if (rc >= 0)
+		rc = fill_missing(s, &m, e);
+	missing_clear(&m);
+	if (rc < 0) {
+		inst_vec_clear(&iv);
+		return rc;
+	}
+	free(iv.ids);
+	*ret = iv.v;
+	*ret_n = iv.n;
+	return 0;
+}
+
+/* --- writing instances and BDMs --------------------------------------- */
+
+static const char *
+enum_or_null(const char *(*fn)(int), int v)
+{
+	return v == 0 ? NULL : fn(v);
+}
+
+static const char *
+source_str(int v)
+{
+	return bdm_source_to_string((enum bdm_source)v);
+}
+
+static const char *
+dest_str(int v)
+{
+	return bdm_dest_to_string((enum bdm_dest)v);
+}
+
+static const char *
+devtype_str(int v)
+{
+	return bdm_device_type_to_string((enum bdm_device_type)v);
+}
+
+static const char *
+bus_str(int v)
+{
+	return bdm_bus_to_string((enum bdm_bus)v);
+}
+
+/* Checks what the schema cannot: ids in canonical form, enums set. */
+static int
+bdm_check(const struct bdm *b, const char *field, struct err *e)
+{
+	if (!util_uuid_is_canonical(b->uuid))
+		return err_set_field(e, -EINVAL, field,
+		    "%s: bdm_uuid '%.40s' is not a lower-case canonical UUID",
+		    field, b->uuid);
+	if (b->image_id && !util_uuid_is_canonical(b->image_id))
+		return err_set_field(e, -EINVAL, field,
+		    "%s: image_id '%.40s' is not a lower-case canonical UUID",
+		    field, b->image_id);
+	if (b->source_type == BDM_SOURCE_UNSET ||
+	    b->destination_type == BDM_DEST_UNSET ||
+	    enum_or_null(source_str, b->source_type) == NULL ||
+	    enum_or_null(dest_str, b->destination_type) == NULL)
+		return err_set_field(e, -EINVAL, field,
+		    "%s: source_type and destination_type are required", field);
+	return 0;
+}
+
+/* Inserts b under instance row instance_id (inside the caller's
+ * transaction). */
+static int
+bdm_insert_row(
+    struct store *s, int64_t instance_id, const struct bdm *b, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT INTO block_device_mappings (instance_id, uuid,"
+	    " source_type, destination_type, guest_format, boot_index,"
+	    " device_type, disk_bus, device_name, volume_size, image_id,"
+	    " volume_id, snapshot_id, tag, delete_on_termination,"
+	    " connection_info)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, ?15, ?16)";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, instance_id);
+	sqlite3_bind_text(q, 2, b->uuid, -1, SQLITE_STATIC);
+	bind_text_or_null(q, 3, enum_or_null(source_str, b->source_type));
+	bind_text_or_null(q, 4, enum_or_null(dest_str, b->destination_type));
+	bind_text_or_null(q, 5, b->guest_format);
+	bind_int_or_null(q, 6,
+	    b->boot_index < 0 ? BDM_BOOT_NONE : b->boot_index, BDM_BOOT_NONE);
+	bind_text_or_null(q, 7, enum_or_null(devtype_str, b->device_type));
+	bind_text_or_null(q, 8, enum_or_null(bus_str, b->disk_bus));
+	bind_text_or_null(q, 9, b->device_name);
+	bind_int_or_null(q, 10, b->volume_size, BDM_SIZE_NONE);
+	bind_text_or_null(q, 11, b->image_id);
+	bind_text_or_null(q, 12, b->volume_id);
+	bind_text_or_null(q, 13, b->snapshot_id);
+	bind_text_or_null(q, 14, b->tag);
+	sqlite3_bind_int(q, 15, b->delete_on_termination ? 1 : 0);
+	bind_text_or_null(q, 16, b->connection_info);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE ||
+	    rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		return err_set(
+		    e, -EEXIST, "bdm_uuid %s is already in use", b->uuid);
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "storing BDM %s", b->uuid);
+	return 0;
+}
+
+int
+store_instance_create(struct store *s, const struct instance *inst,
+    const char *request_digest, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT INTO instances (uuid, name, vcpus, memory_mb, root_gb,"
+	    " ephemeral_gb, swap_mb, image_ref, hw_disk_bus, hw_cdrom_bus,"
+	    " hw_scsi_model, hw_machine_type, metadata, config_drive, state,"
+	    " request_digest, generation, created_at, updated_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, 'building', ?15, 1, ?16, ?16)";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	char field[64];
+	int64_t id;
+	size_t i;
+	int rc;
+
+	if ((rc = check_uuid("instance id", inst->uuid, e)) < 0)
+		return rc;
+	if (inst->image_ref && !util_uuid_is_canonical(inst->image_ref))
+		return err_set_field(e, -EINVAL, "imageRef",
+		    "imageRef '%.40s' is not a lower-case canonical UUID",
+		    inst->image_ref);
+	for (i = 0; i < inst->n_bdms; i++) {
+		(void)snprintf(
+		    field, sizeof(field), "block_device_mapping_v2[%zu]", i);
+		if ((rc = bdm_check(&inst->bdms[i], field, e)) < 0)
+			return rc;
+	}
+
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, inst->uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(
+	    q, 2, inst->name ? inst->name : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, inst->flavor.vcpus);
+	sqlite3_bind_int64(q, 4, inst->flavor.memory_mb);
+	sqlite3_bind_int64(q, 5, inst->flavor.root_gb);
+	sqlite3_bind_int64(q, 6, inst->flavor.ephemeral_gb);
+	sqlite3_bind_int64(q, 7, inst->flavor.swap);
+	bind_text_or_null(q, 8, inst->image_ref);
+	bind_text_or_null(q, 9, inst->props.hw_disk_bus);
+	bind_text_or_null(q, 10, inst->props.hw_cdrom_bus);
+	bind_text_or_null(q, 11, inst->props.hw_scsi_model);
+	bind_text_or_null(q, 12, inst->props.hw_machine_type);
+	sqlite3_bind_text(
+	    q, 13, inst->metadata ? inst->metadata : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int(q, 14, inst->config_drive ? 1 : 0);
+	bind_text_or_null(q, 15, request_digest);
+	sqlite3_bind_int64(q, 16, util_now_ms());
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		return err_set(
+		    e, -EEXIST, "instance %s already exists", inst->uuid);
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "storing instance %s", inst->uuid);
+	id = sqlite3_last_insert_rowid(s->db);
+	for (i = 0; i < inst->n_bdms; i++)
+		if ((rc = bdm_insert_row(s, id, &inst->bdms[i], e)) < 0)
+			return rc;
+	stmt_resetp(&q);
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+int
+store_instance_set_state(
+    struct store *s, const char *uuid, enum instance_state state, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE instances SET state = ?2, generation = generation + 1,"
+	    " updated_at = ?3 WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	const char *st = instance_state_to_string(state);
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if (st == NULL || (int)state < 0 || state >= STORE_N_STATES)
+		return err_set(e, -EINVAL, "unknown instance state %d", state);
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, st, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, util_now_ms());
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating instance %s", uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	return 0;
+}
+
+int
+store_instance_delete(struct store *s, const char *uuid, struct err *e)
+{
+	static const char sql[] = "DELETE FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	/* One statement: the cascade to the BDMs is part of it. */
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "deleting instance %s", uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	return 0;
+}
+
+/* Bumps generation and updated_at of instance row id (inside a tx). */
+static int
+instance_touch(struct store *s, int64_t id, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE instances SET generation = generation + 1,"
+	    " updated_at = ?2 WHERE id = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int64(q, 2, util_now_ms());
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating an instance");
+	return 0;
+}
+
+/* The row id of instance uuid. */
+static int
+instance_row_id(struct store *s, const char *uuid, int64_t *ret, struct err *e)
+{
+	static const char sql[] = "SELECT id FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	*ret = sqlite3_column_int64(q, 0);
+	return 0;
+}
+
+int
+store_bdm_insert(struct store *s, const char *instance_uuid,
+    const struct bdm *b, struct err *e)
+{
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	int64_t id;
+	int rc;
+
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0 ||
+	    (rc = bdm_check(b, "bdm", e)) < 0)
+		return rc;
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = bdm_insert_row(s, id, b, e)) < 0 ||
+	    (rc = instance_touch(s, id, e)) < 0 || (rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+int
+store_bdm_delete(struct store *s, const char *instance_uuid,
+    const char *bdm_uuid, struct err *e)
+{
+	static const char sql[] = "DELETE FROM block_device_mappings"
+				  " WHERE instance_id = ?1 AND uuid = ?2";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t id;
+	int rc;
+
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0 ||
+	    (rc = check_uuid("bdm_uuid", bdm_uuid, e)) < 0)
+		return rc;
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_text(q, 2, bdm_uuid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "deleting BDM %s", bdm_uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "instance %s has no BDM %s",
+		    instance_uuid, bdm_uuid);
+	if ((rc = instance_touch(s, id, e)) < 0 || (rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+int
+store_count_by_state(
+    struct store *s, int64_t counts[STORE_N_STATES], struct err *e)
+{
+	static const char sql[] =
+	    "SELECT state, count(*) FROM instances GROUP BY state";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t c[STORE_N_STATES] = {0};
+	enum instance_state st;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(q, 0);
+
+		if (t == NULL || instance_state_from_string(t, &st) < 0 ||
+		    (int)st < 0 || st >= STORE_N_STATES)
+			return bad_row("instance state", t, e);
+		c[st] = sqlite3_column_int64(q, 1);
+	}
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "counting instances");
+	memcpy(counts, c, sizeof(c));
+	return 0;
+}
+
+/* --- BDM uuids: the online data migration ----------------------------- */
+
+/*
+ * Gives BDM row row_id a uuid, as Nova's _create_uuid: the UPDATE applies
+ * only where the row still has none; if it did not apply, another writer
+ * won and its uuid is read back into out. A drawn uuid whose first 20
+ * characters (the guest-visible serial on most buses) collide with
+ * another disk of the same instance is drawn again. Runs in its own
+ * autocommit statement, never inside a read transaction (which would see a
+ * stale snapshot). Returns 0, -ENOENT if the row is gone, -EAGAIN, -EIO.
+ */
+static int
+bdm_create_uuid(struct store *s, int64_t row_id, int64_t instance_id,
+    char out[UUID_STR_LEN], struct err *e)
+{
+	static const char sql_clash[] =
+	    "SELECT EXISTS (SELECT 1 FROM block_device_mappings"
+	    " WHERE instance_id = ?1 AND id != ?2"
+	    " AND (substr(uuid, 1, 20) = substr(?3, 1, 20)"
+	    "  OR substr(volume_id, 1, 20) = substr(?3, 1, 20)))";
+	static const char sql_set[] =
+	    "UPDATE block_device_mappings SET uuid = ?2"
+	    " WHERE id = ?1 AND uuid IS NULL";
+	static const char sql_get[] =
+	    "SELECT uuid FROM block_device_mappings WHERE id = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *qc = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qs = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qg = NULL;
+	char u[UUID_STR_LEN];
+	const char *t;
+	int rc, draw;
+
+	if ((rc = store_prepare(s, sql_clash, &qc, e)) < 0 ||
+	    (rc = store_prepare(s, sql_set, &qs, e)) < 0 ||
+	    (rc = store_prepare(s, sql_get, &qg, e)) < 0)
+		return rc;
+	for (draw = 0; draw < STORE_UUID_DRAWS; draw++) {
+		util_uuid_generate(u);
+		sqlite3_reset(qc);
+		sqlite3_bind_int64(qc, 1, instance_id);
+		sqlite3_bind_int64(qc, 2, row_id);
+		sqlite3_bind_text(qc, 3, u, -1, SQLITE_STATIC);
+		if ((rc = sqlite3_step(qc)) != SQLITE_ROW)
+			return store_err(s, rc, e, "giving a BDM its uuid");
+		if (sqlite3_column_int(qc, 0))
+			continue;
+		sqlite3_reset(qc);
+		sqlite3_reset(qs);
+		sqlite3_bind_int64(qs, 1, row_id);
+		sqlite3_bind_text(qs, 2, u, -1, SQLITE_STATIC);
+		rc = sqlite3_step(qs);
+		if (rc == SQLITE_CONSTRAINT_UNIQUE)
+			continue; /* drew a uuid already in use */
+		if (rc != SQLITE_DONE)
+			return store_err(s, rc, e, "giving a BDM its uuid");
+		if (sqlite3_changes(s->db) == 1) {
+			memcpy(out, u, UUID_STR_LEN);
+			return 0;
+		}
+		/* Lost the race (or the row is gone): read the winner's. */
+		sqlite3_bind_int64(qg, 1, row_id);
+		rc = sqlite3_step(qg);
+		if (rc == SQLITE_DONE)
+			return err_set(e, -ENOENT, "the BDM was deleted");
+		if (rc != SQLITE_ROW)
+			return store_err(s, rc, e, "giving a BDM its uuid");
+		t = (const char *)sqlite3_column_text(qg, 0);
+		if (t == NULL || !util_uuid_is_canonical(t))
+			return bad_row("BDM uuid", t, e);
+		memcpy(out, t, UUID_STR_LEN);
+		return 0;
+	}
+	return err_set(e, -EIO, "could not draw a free uuid for a BDM");
+}
+
+int
+store_online_migrate_pending(struct store *s, int64_t *ret, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT count(*) FROM block_device_mappings WHERE uuid IS NULL";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	if (v < 2) { /* no uuid column yet: every row lacks one */
+		static const char sql_all[] =
+		    "SELECT count(*) FROM block_device_mappings";
+
+		if (v < 1) {
+			*ret = 0;
+			return 0;
+		}
+		if ((rc = store_prepare(s, sql_all, &q, e)) < 0)
+			return rc;
+	} else if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	if ((rc = sqlite3_step(q)) != SQLITE_ROW)
+		return store_err(s, rc, e, "counting BDMs without a uuid");
+	*ret = sqlite3_column_int64(q, 0);
+	return 0;
+}
+
+int
+store_online_migrate(struct store *s, int max_count, int *ret_found,
+    int *ret_done, struct err *e)
+{
+	static const char sql[] = "SELECT id, instance_id FROM"
+				  " block_device_mappings WHERE uuid IS NULL"
+				  " ORDER BY id LIMIT ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	_cleanup_free_ int64_t *rows = NULL;
+	char u[UUID_STR_LEN];
+	int rc, v, found = 0, done = 0, i;
+
+	if (max_count <= 0)
+		return err_set_field(e, -EINVAL, "max_count",
+		    "max_count must be a positive integer");
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	if (v < 2)
+		return err_set(e, -EIO,
+		    "the database schema is at version %d: run 'hyperletd db "
+		    "sync' before the online migration",
+		    v);
+	rows = calloc((size_t)max_count, 2 * sizeof(*rows));
+	if (rows == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int(q, 1, max_count);
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW && found < max_count) {
+		rows[2 * found] = sqlite3_column_int64(q, 0);
+		rows[2 * found + 1] = sqlite3_column_int64(q, 1);
+		found++;
+	}
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return store_err(s, rc, e, "finding BDMs without a uuid");
+	stmt_resetp(&q);
+	/* One short write per row, as Nova: a batch never holds the write
+	 * lock for long, and a lost race costs nothing. */
+	for (i = 0; i < found; i++) {
+		rc = bdm_create_uuid(s, rows[2 * i], rows[2 * i + 1], u, e);
+		if (rc == -ENOENT)
+			continue;
+		if (rc < 0)
+			return rc;
+		done++;
+	}
+	if (found < max_count && (rc = store_migrate(s, e)) < 0)
+		return rc;
+	if (ret_found)
+		*ret_found = found;
+	if (ret_done)
+		*ret_done = done;
+	return 0;
+}
+
+/* --- images ----------------------------------------------------------- */
+
+struct store_image *
+store_image_free(struct store_image *img)
+{
+	if (img == NULL)
+		return NULL;
+	free(img->format);
+	free(img->checksum);
+	free(img->properties);
+	free(img);
+	return NULL;
+}
+
+void
+store_image_list_free(struct store_image **v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_image_free(v[i]);
+	free(v);
+}
+
+DEFINE_FREEP(struct store_image, store_image_free)
+
+int
+store_image_put(struct store *s, const struct store_image *img, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT INTO images (id, format, virtual_size, file_size, checksum,"
+	    " properties, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = check_uuid("image id", img->id, e)) < 0)
+		return rc;
+	if (img->format == NULL)
+		return err_set_field(
+		    e, -EINVAL, "format", "format is required");
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, img->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, img->format, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, img->virtual_size);
+	sqlite3_bind_int64(q, 4, img->file_size);
+	bind_text_or_null(q, 5, img->checksum);
+	sqlite3_bind_text(
+	    q, 6, img->properties ? img->properties : "{}", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 7, util_now_ms());
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY ||
+	    rc == SQLITE_CONSTRAINT_UNIQUE)
+		return err_set(e, -EEXIST, "image %s already exists", img->id);
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "storing image %s", img->id);
+	return 0;
+}
+
+static int
+image_from_row(sqlite3_stmt *q, struct store_image **ret, struct err *e)
+{
+	_cleanup_(store_image_freep) struct store_image *img = NULL;
+	const char *t;
+	int rc;
+
+	img = calloc(1, sizeof(*img));
+	if (img == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	t = (const char *)sqlite3_column_text(q, 0);
+	if (t == NULL || strlen(t) >= UUID_STR_LEN)
+		return bad_row("image id", t, e);
+	memcpy(img->id, t, strlen(t) + 1);
+	if ((rc = col_strdup(q, 1, &img->format, e)) < 0)
+		return rc;
+	img->virtual_size = sqlite3_column_int64(q, 2);
+	img->file_size = sqlite3_column_int64(q, 3);
+	if ((rc = col_strdup(q, 4, &img->checksum, e)) < 0 ||
+	    (rc = col_strdup(q, 5, &img->properties, e)) < 0)
+		return rc;
+	img->created_at = sqlite3_column_int64(q, 6);
+	*ret = TAKE_PTR(img);
+	return 0;
+}
+
+#define IMAGE_COLS                                                   \
+	"id, format, virtual_size, file_size, checksum, properties," \
+	" created_at"
+
+int
+store_image_get(
+    struct store *s, const char *id, struct store_image **ret, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT " IMAGE_COLS " FROM images WHERE id = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = check_uuid("image id", id, e)) < 0)
+		return rc;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no image %s", id);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading image %s", id);
+	return image_from_row(q, ret, e);
+}
+
+int
+store_image_list(
+    struct store *s, struct store_image ***ret, size_t *ret_n, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT " IMAGE_COLS " FROM images ORDER BY created_at, rowid";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	struct store_image **v = NULL, *img;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		if (n == cap) {
+			size_t c = cap ? cap * 2 : 16;
+			struct store_image **nv = realloc(v, c * sizeof(*nv));
+
+			if (nv == NULL) {
+				store_image_list_free(v, n);
+				return err_set(e, -ENOMEM, "out of memory");
+			}
+			v = nv;
+			cap = c;
+		}
+		if ((rc = image_from_row(q, &img, e)) < 0) {
+			store_image_list_free(v, n);
+			return rc;
+		}
+		v[n++] = img;
+	}
+	if (rc != SQLITE_DONE) {
+		store_image_list_free(v, n);
+		return store_err(s, rc, e, "listing images");
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+int
+store_image_delete(struct store *s, const char *id, struct err *e)
+{
+	static const char sql_used[] =
+	    "SELECT EXISTS (SELECT 1 FROM instances WHERE image_ref = ?1)"
+	    " OR EXISTS (SELECT 1 FROM block_device_mappings"
+	    "  WHERE image_id = ?1)";
+	static const char sql_del[] = "DELETE FROM images WHERE id = ?1";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qu = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qd = NULL;
+	int rc;
+
+	if ((rc = check_uuid("image id", id, e)) < 0)
+		return rc;
+	/* Check and delete in one write transaction, so that no create
+	 * slips in between. */
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = store_prepare(s, sql_used, &qu, e)) < 0 ||
+	    (rc = store_prepare(s, sql_del, &qd, e)) < 0)
+		return rc;
+	sqlite3_bind_text(qu, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(qu)) != SQLITE_ROW)
+		return store_err(s, rc, e, "deleting image %s", id);
+	if (sqlite3_column_int(qu, 0))
+		return err_set(
+		    e, -EBUSY, "image %s is in use by an instance", id);
+	sqlite3_bind_text(qd, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(qd)) != SQLITE_DONE)
+		return store_err(s, rc, e, "deleting image %s", id);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "no image %s", id);
+	stmt_resetp(&qu);
+	stmt_resetp(&qd);
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+/* --- health ----------------------------------------------------------- */
+
+int
+store_integrity_check(struct store *s, struct err *e)
+{
+	static const char sql_ic[] = "PRAGMA integrity_check";
+	static const char sql_fk[] = "PRAGMA foreign_key_check";
+	_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *qf = NULL;
+	const char *t;
+	int rc;
+
+	if ((rc = store_prepare(s, sql_ic, &qi, e)) < 0 ||
+	    (rc = store_prepare(s, sql_fk, &qf, e)) < 0)
+		return rc;
+	if ((rc = sqlite3_step(qi)) != SQLITE_ROW)
+		return store_err(s, rc, e, "checking the database");
+	t = (const char *)sqlite3_column_text(qi, 0);
+	if (t == NULL || strcmp(t, "ok") != 0)
+		return err_set(
+		    e, -EIO, "the database failed its integrity check");
+	rc = sqlite3_step(qf);
+	if (rc == SQLITE_ROW)
+		return err_set(
+		    e, -EIO, "the database holds rows whose parent is missing");
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "checking the database");
+	return 0;
+}
