@@ -3,9 +3,10 @@
  * sticky error, in the manner of libvirt's virBuffer. Output goes to a
  * memory buffer, indented by two spaces as libvirt formats its XML, with
  * attribute values in double quotes (libxml2 escapes '"' in values, not
- * '\'', so single quotes would be unsafe). libxml2 escapes markup but
- * passes control characters through and re-encodes invalid UTF-8, so
- * every value is checked here first. This is the only file that includes
+ * '\'', so single quotes would be unsafe; it also writes non-ASCII in
+ * attribute values as character references, which parse back the same).
+ * libxml2 escapes markup but passes control characters through and
+ * re-encodes invalid UTF-8, so every value is checked here first. This is the only file that includes
  * <libxml/...>.
  */
 #include <errno.h>
