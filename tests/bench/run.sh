@@ -1,0 +1,236 @@
+#!/bin/sh
+# The driver of `make bench`: starts the real hyperletd on a free port and a
+# temporary state dir, measures create/delete throughput and latency at
+# concurrency 1, 8 and 32 against the floor (tests/bench/bench_floor: one
+# SQLite transaction + virDomainDefineXML, nothing else), list pages over
+# 10,000 instances, memory and start-up, and prints one line per figure
+# ("name value unit", the median of BENCH_RUNS runs) and a summary table.
+# Not a test: it never fails on a slow figure, only on a broken run.
+#
+# Knobs (environment): BENCH_RUNS (3), BENCH_N (creates per run, 200),
+# BENCH_LIST_N (instances for list/memory/start-up, 10000), BENCH_URI
+# (also measure create against this libvirt URI, e.g. a private libvirtd),
+# BENCH_VIRT_TYPE (virt_type for BENCH_URI, qemu), BENCH_OUT (also write
+# the figures to this file). BUILDDIR/SRCDIR are set by make.
+set -eu
+B=${BUILDDIR:-$(pwd)}
+S=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+RUNS=${BENCH_RUNS:-3}
+N=${BENCH_N:-200}
+NLIST=${BENCH_LIST_N:-10000}
+HYPERLETD=${HYPERLETD:-$B/daemon/hyperletd}
+LOADGEN=$B/tests/bench/bench_loadgen
+FLOOR=$B/tests/bench/bench_floor
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/hl-bench.XXXXXX")
+raw=$tmp/raw.txt # every figure of every run
+: >"$raw"
+pid=""
+cleanup() {
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+log() { echo "bench: $*" >&2; }
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_daemon STATE_DIR URI VIRT_TYPE: starts hyperletd, waits for
+# /v1/health to answer 200, sets $pid, $base and $startup_ms.
+start_daemon() {
+	port=$(free_port)
+	base=http://127.0.0.1:$port
+	mkdir -p "$1"
+	cat >"$tmp/hyperlet.conf" <<EOF
+[api]
+listen = 127.0.0.1:$port
+connection_limit = 1024
+[libvirt]
+uri = $2
+virt_type = $3
+[storage]
+state_dir = $1
+[log]
+level = err
+EOF
+	t0=$(date +%s%N)
+	"$HYPERLETD" --config "$tmp/hyperlet.conf" 2>>"$tmp/hyperletd.log" &
+	pid=$!
+	i=0
+	until curl -sf -o /dev/null "$base/v1/health"; do
+		i=$((i + 1))
+		if [ $i -gt 60000 ] || ! kill -0 "$pid" 2>/dev/null; then
+			log "hyperletd did not become ready; its log:"
+			tail -20 "$tmp/hyperletd.log" >&2
+			exit 1
+		fi
+		sleep 0.005
+	done
+	startup_ms=$((($(date +%s%N) - t0) / 1000000))
+}
+
+stop_daemon() {
+	kill "$pid"
+	wait "$pid" || true
+	pid=""
+}
+
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
+
+figure() { echo "$1 $2 $3" >>"$raw"; }
+
+# upload_image: a 1 MiB raw base image; sets $img.
+upload_image() {
+	img=6f1b4a52-6c9b-4f55-8d8f-9a1c2b3d4e5f
+	[ -f "$tmp/base.raw" ] || head -c 1048576 /dev/zero >"$tmp/base.raw"
+	code=$(curl -s -o "$tmp/up.out" -w '%{http_code}' -X PUT \
+	    -H 'Content-Type: application/octet-stream' \
+	    --data-binary "@$tmp/base.raw" "$base/v1/images/$img")
+	case $code in 201 | 200 | 409) ;; *)
+		log "image upload answered $code: $(cat "$tmp/up.out")"
+		exit 1
+		;;
+	esac
+}
+
+# The create body: 5 BDMs (root image, ephemeral, swap, two file volumes),
+# "start": false (defining is measured, booting is not).
+mkdir -p "$tmp/vols"
+: >"$tmp/vols/vol1"
+: >"$tmp/vols/vol2"
+cat >"$tmp/body.json" <<EOF
+{"name": "@NAME@", "start": false,
+ "flavor": {"vcpus": 1, "memory_mb": 256, "root_gb": 1, "ephemeral_gb": 1, "swap": 64},
+ "imageRef": "6f1b4a52-6c9b-4f55-8d8f-9a1c2b3d4e5f",
+ "block_device_mapping_v2": [
+  {"boot_index": 0, "source_type": "image", "destination_type": "local",
+   "uuid": "6f1b4a52-6c9b-4f55-8d8f-9a1c2b3d4e5f"},
+  {"boot_index": -1, "source_type": "blank", "destination_type": "local",
+   "volume_size": 1},
+  {"boot_index": -1, "source_type": "blank", "destination_type": "local",
+   "guest_format": "swap", "volume_size": 64},
+  {"boot_index": -1, "source_type": "volume", "destination_type": "volume",
+   "uuid": "@VOL1@", "connection_info": {"driver_volume_type": "file",
+   "data": {"device_path": "$tmp/vols/vol1"}}},
+  {"boot_index": -1, "source_type": "volume", "destination_type": "volume",
+   "uuid": "@VOL2@", "connection_info": {"driver_volume_type": "file",
+   "data": {"device_path": "$tmp/vols/vol2"}}}
+ ]}
+EOF
+
+# domain_xml: the XML hyperlet defines for that body, for the floor.
+domain_xml() {
+	sed -e 's/@NAME@/xmlprobe/' -e 's/@VOL1@/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a01/' \
+	    -e 's/@VOL2@/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a02/' "$tmp/body.json" >"$tmp/one.json"
+	loc=$(curl -s -D - -o "$tmp/one.out" -H 'Content-Type: application/json' \
+	    --data-binary "@$tmp/one.json" "$base/v1/instances" |
+	    tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
+	[ -n "$loc" ] || { log "probe create failed: $(cat "$tmp/one.out")"; exit 1; }
+	curl -sf -o "$1" "$base$loc/domain" || { log "GET $loc/domain failed"; exit 1; }
+	curl -sf -o /dev/null -X DELETE "$base$loc" || true
+}
+
+# create_figures LABEL URI VIRT_TYPE: hyperlet and the floor, interleaved,
+# RUNS times at each concurrency.
+create_figures() {
+	label=$1
+	start_daemon "$tmp/state-$label" "$2" "$3"
+	upload_image
+	domain_xml "$tmp/domain-$label.xml"
+	for r in $(seq "$RUNS"); do
+		for c in 1 8 32; do
+			log "$label run $r/$RUNS: $N creates at concurrency $c"
+			"$LOADGEN" create "$base" "$tmp/body.json" "$N" "$c" \
+			    "${label}_c$c" >>"$raw"
+			rm -f "$tmp/floor-$label.db"*
+			"$FLOOR" "$tmp/floor-$label.db" "$2" \
+			    "$tmp/domain-$label.xml" "$N" "$c" "${label}_c$c" >>"$raw"
+		done
+	done
+	stop_daemon
+}
+
+# --- create / delete: test:///default ---------------------------------------
+# test:///default lives in one process's memory: hyperletd defines on its
+# own, the floor on its own test:///default.
+create_figures test test:///default kvm
+if [ -n "${BENCH_URI:-}" ]; then
+	create_figures uri "$BENCH_URI" "${BENCH_VIRT_TYPE:-qemu}"
+fi
+
+# --- model alone (bench_model, when built) ----------------------------------
+for p in bench_model; do
+	if [ -x "$B/tests/bench/$p" ]; then
+		for r in $(seq "$RUNS"); do "$B/tests/bench/$p" >>"$raw" || true; done
+	fi
+done
+
+# --- memory, list, start-up over NLIST instances ----------------------------
+for r in $(seq "$RUNS"); do
+	log "memory/list/start-up run $r/$RUNS ($NLIST instances)"
+	rm -rf "$tmp/state-list"
+	start_daemon "$tmp/state-list" test:///default kvm
+	sleep 1
+	figure rss_idle "$(rss_kib)" KiB
+	figure startup_empty "$startup_ms" ms
+	upload_image
+	"$LOADGEN" create "$base" "$tmp/body.json" "$NLIST" 8 populate keep >>"$tmp/populate.txt"
+	grep -q '^create_populate_errors 0 ' "$tmp/populate.txt" ||
+	    { log "populating failed"; cat "$tmp/populate.txt" >&2; exit 1; }
+	figure "rss_${NLIST}" "$(rss_kib)" KiB
+	"$LOADGEN" list "$base" 100 3 p100 >>"$raw"
+	"$LOADGEN" list "$base" 1000 10 p1000 >>"$raw"
+	figure "rss_${NLIST}_after_list" "$(rss_kib)" KiB
+	stop_daemon
+	start_daemon "$tmp/state-list" test:///default kvm
+	figure "startup_${NLIST}" "$startup_ms" ms
+	figure "rss_${NLIST}_restarted" "$(rss_kib)" KiB
+	stop_daemon
+done
+
+# --- medians and the summary --------------------------------------------------
+awk '
+{ v[$1] = v[$1] " " $2; u[$1] = $3; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
+END {
+	for (i = 1; i <= n; i++) {
+		k = split(v[order[i]], a, " ")
+		for (x = 1; x <= k; x++) for (y = x + 1; y <= k; y++)
+			if (a[y] + 0 < a[x] + 0) { t = a[x]; a[x] = a[y]; a[y] = t }
+		printf "%s %s %s\n", order[i], a[int((k + 1) / 2)], u[order[i]]
+	}
+}' "$raw" >"$tmp/median.txt"
+# Ratios to the floor: throughput, hyperlet / floor.
+awk '
+{ val[$1] = $2 }
+END {
+	for (k in val) if (k ~ /^create_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
+		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
+	for (k in val) if (k ~ /^delete_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
+		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
+}' "$tmp/median.txt" | sort >>"$tmp/median.txt"
+cat "$tmp/median.txt"
+[ -n "${BENCH_OUT:-}" ] && cp "$tmp/median.txt" "$BENCH_OUT"
+
+echo
+echo "summary (median of $RUNS runs; $N creates per run, \"start\": false; 5 BDMs each)"
+awk '
+{ val[$1] = $2 }
+function g(k) { return (k in val) ? val[k] : "-" }
+END {
+	printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "create", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "floor r/s", "ratio"
+	split("test uri", labels, " ")
+	for (l = 1; l <= 2; l++) for (c = 1; c <= 32; c *= (c == 1 ? 8 : 4)) {
+		p = "create_" labels[l] "_c" c
+		if (!((p "_rps") in val)) continue
+		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", labels[l] " c=" c, g(p "_rps"), g(p "_p50"), g(p "_p99"), g(p "_max"), g(p "_errors"), g("floor_" p "_rps"), g("ratio_" p "_rps")
+		d = "delete_" labels[l] "_c" c
+		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "  delete", g(d "_rps"), g(d "_p50"), g(d "_p99"), g(d "_max"), g(d "_errors"), g("floor_" d "_rps"), g("ratio_" d "_rps")
+	}
+	printf "list limit=100:  p50 %s ms, p99 %s ms;  limit=1000: p50 %s ms, p99 %s ms (target p99 < 25)\n", g("list_p100_p50"), g("list_p100_p99"), g("list_p1000_p50"), g("list_p1000_p99")
+	for (k in val) if (k ~ /^rss_/) printf "%s %s KiB\n", k, val[k]
+	for (k in val) if (k ~ /^startup_/) printf "%s %s ms\n", k, val[k]
+	for (k in val) if (k ~ /^model_|^bench_model/) printf "%s %s\n", k, val[k]
+}' "$tmp/median.txt"
