@@ -20,25 +20,43 @@
 
 #include "benchutil.h"
 
+/* lib/store.c's schema at version 3 (instances, block_device_mappings
+ * and their indexes), so that each row costs what it costs there. */
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS instances ("
-    " id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE, name TEXT NOT NULL,"
-    " state TEXT NOT NULL, vcpus INTEGER, memory_mb INTEGER,"
-    " root_gb INTEGER, ephemeral_gb INTEGER, swap INTEGER, image_ref TEXT,"
-    " image_props TEXT, metadata TEXT NOT NULL, config_drive INTEGER,"
-    " generation INTEGER, request_digest TEXT, created_at INTEGER,"
-    " updated_at INTEGER);"
+    " id INTEGER PRIMARY KEY,"
+    " uuid TEXT NOT NULL UNIQUE"
+    "  CHECK (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'),"
+    " name TEXT NOT NULL, vcpus INTEGER NOT NULL,"
+    " memory_mb INTEGER NOT NULL, root_gb INTEGER NOT NULL,"
+    " ephemeral_gb INTEGER NOT NULL, swap_mb INTEGER NOT NULL,"
+    " image_ref TEXT, hw_disk_bus TEXT, hw_cdrom_bus TEXT,"
+    " hw_scsi_model TEXT, hw_machine_type TEXT,"
+    " metadata TEXT NOT NULL DEFAULT '{}',"
+    " config_drive INTEGER NOT NULL DEFAULT 0,"
+    " state TEXT NOT NULL CHECK (state IN"
+    "  ('building', 'running', 'stopped', 'error', 'deleting')),"
+    " request_digest TEXT, generation INTEGER NOT NULL DEFAULT 1,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS instances_image_ref ON instances (image_ref);"
     "CREATE TABLE IF NOT EXISTS block_device_mappings ("
-    " id INTEGER PRIMARY KEY, uuid TEXT NOT NULL UNIQUE,"
-    " instance_uuid TEXT NOT NULL REFERENCES instances(uuid)"
-    " ON DELETE CASCADE, source_type TEXT, destination_type TEXT,"
+    " id INTEGER PRIMARY KEY,"
+    " uuid TEXT NOT NULL"
+    "  CHECK (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'),"
+    " instance_id INTEGER NOT NULL"
+    "  REFERENCES instances (id) ON DELETE CASCADE,"
+    " source_type TEXT NOT NULL, destination_type TEXT NOT NULL,"
     " guest_format TEXT, boot_index INTEGER, device_type TEXT,"
     " disk_bus TEXT, device_name TEXT, volume_size INTEGER, image_id TEXT,"
     " volume_id TEXT, snapshot_id TEXT, tag TEXT,"
-    " delete_on_termination INTEGER, connection_info TEXT,"
-    " created_at INTEGER, updated_at INTEGER);"
-    "CREATE INDEX IF NOT EXISTS bdm_instance ON "
-    " block_device_mappings(instance_uuid);";
+    " delete_on_termination INTEGER NOT NULL DEFAULT 0,"
+    " connection_info TEXT);"
+    "CREATE INDEX IF NOT EXISTS block_device_mappings_instance"
+    " ON block_device_mappings (instance_id, id);"
+    "CREATE INDEX IF NOT EXISTS block_device_mappings_image"
+    " ON block_device_mappings (image_id);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS block_device_mappings_uuid"
+    " ON block_device_mappings (uuid);";
 
 static const char *db_path, *uri, *tmpl, *tmpl_uuid;
 static virConnectPtr conn;
@@ -112,6 +130,7 @@ create_one(sqlite3 *db, sqlite3_stmt *qi, sqlite3_stmt *qb, const char *u)
 {
 	char *xml;
 	virDomainPtr dom;
+	sqlite3_int64 id;
 
 	if (exec_sql(db, "BEGIN IMMEDIATE") < 0)
 		return -1;
@@ -119,6 +138,7 @@ create_one(sqlite3 *db, sqlite3_stmt *qi, sqlite3_stmt *qb, const char *u)
 	sqlite3_bind_text(qi, 1, u, -1, SQLITE_TRANSIENT);
 	if (sqlite3_step(qi) != SQLITE_DONE)
 		goto fail;
+	id = sqlite3_last_insert_rowid(db);
 	for (int i = 0; i < 5; i++) {
 		char bu[37];
 		uuid_t b;
@@ -131,7 +151,7 @@ create_one(sqlite3 *db, sqlite3_stmt *qi, sqlite3_stmt *qb, const char *u)
 		uuid_unparse_lower(b, bu);
 		sqlite3_reset(qb);
 		sqlite3_bind_text(qb, 1, bu, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(qb, 2, u, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(qb, 2, id);
 		sqlite3_bind_text(qb, 3, src[i], -1, SQLITE_STATIC);
 		sqlite3_bind_text(qb, 4, dst[i], -1, SQLITE_STATIC);
 		sqlite3_bind_int(qb, 5, i == 0 ? 0 : -1);
@@ -180,16 +200,15 @@ worker(void *arg)
 {
 	static const char ins_i[] =
 	    "INSERT INTO instances (uuid, name, state, vcpus, memory_mb,"
-	    " root_gb, ephemeral_gb, swap, image_ref, metadata, config_drive,"
-	    " generation, created_at, updated_at) VALUES (?1, 'bench',"
-	    " 'building', 1, 256, 1, 1, 64, '6f1b4a52-6c9b-4f55-8d8f-"
+	    " root_gb, ephemeral_gb, swap_mb, image_ref, metadata,"
+	    " config_drive, generation, created_at, updated_at) VALUES (?1,"
+	    " 'bench', 'building', 1, 256, 1, 1, 64, '6f1b4a52-6c9b-4f55-8d8f-"
 	    "9a1c2b3d4e5f', '{}', 0, 1, 0, 0)";
 	static const char ins_b[] =
-	    "INSERT INTO block_device_mappings (uuid, instance_uuid,"
+	    "INSERT INTO block_device_mappings (uuid, instance_id,"
 	    " source_type, destination_type, boot_index, device_type, disk_bus,"
-	    " device_name, volume_size, delete_on_termination, created_at,"
-	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, 'disk', 'virtio',"
-	    " '/dev/vdb', 1, 1, 0, 0)";
+	    " device_name, volume_size, delete_on_termination) VALUES (?1, ?2,"
+	    " ?3, ?4, ?5, 'disk', 'virtio', '/dev/vdb', 1, 1)";
 	static const char del[] = "DELETE FROM instances WHERE uuid = ?1";
 	sqlite3 *db = db_open();
 	sqlite3_stmt *qi = NULL, *qb = NULL, *qd = NULL;
