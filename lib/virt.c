@@ -1,2 +1,982 @@
-/* virt: placeholder until its module lands. */
+/*
+ * virt: every libvirt call of hyperlet. One virConnectPtr is shared by all
+ * request threads (libvirt connections are thread-safe); v->lock guards
+ * only the pointer and the reopen bookkeeping, never a libvirt call, so a
+ * slow call (starting a guest) never blocks another thread. Each call takes
+ * its own reference on the connection (virConnectRef) and drops it at the
+ * end, so a drop detected by one thread cannot free what another uses.
+ * A dead connection is noticed with virConnectIsAlive after any failed call
+ * (and before each use); it is dropped and reopened by the next call, at
+ * most once per reconnect interval; meanwhile calls fail fast with -EAGAIN.
+ * Storage: a transient `dir` pool "hyperlet-<uuid>" on the instance
+ * directory lives for the duration of one call (v->storage_lock makes
+ * those calls one at a time, so two threads never share or destroy the
+ * same pool), which keeps libvirt's pool list short on a node with
+ * thousands of instances.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+
+#include "domxml.h"
 #include "virt.h"
+#include "xwriter.h"
+
+#define VIRT_POOL_PREFIX "hyperlet-"
+#define VIRT_GIB (UINT64_C(1) << 30)
+#define VIRT_MIB (UINT64_C(1) << 20)
+#define VIRT_POLL_MS 50
+
+struct virt {
+	char *uri;
+	char *virt_type;
+	char *instances_path;
+	int reconnect_interval_ms;
+
+	pthread_mutex_t lock; /* guards the fields below */
+	virConnectPtr conn; /* NULL while libvirt is unreachable */
+	bool connecting; /* a thread is in virConnectOpen */
+	bool ever_connected;
+	int64_t next_attempt_ms; /* no reopen before this time */
+	uint64_t reconnects; /* also read without the lock (atomic) */
+
+	pthread_mutex_t storage_lock; /* one transient pool call at a time */
+};
+
+static pthread_once_t virt_once = PTHREAD_ONCE_INIT;
+static int virt_init_rc;
+
+static void
+virt_quiet(void *opaque, virErrorPtr err)
+{
+	(void)opaque;
+	(void)err;
+}
+
+static void
+virt_init_once(void)
+{
+	virt_init_rc = virInitialize();
+	virSetErrorFunc(NULL, virt_quiet);
+}
+
+static void
+virt_conn_unrefp(virConnectPtr *c)
+{
+	if (*c)
+		(void)virConnectClose(*c);
+}
+
+static void
+virt_dom_freep(virDomainPtr *d)
+{
+	if (*d)
+		(void)virDomainFree(*d);
+}
+
+static void
+virt_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* libvirt's last error code on this thread (VIR_ERR_OK when none). */
+static int
+virt_last_code(void)
+{
+	virErrorPtr le = virGetLastError();
+
+	return le ? le->code : VIR_ERR_OK;
+}
+
+static int
+virt_code_to_errno(int code)
+{
+	switch (code) {
+	case VIR_ERR_NO_DOMAIN:
+	case VIR_ERR_NO_STORAGE_POOL:
+	case VIR_ERR_NO_STORAGE_VOL:
+	case VIR_ERR_DEVICE_MISSING:
+		return -ENOENT;
+	case VIR_ERR_OPERATION_INVALID:
+		return -EBUSY;
+	case VIR_ERR_DOM_EXIST:
+	case VIR_ERR_STORAGE_VOL_EXIST:
+		return -EEXIST;
+	case VIR_ERR_NO_CONNECT:
+	case VIR_ERR_INVALID_CONN:
+		return -EAGAIN;
+	default:
+		return -EIO;
+	}
+}
+
+/* Forgets c as the shared connection if it still is (another thread may
+ * have replaced it already); the next call reopens at once. */
+static void
+virt_conn_drop(struct virt *v, virConnectPtr c)
+{
+	virConnectPtr dead = NULL;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->conn == c) {
+		dead = v->conn;
+		v->conn = NULL;
+		v->next_attempt_ms = 0;
+	}
+	pthread_mutex_unlock(&v->lock);
+	if (dead)
+		(void)virConnectClose(dead);
+}
+
+/*
+ * After a failed libvirt call on c: maps libvirt's last error to a negative
+ * errno and copies its message into e, prefixed by what. A connection that
+ * died on the way is dropped and reported as -EAGAIN.
+ */
+static int
+virt_fail(struct virt *v, virConnectPtr c, struct err *e, const char *what)
+{
+	virErrorPtr le = virGetLastError();
+	char msg[ERR_MSG_MAX];
+	int code = virt_code_to_errno(le ? le->code : VIR_ERR_INTERNAL_ERROR);
+
+	/* copied first: the next public call (IsAlive) resets the error */
+	(void)snprintf(msg, sizeof(msg), "%s",
+	    le && le->message ? le->message : "unknown error");
+	if (c && virConnectIsAlive(c) != 1) {
+		virt_conn_drop(v, c);
+		code = -EAGAIN;
+	}
+	if (code == -EAGAIN)
+		return err_set(
+		    e, -EAGAIN, "libvirt unreachable: %s: %s", what, msg);
+	return err_set(e, code, "%s: %s", what, msg);
+}
+
+/*
+ * Returns the shared connection with a reference of the caller's own
+ * (release with virConnectClose), reopening it when it is down and a
+ * reopen is due. Returns 0, or -EAGAIN when libvirt is unreachable.
+ */
+static int
+virt_conn_get(struct virt *v, virConnectPtr *ret, struct err *e)
+{
+	virConnectPtr dead = NULL, c;
+	int64_t now = util_now_ms();
+
+	pthread_mutex_lock(&v->lock);
+	if (v->conn && virConnectIsAlive(v->conn) == 1) {
+		c = v->conn;
+		(void)virConnectRef(c);
+		pthread_mutex_unlock(&v->lock);
+		*ret = c;
+		return 0;
+	}
+	dead = v->conn;
+	v->conn = NULL;
+	if (v->connecting || now < v->next_attempt_ms) {
+		pthread_mutex_unlock(&v->lock);
+		if (dead)
+			(void)virConnectClose(dead);
+		return err_set(e, -EAGAIN, "libvirt unreachable (%s)", v->uri);
+	}
+	v->connecting = true;
+	pthread_mutex_unlock(&v->lock);
+	if (dead)
+		(void)virConnectClose(dead);
+
+	c = virConnectOpen(v->uri);
+
+	pthread_mutex_lock(&v->lock);
+	v->connecting = false;
+	if (c == NULL) {
+		v->next_attempt_ms = util_now_ms() + v->reconnect_interval_ms;
+		pthread_mutex_unlock(&v->lock);
+		return virt_fail(v, NULL, e, "libvirt unreachable");
+	}
+	v->conn = c;
+	if (v->ever_connected)
+		__atomic_add_fetch(&v->reconnects, 1, __ATOMIC_RELAXED);
+	v->ever_connected = true;
+	(void)virConnectRef(c);
+	pthread_mutex_unlock(&v->lock);
+	*ret = c;
+	return 0;
+}
+
+static int
+virt_check_uuid(const char *uuid, struct err *e)
+{
+	if (uuid == NULL || !util_uuid_is_canonical(uuid))
+		return err_set(e, -EINVAL, "'%s' is not a canonical uuid",
+		    uuid ? uuid : "(null)");
+	return 0;
+}
+
+/* Connection and domain of uuid, each with a reference of the caller's. */
+static int
+virt_dom_get(struct virt *v, const char *uuid, virConnectPtr *ret_c,
+    virDomainPtr *ret_d, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	virDomainPtr d;
+	int r;
+
+	if ((r = virt_check_uuid(uuid, e)) < 0)
+		return r;
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	d = virDomainLookupByUUIDString(c, uuid);
+	if (d == NULL)
+		return virt_fail(v, c, e, "domain lookup");
+	*ret_c = TAKE_PTR(c);
+	*ret_d = d;
+	return 0;
+}
+
+/* Opens a connection as o describes. See virt.h. */
+int
+virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
+{
+	_cleanup_(virt_closep) struct virt *v = NULL;
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	const char *type = o->virt_type ? o->virt_type : "kvm";
+	int r;
+
+	if (o->instances_path == NULL || !util_path_valid(o->instances_path))
+		return err_set(e, -EINVAL,
+		    "instances_path '%s': expected a normalised absolute path",
+		    o->instances_path ? o->instances_path : "(null)");
+	if (!STREQ(type, "kvm") && !STREQ(type, "qemu"))
+		return err_set(
+		    e, -EINVAL, "virt_type '%s': expected kvm or qemu", type);
+	if (o->reconnect_interval_ms < 0)
+		return err_set(e, -EINVAL, "reconnect_interval_ms < 0");
+
+	(void)pthread_once(&virt_once, virt_init_once);
+	if (virt_init_rc < 0)
+		return err_set(e, -EIO, "virInitialize failed");
+
+	v = calloc(1, sizeof(*v));
+	if (v == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	pthread_mutex_init(&v->lock, NULL);
+	pthread_mutex_init(&v->storage_lock, NULL);
+	v->uri = strdup(o->uri ? o->uri : VIRT_URI_DEFAULT);
+	v->virt_type = strdup(type);
+	v->instances_path = strdup(o->instances_path);
+	if (!v->uri || !v->virt_type || !v->instances_path)
+		return err_set(e, -ENOMEM, "out of memory");
+	v->reconnect_interval_ms =
+	    o->reconnect_interval_ms ? o->reconnect_interval_ms : 1000;
+
+	r = virt_conn_get(v, &c, e);
+	if (r < 0 && !o->lazy)
+		return r;
+	if (r < 0)
+		err_clear(e);
+	*ret = TAKE_PTR(v);
+	return 0;
+}
+
+/* Closes and frees v. See virt.h. */
+struct virt *
+virt_close(struct virt *v)
+{
+	if (v == NULL)
+		return NULL;
+	if (v->conn)
+		(void)virConnectClose(v->conn);
+	pthread_mutex_destroy(&v->lock);
+	pthread_mutex_destroy(&v->storage_lock);
+	free(v->uri);
+	free(v->virt_type);
+	free(v->instances_path);
+	free(v);
+	return NULL;
+}
+
+const char *
+virt_uri(const struct virt *v)
+{
+	return v->uri;
+}
+
+const char *
+virt_type(const struct virt *v)
+{
+	return v->virt_type;
+}
+
+const char *
+virt_instances_path(const struct virt *v)
+{
+	return v->instances_path;
+}
+
+/* The directory of an instance's local disks. See virt.h. */
+int
+virt_instance_dir(
+    const struct virt *v, const char *instance_uuid, char **ret, struct err *e)
+{
+	char *p;
+	int r;
+
+	if ((r = virt_check_uuid(instance_uuid, e)) < 0)
+		return r;
+	if (asprintf(&p, "%s%s%s", v->instances_path,
+		STREQ(v->instances_path, "/") ? "" : "/", instance_uuid) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	*ret = p;
+	return 0;
+}
+
+/* Health: one round trip to libvirt. See virt.h. */
+bool
+virt_alive(struct virt *v)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	unsigned long ver;
+
+	if (virt_conn_get(v, &c, NULL) < 0)
+		return false;
+	if (virConnectGetLibVersion(c, &ver) < 0) {
+		(void)virt_fail(v, c, NULL, "version");
+		return false;
+	}
+	return true;
+}
+
+uint64_t
+virt_reconnects(const struct virt *v)
+{
+	return __atomic_load_n(&v->reconnects, __ATOMIC_RELAXED);
+}
+
+/* --- storage --------------------------------------------------------- */
+
+static int
+virt_pool_xml(const char *name, const char *dir, char **ret, struct err *e)
+{
+	_cleanup_(xwriter_freep) struct xwriter *w = xwriter_new();
+
+	if (w == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	xwriter_start(w, "pool");
+	xwriter_attr(w, "type", "dir");
+	xwriter_element_text(w, "name", name);
+	xwriter_start(w, "target");
+	xwriter_element_text(w, "path", dir);
+	xwriter_end(w);
+	xwriter_end(w);
+	return xwriter_finish(w, ret, e);
+}
+
+/* A qcow2 volume of capacity bytes, backed by backing (format
+ * backing_format) when backing is not NULL. */
+static int
+virt_vol_xml(const char *name, uint64_t capacity, const char *backing,
+    const char *backing_format, char **ret, struct err *e)
+{
+	_cleanup_(xwriter_freep) struct xwriter *w = xwriter_new();
+
+	if (w == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	xwriter_start(w, "volume");
+	xwriter_element_text(w, "name", name);
+	xwriter_start(w, "capacity");
+	xwriter_attr(w, "unit", "bytes");
+	{
+		char num[32];
+
+		(void)snprintf(num, sizeof(num), "%" PRIu64, capacity);
+		xwriter_text(w, num);
+	}
+	xwriter_end(w);
+	xwriter_start(w, "target");
+	xwriter_start(w, "format");
+	xwriter_attr(w, "type", "qcow2");
+	xwriter_end(w);
+	/* qcow2 v3, as qemu-img makes by default (libvirt would pick 0.10) */
+	xwriter_element_text(w, "compat", "1.1");
+	xwriter_end(w);
+	if (backing) {
+		xwriter_start(w, "backingStore");
+		xwriter_element_text(w, "path", backing);
+		xwriter_start(w, "format");
+		xwriter_attr(w, "type", backing_format);
+		xwriter_end(w);
+		xwriter_end(w);
+	}
+	xwriter_end(w);
+	return xwriter_finish(w, ret, e);
+}
+
+/*
+ * Starts the transient pool on the instance directory of uuid (making the
+ * directory first when mkdir_it) and returns it. A pool of that name left
+ * active by an earlier process is taken over. Call with storage_lock held;
+ * virt_pool_close ends it.
+ */
+static int
+virt_pool_open(struct virt *v, virConnectPtr c, const char *uuid, bool mkdir_it,
+    virStoragePoolPtr *ret, struct err *e)
+{
+	_cleanup_free_ char *dir = NULL, *xml = NULL;
+	char name[sizeof(VIRT_POOL_PREFIX) + UUID_STR_LEN];
+	virStoragePoolPtr p;
+	int r;
+
+	if ((r = virt_instance_dir(v, uuid, &dir, e)) < 0)
+		return r;
+	if (mkdir_it && mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return err_set(e, -errno, "mkdir %s: %s", dir, strerror(errno));
+	(void)snprintf(name, sizeof(name), "%s%s", VIRT_POOL_PREFIX, uuid);
+
+	p = virStoragePoolLookupByName(c, name);
+	if (p) {
+		if (virStoragePoolIsActive(p) != 1 &&
+		    virStoragePoolCreate(p, 0) < 0) {
+			r = virt_fail(v, c, e, "storage pool start");
+			(void)virStoragePoolFree(p);
+			return r;
+		}
+		if (virStoragePoolRefresh(p, 0) < 0) {
+			r = virt_fail(v, c, e, "storage pool refresh");
+			(void)virStoragePoolFree(p);
+			return r;
+		}
+		*ret = p;
+		return 0;
+	}
+	if (virt_last_code() != VIR_ERR_NO_STORAGE_POOL)
+		return virt_fail(v, c, e, "storage pool lookup");
+	if ((r = virt_pool_xml(name, dir, &xml, e)) < 0)
+		return r;
+	p = virStoragePoolCreateXML(c, xml, 0);
+	if (p == NULL)
+		return virt_fail(v, c, e, "storage pool create");
+	*ret = p;
+	return 0;
+}
+
+/* Ends a transient pool (destroying it forgets it) and frees it. */
+static void
+virt_pool_close(virStoragePoolPtr p)
+{
+	if (p == NULL)
+		return;
+	(void)virStoragePoolDestroy(p);
+	(void)virStoragePoolFree(p);
+}
+
+static void
+virt_pool_closep(virStoragePoolPtr *p)
+{
+	virt_pool_close(*p);
+	*p = NULL;
+}
+
+static int
+virt_vol_create(struct virt *v, virConnectPtr c, virStoragePoolPtr p,
+    const char *name, uint64_t capacity, const char *backing,
+    const char *backing_format, virStorageVolPtr *ret, struct err *e)
+{
+	_cleanup_free_ char *xml = NULL;
+	virStorageVolPtr vol;
+	char what[64];
+	int r;
+
+	if ((r = virt_vol_xml(
+		 name, capacity, backing, backing_format, &xml, e)) < 0)
+		return r;
+	vol = virStorageVolCreateXML(p, xml, 0);
+	if (vol == NULL) {
+		(void)snprintf(what, sizeof(what), "create volume %s", name);
+		return virt_fail(v, c, e, what);
+	}
+	*ret = vol;
+	return 0;
+}
+
+/* Creates the instance's local disks. See virt.h. */
+int
+virt_create_disks(struct virt *v, const struct instance *inst,
+    const struct blockinfo *bi, const char *base_path, const char *base_format,
+    uint64_t base_virtual_size, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_pool_closep) virStoragePoolPtr p = NULL;
+	virStorageVolPtr made[2 + bi->n_ephemerals];
+	size_t n_made = 0, i;
+	uint64_t root_size = 0;
+	int r = 0;
+
+	if ((r = virt_check_uuid(inst->uuid, e)) < 0)
+		return r;
+	if (bi->local_root) {
+		if (base_path == NULL || !util_path_valid(base_path))
+			return err_set(e, -EINVAL,
+			    "base image path '%s' is not a normalised "
+			    "absolute path",
+			    base_path ? base_path : "(null)");
+		if (base_format == NULL ||
+		    (!STREQ(base_format, "raw") &&
+			!STREQ(base_format, "qcow2")))
+			return err_set(e, -EINVAL,
+			    "base image format '%s': expected raw or qcow2",
+			    base_format ? base_format : "(null)");
+		if (access(base_path, R_OK) < 0)
+			return err_set(e, -EINVAL, "base image %s: %s",
+			    base_path, strerror(errno));
+		if (inst->flavor.root_gb < 0 ||
+		    (uint64_t)inst->flavor.root_gb > UINT64_MAX / VIRT_GIB)
+			return err_set(e, -EINVAL,
+			    "root_gb %" PRId64 " out of range",
+			    inst->flavor.root_gb);
+		root_size = (uint64_t)inst->flavor.root_gb * VIRT_GIB;
+		if (root_size == 0)
+			root_size = base_virtual_size;
+		if (root_size == 0)
+			return err_set(e, -EINVAL,
+			    "root disk size unknown: root_gb 0 and no "
+			    "image size");
+		if (root_size < base_virtual_size)
+			return err_set(e, -EINVAL,
+			    "root disk of %" PRId64 " GiB is smaller than the "
+			    "image (%" PRIu64 " bytes)",
+			    inst->flavor.root_gb, base_virtual_size);
+	}
+	for (i = 0; i < bi->n_ephemerals; i++)
+		if (bi->ephemerals[i]->size <= 0 ||
+		    (uint64_t)bi->ephemerals[i]->size > UINT64_MAX / VIRT_GIB)
+			return err_set(e, -EINVAL,
+			    "%s: size %" PRId64 " GiB out of range",
+			    bi->ephemerals[i]->name, bi->ephemerals[i]->size);
+	if (bi->swap &&
+	    (bi->swap->size <= 0 ||
+		(uint64_t)bi->swap->size > UINT64_MAX / VIRT_MIB))
+		return err_set(e, -EINVAL,
+		    "disk.swap: size %" PRId64 " MiB out of range",
+		    bi->swap->size);
+	if (!bi->local_root && bi->n_ephemerals == 0 && !bi->swap)
+		return 0;
+
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	pthread_mutex_lock(&v->storage_lock);
+	r = virt_pool_open(v, c, inst->uuid, true, &p, e);
+	if (r >= 0 && bi->local_root) {
+		r = virt_vol_create(v, c, p, bi->local_root->name, root_size,
+		    base_path, base_format, &made[n_made], e);
+		n_made += r >= 0;
+	}
+	for (i = 0; r >= 0 && i < bi->n_ephemerals; i++) {
+		const struct blockinfo_disk *d = bi->ephemerals[i];
+
+		r = virt_vol_create(v, c, p, d->name,
+		    (uint64_t)d->size * VIRT_GIB, NULL, NULL, &made[n_made], e);
+		n_made += r >= 0;
+	}
+	if (r >= 0 && bi->swap) {
+		r = virt_vol_create(v, c, p, bi->swap->name,
+		    (uint64_t)bi->swap->size * VIRT_MIB, NULL, NULL,
+		    &made[n_made], e);
+		n_made += r >= 0;
+	}
+	for (i = 0; i < n_made; i++) {
+		if (r < 0)
+			(void)virStorageVolDelete(made[i], 0);
+		(void)virStorageVolFree(made[i]);
+	}
+	virt_pool_closep(&p);
+	pthread_mutex_unlock(&v->storage_lock);
+	return r < 0 ? r : 0;
+}
+
+static int
+virt_delete_disks_locked(struct virt *v, virConnectPtr c, const char *uuid,
+    const char *dir, struct err *e)
+{
+	_cleanup_(virt_pool_closep) virStoragePoolPtr p = NULL;
+	virStorageVolPtr *vols = NULL;
+	int n, i, r;
+
+	if ((r = virt_pool_open(v, c, uuid, false, &p, e)) < 0)
+		return r;
+	n = virStoragePoolListAllVolumes(p, &vols, 0);
+	if (n < 0)
+		return virt_fail(v, c, e, "list volumes");
+	r = 0;
+	for (i = 0; i < n; i++) {
+		if (r >= 0 && virStorageVolDelete(vols[i], 0) < 0 &&
+		    virt_last_code() != VIR_ERR_NO_STORAGE_VOL)
+			r = virt_fail(v, c, e, "delete volume");
+		(void)virStorageVolFree(vols[i]);
+	}
+	free(vols);
+	if (r < 0)
+		return r;
+	virt_pool_closep(&p);
+	if (rmdir(dir) < 0 && errno != ENOENT)
+		return err_set(e, -EIO, "rmdir %s: %s", dir, strerror(errno));
+	return 0;
+}
+
+/* Deletes the instance's local disks and directory. See virt.h. */
+int
+virt_delete_disks(struct virt *v, const char *instance_uuid, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct stat st;
+	int r;
+
+	if ((r = virt_instance_dir(v, instance_uuid, &dir, e)) < 0)
+		return r;
+	if (stat(dir, &st) < 0 && errno == ENOENT)
+		return 0;
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	pthread_mutex_lock(&v->storage_lock);
+	r = virt_delete_disks_locked(v, c, instance_uuid, dir, e);
+	pthread_mutex_unlock(&v->storage_lock);
+	return r;
+}
+
+/* --- domains --------------------------------------------------------- */
+
+/* Defines a domain from xml. See virt.h. */
+int
+virt_define(struct virt *v, const char *xml, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	virDomainPtr d;
+	int r;
+
+	if (xml == NULL)
+		return err_set(e, -EINVAL, "no domain XML");
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	d = virDomainDefineXMLFlags(c, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+	if (d == NULL)
+		return virt_fail(v, c, e, "define");
+	(void)virDomainFree(d);
+	return 0;
+}
+
+/* Destroys (if running) and undefines. See virt.h. */
+int
+virt_undefine(struct virt *v, const char *uuid, struct err *e)
+{
+	/* Richest first; drivers refuse flags they do not know (the test
+	 * driver knows neither NVRAM nor checkpoints). */
+	static const unsigned int flag_sets[] = {
+	    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+		VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+		VIR_DOMAIN_UNDEFINE_NVRAM,
+	    VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+		VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA,
+	    0,
+	};
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	size_t i;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r == -ENOENT ? (err_clear(e), 0) : r;
+	if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0) {
+		int code = virt_last_code();
+
+		/* It may have stopped, or vanished if transient, meanwhile. */
+		if (code == VIR_ERR_NO_DOMAIN)
+			return 0;
+		if (code != VIR_ERR_OPERATION_INVALID)
+			return virt_fail(v, c, e, "destroy");
+	}
+	for (i = 0; i < ELEMENTSOF(flag_sets); i++) {
+		if (virDomainUndefineFlags(d, flag_sets[i]) == 0)
+			return 0;
+		switch (virt_last_code()) {
+		case VIR_ERR_NO_DOMAIN:
+			return 0;
+		case VIR_ERR_INVALID_ARG:
+		case VIR_ERR_NO_SUPPORT:
+			continue;
+		case VIR_ERR_OPERATION_INVALID:
+			/* a transient domain is gone once destroyed */
+			if (virDomainIsPersistent(d) != 1)
+				return 0;
+			return virt_fail(v, c, e, "undefine");
+		default:
+			return virt_fail(v, c, e, "undefine");
+		}
+	}
+	return virt_fail(v, c, e, "undefine");
+}
+
+/* Starts a defined domain. See virt.h. */
+int
+virt_start(struct virt *v, const char *uuid, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	/* drivers differ in how they refuse this (qemu: operation invalid,
+	 * test: internal error) */
+	if (virDomainIsActive(d) == 1)
+		return err_set(e, -EBUSY, "start: domain is already running");
+	if (virDomainCreate(d) < 0)
+		return virt_fail(v, c, e, "start");
+	return 0;
+}
+
+static bool
+virt_dom_shutoff(virDomainPtr d)
+{
+	int st, reason;
+
+	if (virDomainGetState(d, &st, &reason, 0) < 0)
+		return virt_last_code() == VIR_ERR_NO_DOMAIN;
+	return st == VIR_DOMAIN_SHUTOFF;
+}
+
+/* Graceful shutdown, then destroy. See virt.h. */
+int
+virt_stop(struct virt *v, const char *uuid, int timeout_ms, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int64_t deadline;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if (virDomainIsActive(d) != 1)
+		return err_set(e, -EBUSY, "stop: domain is not running");
+	if (timeout_ms > 0) {
+		if (virDomainShutdown(d) < 0) {
+			if (virt_last_code() != VIR_ERR_OPERATION_INVALID)
+				return virt_fail(v, c, e, "shutdown");
+			if (virt_dom_shutoff(d))
+				return 0;
+		}
+		deadline = util_now_ms() + timeout_ms;
+		while (util_now_ms() < deadline) {
+			if (virt_dom_shutoff(d))
+				return 0;
+			virt_sleep_ms(VIRT_POLL_MS);
+		}
+	}
+	if (virDomainDestroy(d) < 0) {
+		if (virt_dom_shutoff(d))
+			return 0;
+		return virt_fail(v, c, e, "destroy");
+	}
+	return 0;
+}
+
+/* Asks the guest to reboot. See virt.h. */
+int
+virt_reboot(struct virt *v, const char *uuid, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if (virDomainIsActive(d) != 1)
+		return err_set(e, -EBUSY, "reboot: domain is not running");
+	if (virDomainReboot(d, 0) < 0)
+		return virt_fail(v, c, e, "reboot");
+	return 0;
+}
+
+static enum instance_state
+virt_map_state(int st)
+{
+	switch (st) {
+	case VIR_DOMAIN_RUNNING:
+	case VIR_DOMAIN_BLOCKED:
+	case VIR_DOMAIN_PAUSED:
+	case VIR_DOMAIN_SHUTDOWN:
+	case VIR_DOMAIN_PMSUSPENDED:
+		return INSTANCE_RUNNING;
+	case VIR_DOMAIN_SHUTOFF:
+		return INSTANCE_STOPPED;
+	default:
+		return INSTANCE_ERROR;
+	}
+}
+
+/* The domain's state. See virt.h. */
+int
+virt_state(
+    struct virt *v, const char *uuid, enum instance_state *ret, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int st, reason, r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if (virDomainGetState(d, &st, &reason, 0) < 0)
+		return virt_fail(v, c, e, "state");
+	*ret = virt_map_state(st);
+	return 0;
+}
+
+/* libvirt's domain XML. See virt.h. */
+int
+virt_get_xml(struct virt *v, const char *uuid, bool inactive, char **ret_xml,
+    struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	char *xml;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	xml = virDomainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+	if (xml == NULL)
+		return virt_fail(v, c, e, "dumpxml");
+	*ret_xml = xml;
+	return 0;
+}
+
+static int
+virt_device(struct virt *v, const char *uuid, const char *disk_xml, bool attach,
+    struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	unsigned int flags = VIR_DOMAIN_AFFECT_CONFIG;
+	int r, active;
+
+	if (disk_xml == NULL)
+		return err_set(e, -EINVAL, "no disk XML");
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if ((active = virDomainIsActive(d)) < 0)
+		return virt_fail(v, c, e, "state");
+	if (active)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	r = attach ? virDomainAttachDeviceFlags(d, disk_xml, flags)
+		   : virDomainDetachDeviceFlags(d, disk_xml, flags);
+	if (r < 0)
+		return virt_fail(v, c, e, attach ? "attach" : "detach");
+	return 0;
+}
+
+/* Attaches one disk, persistently and live. See virt.h. */
+int
+virt_attach_disk(
+    struct virt *v, const char *uuid, const char *disk_xml, struct err *e)
+{
+	return virt_device(v, uuid, disk_xml, true, e);
+}
+
+/* Detaches one disk, persistently and live. See virt.h. */
+int
+virt_detach_disk(
+    struct virt *v, const char *uuid, const char *disk_xml, struct err *e)
+{
+	return virt_device(v, uuid, disk_xml, false, e);
+}
+
+static int
+virt_domain_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct virt_domain *)a)->uuid,
+	    ((const struct virt_domain *)b)->uuid);
+}
+
+/* Reads one domain into out; returns 1 when it vanished meanwhile. */
+static int
+virt_list_one(struct virt *v, virConnectPtr c, virDomainPtr d,
+    struct virt_domain *out, struct err *e)
+{
+	char *md;
+	int st, reason;
+
+	if (virDomainGetUUIDString(d, out->uuid) < 0)
+		return virt_fail(v, c, e, "domain uuid");
+	if (virDomainGetState(d, &st, &reason, 0) < 0)
+		return virt_last_code() == VIR_ERR_NO_DOMAIN
+		    ? 1
+		    : virt_fail(v, c, e, "domain state");
+	out->state = virt_map_state(st);
+	out->persistent = virDomainIsPersistent(d) == 1;
+	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
+	if (md) {
+		out->hyperlet = true;
+		free(md);
+		return 0;
+	}
+	switch (virt_last_code()) {
+	case VIR_ERR_NO_DOMAIN_METADATA:
+		out->hyperlet = false;
+		return 0;
+	case VIR_ERR_NO_DOMAIN:
+		return 1;
+	default:
+		return virt_fail(v, c, e, "domain metadata");
+	}
+}
+
+/* Every domain, for reconciliation. See virt.h. */
+int
+virt_list(
+    struct virt *v, struct virt_domain **ret, size_t *ret_n, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_free_ struct virt_domain *out = NULL;
+	virDomainPtr *doms = NULL;
+	size_t n_out = 0;
+	int n, i, r;
+
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	n = virConnectListAllDomains(c, &doms, 0);
+	if (n < 0)
+		return virt_fail(v, c, e, "list domains");
+	out = calloc(n > 0 ? (size_t)n : 1, sizeof(*out));
+	r = out ? 0 : err_set(e, -ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		if (r >= 0) {
+			r = virt_list_one(v, c, doms[i], &out[n_out], e);
+			if (r == 0)
+				n_out++;
+			else if (r == 1)
+				r = 0;
+		}
+		(void)virDomainFree(doms[i]);
+	}
+	free(doms);
+	if (r < 0)
+		return r;
+	qsort(out, n_out, sizeof(*out), virt_domain_cmp);
+	*ret = TAKE_PTR(out);
+	*ret_n = n_out;
+	return 0;
+}
