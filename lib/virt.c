@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,8 +66,15 @@ virt_quiet(void *opaque, virErrorPtr err)
 static void
 virt_init_once(void)
 {
+	struct sigaction sa;
+
 	virt_init_rc = virInitialize();
 	virSetErrorFunc(NULL, virt_quiet);
+	/* libvirt's RPC writes to its socket with write(): a daemon that
+	 * went away would kill us with SIGPIPE. Ignore it unless the
+	 * program chose a disposition of its own. */
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL)
+		(void)signal(SIGPIPE, SIG_IGN);
 }
 
 static void
@@ -176,6 +184,7 @@ virt_conn_get(struct virt *v, virConnectPtr *ret, struct err *e)
 {
 	virConnectPtr dead = NULL, c;
 	int64_t now = util_now_ms();
+	virErrorPtr le;
 
 	pthread_mutex_lock(&v->lock);
 	if (v->conn && virConnectIsAlive(v->conn) == 1) {
@@ -205,7 +214,9 @@ virt_conn_get(struct virt *v, virConnectPtr *ret, struct err *e)
 	if (c == NULL) {
 		v->next_attempt_ms = util_now_ms() + v->reconnect_interval_ms;
 		pthread_mutex_unlock(&v->lock);
-		return virt_fail(v, NULL, e, "libvirt unreachable");
+		le = virGetLastError();
+		return err_set(e, -EAGAIN, "libvirt unreachable: %s",
+		    le && le->message ? le->message : v->uri);
 	}
 	v->conn = c;
 	if (v->ever_connected)

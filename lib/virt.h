@@ -39,8 +39,10 @@ struct virt_opts {
 };
 
 /*
- * Opens the connection described by o (strings are copied). Installs a
- * quiet libvirt error handler once per process. Returns 0 and *ret (owned,
+ * Opens the connection described by o (strings are copied). Once per
+ * process: installs a quiet libvirt error handler, and ignores SIGPIPE if
+ * its disposition is the default (libvirt writes to its socket with
+ * write(); a daemon gone away must not kill the caller). Returns 0 and *ret (owned,
  * virt_close), -EINVAL for bad options, -EAGAIN if libvirt cannot be reached
  * (unless o->lazy), -ENOMEM.
  */

@@ -95,11 +95,6 @@ while :; do
 		    die "no mount namespaces here" 77
 		die "libvirtd exited ($rc); see $D/libvirtd.log"
 	fi
-	# the namespace of the daemon, so stop.sh finds QEMU too (libvirt
-	# daemonizes it away from libvirtd)
-	ns=$(readlink "/proc/$pid/ns/mnt" 2>/dev/null || true)
-	[ -n "$ns" ] && [ "$ns" != "$(readlink /proc/self/ns/mnt)" ] &&
-	    echo "$ns" >"$D/mntns"
 	if [ -S "$D/sock/libvirt-sock" ] &&
 	    virsh -q -c "$URI" uri >/dev/null 2>&1; then
 		break
@@ -108,5 +103,7 @@ while :; do
 	[ $i -lt 300 ] || die "libvirtd did not answer within 30 s; see $D/libvirtd.log"
 	sleep 0.1
 done
-[ -s "$D/mntns" ] || die "could not read the daemon's mount namespace"
+# stop.sh finds the daemon and its QEMUs by these mounts
+grep -qF "upperdir=$D/ov/etc.u," "/proc/$pid/mountinfo" ||
+    die "libvirtd runs without the overlay on /etc"
 echo "$URI"

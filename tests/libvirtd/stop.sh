@@ -9,13 +9,16 @@ set -u
 D=$1
 [ -d "$D" ] || exit 0
 self_ns=$(readlink /proc/self/ns/mnt)
-ns=$(cat "$D/mntns" 2>/dev/null || true)
-[ "$ns" = "$self_ns" ] && ns=""
 
-ns_pids() { # pids whose mount namespace is $ns
-	[ -n "$ns" ] || return 0
+# Ours: the processes that see DIR's overlay on /etc, i.e. those of the
+# daemon's private mount namespace (QEMU too, which libvirt daemonizes
+# away from libvirtd). Namespace inode numbers get reused, mounts do not.
+ours() {
 	for p in /proc/[0-9]*; do
-		[ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && echo "${p#/proc/}"
+		n=$(readlink "$p/ns/mnt" 2>/dev/null) || continue
+		[ "$n" = "$self_ns" ] && continue
+		grep -qF "upperdir=$D/ov/etc.u," "$p/mountinfo" 2>/dev/null &&
+		    echo "${p#/proc/}"
 	done
 	return 0
 }
@@ -24,7 +27,7 @@ alive() { # any of the given pids still there?
 	return 1
 }
 
-# the daemon first (it may be mid-start, before mntns was written)
+# the daemon first (it may be mid-start, before its mounts exist)
 dpid=$(cat "$D/daemon.pid" 2>/dev/null || true)
 if [ -n "$dpid" ] && [ -d "/proc/$dpid" ] &&
     tr '\0' ' ' <"/proc/$dpid/cmdline" 2>/dev/null | grep -qF "$D/"; then
@@ -32,7 +35,7 @@ if [ -n "$dpid" ] && [ -d "/proc/$dpid" ] &&
 else
 	dpid=""
 fi
-pids="$dpid $(ns_pids)"
+pids="$dpid $(ours)"
 kill -TERM $pids 2>/dev/null
 i=0
 while alive $pids && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -42,7 +45,7 @@ if alive $pids; then
 	while alive $pids && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 fi
 # a pid that appeared meanwhile (a QEMU mid-start)
-pids=$(ns_pids)
+pids=$(ours)
 [ -z "$pids" ] || { kill -KILL $pids 2>/dev/null; sleep 0.2; }
 [ "${HLV_KEEP:-0}" = 1 ] || rm -rf "$D"
 exit 0
