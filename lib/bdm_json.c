@@ -1,2 +1,1114 @@
-/* bdm_json: placeholder until its module lands. */
+/*
+ * JSON <-> model. Requests are parsed by jfield_parse (strict grammar, no
+ * duplicate keys, bounded strings and depth) and read through sorted
+ * field tables, one pass over each object's keys, so unknown keys are
+ * refused as they are met and nothing is coerced. Only types, shapes and
+ * string limits are checked here; Nova's rules live in bdm.c. Responses
+ * are built with jfield's sticky-error helpers and handed out owned.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "bdm_json.h"
+#include "jfield.h"
+
+#define BDM_JSON_MAX_BDMS 4096 /* hard cap; bdm_limits.max_bdms is lower */
+#define BDM_JSON_MAX_METADATA 128 /* Nova's default metadata_items quota */
+#define BDM_JSON_NAME_MAX 255
+
+static const struct jfield_limits json_limits = {
+    .max_depth = BDM_JSON_MAX_DEPTH,
+    .max_string = BDM_JSON_MAX_STRING,
+};
+
+/* ---- parsing ------------------------------------------------------- */
+
+static int
+fail(const char *prefix, const char *key, struct err *e, const char *what)
+{
+	char path[JFIELD_PATH_MAX];
+
+	jfield_path(path, prefix, key);
+	return err_set_field(e, -EINVAL, path, "field '%s': %s", path, what);
+}
+
+static size_t
+utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
+static int
+set_str(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, char **dst, struct err *e)
+{
+	char *s = NULL;
+	int r = jfield_value_strdup(v, prefix, key, flags, &s, e);
+
+	if (r > 0) {
+		free(*dst);
+		*dst = s;
+	}
+	return r;
+}
+
+/* An enum-valued string through its _from_string. */
+#define SET_ENUM(v, prefix, key, fn, dst, expect)                              \
+	({                                                                     \
+		const char *_s = NULL;                                         \
+		int _r =                                                       \
+		    jfield_value_str(v, prefix, key, JFIELD_NULLABLE, &_s, e); \
+		if (_r > 0 && fn(_s, dst) < 0)                                 \
+			_r = fail(prefix, key, e, "expected " expect);         \
+		_r;                                                            \
+	})
+
+static int
+set_uuid(struct json_object *v, const char *prefix, const char *key,
+    char out[UUID_STR_LEN], struct err *e)
+{
+	const char *s = NULL;
+	int r = jfield_value_str(v, prefix, key, JFIELD_OPTIONAL, &s, e);
+
+	if (r > 0 && util_uuid_normalize(s, out) < 0)
+		return fail(prefix, key, e, "expected a UUID");
+	return r;
+}
+
+/* connection_info: an object, kept as compact JSON text. */
+static int
+set_conn(struct json_object *v, const char *prefix, const char *key, char **dst,
+    struct err *e)
+{
+	struct json_object *o = NULL;
+	char *t;
+	int r = jfield_value_obj(v, prefix, key, JFIELD_NULLABLE, &o, e);
+
+	if (r <= 0)
+		return r;
+	if ((t = jfield_to_text(o)) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	free(*dst);
+	*dst = t;
+	return 1;
+}
+
+enum {
+	BK_BDM_UUID,
+	BK_BOOT_INDEX,
+	BK_CONNECTION_INFO,
+	BK_DELETE_ON_TERMINATION,
+	BK_DESTINATION_TYPE,
+	BK_DEVICE_NAME,
+	BK_DEVICE_TYPE,
+	BK_DISK_BUS,
+	BK_GUEST_FORMAT,
+	BK_NO_DEVICE,
+	BK_SOURCE_TYPE,
+	BK_TAG,
+	BK_UUID,
+	BK_VOLUME_ID,
+	BK_VOLUME_SIZE,
+	BK_VOLUME_TYPE,
+};
+static const char *const bdm_keys[] = {
+    [BK_BDM_UUID] = "bdm_uuid",
+    [BK_BOOT_INDEX] = "boot_index",
+    [BK_CONNECTION_INFO] = "connection_info",
+    [BK_DELETE_ON_TERMINATION] = "delete_on_termination",
+    [BK_DESTINATION_TYPE] = "destination_type",
+    [BK_DEVICE_NAME] = "device_name",
+    [BK_DEVICE_TYPE] = "device_type",
+    [BK_DISK_BUS] = "disk_bus",
+    [BK_GUEST_FORMAT] = "guest_format",
+    [BK_NO_DEVICE] = "no_device",
+    [BK_SOURCE_TYPE] = "source_type",
+    [BK_TAG] = "tag",
+    [BK_UUID] = "uuid",
+    [BK_VOLUME_ID] = "volume_id",
+    [BK_VOLUME_SIZE] = "volume_size",
+    [BK_VOLUME_TYPE] = "volume_type",
+};
+
+/* One block_device_mapping_v2 entry, Nova's field names. */
+static int
+parse_bdm(
+    struct json_object *v, const char *prefix, struct bdm *b, struct err *e)
+{
+	const char *uuid = NULL, *volume_id = NULL;
+	bool dot_given = false;
+	int64_t x;
+	int r = 0;
+
+	if (!json_object_is_type(v, json_type_object))
+		return fail(prefix, NULL, e, "expected object");
+	json_object_object_foreach(v, key, val)
+	{
+		switch (jfield_lookup(bdm_keys, ELEMENTSOF(bdm_keys), key)) {
+		case BK_BDM_UUID:
+			r = set_uuid(val, prefix, key, b->uuid, e);
+			b->uuid_given = r > 0;
+			break;
+		case BK_BOOT_INDEX:
+			r = jfield_value_int(val, prefix, key, JFIELD_NULLABLE,
+			    -1, INT32_MAX - 1, &x, e);
+			if (r > 0)
+				b->boot_index = (int)x;
+			break;
+		case BK_CONNECTION_INFO:
+			r = set_conn(val, prefix, key, &b->connection_info, e);
+			break;
+		case BK_DELETE_ON_TERMINATION:
+			r = jfield_value_bool(val, prefix, key, JFIELD_OPTIONAL,
+			    &b->delete_on_termination, e);
+			dot_given = r > 0;
+			break;
+		case BK_DESTINATION_TYPE:
+			r = SET_ENUM(val, prefix, key, bdm_dest_from_string,
+			    &b->destination_type, "local or volume");
+			break;
+		case BK_DEVICE_NAME:
+			r = set_str(val, prefix, key, JFIELD_NULLABLE,
+			    &b->device_name, e);
+			break;
+		case BK_DEVICE_TYPE:
+			r = SET_ENUM(val, prefix, key,
+			    bdm_device_type_from_string, &b->device_type,
+			    "disk, cdrom or lun");
+			break;
+		case BK_DISK_BUS:
+			r = SET_ENUM(val, prefix, key, bdm_bus_from_string,
+			    &b->disk_bus, "virtio, scsi, sata or ide");
+			break;
+		case BK_GUEST_FORMAT:
+			r = set_str(val, prefix, key, JFIELD_NULLABLE,
+			    &b->guest_format, e);
+			break;
+		case BK_NO_DEVICE:
+			r = fail(prefix, key, e,
+			    "is not supported (hyperlet has no image-defined "
+			    "mappings to suppress)");
+			break;
+		case BK_SOURCE_TYPE:
+			r = SET_ENUM(val, prefix, key, bdm_source_from_string,
+			    &b->source_type,
+			    "image, volume, snapshot or blank");
+			break;
+		case BK_TAG:
+			r = set_str(
+			    val, prefix, key, JFIELD_NULLABLE, &b->tag, e);
+			break;
+		case BK_UUID:
+			r = jfield_value_str(
+			    val, prefix, key, JFIELD_OPTIONAL, &uuid, e);
+			break;
+		case BK_VOLUME_ID:
+			r = jfield_value_str(
+			    val, prefix, key, JFIELD_NULLABLE, &volume_id, e);
+			break;
+		case BK_VOLUME_SIZE:
+			r = jfield_value_int(val, prefix, key, JFIELD_NULLABLE,
+			    1, 0x7fffffff, &b->volume_size, e);
+			break;
+		case BK_VOLUME_TYPE:
+			r = fail(prefix, key, e,
+			    "is not supported (hyperlet has no volume service "
+			    "to create volumes with)");
+			break;
+		default:
+			r = fail(prefix, key, e, "unknown field");
+			break;
+		}
+		if (r < 0)
+			return r;
+	}
+
+	if (b->source_type == BDM_SOURCE_UNSET)
+		return fail(prefix, "source_type", e,
+		    "is required (image, volume, snapshot or blank)");
+	/* from_api: the uuid names the source */
+	if (uuid != NULL) {
+		char u[UUID_STR_LEN];
+		const char *s = uuid;
+		char **dst = NULL;
+
+		switch (b->source_type) {
+		case BDM_SOURCE_IMAGE:
+			if (util_uuid_normalize(uuid, u) < 0)
+				return fail(prefix, "uuid", e,
+				    "expected an image UUID");
+			s = u;
+			dst = &b->image_id;
+			break;
+		case BDM_SOURCE_VOLUME:
+			if (volume_id && !STREQ(volume_id, uuid))
+				return fail(prefix, "volume_id", e,
+				    "differs from uuid, which names the "
+				    "volume for source_type volume");
+			volume_id = NULL;
+			dst = &b->volume_id;
+			break;
+		case BDM_SOURCE_SNAPSHOT:
+			dst = &b->snapshot_id;
+			break;
+		default:
+			return fail(
+			    prefix, "uuid", e, "a blank source takes no uuid");
+		}
+		if ((*dst = strdup(s)) == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+	}
+	if (volume_id != NULL && (b->volume_id = strdup(volume_id)) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	if (dot_given && !b->delete_on_termination &&
+	    b->destination_type == BDM_DEST_LOCAL)
+		return fail(prefix, "delete_on_termination", e,
+		    "local disks are always deleted with the instance");
+	return 0;
+}
+
+static int
+parse_bdms(struct json_object *arr, struct instance *inst, struct err *e)
+{
+	size_t n = json_object_array_length(arr);
+
+	for (size_t i = 0; i < n; i++) {
+		char prefix[JFIELD_PATH_MAX];
+		struct bdm *b;
+		int r;
+
+		if ((r = instance_bdm_append(inst, &b, e)) < 0)
+			return r;
+		jfield_path_index(prefix, NULL, "block_device_mapping_v2", i);
+		if ((r = parse_bdm(
+			 json_object_array_get_idx(arr, i), prefix, b, e)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+enum { FK_EPHEMERAL_GB, FK_MEMORY_MB, FK_ROOT_GB, FK_SWAP, FK_VCPUS };
+static const char *const flavor_keys[] = {
+    [FK_EPHEMERAL_GB] = "ephemeral_gb",
+    [FK_MEMORY_MB] = "memory_mb",
+    [FK_ROOT_GB] = "root_gb",
+    [FK_SWAP] = "swap",
+    [FK_VCPUS] = "vcpus",
+};
+
+static int
+parse_flavor(struct json_object *o, struct flavor *f, struct err *e)
+{
+	unsigned seen = 0;
+	int r = 0;
+
+	json_object_object_foreach(o, key, val)
+	{
+		int k =
+		    jfield_lookup(flavor_keys, ELEMENTSOF(flavor_keys), key);
+
+		switch (k) {
+		case FK_EPHEMERAL_GB:
+			r = jfield_value_int(val, "flavor", key,
+			    JFIELD_REQUIRED, 0, INT32_MAX, &f->ephemeral_gb, e);
+			break;
+		case FK_MEMORY_MB:
+			/* 16 TiB: more than any host hyperlet runs on */
+			r = jfield_value_int(val, "flavor", key,
+			    JFIELD_REQUIRED, 1, 16 * 1024 * 1024, &f->memory_mb,
+			    e);
+			break;
+		case FK_ROOT_GB:
+			r = jfield_value_int(val, "flavor", key,
+			    JFIELD_REQUIRED, 0, INT32_MAX, &f->root_gb, e);
+			break;
+		case FK_SWAP:
+			r = jfield_value_int(val, "flavor", key,
+			    JFIELD_REQUIRED, 0, INT32_MAX, &f->swap, e);
+			break;
+		case FK_VCPUS:
+			/* KVM's KVM_MAX_VCPUS with CONFIG_MAXSMP */
+			r = jfield_value_int(val, "flavor", key,
+			    JFIELD_REQUIRED, 1, 4096, &f->vcpus, e);
+			break;
+		default:
+			r = fail("flavor", key, e, "unknown field");
+			break;
+		}
+		if (r < 0)
+			return r;
+		seen |= 1u << k;
+	}
+	if (!(seen & 1u << FK_VCPUS))
+		return fail("flavor", "vcpus", e, "is required");
+	if (!(seen & 1u << FK_MEMORY_MB))
+		return fail("flavor", "memory_mb", e, "is required");
+	if (!(seen & 1u << FK_ROOT_GB))
+		return fail("flavor", "root_gb", e, "is required");
+	return 0;
+}
+
+enum { PK_CDROM, PK_DISK, PK_MACHINE, PK_SCSI };
+static const char *const prop_keys[] = {
+    [PK_CDROM] = "hw_cdrom_bus",
+    [PK_DISK] = "hw_disk_bus",
+    [PK_MACHINE] = "hw_machine_type",
+    [PK_SCSI] = "hw_scsi_model",
+};
+
+static int
+parse_image_meta(struct json_object *o, struct image_props *p, struct err *e)
+{
+	static const char *const meta_keys[] = {"properties"};
+	static const char prefix[] = "image_meta.properties";
+	struct json_object *props = NULL;
+	int r;
+
+	if ((r = jfield_check_keys(o, "image_meta", meta_keys, 1, e)) < 0)
+		return r;
+	if ((r = jfield_obj(o, "image_meta", "properties", JFIELD_OPTIONAL,
+		 &props, e)) <= 0)
+		return r;
+	json_object_object_foreach(props, key, val)
+	{
+		char **dst;
+
+		switch (jfield_lookup(prop_keys, ELEMENTSOF(prop_keys), key)) {
+		case PK_CDROM:
+			dst = &p->hw_cdrom_bus;
+			break;
+		case PK_DISK:
+			dst = &p->hw_disk_bus;
+			break;
+		case PK_MACHINE:
+			dst = &p->hw_machine_type;
+			break;
+		case PK_SCSI:
+			dst = &p->hw_scsi_model;
+			break;
+		default:
+			return fail(prefix, key, e, "unknown field");
+		}
+		if ((r = set_str(val, prefix, key, JFIELD_NULLABLE, dst, e)) <
+		    0)
+			return r;
+	}
+	return 0;
+}
+
+/* Nova's metadata schema: keys ^[a-zA-Z0-9-_:. ]{1,255}$, string values of
+ * at most 255 characters; at most 128 items (Nova's default quota). */
+static int
+parse_metadata(struct json_object *o, char **ret, struct err *e)
+{
+	char *t;
+
+	if (json_object_object_length(o) > BDM_JSON_MAX_METADATA)
+		return fail(NULL, "metadata", e, "more than 128 items");
+	json_object_object_foreach(o, key, val)
+	{
+		const char *s = NULL;
+		size_t n = 0;
+		int r;
+
+		for (const char *c = key; *c; c++, n++)
+			if (!((*c >= 'a' && *c <= 'z') ||
+				(*c >= 'A' && *c <= 'Z') ||
+				(*c >= '0' && *c <= '9') || *c == '-' ||
+				*c == '_' || *c == ':' || *c == '.' ||
+				*c == ' '))
+				return fail("metadata", key, e,
+				    "keys are 1..255 characters of "
+				    "[a-zA-Z0-9-_:. ]");
+		if (n == 0 || n > 255)
+			return fail("metadata", key, e,
+			    "keys are 1..255 characters of [a-zA-Z0-9-_:. ]");
+		if ((r = jfield_value_str(
+			 val, "metadata", key, JFIELD_REQUIRED, &s, e)) < 0)
+			return r;
+		if (utf8_chars(s) > 255)
+			return fail("metadata", key, e,
+			    "values are at most 255 characters");
+	}
+	if ((t = jfield_to_text(o)) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	free(*ret);
+	*ret = t;
+	return 0;
+}
+
+/* Nova's "name" format: printable, no leading or trailing whitespace. */
+static int
+check_name(const char *s, struct err *e)
+{
+	size_t n = strlen(s), c = utf8_chars(s);
+
+	if (c == 0 || c > BDM_JSON_NAME_MAX)
+		return fail(NULL, "name", e, "expected 1..255 characters");
+	if (strpbrk(s, "\t\n\r") != NULL || s[0] == ' ' || s[n - 1] == ' ')
+		return fail(NULL, "name", e,
+		    "expected printable characters without leading or "
+		    "trailing spaces");
+	return 0;
+}
+
+enum {
+	TK_BDMS,
+	TK_CONFIG_DRIVE,
+	TK_FLAVOR,
+	TK_IMAGE_REF,
+	TK_IMAGE_META,
+	TK_METADATA,
+	TK_NAME,
+	TK_START,
+	TK_UUID,
+};
+static const char *const top_keys[] = {
+    [TK_BDMS] = "block_device_mapping_v2",
+    [TK_CONFIG_DRIVE] = "config_drive",
+    [TK_FLAVOR] = "flavor",
+    [TK_IMAGE_REF] = "imageRef",
+    [TK_IMAGE_META] = "image_meta",
+    [TK_METADATA] = "metadata",
+    [TK_NAME] = "name",
+    [TK_START] = "start",
+    [TK_UUID] = "uuid",
+};
+
+/* See bdm_json.h. */
+int
+bdm_json_parse_create(
+    const char *body, size_t len, struct instance **ret_inst, struct err *e)
+{
+	_cleanup_(jfield_putp) struct json_object *root = NULL;
+	struct instance *inst = NULL;
+	bool have_flavor = false;
+	int r;
+
+	if ((r = jfield_parse(body, len, &json_limits, &root, e)) < 0)
+		return r;
+	if ((inst = instance_new()) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+
+	json_object_object_foreach(root, key, val)
+	{
+		struct json_object *o = NULL;
+		const char *s = NULL;
+
+		switch (jfield_lookup(top_keys, ELEMENTSOF(top_keys), key)) {
+		case TK_BDMS:
+			r = jfield_value_array(val, NULL, key, JFIELD_NULLABLE,
+			    BDM_JSON_MAX_BDMS, &o, e);
+			if (r > 0)
+				r = parse_bdms(o, inst, e);
+			break;
+		case TK_CONFIG_DRIVE:
+			r = jfield_value_bool(val, NULL, key, JFIELD_OPTIONAL,
+			    &inst->config_drive, e);
+			break;
+		case TK_FLAVOR:
+			r = jfield_value_obj(
+			    val, NULL, key, JFIELD_REQUIRED, &o, e);
+			if (r > 0)
+				r = parse_flavor(o, &inst->flavor, e);
+			have_flavor = true;
+			break;
+		case TK_IMAGE_REF:
+			/* "" is Nova's spelling of "boot from volume" */
+			r = jfield_value_str(
+			    val, NULL, key, JFIELD_NULLABLE, &s, e);
+			if (r > 0 && s[0] != '\0') {
+				char u[UUID_STR_LEN];
+
+				if (util_uuid_normalize(s, u) < 0)
+					r = fail(NULL, key, e,
+					    "expected an image UUID");
+				else if ((inst->image_ref = strdup(u)) == NULL)
+					r = err_set(
+					    e, -ENOMEM, "out of memory");
+			}
+			break;
+		case TK_IMAGE_META:
+			r = jfield_value_obj(
+			    val, NULL, key, JFIELD_NULLABLE, &o, e);
+			if (r > 0)
+				r = parse_image_meta(o, &inst->props, e);
+			break;
+		case TK_METADATA:
+			r = jfield_value_obj(
+			    val, NULL, key, JFIELD_NULLABLE, &o, e);
+			if (r > 0)
+				r = parse_metadata(o, &inst->metadata, e);
+			break;
+		case TK_NAME:
+			r = jfield_value_str(
+			    val, NULL, key, JFIELD_REQUIRED, &s, e);
+			if (r > 0 && (r = check_name(s, e)) == 0 &&
+			    (inst->name = strdup(s)) == NULL)
+				r = err_set(e, -ENOMEM, "out of memory");
+			break;
+		case TK_START:
+			r = jfield_value_bool(
+			    val, NULL, key, JFIELD_OPTIONAL, &inst->start, e);
+			break;
+		case TK_UUID:
+			r = set_uuid(val, NULL, key, inst->uuid, e);
+			inst->uuid_given = r > 0;
+			break;
+		default:
+			r = fail(NULL, key, e, "unknown field");
+			break;
+		}
+		if (r < 0)
+			goto out;
+	}
+	if (inst->name == NULL)
+		r = fail(NULL, "name", e, "is required");
+	else if (!have_flavor)
+		r = fail(NULL, "flavor", e, "is required");
+	else if (inst->metadata == NULL &&
+	    (inst->metadata = strdup("{}")) == NULL)
+		r = err_set(e, -ENOMEM, "out of memory");
+out:
+	if (r < 0) {
+		instance_free(inst);
+		return r;
+	}
+	*ret_inst = inst;
+	return 0;
+}
+
+enum {
+	AK_BDM_UUID,
+	AK_CONNECTION_INFO,
+	AK_DELETE_ON_TERMINATION,
+	AK_DEVICE_NAME,
+	AK_DISK_BUS,
+	AK_TAG,
+	AK_VOLUME_ID,
+};
+static const char *const attach_keys[] = {
+    [AK_BDM_UUID] = "bdm_uuid",
+    [AK_CONNECTION_INFO] = "connection_info",
+    [AK_DELETE_ON_TERMINATION] = "delete_on_termination",
+    [AK_DEVICE_NAME] = "device_name",
+    [AK_DISK_BUS] = "disk_bus",
+    [AK_TAG] = "tag",
+    [AK_VOLUME_ID] = "volume_id",
+};
+
+/* See bdm_json.h. */
+int
+bdm_json_parse_attach(
+    const char *body, size_t len, struct bdm *ret, struct err *e)
+{
+	_cleanup_(jfield_putp) struct json_object *root = NULL;
+	struct bdm b;
+	int r = 0;
+
+	if ((r = jfield_parse(body, len, &json_limits, &root, e)) < 0)
+		return r;
+	memset(&b, 0, sizeof(b));
+	b.boot_index = BDM_BOOT_NONE;
+	b.volume_size = BDM_SIZE_NONE;
+	b.source_type = BDM_SOURCE_VOLUME;
+	b.destination_type = BDM_DEST_VOLUME;
+	b.device_type = BDM_DEVICE_DISK;
+
+	json_object_object_foreach(root, key, val)
+	{
+		switch (
+		    jfield_lookup(attach_keys, ELEMENTSOF(attach_keys), key)) {
+		case AK_BDM_UUID:
+			r = set_uuid(val, NULL, key, b.uuid, e);
+			b.uuid_given = r > 0;
+			break;
+		case AK_CONNECTION_INFO:
+			r = set_conn(val, NULL, key, &b.connection_info, e);
+			break;
+		case AK_DELETE_ON_TERMINATION:
+			r = jfield_value_bool(val, NULL, key, JFIELD_OPTIONAL,
+			    &b.delete_on_termination, e);
+			break;
+		case AK_DEVICE_NAME:
+			r = set_str(
+			    val, NULL, key, JFIELD_NULLABLE, &b.device_name, e);
+			break;
+		case AK_DISK_BUS: {
+			const char *prefix = NULL;
+
+			r = SET_ENUM(val, prefix, key, bdm_bus_from_string,
+			    &b.disk_bus, "virtio, scsi, sata or ide");
+			break;
+		}
+		case AK_TAG:
+			r = set_str(val, NULL, key, JFIELD_NULLABLE, &b.tag, e);
+			break;
+		case AK_VOLUME_ID:
+			r = set_str(
+			    val, NULL, key, JFIELD_REQUIRED, &b.volume_id, e);
+			break;
+		default:
+			r = fail(NULL, key, e, "unknown field");
+			break;
+		}
+		if (r < 0)
+			break;
+	}
+	if (r >= 0 && b.volume_id == NULL)
+		r = fail(NULL, "volume_id", e, "is required");
+	if (r >= 0 && b.connection_info == NULL)
+		r = fail(NULL, "connection_info", e, "is required");
+	if (r < 0) {
+		bdm_clear(&b);
+		return r;
+	}
+	bdm_clear(ret);
+	*ret = b;
+	return 0;
+}
+
+/* See bdm_json.h. */
+int
+bdm_json_conn_source(const char *connection_info, const char *prefix,
+    char **ret_type, char **ret_path, struct err *e)
+{
+	_cleanup_(jfield_putp) struct json_object *root = NULL;
+	struct json_object *data = NULL;
+	const char *type = NULL, *path = NULL;
+	char dprefix[JFIELD_PATH_MAX];
+	struct err tmp = {0};
+	char *t, *p;
+	int r;
+
+	if (connection_info == NULL)
+		return fail(prefix, NULL, e, "is required");
+	if ((r = jfield_parse(connection_info, strlen(connection_info),
+		 &json_limits, &root, &tmp)) < 0)
+		return err_set_field(
+		    e, r, prefix, "field '%s': %s", prefix, tmp.msg);
+	if ((r = jfield_str(root, prefix, "driver_volume_type", JFIELD_REQUIRED,
+		 &type, e)) < 0)
+		return r;
+	if (!STREQ(type, "file") && !STREQ(type, "block"))
+		return fail(prefix, "driver_volume_type", e,
+		    "expected file or block (the volume must already be "
+		    "attached to this host)");
+	if ((r = jfield_obj(root, prefix, "data", JFIELD_REQUIRED, &data, e)) <
+	    0)
+		return r;
+	jfield_path(dprefix, prefix, "data");
+	if ((r = jfield_str(
+		 data, dprefix, "device_path", JFIELD_REQUIRED, &path, e)) < 0)
+		return r;
+	if (!util_path_valid(path))
+		return fail(dprefix, "device_path", e,
+		    "expected a normalised absolute path");
+	if ((t = strdup(type)) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	if ((p = strdup(path)) == NULL) {
+		free(t);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	*ret_type = t;
+	*ret_path = p;
+	return 0;
+}
+
+/* ---- formatting ---------------------------------------------------- */
+
+static const char *const kind_names[] = {
+    [BLOCKINFO_LOCAL_ROOT] = "local_root",
+    [BLOCKINFO_EPHEMERAL] = "ephemeral",
+    [BLOCKINFO_SWAP] = "swap",
+    [BLOCKINFO_VOLUME] = "volume",
+    [BLOCKINFO_SNAPSHOT] = "snapshot",
+    [BLOCKINFO_IMAGE] = "image",
+    [BLOCKINFO_BLANK] = "blank",
+    [BLOCKINFO_CONFIG_DRIVE] = "config_drive",
+};
+
+static const char *
+nonempty(const char *s)
+{
+	return s && s[0] ? s : NULL;
+}
+
+/* Our own stored JSON text back as an object; null if it does not
+ * parse (never for text this module wrote). */
+static struct json_object *
+text_to_json(const char *text)
+{
+	if (text == NULL)
+		return NULL;
+	return json_tokener_parse(text);
+}
+
+static void
+add_boot_index(struct json_object *o, int boot_index, int *rc)
+{
+	if (boot_index >= 0)
+		jfield_add_int(o, "boot_index", boot_index, rc);
+	else
+		jfield_add_take(o, "boot_index", NULL, rc);
+}
+
+static void
+add_size(struct json_object *o, const char *key, int64_t size, int *rc)
+{
+	if (size != BDM_SIZE_NONE)
+		jfield_add_int(o, key, size, rc);
+	else
+		jfield_add_take(o, key, NULL, rc);
+}
+
+static struct json_object *
+format_bdm(const struct bdm *b, const struct blockinfo_disk *d)
+{
+	struct json_object *o = json_object_new_object();
+	int rc = 0;
+
+	if (o == NULL)
+		return NULL;
+	jfield_add_str(o, "bdm_uuid", nonempty(b->uuid), &rc);
+	add_boot_index(o, b->boot_index, &rc);
+	jfield_add_str(
+	    o, "source_type", bdm_source_to_string(b->source_type), &rc);
+	jfield_add_str(o, "destination_type",
+	    bdm_dest_to_string(b->destination_type), &rc);
+	jfield_add_str(o, "image_id", b->image_id, &rc);
+	jfield_add_str(o, "volume_id", b->volume_id, &rc);
+	jfield_add_str(o, "snapshot_id", b->snapshot_id, &rc);
+	jfield_add_str(
+	    o, "device_type", bdm_device_type_to_string(b->device_type), &rc);
+	jfield_add_str(o, "disk_bus",
+	    bdm_bus_to_string(b->disk_bus != BDM_BUS_UNSET || d == NULL
+		    ? b->disk_bus
+		    : d->bus),
+	    &rc);
+	jfield_add_str(o, "device_name",
+	    b->device_name ? b->device_name
+			   : (d ? nonempty(d->device_name) : NULL),
+	    &rc);
+	add_size(o, "volume_size", b->volume_size, &rc);
+	jfield_add_str(o, "guest_format", b->guest_format, &rc);
+	jfield_add_bool(
+	    o, "delete_on_termination", b->delete_on_termination, &rc);
+	jfield_add_str(o, "tag", b->tag, &rc);
+	jfield_add_take(
+	    o, "connection_info", text_to_json(b->connection_info), &rc);
+	jfield_add_str(o, "serial", d ? nonempty(d->serial) : NULL, &rc);
+	jfield_add_str(o, "by_id", d ? nonempty(d->by_id) : NULL, &rc);
+	if (rc < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The disk of BDM index in bi, or NULL. */
+static const struct blockinfo_disk *
+disk_of(const struct blockinfo *bi, size_t index)
+{
+	if (bi == NULL)
+		return NULL;
+	for (size_t k = 0; k < bi->n_disks; k++)
+		if (bi->disks[k].bdm_index >= 0 &&
+		    (size_t)bi->disks[k].bdm_index == index)
+			return &bi->disks[k];
+	return NULL;
+}
+
+/* See bdm_json.h. */
+struct json_object *
+bdm_json_format_bdm(
+    const struct instance *inst, size_t index, const struct blockinfo *bi)
+{
+	if (index >= inst->n_bdms)
+		return NULL;
+	return format_bdm(&inst->bdms[index], disk_of(bi, index));
+}
+
+/* The array of every BDM, each matched to its disk in one pass. */
+static struct json_object *
+format_bdm_array(const struct instance *inst, const struct blockinfo *bi)
+{
+	const struct blockinfo_disk *stack[64];
+	const struct blockinfo_disk **by_bdm = stack;
+	struct json_object *arr;
+	int rc = 0;
+
+	if (inst->n_bdms > ELEMENTSOF(stack) &&
+	    (by_bdm = calloc(inst->n_bdms, sizeof(*by_bdm))) == NULL)
+		return NULL;
+	memset(by_bdm, 0, inst->n_bdms * sizeof(*by_bdm));
+	for (size_t k = 0; bi && k < bi->n_disks; k++) {
+		int x = bi->disks[k].bdm_index;
+
+		if (x >= 0 && (size_t)x < inst->n_bdms)
+			by_bdm[x] = &bi->disks[k];
+	}
+	arr = json_object_new_array_ext((int)inst->n_bdms);
+	if (arr == NULL)
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < inst->n_bdms; i++)
+		jfield_append_take(
+		    arr, format_bdm(&inst->bdms[i], by_bdm[i]), &rc);
+	if (by_bdm != stack)
+		free(by_bdm);
+	if (rc < 0) {
+		json_object_put(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+/* See bdm_json.h. */
+struct json_object *
+bdm_json_format_bdms(const struct instance *inst, const struct blockinfo *bi)
+{
+	struct json_object *arr = format_bdm_array(inst, bi), *o;
+	int rc = 0;
+
+	if (arr == NULL || (o = json_object_new_object()) == NULL) {
+		json_object_put(arr);
+		return NULL;
+	}
+	jfield_add_take(o, "block_device_mappings", arr, &rc);
+	if (rc < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void
+add_time(struct json_object *o, const char *key, int64_t ms, int *rc)
+{
+	char buf[32];
+
+	if (ms <= 0) {
+		jfield_add_take(o, key, NULL, rc);
+		return;
+	}
+	util_rfc3339(ms, buf);
+	jfield_add_str(o, key, buf, rc);
+}
+
+/* See bdm_json.h. */
+struct json_object *
+bdm_json_format_instance(
+    const struct instance *inst, const struct blockinfo *bi)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *fl = NULL, *meta = NULL, *props = NULL,
+			   *bdms = NULL, *md;
+	int rc = 0;
+
+	if (o == NULL)
+		return NULL;
+	jfield_add_str(o, "uuid", nonempty(inst->uuid), &rc);
+	jfield_add_str(o, "name", inst->name, &rc);
+	jfield_add_str(o, "state", instance_state_to_string(inst->state), &rc);
+
+	if (rc == 0 && (fl = json_object_new_object()) == NULL)
+		rc = -ENOMEM;
+	if (rc == 0) {
+		jfield_add_int(fl, "vcpus", inst->flavor.vcpus, &rc);
+		jfield_add_int(fl, "memory_mb", inst->flavor.memory_mb, &rc);
+		jfield_add_int(fl, "root_gb", inst->flavor.root_gb, &rc);
+		jfield_add_int(
+		    fl, "ephemeral_gb", inst->flavor.ephemeral_gb, &rc);
+		jfield_add_int(fl, "swap", inst->flavor.swap, &rc);
+	}
+	jfield_add_take(o, "flavor", fl, &rc);
+	jfield_add_str(o, "imageRef", inst->image_ref, &rc);
+
+	if (rc == 0 &&
+	    ((meta = json_object_new_object()) == NULL ||
+		(props = json_object_new_object()) == NULL))
+		rc = -ENOMEM;
+	if (rc == 0) {
+		const struct image_props *p = &inst->props;
+
+		if (p->hw_disk_bus)
+			jfield_add_str(
+			    props, "hw_disk_bus", p->hw_disk_bus, &rc);
+		if (p->hw_cdrom_bus)
+			jfield_add_str(
+			    props, "hw_cdrom_bus", p->hw_cdrom_bus, &rc);
+		if (p->hw_scsi_model)
+			jfield_add_str(
+			    props, "hw_scsi_model", p->hw_scsi_model, &rc);
+		if (p->hw_machine_type)
+			jfield_add_str(
+			    props, "hw_machine_type", p->hw_machine_type, &rc);
+		jfield_add_take(meta, "properties", TAKE_PTR(props), &rc);
+	}
+	json_object_put(props);
+	jfield_add_take(o, "image_meta", meta, &rc);
+
+	jfield_add_bool(o, "config_drive", inst->config_drive, &rc);
+	md = text_to_json(inst->metadata);
+	if (md == NULL && rc == 0)
+		md = json_object_new_object();
+	if (md == NULL && rc == 0)
+		rc = -ENOMEM;
+	jfield_add_take(o, "metadata", md, &rc);
+	add_time(o, "created_at", inst->created_at, &rc);
+	add_time(o, "updated_at", inst->updated_at, &rc);
+	jfield_add_int(o, "generation", inst->generation, &rc);
+	if (rc == 0 && (bdms = format_bdm_array(inst, bi)) == NULL)
+		rc = -ENOMEM;
+	jfield_add_take(o, "block_device_mappings", bdms, &rc);
+	if (rc < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* The fields every block_device_info entry carries besides Nova's. */
+static void
+add_common(struct json_object *o, const struct blockinfo_disk *d, int *rc)
+{
+	jfield_add_str(o, "bdm_uuid", nonempty(d->uuid), rc);
+	jfield_add_str(o, "serial", nonempty(d->serial), rc);
+	jfield_add_str(o, "by_id", nonempty(d->by_id), rc);
+	jfield_add_str(o, "kind",
+	    (unsigned)d->kind < ELEMENTSOF(kind_names) ? kind_names[d->kind]
+						       : NULL,
+	    rc);
+}
+
+/* One DriverBlockDevice dict (nova/virt/block_device.py), by kind. */
+static struct json_object *
+format_driver_bdm(const struct instance *inst, const struct blockinfo_disk *d)
+{
+	const struct bdm *b =
+	    d->bdm_index >= 0 && (size_t)d->bdm_index < inst->n_bdms
+	    ? &inst->bdms[d->bdm_index]
+	    : NULL;
+	struct json_object *o = json_object_new_object();
+	const char *bus = bdm_bus_to_string(d->bus);
+	const char *type = bdm_device_type_to_string(d->type);
+	int boot = b ? b->boot_index : BDM_BOOT_NONE;
+	int rc = 0;
+
+	if (o == NULL)
+		return NULL;
+	switch (d->kind) {
+	case BLOCKINFO_SWAP:
+		jfield_add_str(o, "device_name", nonempty(d->device_name), &rc);
+		add_size(o, "swap_size", d->size, &rc);
+		jfield_add_str(o, "disk_bus", bus, &rc);
+		break;
+	case BLOCKINFO_EPHEMERAL:
+		jfield_add_str(o, "device_name", nonempty(d->device_name), &rc);
+		add_size(o, "size", d->size, &rc);
+		jfield_add_str(o, "guest_format", d->guest_format, &rc);
+		jfield_add_str(o, "disk_bus", bus, &rc);
+		jfield_add_str(o, "device_type", type, &rc);
+		add_boot_index(o, boot, &rc);
+		break;
+	case BLOCKINFO_LOCAL_ROOT:
+		jfield_add_str(o, "device_name", nonempty(d->device_name), &rc);
+		jfield_add_str(o, "disk_bus", bus, &rc);
+		jfield_add_str(o, "device_type", type, &rc);
+		add_boot_index(o, boot, &rc);
+		jfield_add_str(o, "image_id", b ? b->image_id : NULL, &rc);
+		add_size(o, "size", d->size, &rc);
+		break;
+	default: /* the volume kinds */
+		jfield_add_str(
+		    o, "mount_device", nonempty(d->device_name), &rc);
+		jfield_add_take(o, "connection_info",
+		    text_to_json(b ? b->connection_info : NULL), &rc);
+		jfield_add_bool(o, "delete_on_termination",
+		    b && b->delete_on_termination, &rc);
+		jfield_add_str(o, "disk_bus", bus, &rc);
+		jfield_add_str(o, "device_type", type, &rc);
+		jfield_add_str(o, "guest_format", d->guest_format, &rc);
+		add_boot_index(o, boot, &rc);
+		jfield_add_str(o, "volume_id", b ? b->volume_id : NULL, &rc);
+		add_size(
+		    o, "volume_size", b ? b->volume_size : BDM_SIZE_NONE, &rc);
+		if (d->kind == BLOCKINFO_SNAPSHOT)
+			jfield_add_str(
+			    o, "snapshot_id", b ? b->snapshot_id : NULL, &rc);
+		if (d->kind == BLOCKINFO_IMAGE)
+			jfield_add_str(
+			    o, "image_id", b ? b->image_id : NULL, &rc);
+		break;
+	}
+	add_common(o, d, &rc);
+	if (rc < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+static struct json_object *
+format_driver_list(
+    const struct instance *inst, struct blockinfo_disk *const *disks, size_t n)
+{
+	struct json_object *arr = json_object_new_array_ext((int)n);
+	int rc = 0;
+
+	if (arr == NULL)
+		return NULL;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		jfield_append_take(arr, format_driver_bdm(inst, disks[i]), &rc);
+	if (rc < 0) {
+		json_object_put(arr);
+		return NULL;
+	}
+	return arr;
+}
+
+/* See bdm_json.h. */
+struct json_object *
+bdm_json_format_blockinfo(
+    const struct instance *inst, const struct blockinfo *bi)
+{
+	struct json_object *o = json_object_new_object(), *v;
+	int rc = 0;
+
+	if (o == NULL || bi == NULL) {
+		json_object_put(o);
+		return NULL;
+	}
+	jfield_add_str(
+	    o, "root_device_name", nonempty(bi->root_device_name), &rc);
+	if (bi->local_root) {
+		v = format_driver_bdm(inst, bi->local_root);
+		if (v == NULL)
+			rc = -ENOMEM;
+		jfield_add_take(o, "local_root", v, &rc);
+	}
+	v = format_driver_list(inst, bi->ephemerals, bi->n_ephemerals);
+	if (v == NULL)
+		rc = -ENOMEM;
+	jfield_add_take(o, "ephemerals", v, &rc);
+	v = NULL;
+	if (bi->swap && (v = format_driver_bdm(inst, bi->swap)) == NULL)
+		rc = -ENOMEM;
+	jfield_add_take(o, "swap", v, &rc);
+	v = format_driver_list(inst, bi->volumes, bi->n_volumes);
+	if (v == NULL)
+		rc = -ENOMEM;
+	jfield_add_take(o, "block_device_mapping", v, &rc);
+	if (rc < 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}

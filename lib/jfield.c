@@ -1,2 +1,913 @@
-/* jfield: placeholder until its module lands. */
+/*
+ * Strict json-c access. jfield_parse runs a small validating scanner over
+ * the raw body before json-c sees it: json-c accepts single quotes, NaN and
+ * duplicate keys (keeping the last) even in strict mode, and decodes
+ * "\u0000", so the scanner enforces the grammar, the depth, the string
+ * rules and key uniqueness, and names the path of the first offence.
+ * json-c then builds the tree. The getters check json_object_is_type
+ * before every read; nothing here coerces.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "jfield.h"
+#include "util.h"
+
+#define JSCAN_MAX_DEPTH 32
+#define JSCAN_INLINE_KEYS 64
+#define JSCAN_INLINE_ARENA 2048
+
+struct jkey {
+	size_t off; /* into the arena */
+	size_t len;
+};
+
+struct jframe {
+	bool is_obj;
+	size_t first_key; /* index into keys[] of this object's first key */
+	size_t index; /* array: current element */
+	bool has_key; /* object: keys[cur_key] is the current key */
+	size_t cur_key;
+};
+
+struct jscan {
+	const char *p, *end;
+	const struct jfield_limits *lim;
+	struct err *e;
+	int depth;
+	struct jframe frames[JSCAN_MAX_DEPTH + 1];
+
+	/* decoded keys of the open objects, for duplicate checks */
+	struct jkey *keys;
+	size_t nkeys, keys_cap;
+	char *arena;
+	size_t arena_len, arena_cap;
+	struct jkey keys_inline[JSCAN_INLINE_KEYS];
+	char arena_inline[JSCAN_INLINE_ARENA];
+
+	char *str; /* decoded string scratch, lim->max_string + 4 bytes */
+	size_t str_len;
+};
+
+static int jscan_value(struct jscan *s);
+
+/* The path of the value being scanned, for messages. */
+static void
+jscan_path(const struct jscan *s, char buf[JFIELD_PATH_MAX])
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int d = 1; d <= s->depth; d++) {
+		const struct jframe *f = &s->frames[d];
+		int r;
+
+		if (f->is_obj) {
+			const struct jkey *k = &s->keys[f->cur_key];
+
+			if (!f->has_key)
+				break;
+			r = snprintf(buf + n, JFIELD_PATH_MAX - n, "%s%.*s",
+			    n ? "." : "", (int)k->len, s->arena + k->off);
+		} else
+			r = snprintf(
+			    buf + n, JFIELD_PATH_MAX - n, "[%zu]", f->index);
+		if (r < 0 || (size_t)r >= JFIELD_PATH_MAX - n)
+			return;
+		n += (size_t)r;
+	}
+}
+
+static int
+jscan_fail(struct jscan *s, const char *what)
+{
+	char path[JFIELD_PATH_MAX];
+
+	jscan_path(s, path);
+	if (path[0])
+		return err_set_field(
+		    s->e, -EINVAL, path, "field '%s': %s", path, what);
+	return err_set(s->e, -EINVAL, "malformed JSON: %s", what);
+}
+
+static void
+jscan_ws(struct jscan *s)
+{
+	while (s->p < s->end &&
+	    (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static int
+jscan_hex4(struct jscan *s, unsigned *ret)
+{
+	unsigned v = 0;
+
+	if (s->end - s->p < 4)
+		return jscan_fail(s, "truncated \\u escape");
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(s->p[i]);
+
+		if (h < 0)
+			return jscan_fail(s, "invalid \\u escape");
+		v = v << 4 | (unsigned)h;
+	}
+	s->p += 4;
+	*ret = v;
+	return 0;
+}
+
+static int
+jscan_put(struct jscan *s, const char *b, size_t n)
+{
+	if (s->str_len + n > s->lim->max_string) {
+		char m[64];
+
+		(void)snprintf(m, sizeof(m), "string longer than %zu bytes",
+		    s->lim->max_string);
+		return jscan_fail(s, m);
+	}
+	memcpy(s->str + s->str_len, b, n);
+	s->str_len += n;
+	return 0;
+}
+
+/* Decodes the string at s->p (on the opening quote) into s->str and
+ * checks it. */
+static int
+jscan_string(struct jscan *s)
+{
+	int r;
+
+	s->p++;
+	s->str_len = 0;
+	for (;;) {
+		const char *run = s->p;
+		char out[4];
+		unsigned cp, lo;
+		size_t n;
+
+		while (s->p < s->end && *s->p != '"' && *s->p != '\\' &&
+		    (unsigned char)*s->p >= 0x20)
+			s->p++;
+		if ((r = jscan_put(s, run, (size_t)(s->p - run))) < 0)
+			return r;
+		if (s->p >= s->end)
+			return jscan_fail(s, "unterminated string");
+		if (*s->p == '"')
+			break;
+		if (*s->p != '\\')
+			return jscan_fail(s, "control character in string");
+		s->p++;
+		if (s->p >= s->end)
+			return jscan_fail(s, "unterminated string");
+		switch (*s->p++) {
+		case '"':
+			out[0] = '"';
+			n = 1;
+			break;
+		case '\\':
+			out[0] = '\\';
+			n = 1;
+			break;
+		case '/':
+			out[0] = '/';
+			n = 1;
+			break;
+		case 'n':
+			out[0] = '\n';
+			n = 1;
+			break;
+		case 'r':
+			out[0] = '\r';
+			n = 1;
+			break;
+		case 't':
+			out[0] = '\t';
+			n = 1;
+			break;
+		case 'b':
+		case 'f':
+			return jscan_fail(s, "control character in string");
+		case 'u':
+			if ((r = jscan_hex4(s, &cp)) < 0)
+				return r;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return jscan_fail(s, "unpaired surrogate");
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				if (s->end - s->p < 2 || s->p[0] != '\\' ||
+				    s->p[1] != 'u')
+					return jscan_fail(
+					    s, "unpaired surrogate");
+				s->p += 2;
+				if ((r = jscan_hex4(s, &lo)) < 0)
+					return r;
+				if (lo < 0xdc00 || lo > 0xdfff)
+					return jscan_fail(
+					    s, "unpaired surrogate");
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				    (lo - 0xdc00);
+			}
+			if ((cp < 0x20 && cp != '\t' && cp != '\n' &&
+				cp != '\r') ||
+			    cp == 0x7f)
+				return jscan_fail(
+				    s, "control character in string");
+			if (cp < 0x80) {
+				out[0] = (char)cp;
+				n = 1;
+			} else if (cp < 0x800) {
+				out[0] = (char)(0xc0 | cp >> 6);
+				out[1] = (char)(0x80 | (cp & 0x3f));
+				n = 2;
+			} else if (cp < 0x10000) {
+				out[0] = (char)(0xe0 | cp >> 12);
+				out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+				out[2] = (char)(0x80 | (cp & 0x3f));
+				n = 3;
+			} else {
+				out[0] = (char)(0xf0 | cp >> 18);
+				out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+				out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+				out[3] = (char)(0x80 | (cp & 0x3f));
+				n = 4;
+			}
+			break;
+		default:
+			return jscan_fail(s, "invalid escape in string");
+		}
+		if ((r = jscan_put(s, out, n)) < 0)
+			return r;
+	}
+	s->p++;
+	if (!util_text_valid(s->str, s->str_len))
+		return jscan_fail(s, "string is not valid UTF-8 text");
+	return 0;
+}
+
+static int
+jscan_grow(struct jscan *s, size_t need_arena)
+{
+	if (s->nkeys == s->keys_cap) {
+		size_t cap = s->keys_cap * 2;
+		struct jkey *k = s->keys == s->keys_inline
+		    ? malloc(cap * sizeof(*k))
+		    : realloc(s->keys, cap * sizeof(*k));
+
+		if (k == NULL)
+			return err_set(s->e, -ENOMEM, "out of memory");
+		if (s->keys == s->keys_inline)
+			memcpy(k, s->keys_inline, sizeof(s->keys_inline));
+		s->keys = k;
+		s->keys_cap = cap;
+	}
+	if (s->arena_len + need_arena > s->arena_cap) {
+		size_t cap = s->arena_cap * 2;
+		char *a;
+
+		while (cap < s->arena_len + need_arena)
+			cap *= 2;
+		a = s->arena == s->arena_inline ? malloc(cap)
+						: realloc(s->arena, cap);
+		if (a == NULL)
+			return err_set(s->e, -ENOMEM, "out of memory");
+		if (s->arena == s->arena_inline)
+			memcpy(a, s->arena_inline, s->arena_len);
+		s->arena = a;
+		s->arena_cap = cap;
+	}
+	return 0;
+}
+
+static int
+jkey_cmp(const void *a, const void *b, void *arg)
+{
+	const struct jkey *x = a, *y = b;
+	const char *arena = arg;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(arena + x->off, arena + y->off, n);
+
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+/* Records the key just decoded into s->str as the current key of frame
+ * f; refuses a duplicate within the object. Small objects are checked
+ * pairwise here, large ones also when they close (by sorting). */
+static int
+jscan_key(struct jscan *s, struct jframe *f)
+{
+	bool dup = false;
+	int r;
+
+	if (f->first_key + 16 > s->nkeys)
+		for (size_t i = f->first_key; i < s->nkeys && !dup; i++)
+			dup = s->keys[i].len == s->str_len &&
+			    memcmp(s->arena + s->keys[i].off, s->str,
+				s->str_len) == 0;
+	if ((r = jscan_grow(s, s->str_len)) < 0)
+		return r;
+	s->keys[s->nkeys].off = s->arena_len;
+	s->keys[s->nkeys].len = s->str_len;
+	memcpy(s->arena + s->arena_len, s->str, s->str_len);
+	s->arena_len += s->str_len;
+	f->cur_key = s->nkeys++;
+	f->has_key = true;
+	return dup ? jscan_fail(s, "duplicate key") : 0;
+}
+
+/* At the close of a large object: sort its keys and look for equal
+ * neighbours. */
+static int
+jscan_close_object(struct jscan *s, struct jframe *f)
+{
+	size_t n = s->nkeys - f->first_key;
+
+	if (n > 16) {
+		struct jkey *k = s->keys + f->first_key;
+
+		qsort_r(k, n, sizeof(*k), jkey_cmp, s->arena);
+		for (size_t i = 1; i < n; i++)
+			if (jkey_cmp(&k[i - 1], &k[i], s->arena) == 0) {
+				char m[JFIELD_PATH_MAX + 32];
+
+				/* name the object and the key */
+				(void)snprintf(m, sizeof(m),
+				    "duplicate key '%.*s'", (int)k[i].len,
+				    s->arena + k[i].off);
+				f->has_key = false;
+				return jscan_fail(s, m);
+			}
+	}
+	if (n > 0)
+		s->arena_len = s->keys[f->first_key].off;
+	s->nkeys = f->first_key;
+	return 0;
+}
+
+static int
+jscan_number(struct jscan *s)
+{
+	const char *p = s->p;
+
+	if (p < s->end && *p == '-')
+		p++;
+	if (p >= s->end || *p < '0' || *p > '9')
+		return jscan_fail(s, "invalid number");
+	if (*p == '0') {
+		p++;
+		if (p < s->end && *p >= '0' && *p <= '9')
+			return jscan_fail(s, "invalid number (leading zero)");
+	} else
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+	if (p < s->end && *p == '.') {
+		p++;
+		if (p >= s->end || *p < '0' || *p > '9')
+			return jscan_fail(s, "invalid number");
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < s->end && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < s->end && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= s->end || *p < '0' || *p > '9')
+			return jscan_fail(s, "invalid number");
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++;
+	}
+	s->p = p;
+	return 0;
+}
+
+static int
+jscan_literal(struct jscan *s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+		return jscan_fail(s, "invalid literal");
+	s->p += n;
+	return 0;
+}
+
+static int
+jscan_container(struct jscan *s, bool is_obj)
+{
+	struct jframe *f;
+	int r;
+
+	if (s->depth >= s->lim->max_depth || s->depth >= JSCAN_MAX_DEPTH) {
+		char m[64];
+
+		(void)snprintf(
+		    m, sizeof(m), "nesting deeper than %d", s->lim->max_depth);
+		return jscan_fail(s, m);
+	}
+	f = &s->frames[++s->depth];
+	f->is_obj = is_obj;
+	f->first_key = s->nkeys;
+	f->index = 0;
+	f->has_key = false;
+	f->cur_key = 0;
+	s->p++;
+	jscan_ws(s);
+	if (s->p < s->end && *s->p == (is_obj ? '}' : ']')) {
+		s->p++;
+		s->depth--;
+		return 0;
+	}
+	for (;;) {
+		if (is_obj) {
+			if (s->p >= s->end)
+				return jscan_fail(s, "truncated object");
+			if (*s->p != '"')
+				return jscan_fail(
+				    s, "expected a double-quoted key");
+			if ((r = jscan_string(s)) < 0 ||
+			    (r = jscan_key(s, f)) < 0)
+				return r;
+			jscan_ws(s);
+			if (s->p >= s->end || *s->p != ':')
+				return jscan_fail(s, "expected ':'");
+			s->p++;
+			jscan_ws(s);
+		}
+		if ((r = jscan_value(s)) < 0)
+			return r;
+		jscan_ws(s);
+		if (s->p >= s->end)
+			return jscan_fail(
+			    s, is_obj ? "truncated object" : "truncated array");
+		if (*s->p == ',') {
+			s->p++;
+			jscan_ws(s);
+			if (!is_obj)
+				f->index++;
+			continue;
+		}
+		if (*s->p != (is_obj ? '}' : ']'))
+			return jscan_fail(s,
+			    is_obj ? "expected ',' or '}'"
+				   : "expected ',' or ']'");
+		s->p++;
+		break;
+	}
+	if (is_obj && (r = jscan_close_object(s, f)) < 0)
+		return r;
+	s->depth--;
+	return 0;
+}
+
+static int
+jscan_value(struct jscan *s)
+{
+	if (s->p >= s->end)
+		return jscan_fail(s, "truncated");
+	switch (*s->p) {
+	case '{':
+		return jscan_container(s, true);
+	case '[':
+		return jscan_container(s, false);
+	case '"':
+		return jscan_string(s);
+	case 't':
+		return jscan_literal(s, "true");
+	case 'f':
+		return jscan_literal(s, "false");
+	case 'n':
+		return jscan_literal(s, "null");
+	default:
+		return jscan_number(s);
+	}
+}
+
+/* See jfield.h. */
+int
+jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
+    struct json_object **ret, struct err *e)
+{
+	struct jscan *s = NULL;
+	struct json_tokener *tok = NULL;
+	struct json_object *o = NULL;
+	int r = 0;
+
+	if (body == NULL || len == 0)
+		return err_set(e, -EINVAL, "malformed JSON: empty body");
+	if (memchr(body, '\0', len) != NULL)
+		return err_set(e, -EINVAL, "malformed JSON: NUL byte in body");
+	if (len > INT32_MAX)
+		return err_set(e, -EINVAL, "malformed JSON: body too large");
+	s = malloc(sizeof(*s) + lim->max_string + 4);
+	if (s == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	s->p = body;
+	s->end = body + len;
+	s->lim = lim;
+	s->e = e;
+	s->depth = 0;
+	s->keys = s->keys_inline;
+	s->nkeys = 0;
+	s->keys_cap = JSCAN_INLINE_KEYS;
+	s->arena = s->arena_inline;
+	s->arena_len = 0;
+	s->arena_cap = JSCAN_INLINE_ARENA;
+	s->str = (char *)(s + 1);
+
+	jscan_ws(s);
+	if (s->p >= s->end)
+		r = err_set(e, -EINVAL, "malformed JSON: empty body");
+	else if (*s->p != '{')
+		r = err_set(e, -EINVAL,
+		    "malformed JSON: expected an object at the top level");
+	else if ((r = jscan_container(s, true)) == 0) {
+		jscan_ws(s);
+		if (s->p != s->end)
+			r = err_set(e, -EINVAL,
+			    "malformed JSON: trailing characters after the "
+			    "object");
+	}
+	if (s->keys != s->keys_inline)
+		free(s->keys);
+	if (s->arena != s->arena_inline)
+		free(s->arena);
+	free(s);
+	if (r < 0)
+		return r;
+
+	/* The scanner accepted strict JSON: json-c must agree. The +1
+	 * because json-c refuses the depth it is given. */
+	tok = json_tokener_new_ex(lim->max_depth + 1);
+	if (tok == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	json_tokener_set_flags(tok,
+	    JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
+		JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, body, (int)len);
+	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success)
+		r = err_set(e, -EINVAL, "malformed JSON: %s",
+		    json_tokener_error_desc(json_tokener_get_error(tok)));
+	else if (!json_object_is_type(o, json_type_object))
+		r = err_set(e, -EINVAL,
+		    "malformed JSON: expected an object at the top level");
+	json_tokener_free(tok);
+	if (r < 0) {
+		json_object_put(o);
+		return r;
+	}
+	*ret = o;
+	return 0;
+}
+
+/* See jfield.h. */
+char *
+jfield_path(char buf[JFIELD_PATH_MAX], const char *prefix, const char *key)
+{
+	if (key == NULL || key[0] == '\0')
+		(void)snprintf(
+		    buf, JFIELD_PATH_MAX, "%s", prefix ? prefix : "");
+	else if (prefix == NULL || prefix[0] == '\0')
+		(void)snprintf(buf, JFIELD_PATH_MAX, "%s", key);
+	else
+		(void)snprintf(buf, JFIELD_PATH_MAX, "%s.%s", prefix, key);
+	return buf;
+}
+
+/* See jfield.h. */
+char *
+jfield_path_index(char buf[JFIELD_PATH_MAX], const char *prefix,
+    const char *key, size_t index)
+{
+	if (prefix == NULL || prefix[0] == '\0')
+		(void)snprintf(buf, JFIELD_PATH_MAX, "%s[%zu]", key, index);
+	else
+		(void)snprintf(
+		    buf, JFIELD_PATH_MAX, "%s.%s[%zu]", prefix, key, index);
+	return buf;
+}
+
+/* The message of a type mismatch or a missing value. */
+static int
+jfield_fail(
+    const char *prefix, const char *key, struct err *e, const char *what)
+{
+	char path[JFIELD_PATH_MAX];
+
+	jfield_path(path, prefix, key);
+	return err_set_field(e, -EINVAL, path, "field '%s': %s", path, what);
+}
+
+/* Common head of the checkers: v is the value of a key that is present
+ * (NULL for a JSON null, as json-c represents it). 0 = null allowed,
+ * 1 = go on, <0 = error. */
+static int
+jfield_present(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, struct err *e)
+{
+	if (v != NULL && !json_object_is_type(v, json_type_null))
+		return 1;
+	if (!(flags & JFIELD_NULLABLE))
+		return jfield_fail(prefix, key, e, "must not be null");
+	if (flags & JFIELD_REQUIRED)
+		return jfield_fail(prefix, key, e, "is required");
+	return 0;
+}
+
+/* See jfield.h. */
+int
+jfield_value_str(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, const char **ret, struct err *e)
+{
+	int r = jfield_present(v, prefix, key, flags, e);
+
+	if (r <= 0)
+		return r;
+	if (!json_object_is_type(v, json_type_string))
+		return jfield_fail(prefix, key, e, "expected string");
+	*ret = json_object_get_string(v);
+	return 1;
+}
+
+/* See jfield.h. */
+int
+jfield_value_strdup(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, char **ret, struct err *e)
+{
+	const char *s = NULL;
+	char *d;
+	int r = jfield_value_str(v, prefix, key, flags, &s, e);
+
+	if (r <= 0)
+		return r;
+	d = strdup(s);
+	if (d == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	*ret = d;
+	return 1;
+}
+
+/* See jfield.h. */
+int
+jfield_value_int(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, int64_t min, int64_t max, int64_t *ret, struct err *e)
+{
+	int r = jfield_present(v, prefix, key, flags, e);
+	int64_t x;
+
+	if (r <= 0)
+		return r;
+	if (!json_object_is_type(v, json_type_int))
+		return jfield_fail(prefix, key, e, "expected integer");
+	x = json_object_get_int64(v);
+	if (x == INT64_MAX || x == INT64_MIN || x < min || x > max) {
+		char m[96];
+
+		(void)snprintf(m, sizeof(m),
+		    "integer out of range [%lld, %lld]", (long long)min,
+		    (long long)max);
+		return jfield_fail(prefix, key, e, m);
+	}
+	*ret = x;
+	return 1;
+}
+
+/* See jfield.h. */
+int
+jfield_value_bool(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, bool *ret, struct err *e)
+{
+	int r = jfield_present(v, prefix, key, flags, e);
+
+	if (r <= 0)
+		return r;
+	if (!json_object_is_type(v, json_type_boolean))
+		return jfield_fail(prefix, key, e, "expected boolean");
+	*ret = json_object_get_boolean(v) != 0;
+	return 1;
+}
+
+/* See jfield.h. */
+int
+jfield_value_obj(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, struct json_object **ret, struct err *e)
+{
+	int r = jfield_present(v, prefix, key, flags, e);
+
+	if (r <= 0)
+		return r;
+	if (!json_object_is_type(v, json_type_object))
+		return jfield_fail(prefix, key, e, "expected object");
+	*ret = v;
+	return 1;
+}
+
+/* See jfield.h. */
+int
+jfield_value_array(struct json_object *v, const char *prefix, const char *key,
+    unsigned flags, size_t max_len, struct json_object **ret, struct err *e)
+{
+	int r = jfield_present(v, prefix, key, flags, e);
+
+	if (r <= 0)
+		return r;
+	if (!json_object_is_type(v, json_type_array))
+		return jfield_fail(prefix, key, e, "expected array");
+	if (json_object_array_length(v) > max_len) {
+		char m[64];
+
+		(void)snprintf(m, sizeof(m), "more than %zu entries", max_len);
+		return jfield_fail(prefix, key, e, m);
+	}
+	*ret = v;
+	return 1;
+}
+
+/* The obj-level getters: an absent key is 0, or an error if REQUIRED;
+ * a present one goes to the value checker. */
+#define JFIELD_GET(obj, prefix, key, flags, e, call)                         \
+	({                                                                   \
+		struct json_object *v = NULL;                                \
+		int _r;                                                      \
+		if (obj == NULL || !json_object_object_get_ex(obj, key, &v)) \
+			_r = (flags & JFIELD_REQUIRED)                       \
+			    ? jfield_fail(prefix, key, e, "is required")     \
+			    : 0;                                             \
+		else                                                         \
+			_r = call;                                           \
+		_r;                                                          \
+	})
+
+/* See jfield.h. */
+int
+jfield_str(struct json_object *obj, const char *prefix, const char *key,
+    unsigned flags, const char **ret, struct err *e)
+{
+	return JFIELD_GET(obj, prefix, key, flags, e,
+	    jfield_value_str(v, prefix, key, flags, ret, e));
+}
+
+/* See jfield.h. */
+int
+jfield_int(struct json_object *obj, const char *prefix, const char *key,
+    unsigned flags, int64_t min, int64_t max, int64_t *ret, struct err *e)
+{
+	return JFIELD_GET(obj, prefix, key, flags, e,
+	    jfield_value_int(v, prefix, key, flags, min, max, ret, e));
+}
+
+/* See jfield.h. */
+int
+jfield_bool(struct json_object *obj, const char *prefix, const char *key,
+    unsigned flags, bool *ret, struct err *e)
+{
+	return JFIELD_GET(obj, prefix, key, flags, e,
+	    jfield_value_bool(v, prefix, key, flags, ret, e));
+}
+
+/* See jfield.h. */
+int
+jfield_obj(struct json_object *obj, const char *prefix, const char *key,
+    unsigned flags, struct json_object **ret, struct err *e)
+{
+	return JFIELD_GET(obj, prefix, key, flags, e,
+	    jfield_value_obj(v, prefix, key, flags, ret, e));
+}
+
+/* See jfield.h. */
+int
+jfield_array(struct json_object *obj, const char *prefix, const char *key,
+    unsigned flags, size_t max_len, struct json_object **ret, struct err *e)
+{
+	return JFIELD_GET(obj, prefix, key, flags, e,
+	    jfield_value_array(v, prefix, key, flags, max_len, ret, e));
+}
+
+/* See jfield.h. */
+int
+jfield_lookup(const char *const *names, size_t n, const char *key)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(key, names[mid]);
+
+		if (c == 0)
+			return (int)mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+/* See jfield.h. */
+int
+jfield_check_keys(struct json_object *obj, const char *prefix,
+    const char *const *names, size_t n, struct err *e)
+{
+	json_object_object_foreach(obj, key, val)
+	{
+		(void)val;
+		if (jfield_lookup(names, n, key) < 0)
+			return jfield_fail(prefix, key, e, "unknown field");
+	}
+	return 0;
+}
+
+/* See jfield.h. */
+char *
+jfield_to_text(struct json_object *v)
+{
+	const char *s = json_object_to_json_string_ext(
+	    v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	return s ? strdup(s) : NULL;
+}
+
+static void
+jfield_add(struct json_object *obj, const char *key, struct json_object *v,
+    bool is_null, int *rc)
+{
+	if (*rc < 0 || (v == NULL && !is_null) ||
+	    json_object_object_add(obj, key, v) < 0) {
+		json_object_put(v);
+		*rc = -ENOMEM;
+	}
+}
+
+/* See jfield.h. */
+void
+jfield_add_str(struct json_object *obj, const char *key, const char *s, int *rc)
+{
+	if (*rc < 0)
+		return;
+	jfield_add(
+	    obj, key, s ? json_object_new_string(s) : NULL, s == NULL, rc);
+}
+
+/* See jfield.h. */
+void
+jfield_add_int(struct json_object *obj, const char *key, int64_t v, int *rc)
+{
+	if (*rc < 0)
+		return;
+	jfield_add(obj, key, json_object_new_int64(v), false, rc);
+}
+
+/* See jfield.h. */
+void
+jfield_add_bool(struct json_object *obj, const char *key, bool v, int *rc)
+{
+	if (*rc < 0)
+		return;
+	jfield_add(obj, key, json_object_new_boolean(v), false, rc);
+}
+
+/* See jfield.h. */
+void
+jfield_add_take(
+    struct json_object *obj, const char *key, struct json_object *v, int *rc)
+{
+	if (*rc < 0) {
+		json_object_put(v);
+		return;
+	}
+	jfield_add(obj, key, v, true, rc);
+}
+
+/* See jfield.h. */
+void
+jfield_append_take(struct json_object *arr, struct json_object *v, int *rc)
+{
+	if (*rc < 0 || v == NULL || json_object_array_add(arr, v) < 0) {
+		json_object_put(v);
+		*rc = -ENOMEM;
+	}
+}
+
+/* See jfield.h. */
+void
+jfield_putp(struct json_object **o)
+{
+	if (*o != NULL)
+		json_object_put(*o);
+	*o = NULL;
+}
