@@ -56,6 +56,8 @@ struct blockinfo_disk {
 	 * whose path is <instance dir>/<name>. Owned. */
 	char *conn_type;
 	char *conn_path;
+	bool dev_picked; /* dev was chosen by the mapping, not given by the
+			    BDM (false once written back and built again) */
 };
 
 /*
@@ -116,5 +118,17 @@ int blockinfo_serial(enum bdm_bus bus, const char *id,
 /* The /dev/disk/by-id path a guest gets for serial on bus. */
 void blockinfo_by_id(
     enum bdm_bus bus, const char *serial, char out[BLOCKINFO_BYID_MAX]);
+
+/* As blockinfo_by_id for a disk of device type type: a cdrom shows as
+ * ata-QEMU_DVD-ROM_<serial> (SATA/IDE) or scsi-0QEMU_QEMU_CD-ROM_<serial>.
+ * An empty serial gives "". */
+void blockinfo_by_id_type(enum bdm_bus bus, enum bdm_device_type type,
+    const char *serial, char out[BLOCKINFO_BYID_MAX]);
+
+/* Nova's get_boot_order: the <os><boot dev=> list ("hd", "cdrom"), each
+ * once, ordered by the disks' boot_order. Use either this or the per-disk
+ * boot_order in the XML, never both (libvirt refuses the mix). Writes at
+ * most 2 entries to ret; returns how many. */
+size_t blockinfo_boot_devs(const struct blockinfo *bi, const char *ret[2]);
 
 #endif
