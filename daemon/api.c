@@ -1,1 +1,910 @@
-/* api: placeholder until the daemon lands. */
+/*
+ * api: the libmicrohttpd glue of the HTTP API v1. It owns the route table,
+ * authentication, body accumulation and streaming, request limits, the one
+ * errno -> HTTP table, RFC 9457 problem bodies, the request log line, the
+ * request metrics and the graceful stop. Handlers (api_instances.c,
+ * api_images.c) see no MHD type. Requests run on MHD's own thread pool
+ * (epoll): a handler blocked in a slow libvirt call holds one worker, and
+ * the others keep accepting; each worker keeps its own store connection.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "api_impl.h"
+#include "cfg.h"
+#include "log.h"
+#include "metrics.h"
+#include "store.h"
+
+enum body_kind {
+	BODY_NONE = 0, /* a body is read (within max_body) and ignored */
+	BODY_JSON, /* application/json, whole, within max_body */
+	BODY_STREAM, /* application/octet-stream, streamed to ops */
+};
+
+/* How a malformed {uuid}/{image_id} is answered: nothing can exist under
+ * it (404), or the request would create it (400). */
+enum id_rule {
+	ID_LOOKUP = 0,
+	ID_CREATE,
+};
+
+struct route_method {
+	const char *method;
+	api_handler handler;
+	enum body_kind body;
+	const struct api_stream_ops *stream;
+	enum id_rule id_rule;
+};
+
+struct route {
+	const char *tmpl; /* segments; {x} matches one non-empty segment */
+	const char *allow; /* the Allow header of a 405 */
+	bool public; /* served without the bearer token */
+	struct route_method m[3];
+};
+
+static const struct route routes[] = {
+    {"/v1/health", "GET, HEAD", true, {{"GET", api_health}}},
+    {"/metrics", "GET, HEAD", false, {{"GET", api_metrics}}},
+    {"/v1/instances", "GET, HEAD, POST", false,
+	{{"GET", api_instances_list},
+	    {"POST", api_instances_create, BODY_JSON}}},
+    {"/v1/instances/{uuid}", "GET, HEAD, PUT, DELETE", false,
+	{{"GET", api_instance_get},
+	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE},
+	    {"DELETE", api_instance_delete}}},
+    {"/v1/instances/{uuid}/action", "POST", false,
+	{{"POST", api_instance_action, BODY_JSON}}},
+    {"/v1/instances/{uuid}/block_device_mappings", "GET, HEAD", false,
+	{{"GET", api_instance_bdms}}},
+    {"/v1/instances/{uuid}/block_device_info", "GET, HEAD", false,
+	{{"GET", api_instance_blockinfo}}},
+    {"/v1/instances/{uuid}/domain", "GET, HEAD", false,
+	{{"GET", api_instance_domain}}},
+    {"/v1/instances/{uuid}/volumes", "POST", false,
+	{{"POST", api_instance_attach, BODY_JSON}}},
+    {"/v1/instances/{uuid}/volumes/{volume_id}", "DELETE", false,
+	{{"DELETE", api_instance_detach}}},
+    {"/v1/images", "GET, HEAD", false, {{"GET", api_images_list}}},
+    {"/v1/images/{image_id}", "GET, HEAD, PUT, DELETE", false,
+	{{"GET", api_image_get},
+	    {"PUT", NULL, BODY_STREAM, &api_image_upload, ID_CREATE},
+	    {"DELETE", api_image_delete}}},
+};
+
+/* The one errno -> HTTP table (style.md 3). Codes the lib modules return
+ * come first; the rest are the API's own conditions. */
+static const struct {
+	int code; /* negative errno */
+	int status;
+	const char *slug; /* the problem type's last segment */
+	const char *title;
+} errno_map[] = {
+    {-EINVAL, 400, "invalid-request", "Invalid request"},
+    {-ENOENT, 404, "not-found", "Not found"},
+    {-EEXIST, 409, "conflict", "Conflict"},
+    {-EBUSY, 409, "conflict", "Conflict"},
+    {-EAGAIN, 503, "unavailable", "Service unavailable"},
+    {-E2BIG, 413, "too-large", "Request too large"},
+    {-EFBIG, 413, "too-large", "Request too large"},
+    /* the API's own */
+    {-EACCES, 401, "unauthorized", "Unauthorized"},
+    {-ENOSYS, 405, "method-not-allowed", "Method not allowed"},
+    {-ESTALE, 412, "precondition-failed", "Precondition failed"},
+    {-EMEDIUMTYPE, 415, "unsupported-media-type", "Unsupported media type"},
+    {-ESHUTDOWN, 503, "unavailable", "Service unavailable"},
+};
+
+struct api {
+	struct hyperlet *h; /* borrowed, outlives a */
+	struct MHD_Daemon *mhd;
+	const struct cfg *cfg;
+	const char *token; /* borrowed from cfg; NULL: no auth */
+	size_t token_len;
+	char *tls_cert, *tls_key; /* PEM text, owned */
+	const char *db_path;
+	pthread_key_t store_key; /* each worker's struct store */
+	atomic_int_fast64_t inflight; /* requests between headers and
+					 completion */
+	atomic_bool stopping; /* api_stop began: answer 503, close */
+	int port;
+};
+
+/* MHD's per-request context: api_req plus what only api.c sees. */
+struct req {
+	struct api_req pub; /* first: handlers get &pub */
+	struct MHD_Connection *conn;
+	const struct route_method *rm;
+	int64_t t0_us;
+	char method[16];
+	char *path; /* for the log line */
+	size_t body_cap;
+	struct err err; /* an error met while reading the body */
+	bool failed; /* err holds the answer; discard the body */
+	bool queued;
+	int queued_status;
+	const char *allow; /* Allow header for 405 */
+	bool auth_challenge; /* WWW-Authenticate for 401 */
+};
+
+static int64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static struct req *
+req_of(struct api_req *r)
+{
+	return (struct req *)r;
+}
+
+/* The HTTP status for a negative errno (the table above; 500 if absent). */
+int
+api_status_for_errno(int code)
+{
+	size_t i;
+
+	for (i = 0; i < ELEMENTSOF(errno_map); i++)
+		if (errno_map[i].code == code)
+			return errno_map[i].status;
+	return 500;
+}
+
+static void
+reply_take(struct api_req *r, int status, const char *content_type, char *buf,
+    size_t len)
+{
+	free(r->reply);
+	r->status = status;
+	r->content_type = content_type;
+	r->reply = buf;
+	r->reply_len = len;
+}
+
+/* Serializes o (borrowed) as the reply body. */
+void
+api_reply_json(struct api_req *r, int status, struct json_object *o)
+{
+	const char *s = json_object_to_json_string_ext(
+	    o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	char *copy = s ? strdup(s) : NULL;
+
+	if (copy == NULL) {
+		struct err e = {0};
+
+		err_set(&e, -ENOMEM, "out of memory");
+		api_reply_error(r, &e);
+		return;
+	}
+	reply_take(r, status, "application/json", copy, strlen(copy));
+}
+
+/* Copies text (len bytes) as the reply body. */
+void
+api_reply_text(struct api_req *r, int status, const char *content_type,
+    const char *text, size_t len)
+{
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL) {
+		struct err e = {0};
+
+		err_set(&e, -ENOMEM, "out of memory");
+		api_reply_error(r, &e);
+		return;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	reply_take(r, status, content_type, copy, len);
+}
+
+/* A reply with no body (204). */
+void
+api_reply_empty(struct api_req *r, int status)
+{
+	reply_take(r, status, NULL, NULL, 0);
+}
+
+/* An RFC 9457 problem from e. */
+void
+api_reply_error(struct api_req *r, const struct err *e)
+{
+	int code = e && e->code ? e->code : -EIO;
+	const char *slug = "internal", *title = "Internal server error";
+	int status = 500;
+	size_t i;
+	char type[96];
+	struct json_object *o;
+
+	for (i = 0; i < ELEMENTSOF(errno_map); i++)
+		if (errno_map[i].code == code) {
+			slug = errno_map[i].slug;
+			title = errno_map[i].title;
+			status = errno_map[i].status;
+			break;
+		}
+	(void)snprintf(type, sizeof(type), "urn:hyperlet:problem:%s", slug);
+	o = json_object_new_object();
+	if (o == NULL) {
+		reply_take(r, 500, NULL, NULL, 0);
+		return;
+	}
+	json_object_object_add(o, "type", json_object_new_string(type));
+	json_object_object_add(o, "title", json_object_new_string(title));
+	json_object_object_add(o, "status", json_object_new_int(status));
+	json_object_object_add(o, "detail",
+	    json_object_new_string(e && e->msg[0] ? e->msg : title));
+	if (e && e->field[0]) {
+		json_object_object_add(
+		    o, "field", json_object_new_string(e->field));
+		(void)snprintf(
+		    r->problem_field, sizeof(r->problem_field), "%s", e->field);
+	}
+	api_reply_json(r, status, o);
+	json_object_put(o);
+	if (r->status == status)
+		r->content_type = "application/problem+json";
+	if (status >= 500)
+		log_warn("%s %s: %s", r->method, req_of(r)->path,
+		    e && e->msg[0] ? e->msg : title);
+}
+
+static void
+store_key_free(void *p)
+{
+	(void)store_close(p);
+}
+
+/* This thread's store connection (see api_impl.h). */
+struct store *
+api_store(struct api_req *r, struct err *e)
+{
+	struct api *a = r->api;
+	struct store *s = pthread_getspecific(a->store_key);
+	struct store_opts o = {
+	    .no_migrate = true, .sync_normal = a->cfg->sync_normal};
+	struct err oe = {0};
+
+	if (s)
+		return s;
+	if (store_open(a->db_path, &o, &s, &oe) < 0) {
+		err_set(e, -EAGAIN, "database unavailable: %s", oe.msg);
+		return NULL;
+	}
+	if (pthread_setspecific(a->store_key, s) != 0) {
+		(void)store_close(s);
+		err_set(e, -ENOMEM, "out of memory");
+		return NULL;
+	}
+	return s;
+}
+
+/* A request header (borrowed) or NULL. */
+const char *
+api_header(struct api_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(
+	    req_of(r)->conn, MHD_HEADER_KIND, name);
+}
+
+/* A query parameter (borrowed) or NULL. */
+const char *
+api_query(struct api_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(
+	    req_of(r)->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+struct query_check {
+	const char *const *allowed;
+	const char *bad;
+};
+
+static enum MHD_Result
+query_check_one(
+    void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct query_check *q = cls;
+	size_t i;
+
+	(void)kind;
+	(void)value;
+	for (i = 0; q->allowed[i]; i++)
+		if (STREQ(q->allowed[i], key))
+			return MHD_YES;
+	q->bad = key;
+	return MHD_NO;
+}
+
+/* -EINVAL naming the first query parameter not in allowed. */
+int
+api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
+{
+	struct query_check q = {allowed, NULL};
+
+	(void)MHD_get_connection_values(
+	    req_of(r)->conn, MHD_GET_ARGUMENT_KIND, query_check_one, &q);
+	if (q.bad)
+		return err_set_field(e, -EINVAL, q.bad,
+		    "unknown query parameter '%.64s'", q.bad);
+	return 0;
+}
+
+/* Requests between headers and completion. */
+int64_t
+api_inflight(struct api *a)
+{
+	return atomic_load(&a->inflight);
+}
+
+/* The API's request counters (borrowed). */
+struct metrics *
+api_metrics_get(struct api *a)
+{
+	return a->h->metrics;
+}
+
+/* Matches path against tmpl; on success stores {uuid}/{image_id} in
+ * ret_id and {volume_id} in ret_sub (owned). */
+static bool
+route_match(const char *tmpl, const char *path, char *ret_id, size_t id_size,
+    char **ret_sub)
+{
+	const char *t = tmpl, *p = path;
+	char id[64] = "";
+	const char *sub = NULL;
+	size_t sub_len = 0;
+
+	while (*t && *p) {
+		if (*t != '/' || *p != '/')
+			return false;
+		t++;
+		p++;
+		const char *te = strchrnul(t, '/');
+		const char *pe = strchrnul(p, '/');
+		size_t tl = (size_t)(te - t), pl = (size_t)(pe - p);
+
+		if (*t == '{') {
+			if (pl == 0)
+				return false;
+			if (strncmp(t, "{volume_id}", tl) == 0) {
+				sub = p;
+				sub_len = pl;
+			} else {
+				if (pl >= sizeof(id))
+					pl = sizeof(id) - 1;
+				memcpy(id, p, pl);
+				id[pl] = '\0';
+			}
+		} else if (tl != pl || strncmp(t, p, tl) != 0)
+			return false;
+		t = te;
+		p = pe;
+	}
+	if (*t || *p)
+		return false;
+	(void)snprintf(ret_id, id_size, "%s", id);
+	if (sub) {
+		*ret_sub = strndup(sub, sub_len);
+	}
+	return true;
+}
+
+/* True if the media type of header value v (before any ';') is want. */
+static bool
+media_type_is(const char *v, const char *want)
+{
+	size_t n;
+
+	if (v == NULL)
+		return false;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strcspn(v, "; \t");
+	return n == strlen(want) && strncasecmp(v, want, n) == 0;
+}
+
+/* Constant-time comparison of the Authorization header with the token. */
+static bool
+auth_ok(struct api *a, struct MHD_Connection *c)
+{
+	const char *v = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	unsigned char d;
+	size_t i, n;
+
+	if (v == NULL || strncasecmp(v, "Bearer ", 7) != 0)
+		return false;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	n = strlen(v);
+	/* Every byte of the token is compared whatever the input; only the
+	 * input's own length shows in the time taken. */
+	d = n != a->token_len;
+	for (i = 0; i < a->token_len; i++)
+		d |= (unsigned char)(a->token[i] ^ (i < n ? v[i] : 0));
+	return d == 0;
+}
+
+static enum MHD_Result
+queue_reply(struct api *a, struct req *q)
+{
+	struct api_req *r = &q->pub;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (r->status == 0) {
+		struct err e = {0};
+
+		err_set(&e, -EIO, "handler set no reply");
+		api_reply_error(r, &e);
+	}
+	if (r->reply) {
+		resp = MHD_create_response_from_buffer(
+		    r->reply_len, r->reply, MHD_RESPMEM_MUST_FREE);
+		if (resp)
+			r->reply = NULL; /* MHD frees it now */
+	} else
+		resp = MHD_create_response_from_buffer(
+		    0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	if (r->content_type)
+		(void)MHD_add_response_header(
+		    resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->content_type);
+	if (r->location)
+		(void)MHD_add_response_header(
+		    resp, MHD_HTTP_HEADER_LOCATION, r->location);
+	if (r->etag[0])
+		(void)MHD_add_response_header(
+		    resp, MHD_HTTP_HEADER_ETAG, r->etag);
+	if (r->status == 405 && q->allow)
+		(void)MHD_add_response_header(
+		    resp, MHD_HTTP_HEADER_ALLOW, q->allow);
+	if (r->status == 401)
+		(void)MHD_add_response_header(resp,
+		    MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+		    q->auth_challenge ? "Bearer realm=\"hyperlet\", "
+					"error=\"invalid_token\""
+				      : "Bearer realm=\"hyperlet\"");
+	(void)MHD_add_response_header(
+	    resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (atomic_load(&a->stopping) || q->failed)
+		(void)MHD_add_response_header(
+		    resp, MHD_HTTP_HEADER_CONNECTION, "close");
+	ret = MHD_queue_response(q->conn, (unsigned)r->status, resp);
+	MHD_destroy_response(resp);
+	q->queued = true;
+	q->queued_status = r->status;
+	return ret;
+}
+
+static enum MHD_Result
+queue_error(struct api *a, struct req *q, const struct err *e)
+{
+	api_reply_error(&q->pub, e);
+	return queue_reply(a, q);
+}
+
+/* The checks made once the headers are in: shutdown, auth, route, method,
+ * path ids, media type, announced length. Returns 0 to read the body, or
+ * a negative errno with e set to answer at once. */
+static int
+req_begin(struct api *a, struct req *q, const char *url, const char *method,
+    struct err *e)
+{
+	struct api_req *r = &q->pub;
+	const struct route *rt = NULL;
+	const struct route_method *rm = NULL;
+	const char *cl, *ct;
+	char id[64];
+	size_t i, j;
+	int64_t max;
+
+	if (atomic_load(&a->stopping))
+		return err_set(e, -ESHUTDOWN, "the daemon is shutting down");
+	for (i = 0; i < ELEMENTSOF(routes) && rt == NULL; i++) {
+		char *sub = NULL;
+
+		if (route_match(routes[i].tmpl, url, id, sizeof(id), &sub)) {
+			rt = &routes[i];
+			r->sub = sub;
+		}
+	}
+	r->route = rt ? rt->tmpl : "unmatched";
+	if ((rt == NULL || !rt->public) && a->token && !auth_ok(a, q->conn)) {
+		q->auth_challenge =
+		    MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+			MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
+		return err_set(e, -EACCES,
+		    q->auth_challenge ? "wrong bearer token"
+				      : "a bearer token is required");
+	}
+	if (rt == NULL)
+		return err_set(e, -ENOENT, "no such resource");
+	for (j = 0; j < ELEMENTSOF(rt->m) && rt->m[j].method; j++)
+		if (STREQ(rt->m[j].method, method) ||
+		    (STREQ(method, "HEAD") && STREQ(rt->m[j].method, "GET")))
+			rm = &rt->m[j];
+	if (rm == NULL) {
+		q->allow = rt->allow;
+		return err_set(e, -ENOSYS, "method %.16s not allowed on %s",
+		    method, rt->tmpl);
+	}
+	q->rm = rm;
+	if (strstr(rt->tmpl, "{uuid}") || strstr(rt->tmpl, "{image_id}")) {
+		const char *what =
+		    strstr(rt->tmpl, "{image_id}") ? "image_id" : "uuid";
+
+		if (util_uuid_normalize(id, r->id) < 0) {
+			if (rm->id_rule == ID_CREATE)
+				return err_set_field(e, -EINVAL, what,
+				    "%s in the path is not a UUID", what);
+			return err_set(e, -ENOENT, "no such %s",
+			    STREQ(what, "uuid") ? "instance" : "image");
+		}
+	}
+
+	ct = MHD_lookup_connection_value(
+	    q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	if (rm->body == BODY_JSON && !media_type_is(ct, "application/json"))
+		return err_set_field(e, -EMEDIUMTYPE, "Content-Type",
+		    "expected Content-Type application/json");
+	if (rm->body == BODY_STREAM &&
+	    !media_type_is(ct, "application/octet-stream"))
+		return err_set_field(e, -EMEDIUMTYPE, "Content-Type",
+		    "expected Content-Type application/octet-stream");
+
+	max = rm->body == BODY_STREAM ? a->cfg->max_image_bytes
+				      : a->cfg->max_body_bytes;
+	r->content_length = UINT64_MAX;
+	cl = MHD_lookup_connection_value(
+	    q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl) {
+		char *end;
+		unsigned long long v;
+
+		errno = 0;
+		v = strtoull(cl, &end, 10);
+		if (errno == 0 && end != cl && *end == '\0')
+			r->content_length = v;
+		if (r->content_length != UINT64_MAX &&
+		    r->content_length > (uint64_t)max)
+			return err_set(e, -EFBIG,
+			    "the body is larger than %lld bytes",
+			    (long long)max);
+	}
+	if (rm->body == BODY_STREAM) {
+		int rc = rm->stream->begin(r, e);
+
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Takes one chunk of the body. Returns 0 or a negative errno in e. */
+static int
+req_data(
+    struct api *a, struct req *q, const char *buf, size_t len, struct err *e)
+{
+	struct api_req *r = &q->pub;
+	size_t max = (size_t)a->cfg->max_body_bytes;
+
+	if (q->rm->body == BODY_STREAM)
+		return q->rm->stream->data(r, buf, len, e);
+	if (r->body_len + len > max)
+		return err_set(
+		    e, -EFBIG, "the body is larger than %zu bytes", max);
+	if (r->body_len + len + 1 > q->body_cap) {
+		size_t cap = q->body_cap ? q->body_cap : 4096;
+		char *nb;
+
+		while (cap < r->body_len + len + 1)
+			cap *= 2;
+		nb = realloc(r->body, cap);
+		if (nb == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		r->body = nb;
+		q->body_cap = cap;
+	}
+	memcpy(r->body + r->body_len, buf, len);
+	r->body_len += len;
+	r->body[r->body_len] = '\0';
+	return 0;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	struct api *a = cls;
+	struct req *q = *con_cls;
+	struct err e = {0};
+
+	(void)version;
+	if (q == NULL) {
+		q = calloc(1, sizeof(*q));
+		if (q == NULL)
+			return MHD_NO;
+		q->pub.api = a;
+		q->pub.h = a->h;
+		q->conn = c;
+		q->t0_us = now_us();
+		(void)snprintf(q->method, sizeof(q->method), "%s", method);
+		q->pub.method = q->method;
+		q->path = strndup(url, 512);
+		if (q->path == NULL) {
+			free(q);
+			return MHD_NO;
+		}
+		atomic_fetch_add(&a->inflight, 1);
+		*con_cls = q;
+		if (req_begin(a, q, url, method, &e) < 0)
+			return queue_error(a, q, &e);
+		return MHD_YES;
+	}
+	if (q->queued)
+		return MHD_YES;
+	if (*upload_data_size) {
+		if (!q->failed &&
+		    req_data(a, q, upload_data, *upload_data_size, &q->err) < 0)
+			q->failed = true;
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (q->failed)
+		return queue_error(a, q, &q->err);
+	if (q->rm->body == BODY_STREAM)
+		q->rm->stream->finish(&q->pub);
+	else
+		q->rm->handler(&q->pub);
+	return queue_reply(a, q);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	struct api *a = cls;
+	struct req *q = *con_cls;
+	struct api_req *r;
+	int64_t us;
+	int status;
+
+	(void)c;
+	if (q == NULL)
+		return;
+	r = &q->pub;
+	if (q->rm && q->rm->body == BODY_STREAM && q->rm->stream->cleanup)
+		q->rm->stream->cleanup(r); /* also after a failed begin */
+	us = now_us() - q->t0_us;
+	/* 499: the client went away (or the daemon stopped) before an
+	 * answer was queued (nginx's convention). */
+	status = q->queued ? q->queued_status : 499;
+	log_info("%s %s %d %lldms%s%s%s%s%s", q->method, q->path, status,
+	    (long long)(us / 1000), r->log_uuid[0] ? " instance=" : "",
+	    r->log_uuid, r->problem_field[0] ? " field=" : "", r->problem_field,
+	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+		: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+		? " (timed out)"
+		: " (connection closed)");
+	metrics_observe(a->h->metrics, r->route ? r->route : "unmatched",
+	    q->method, status, us);
+	free(r->body);
+	free(r->reply);
+	free(r->location);
+	free(r->sub);
+	free(q->path);
+	free(q);
+	*con_cls = NULL;
+	atomic_fetch_sub(&a->inflight, 1);
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+	size_t n;
+
+	(void)cls;
+	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
+	n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	log_warn("libmicrohttpd: %s", buf);
+}
+
+static int
+read_pem(const char *path, char **ret, struct err *e)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0;
+	int rc = 0;
+
+	if (f == NULL)
+		return err_set(e, -errno, "%s: %s", path, strerror(errno));
+	buf = malloc(1 << 20);
+	if (buf == NULL)
+		rc = err_set(e, -ENOMEM, "out of memory");
+	else {
+		len = fread(buf, 1, (1 << 20) - 1, f);
+		if (ferror(f) || len == 0)
+			rc = err_set(
+			    e, -EINVAL, "%s: empty or unreadable", path);
+		buf[len] = '\0';
+	}
+	fclose(f);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	*ret = buf;
+	return 0;
+}
+
+static struct api *
+api_free(struct api *a)
+{
+	if (a == NULL)
+		return NULL;
+	if (a->h && a->h->metrics)
+		a->h->metrics = metrics_free(a->h->metrics);
+	if (a->tls_key) {
+		explicit_bzero(a->tls_key, strlen(a->tls_key));
+		free(a->tls_key);
+	}
+	free(a->tls_cert);
+	free(a);
+	return NULL;
+}
+
+/* Starts serving (see api.h). */
+int
+api_start(struct hyperlet *h, struct api **ret, struct err *e)
+{
+	const struct cfg *cfg = h->cfg;
+	struct api *a;
+	struct MHD_OptionItem opts[16];
+	const union MHD_DaemonInfo *info;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+	size_t n = 0;
+	int rc;
+
+	a = calloc(1, sizeof(*a));
+	if (a == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	a->h = h;
+	a->cfg = cfg;
+	a->db_path = h->db_path ? h->db_path : cfg->db_path;
+	if (cfg->auth_token_file) {
+		if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') {
+			rc = err_set(e, -EINVAL, "%s: empty auth token",
+			    cfg->auth_token_file);
+			api_free(a);
+			return rc;
+		}
+		a->token = cfg->auth_token;
+		a->token_len = strlen(a->token);
+	}
+	if (cfg->tls_cert_file || cfg->tls_key_file) {
+		if (cfg->tls_cert_file == NULL || cfg->tls_key_file == NULL) {
+			api_free(a);
+			return err_set(e, -EINVAL,
+			    "TLS needs both tls_cert_file and tls_key_file");
+		}
+		if ((rc = read_pem(cfg->tls_cert_file, &a->tls_cert, e)) < 0 ||
+		    (rc = read_pem(cfg->tls_key_file, &a->tls_key, e)) < 0) {
+			api_free(a);
+			return rc;
+		}
+		flags |= MHD_USE_TLS;
+		opts[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert};
+		opts[n++] = (struct MHD_OptionItem){
+		    MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key};
+	}
+	if (cfg->listen_addr.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	h->metrics = metrics_new();
+	if (h->metrics == NULL) {
+		api_free(a);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	if (pthread_key_create(&a->store_key, store_key_free) != 0) {
+		api_free(a);
+		return err_set(e, -ENOMEM, "out of thread keys");
+	}
+	opts[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_SOCK_ADDR, 0, (void *)&cfg->listen_addr};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE,
+	    cfg->threads > 0 ? cfg->threads : 8, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+	    cfg->connection_limit > 0 ? cfg->connection_limit : 256, NULL};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+	    cfg->connection_timeout > 0 ? cfg->connection_timeout : 30, NULL};
+	opts[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a};
+	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+	/* The logger goes first, so that MHD never writes to stderr itself. */
+	a->mhd = MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+	    on_request, a, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, a,
+	    MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (a->mhd == NULL) {
+		rc = errno ? -errno : -EIO;
+		pthread_key_delete(a->store_key);
+		api_free(a);
+		return err_set(e, rc, "cannot serve on %s: %s",
+		    cfg->listen ? cfg->listen : "?", strerror(-rc));
+	}
+	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
+	a->port = info ? info->port : cfg->listen_port;
+	log_info("api: listening on %s (port %d, %d threads%s%s)",
+	    cfg->listen ? cfg->listen : "?", a->port,
+	    cfg->threads > 0 ? cfg->threads : 8, a->tls_cert ? ", TLS" : "",
+	    a->token ? ", bearer token" : "");
+	*ret = a;
+	return 0;
+}
+
+/* The bound TCP port. */
+int
+api_port(const struct api *a)
+{
+	return a->port;
+}
+
+/* Quiesces, drains and stops (see api.h). */
+void
+api_stop(struct api *a, int drain_seconds)
+{
+	MHD_socket fd;
+	int64_t deadline;
+
+	if (a == NULL)
+		return;
+	atomic_store(&a->stopping, true);
+	fd = MHD_quiesce_daemon(a->mhd);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	deadline = now_us() + (int64_t)drain_seconds * 1000000;
+	while (atomic_load(&a->inflight) > 0 && now_us() < deadline) {
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, NULL);
+	}
+	if (atomic_load(&a->inflight) > 0)
+		log_warn("api: %lld requests still running after %d s; "
+			 "waiting for their handlers to return",
+		    (long long)atomic_load(&a->inflight), drain_seconds);
+	else
+		log_info("api: drained");
+	/* Joins the workers: a handler still inside libvirt is waited for,
+	 * never cut off mid-operation. */
+	MHD_stop_daemon(a->mhd);
+	pthread_key_delete(a->store_key);
+	api_free(a);
+}

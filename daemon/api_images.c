@@ -1,1 +1,513 @@
-/* api_images: placeholder until the daemon lands. */
+/*
+ * api_images: the image routes. PUT /v1/images/{id} streams the body into
+ * a temporary file in the images directory while hashing it (sha256 always,
+ * md5 too when the caller's checksum is md5), then checks the checksum,
+ * detects the format (qcow2 by its "QFI\xfb" header, with the virtual size
+ * from the header; anything else is raw) and publishes the file under its
+ * id with a no-replace rename before recording it. A failed upload leaves
+ * neither a file nor a row. GET lists, DELETE refuses images in use.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "api_impl.h"
+#include "bdm.h"
+#include "cfg.h"
+#include "log.h"
+#include "store.h"
+
+#define QCOW2_HEAD 32 /* bytes of the qcow2 header we read */
+
+struct upload {
+	int fd;
+	char *tmp_path; /* owned; unlinked at cleanup unless published */
+	char *final_path; /* owned */
+	gnutls_hash_hd_t sha256;
+	gnutls_hash_hd_t md5; /* only when the caller sent md5 */
+	uint64_t size;
+	unsigned char head[QCOW2_HEAD];
+	char want_algo[8]; /* "sha256", "md5" or "" */
+	char want_hex[65];
+	char *properties; /* JSON object text, owned */
+	bool published;
+};
+
+static const char *
+images_dir(struct api_req *r)
+{
+	return r->h->images_dir ? r->h->images_dir : r->h->cfg->images_path;
+}
+
+static void
+hex(const unsigned char *d, size_t n, char *out)
+{
+	static const char x[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = x[d[i] >> 4];
+		out[2 * i + 1] = x[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+/* sha256 of buf as lower-case hex (see api_impl.h). */
+int
+api_sha256_hex(const void *buf, size_t len, char out[65])
+{
+	unsigned char d[32];
+
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, buf, len, d) < 0)
+		return -EIO;
+	hex(d, sizeof(d), out);
+	return 0;
+}
+
+static bool
+is_hex(const char *s, size_t n)
+{
+	size_t i;
+
+	if (strlen(s) != n)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+			(s[i] >= 'a' && s[i] <= 'f') ||
+			(s[i] >= 'A' && s[i] <= 'F')))
+			return false;
+	return true;
+}
+
+static struct json_object *
+image_json(const struct store_image *img)
+{
+	struct json_object *o = json_object_new_object();
+	struct json_object *props = NULL;
+	char ts[32];
+
+	if (o == NULL)
+		return NULL;
+	util_rfc3339(img->created_at, ts);
+	json_object_object_add(o, "id", json_object_new_string(img->id));
+	json_object_object_add(
+	    o, "format", json_object_new_string(img->format));
+	json_object_object_add(
+	    o, "virtual_size", json_object_new_int64(img->virtual_size));
+	json_object_object_add(
+	    o, "size", json_object_new_int64(img->file_size));
+	json_object_object_add(o, "checksum",
+	    img->checksum ? json_object_new_string(img->checksum) : NULL);
+	if (img->properties)
+		props = json_tokener_parse(img->properties);
+	json_object_object_add(
+	    o, "properties", props ? props : json_object_new_object());
+	json_object_object_add(o, "created_at", json_object_new_string(ts));
+	return o;
+}
+
+/* The image properties a PUT may carry as query parameters. */
+static const char *const image_query[] = {"checksum", "hw_disk_bus",
+    "hw_cdrom_bus", "hw_scsi_model", "hw_machine_type", NULL};
+
+static int
+upload_properties(struct api_req *r, char **ret, struct err *e)
+{
+	struct json_object *o = json_object_new_object();
+	size_t i;
+	int rc = 0;
+
+	if (o == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	for (i = 1; image_query[i]; i++) {
+		const char *v = api_query(r, image_query[i]);
+		enum bdm_bus bus;
+
+		if (v == NULL)
+			continue;
+		if (strlen(v) == 0 || strlen(v) > 64 ||
+		    !util_text_valid(v, strlen(v))) {
+			rc = err_set_field(e, -EINVAL, image_query[i],
+			    "%s: expected 1 to 64 printable characters",
+			    image_query[i]);
+			break;
+		}
+		if ((STREQ(image_query[i], "hw_disk_bus") ||
+			STREQ(image_query[i], "hw_cdrom_bus")) &&
+		    bdm_bus_from_string(v, &bus) < 0) {
+			rc = err_set_field(e, -EINVAL, image_query[i],
+			    "%s: unknown bus '%s'", image_query[i], v);
+			break;
+		}
+		json_object_object_add(
+		    o, image_query[i], json_object_new_string(v));
+	}
+	if (rc == 0) {
+		*ret = strdup(
+		    json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		if (*ret == NULL)
+			rc = err_set(e, -ENOMEM, "out of memory");
+	}
+	json_object_put(o);
+	return rc;
+}
+
+static int
+upload_begin(struct api_req *r, struct err *e)
+{
+	struct upload *u;
+	struct store *s;
+	struct store_image *old = NULL;
+	const char *ck;
+	int rc;
+
+	if ((rc = api_query_check(r, image_query, e)) < 0)
+		return rc;
+	if (!(s = api_store(r, e)))
+		return e->code;
+	rc = store_image_get(s, r->id, &old, e);
+	if (rc == 0) {
+		store_image_free(old);
+		return err_set_field(e, -EEXIST, "image_id",
+		    "image %s already exists (images are immutable)", r->id);
+	}
+	if (rc != -ENOENT)
+		return rc;
+	err_clear(e);
+
+	u = calloc(1, sizeof(*u));
+	if (u == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	u->fd = -1;
+	r->stream = u;
+	ck = api_query(r, "checksum");
+	if (ck) {
+		const char *colon = strchr(ck, ':');
+
+		if (colon && colon - ck == 6 && strncmp(ck, "sha256", 6) == 0 &&
+		    is_hex(colon + 1, 64))
+			strcpy(u->want_algo, "sha256");
+		else if (colon && colon - ck == 3 &&
+		    strncmp(ck, "md5", 3) == 0 && is_hex(colon + 1, 32))
+			strcpy(u->want_algo, "md5");
+		else
+			return err_set_field(e, -EINVAL, "checksum",
+			    "checksum: expected sha256:<64 hex digits> or "
+			    "md5:<32 hex digits>");
+		(void)snprintf(
+		    u->want_hex, sizeof(u->want_hex), "%s", colon + 1);
+		for (char *p = u->want_hex; *p; p++)
+			if (*p >= 'A' && *p <= 'F')
+				*p = (char)(*p - 'A' + 'a');
+	}
+	if ((rc = upload_properties(r, &u->properties, e)) < 0)
+		return rc;
+	if (asprintf(&u->final_path, "%s/%s", images_dir(r), r->id) < 0) {
+		u->final_path = NULL;
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	if (asprintf(&u->tmp_path, "%s/.upload-%s-XXXXXX", images_dir(r),
+		r->id) < 0) {
+		u->tmp_path = NULL;
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	u->fd = mkostemp(u->tmp_path, O_CLOEXEC);
+	if (u->fd < 0) {
+		rc = -errno;
+		free(u->tmp_path);
+		u->tmp_path = NULL;
+		return err_set(e, rc == -ENOENT ? -EIO : rc,
+		    "cannot create a file in the images directory: %s",
+		    strerror(-rc));
+	}
+	if (gnutls_hash_init(&u->sha256, GNUTLS_DIG_SHA256) < 0 ||
+	    (STREQ(u->want_algo, "md5") &&
+		gnutls_hash_init(&u->md5, GNUTLS_DIG_MD5) < 0))
+		return err_set(e, -EIO, "cannot initialise the hash");
+	return 0;
+}
+
+static int
+upload_data(struct api_req *r, const char *buf, size_t len, struct err *e)
+{
+	struct upload *u = r->stream;
+	int64_t max = r->h->cfg->max_image_bytes;
+	size_t off = 0;
+
+	if (u->size + len > (uint64_t)max)
+		return err_set(e, -EFBIG, "the image is larger than %lld bytes",
+		    (long long)max);
+	if (u->size < QCOW2_HEAD) {
+		size_t n =
+		    QCOW2_HEAD - u->size < len ? QCOW2_HEAD - u->size : len;
+
+		memcpy(u->head + u->size, buf, n);
+	}
+	(void)gnutls_hash(u->sha256, buf, len);
+	if (u->md5)
+		(void)gnutls_hash(u->md5, buf, len);
+	while (off < len) {
+		ssize_t n = write(u->fd, buf + off, len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return err_set(e, errno == ENOSPC ? -EFBIG : -EIO,
+			    "writing the image: %s", strerror(errno));
+		off += (size_t)n;
+	}
+	u->size += len;
+	return 0;
+}
+
+static uint64_t
+be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint32_t
+be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | p[3];
+}
+
+static void
+upload_finish(struct api_req *r)
+{
+	struct upload *u = r->stream;
+	struct store_image img = {0};
+	struct store_image *back = NULL;
+	struct err e = {0};
+	struct json_object *o;
+	unsigned char d[32];
+	char sha[65], md5hex[33], checksum[80];
+	struct store *s;
+	int dfd;
+
+	gnutls_hash_output(u->sha256, d);
+	hex(d, 32, sha);
+	if (u->md5) {
+		gnutls_hash_output(u->md5, d);
+		hex(d, 16, md5hex);
+	}
+	if (u->size == 0) {
+		err_set(&e, -EINVAL, "the image is empty");
+		goto out;
+	}
+	if (STREQ(u->want_algo, "sha256") && !STREQ(u->want_hex, sha)) {
+		err_set_field(&e, -EINVAL, "checksum",
+		    "checksum mismatch: the body's sha256 is %s", sha);
+		goto out;
+	}
+	if (STREQ(u->want_algo, "md5") && !STREQ(u->want_hex, md5hex)) {
+		err_set_field(&e, -EINVAL, "checksum",
+		    "checksum mismatch: the body's md5 is %s", md5hex);
+		goto out;
+	}
+	memcpy(img.id, r->id, sizeof(img.id));
+	img.file_size = (int64_t)u->size;
+	if (u->size >= QCOW2_HEAD && memcmp(u->head, "QFI\xfb", 4) == 0) {
+		uint32_t version = be32(u->head + 4);
+		uint64_t vsize = be64(u->head + 24);
+
+		if (version != 2 && version != 3) {
+			err_set(&e, -EINVAL,
+			    "qcow2 version %u is not supported", version);
+			goto out;
+		}
+		/* A backing file would let an upload name any file on the
+		 * host as its base: refused. */
+		if (be64(u->head + 8) != 0) {
+			err_set(&e, -EINVAL,
+			    "qcow2 images with a backing file are refused");
+			goto out;
+		}
+		if (vsize == 0 || vsize > (uint64_t)INT64_MAX) {
+			err_set(&e, -EINVAL,
+			    "qcow2 virtual size %llu is invalid",
+			    (unsigned long long)vsize);
+			goto out;
+		}
+		img.format = "qcow2";
+		img.virtual_size = (int64_t)vsize;
+	} else {
+		img.format = "raw";
+		img.virtual_size = (int64_t)u->size;
+	}
+	(void)snprintf(checksum, sizeof(checksum), "sha256:%s", sha);
+	img.checksum = checksum;
+	img.properties = u->properties;
+
+	if (fsync(u->fd) < 0) {
+		err_set(&e, -EIO, "fsync of the image: %s", strerror(errno));
+		goto out;
+	}
+	(void)fchmod(u->fd, 0644);
+	if (!(s = api_store(r, &e)))
+		goto out;
+	/* Publish without replacing: two uploads of one id race here and
+	 * the loser gets 409. A file without a row (a crash between rename
+	 * and insert) is replaced. */
+	if (renameat2(AT_FDCWD, u->tmp_path, AT_FDCWD, u->final_path,
+		RENAME_NOREPLACE) < 0) {
+		struct store_image *row = NULL;
+
+		if (errno != EEXIST) {
+			err_set(&e, -EIO, "publishing the image: %s",
+			    strerror(errno));
+			goto out;
+		}
+		if (store_image_get(s, r->id, &row, NULL) == 0) {
+			store_image_free(row);
+			err_set_field(&e, -EEXIST, "image_id",
+			    "image %s already exists", r->id);
+			goto out;
+		}
+		if (rename(u->tmp_path, u->final_path) < 0) {
+			err_set(&e, -EIO, "publishing the image: %s",
+			    strerror(errno));
+			goto out;
+		}
+	}
+	u->published = true;
+	if (store_image_put(s, &img, &e) < 0) {
+		(void)unlink(u->final_path);
+		goto out;
+	}
+	dfd = open(images_dir(r), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		(void)fsync(dfd);
+		close(dfd);
+	}
+	if (store_image_get(s, r->id, &back, &e) < 0)
+		goto out;
+	o = image_json(back);
+	store_image_free(back);
+	if (o == NULL) {
+		err_set(&e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if (asprintf(&r->location, "/v1/images/%s", r->id) < 0)
+		r->location = NULL;
+	api_reply_json(r, 201, o);
+	json_object_put(o);
+	log_info("image %s: %s, %llu bytes, virtual %lld", r->id, img.format,
+	    (unsigned long long)u->size, (long long)img.virtual_size);
+	return;
+out:
+	api_reply_error(r, &e);
+}
+
+static void
+upload_cleanup(struct api_req *r)
+{
+	struct upload *u = r->stream;
+
+	if (u == NULL)
+		return;
+	if (u->fd >= 0)
+		close(u->fd);
+	if (u->tmp_path && !u->published)
+		(void)unlink(u->tmp_path);
+	if (u->sha256)
+		gnutls_hash_deinit(u->sha256, NULL);
+	if (u->md5)
+		gnutls_hash_deinit(u->md5, NULL);
+	free(u->tmp_path);
+	free(u->final_path);
+	free(u->properties);
+	free(u);
+	r->stream = NULL;
+}
+
+const struct api_stream_ops api_image_upload = {
+    .begin = upload_begin,
+    .data = upload_data,
+    .finish = upload_finish,
+    .cleanup = upload_cleanup,
+};
+
+/* GET /v1/images: {"images": [...]}, oldest first. */
+void
+api_images_list(struct api_req *r)
+{
+	static const char *const none[] = {NULL};
+	struct err e = {0};
+	struct store_image **v = NULL;
+	size_t n = 0, i;
+	struct store *s;
+	struct json_object *o, *arr;
+
+	if (api_query_check(r, none, &e) < 0 || !(s = api_store(r, &e)) ||
+	    store_image_list(s, &v, &n, &e) < 0) {
+		api_reply_error(r, &e);
+		return;
+	}
+	o = json_object_new_object();
+	arr = json_object_new_array();
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, image_json(v[i]));
+	json_object_object_add(o, "images", arr);
+	store_image_list_free(v, n);
+	api_reply_json(r, 200, o);
+	json_object_put(o);
+}
+
+/* GET /v1/images/{image_id}. */
+void
+api_image_get(struct api_req *r)
+{
+	struct err e = {0};
+	struct store_image *img = NULL;
+	struct store *s;
+	struct json_object *o;
+
+	if (!(s = api_store(r, &e)) ||
+	    store_image_get(s, r->id, &img, &e) < 0) {
+		api_reply_error(r, &e);
+		return;
+	}
+	o = image_json(img);
+	store_image_free(img);
+	api_reply_json(r, 200, o);
+	json_object_put(o);
+}
+
+/* DELETE /v1/images/{image_id}: 204, 404, or 409 while an instance or a
+ * BDM names it. The row goes first, so a failed unlink leaves only a
+ * stray file (logged), never a row without its file. */
+void
+api_image_delete(struct api_req *r)
+{
+	struct err e = {0};
+	struct store *s;
+	char *path = NULL;
+
+	if (!(s = api_store(r, &e)) || store_image_delete(s, r->id, &e) < 0) {
+		if (e.code == -EBUSY)
+			(void)snprintf(e.field, sizeof(e.field), "image_id");
+		api_reply_error(r, &e);
+		return;
+	}
+	if (asprintf(&path, "%s/%s", images_dir(r), r->id) >= 0) {
+		if (unlink(path) < 0 && errno != ENOENT)
+			log_warn("image %s: removing %s: %s", r->id, path,
+			    strerror(errno));
+		free(path);
+	}
+	api_reply_empty(r, 204);
+}
