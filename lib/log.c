@@ -1,13 +1,14 @@
 /*
  * log: the daemon's log stream on stderr. The only process-wide state is the
- * level (an atomic int, changed by SIGHUP while request threads log) and the
- * output style, fixed by log_init() before any thread starts. A line is
- * formatted into a stack buffer and written with one write(2), which keeps
- * lines from different threads whole (stderr is a pipe to journald or a
- * terminal; writes below PIPE_BUF are atomic). Control characters in a
- * message are escaped, so a client-controlled string cannot forge a line.
+ * level and the output style, both atomics (SIGHUP changes them while
+ * request threads log). A line is formatted into a stack buffer of PIPE_BUF
+ * bytes (longer messages are cut) and written with one write(2), which
+ * keeps lines from different threads whole (stderr is a pipe or socket to
+ * journald, or a terminal). Control characters in a message are escaped,
+ * so a client-controlled string cannot forge a line.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -20,10 +21,11 @@
 #include "log.h"
 #include "util.h"
 
-#define LOG_LINE_MAX 4096
+/* a whole line, prefix and newline included, in one atomic pipe write */
+#define LOG_LINE_MAX PIPE_BUF
 
 static _Atomic int log_level = LOG_INFO;
-static bool log_journal; /* written once by log_init, before threads */
+static atomic_bool log_journal; /* log_init, and log_reopen on SIGHUP */
 
 static const struct {
 	int level;
@@ -61,7 +63,7 @@ journal_stream_is_stderr(void)
 void
 log_init(int level)
 {
-	log_journal = journal_stream_is_stderr();
+	atomic_store(&log_journal, journal_stream_is_stderr());
 	log_set_level(level);
 }
 
@@ -95,7 +97,7 @@ log_enabled(int level)
 void
 log_reopen(void)
 {
-	log_journal = journal_stream_is_stderr();
+	atomic_store(&log_journal, journal_stream_is_stderr());
 }
 
 /* "err", "warn", "info", "debug"; "?" for anything else (static). */
@@ -153,14 +155,14 @@ log_escape(char *dst, size_t cap, const char *src)
 static void
 log_vwrite(int level, const char *fmt, va_list ap)
 {
-	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX + 64];
+	char msg[LOG_LINE_MAX], line[LOG_LINE_MAX];
 	size_t n;
 	int saved = errno; /* callers may log and then look at errno */
 
 	if (!log_enabled(level))
 		return;
 	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (log_journal)
+	if (atomic_load(&log_journal))
 		n = (size_t)snprintf(line, sizeof(line), "<%d>", level);
 	else {
 		int64_t ms = util_now_ms();

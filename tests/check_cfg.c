@@ -625,6 +625,27 @@ START_TEST(test_log_write_escapes_newlines_so_one_call_is_one_line)
 }
 END_TEST
 
+START_TEST(test_log_write_cuts_a_long_message_to_one_pipe_buf_line)
+{
+	_cleanup_free_ char *dir = NULL, *path = NULL, *text = NULL;
+	_cleanup_free_ char *big = malloc(10000);
+	size_t len;
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'x', 9999);
+	big[9999] = '\0';
+	unsetenv("JOURNAL_STREAM");
+	path = capture_stderr(&dir);
+	log_init(LOG_INFO);
+	log_info("%s", big);
+	text = testutil_read_file(path, &len);
+	ck_assert_uint_le(len, PIPE_BUF);
+	ck_assert_int_eq(text[len - 1], '\n');
+	ck_assert_ptr_eq(strchr(text, '\n'), text + len - 1);
+	testutil_rm_rf(dir);
+}
+END_TEST
+
 static int side_effects;
 
 static int
@@ -834,6 +855,8 @@ main(void)
 	    tc, test_log_write_ignores_a_journal_stream_that_is_not_stderr);
 	tcase_add_test(
 	    tc, test_log_write_escapes_newlines_so_one_call_is_one_line);
+	tcase_add_test(
+	    tc, test_log_write_cuts_a_long_message_to_one_pipe_buf_line);
 	tcase_add_test(
 	    tc, test_log_debug_does_not_evaluate_its_arguments_when_off);
 	tcase_add_test(tc, test_log_set_level_hides_lower_priorities);
