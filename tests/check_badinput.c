@@ -400,11 +400,16 @@ assert_unchanged(const char *what)
 	"\"driver_volume_type\":\"file\",\"data\":{\"device_path\":\"" path   \
 	"\"}}}"
 #define VOL(id) VOLP(id, "/var/lib/hyperlet-test/vol")
-#define BDMS(...)                                                              \
-	"{\"name\":\"x\"," FLAVOR ",\"imageRef\":\"" IMG "\",\"start\":false," \
+/* The flavor of BDMS() has room for an ephemeral disk and a swap disk. */
+#define FLAVOR_EPH                                                \
+	"\"flavor\":{\"vcpus\":1,\"memory_mb\":64,\"root_gb\":1," \
+	"\"ephemeral_gb\":1,\"swap\":64}"
+#define BDMS(...)                                            \
+	"{\"name\":\"x\"," FLAVOR_EPH ",\"imageRef\":\"" IMG \
+	"\",\"start\":false,"                                \
 	"\"block_device_mapping_v2\":[" __VA_ARGS__ "]}"
 #define V1 "0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a01"
-#define V2 "0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a02"
+#define V2 "1c7d69c9-1f1b-4c9f-8d66-4a4cae4d1b02"
 
 enum {
 	F_NOAUTH = 1 << 0, /* no Authorization header (headers may add one) */

@@ -124,7 +124,7 @@ EOF
 # domain_xml: the XML hyperlet defines for that body, for the floor.
 domain_xml() {
 	sed -e 's/@NAME@/xmlprobe/' -e 's/@VOL1@/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a01/' \
-	    -e 's/@VOL2@/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a02/' "$tmp/body.json" >"$tmp/one.json"
+	    -e 's/@VOL2@/1c7d69c9-1f1b-4c9f-8d66-4a4cae4d1b02/' "$tmp/body.json" >"$tmp/one.json"
 	loc=$(curl -s -D - -o "$tmp/one.out" -H 'Content-Type: application/json' \
 	    --data-binary "@$tmp/one.json" "$base/v1/instances" |
 	    tr -d '\r' | awk 'tolower($1) == "location:" { print $2 }')
