@@ -1,9 +1,612 @@
-/* hyperletd: placeholder until the daemon lands. */
+/*
+ * hyperletd: options, start-up and teardown order, and the signal loop
+ * (style.md 8). Start-up runs top to bottom: configuration, log, signal
+ * mask (before any thread), state directories, store (migrated), libvirt,
+ * reconciliation, the background online data migration, the API, then
+ * READY=1. The main thread then only waits for signals with sigtimedwait
+ * and pings the systemd watchdog; every signal is handled here in normal
+ * context, never in a handler. Teardown is the reverse order. The `db`
+ * subcommands run the store's maintenance without starting anything else.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-daemon.h>
+
+#include "api.h"
+#include "cfg.h"
+#include "hyperlet.h"
+#include "log.h"
+#include "store.h"
+#include "virt.h"
+
+#define MIGRATE_BATCH 50 /* rows per online-migration batch */
+#define MIGRATE_PAUSE_MS 50 /* between background batches */
+
+/* Exit codes of `db online-migrate`, as nova-manage's. */
+#define EXIT_MIGRATE_MORE 1 /* --max-count reached, rows remain */
+#define EXIT_MIGRATE_ERROR 2
+
+struct options {
+	const char *config;
+	const char *listen;
+	const char *state_dir;
+	const char *libvirt_uri;
+	const char *virt_type;
+	bool check_config;
+	bool debug;
+	long max_count; /* -1: not given */
+};
+
+/* The background online data migration (its own store connection). */
+struct migrator {
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	const char *db_path;
+	bool sync_normal;
+};
+
+static void usage(FILE *f);
+static int parse_options(int argc, char **argv, struct options *o);
+static int load_config(const struct options *o, struct cfg *c);
+static int make_dir(const char *path, mode_t mode);
+static int db_command(
+    const struct cfg *c, const struct options *o, int argc, char **argv);
+static int db_version(const struct cfg *c);
+static int db_sync(const struct cfg *c);
+static int db_online_migrate(const struct cfg *c, long max_count);
+static void *migrator_run(void *arg);
+static int serve(struct cfg *c, const struct options *o);
+static void reload(const struct options *o);
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: hyperletd [options]\n"
+	    "       hyperletd [options] db version|sync\n"
+	    "       hyperletd [options] db online-migrate [--max-count N]\n"
+	    "\n"
+	    "  -f, --config FILE       configuration file (default: none, "
+	    "embedded defaults)\n"
+	    "  -l, --listen ADDR:PORT  [api] listen (default " CFG_DEFAULT_LISTEN
+	    ")\n"
+	    "  -s, --state-dir DIR     [storage] state_dir (default " CFG_DEFAULT_STATE_DIR
+	    ")\n"
+	    "  -u, --libvirt-uri URI   [libvirt] uri (default " CFG_DEFAULT_URI
+	    ")\n"
+	    "  -t, --virt-type TYPE    [libvirt] virt_type: kvm or qemu\n"
+	    "  -F, --foreground        accepted for compatibility: hyperletd "
+	    "never forks\n"
+	    "  -n, --check-config      check the configuration and exit\n"
+	    "  -d, --debug             log at debug level\n"
+	    "  -m, --max-count N       db online-migrate: at most N rows\n"
+	    "  -h, --help              this help\n"
+	    "  -V, --version           print the version\n"
+	    "\n"
+	    "See hyperletd(8) and hyperlet.conf(5).\n");
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+	    {"config", required_argument, NULL, 'f'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"libvirt-uri", required_argument, NULL, 'u'},
+	    {"virt-type", required_argument, NULL, 't'},
+	    {"foreground", no_argument, NULL, 'F'},
+	    {"check-config", no_argument, NULL, 'n'},
+	    {"debug", no_argument, NULL, 'd'},
+	    {"max-count", required_argument, NULL, 'm'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	*o = (struct options){.max_count = -1};
+	while ((ch = getopt_long(
+		    argc, argv, "f:l:s:u:t:Fndm:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			o->config = optarg;
+			break;
+		case 'l':
+			o->listen = optarg;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case 'u':
+			o->libvirt_uri = optarg;
+			break;
+		case 't':
+			o->virt_type = optarg;
+			break;
+		case 'F':
+			break;
+		case 'n':
+			o->check_config = true;
+			break;
+		case 'd':
+			o->debug = true;
+			break;
+		case 'm': {
+			char *end;
+
+			errno = 0;
+			o->max_count = strtol(optarg, &end, 10);
+			if (*end || errno || end == optarg ||
+			    o->max_count <= 0 || o->max_count > INT_MAX) {
+				fprintf(stderr,
+				    "hyperletd: --max-count: expected a "
+				    "positive integer, got '%s'\n",
+				    optarg);
+				return -EINVAL;
+			}
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			exit(EXIT_SUCCESS);
+		case 'V':
+			printf("hyperletd %s (database schema %d)\n",
+			    PACKAGE_VERSION, STORE_SCHEMA_VERSION);
+			exit(EXIT_SUCCESS);
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Defaults, the file, then the command line, then cfg_finish. Prints the
+ * error ("file:line: message") on stderr and returns < 0 on failure.
+ */
+static int
+load_config(const struct options *o, struct cfg *c)
+{
+	static const struct {
+		size_t offset;
+		const char *section, *name, *flag;
+	} overrides[] = {
+	    {offsetof(struct options, listen), "api", "listen", "--listen"},
+	    {offsetof(struct options, state_dir), "storage", "state_dir",
+		"--state-dir"},
+	    {offsetof(struct options, libvirt_uri), "libvirt", "uri",
+		"--libvirt-uri"},
+	    {offsetof(struct options, virt_type), "libvirt", "virt_type",
+		"--virt-type"},
+	};
+	struct err e = {0};
+	int r;
+
+	if ((r = cfg_defaults(c)) < 0) {
+		fprintf(stderr, "hyperletd: out of memory\n");
+		return r;
+	}
+	if (o->config && (r = cfg_load(o->config, c, &e)) < 0)
+		goto fail;
+	for (size_t i = 0; i < ELEMENTSOF(overrides); i++) {
+		const char *v = *(
+		    const char *const *)((const char *)o + overrides[i].offset);
+
+		if (!v)
+			continue;
+		if ((r = cfg_set(c, overrides[i].section, overrides[i].name, v,
+			 &e)) < 0) {
+			fprintf(stderr, "%s: %s\n", overrides[i].flag, e.msg);
+			return r;
+		}
+	}
+	if (o->debug)
+		c->log_level = LOG_DEBUG;
+	if ((r = cfg_finish(c, &e)) < 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "%s\n", e.msg);
+	return r;
+}
+
+/* mkdir -p path; the last component, if made here, gets mode; missing
+ * parents 0755 (less the umask). An existing directory is left as is. */
+static int
+make_dir(const char *path, mode_t mode)
+{
+	_cleanup_free_ char *p = strdup(path);
+
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*s = '/';
+	}
+	if (mkdir(p, mode) < 0)
+		return errno == EEXIST ? 0 : -errno;
+	/* exactly mode, whatever the umask (the unit's is 0027, and QEMU
+	 * must traverse the instances and images directories) */
+	if (chmod(p, mode) < 0)
+		return -errno;
+	return 0;
+}
+
+static int
+db_version(const struct cfg *c)
+{
+	struct store_opts so = {.no_migrate = true};
+	struct store *s = NULL;
+	struct err e = {0};
+	int v = 0, r;
+
+	/* a query must not create the database */
+	if (access(c->db_path, F_OK) < 0) {
+		printf("0\n");
+		return EXIT_SUCCESS;
+	}
+	if ((r = store_open(c->db_path, &so, &s, &e)) < 0 ||
+	    (r = store_schema_version(s, &v, &e)) < 0) {
+		fprintf(stderr, "hyperletd: %s: %s\n", c->db_path, e.msg);
+		store_close(s);
+		return EXIT_FAILURE;
+	}
+	store_close(s);
+	printf("%d\n", v);
+	return EXIT_SUCCESS;
+}
+
+static int
+db_sync(const struct cfg *c)
+{
+	struct store_opts so = {.sync_normal = c->sync_normal};
+	struct store *s = NULL;
+	struct err e = {0};
+	int64_t pending = 0;
+	int r, v;
+
+	if ((r = make_dir(c->state_dir, 0750)) < 0) {
+		fprintf(
+		    stderr, "hyperletd: %s: %s\n", c->state_dir, strerror(-r));
+		return EXIT_FAILURE;
+	}
+	if ((r = store_open(c->db_path, &so, &s, &e)) < 0 ||
+	    (r = v = store_migrate(s, &e)) < 0 ||
+	    (r = store_integrity_check(s, &e)) < 0 ||
+	    (r = store_online_migrate_pending(s, &pending, &e)) < 0) {
+		fprintf(stderr, "hyperletd: %s: %s\n", c->db_path, e.msg);
+		store_close(s);
+		return EXIT_FAILURE;
+	}
+	store_close(s);
+	printf("schema version %d\n", v);
+	if (v < STORE_SCHEMA_VERSION)
+		printf("%" PRId64 " block device mappings still need a uuid: "
+		       "run `hyperletd db online-migrate` (or start the "
+		       "daemon) to reach version %d\n",
+		    pending, STORE_SCHEMA_VERSION);
+	return EXIT_SUCCESS;
+}
+
+/* Batches until nothing is left or max_count rows were considered. */
+static int
+db_online_migrate(const struct cfg *c, long max_count)
+{
+	struct store_opts so = {
+	    .no_migrate = true, .sync_normal = c->sync_normal};
+	struct store *s = NULL;
+	struct err e = {0};
+	long found = 0, done = 0;
+	int64_t pending = 0;
+	int r;
+
+	if (access(c->db_path, F_OK) < 0) {
+		fprintf(stderr,
+		    "hyperletd: %s: no database (run `hyperletd "
+		    "db sync` first)\n",
+		    c->db_path);
+		return EXIT_MIGRATE_ERROR;
+	}
+	if ((r = store_open(c->db_path, &so, &s, &e)) < 0)
+		goto fail;
+	for (;;) {
+		int batch = MIGRATE_BATCH, f = 0, d = 0;
+
+		if (max_count > 0 && max_count - found < batch)
+			batch = (int)(max_count - found);
+		if (batch <= 0)
+			break;
+		if ((r = store_online_migrate(s, batch, &f, &d, &e)) < 0)
+			goto fail;
+		found += f;
+		done += d;
+		if (f == 0)
+			break;
+	}
+	if ((r = store_online_migrate_pending(s, &pending, &e)) < 0)
+		goto fail;
+	store_close(s);
+	printf("found %ld, done %ld\n", found, done);
+	if (pending > 0) {
+		printf("%" PRId64 " left\n", pending);
+		return EXIT_MIGRATE_MORE;
+	}
+	return EXIT_SUCCESS;
+fail:
+	printf("found %ld, done %ld\n", found, done);
+	fprintf(stderr, "hyperletd: %s: %s\n", c->db_path, e.msg);
+	store_close(s);
+	return EXIT_MIGRATE_ERROR;
+}
+
+static int
+db_command(const struct cfg *c, const struct options *o, int argc, char **argv)
+{
+	if (argc == 2 && STREQ(argv[1], "online-migrate"))
+		return db_online_migrate(c, o->max_count);
+	if (o->max_count >= 0) {
+		fprintf(stderr,
+		    "hyperletd: --max-count goes with db online-migrate\n");
+		return 2;
+	}
+	if (argc == 2 && STREQ(argv[1], "version"))
+		return db_version(c);
+	if (argc == 2 && STREQ(argv[1], "sync"))
+		return db_sync(c);
+	usage(stderr);
+	return 2;
+}
+
+/*
+ * The background online data migration started with the daemon: batches
+ * of MIGRATE_BATCH on its own connection until nothing is left or stop is
+ * set. A locked database (-EAGAIN) is retried after a pause; any other
+ * error ends the thread (logged; the rows are filled on read anyway).
+ */
+static void *
+migrator_run(void *arg)
+{
+	struct migrator *m = arg;
+	struct store_opts so = {
+	    .no_migrate = true, .sync_normal = m->sync_normal};
+	struct store *s = NULL;
+	struct err e = {0};
+	long found = 0, done = 0;
+	int r;
+
+	if ((r = store_open(m->db_path, &so, &s, &e)) < 0) {
+		log_err("online migration: %s", e.msg);
+		return NULL;
+	}
+	while (!atomic_load(&m->stop)) {
+		struct timespec pause = {0, MIGRATE_PAUSE_MS * 1000000L};
+		int f = 0, d = 0;
+
+		err_clear(&e);
+		r = store_online_migrate(s, MIGRATE_BATCH, &f, &d, &e);
+		if (r == -EAGAIN) {
+			(void)nanosleep(&pause, NULL);
+			continue;
+		}
+		if (r < 0) {
+			log_err("online migration stopped: %s", e.msg);
+			break;
+		}
+		found += f;
+		done += d;
+		if (f == 0) {
+			if (found > 0)
+				log_info("online migration complete: found "
+					 "%ld, done %ld",
+				    found, done);
+			break;
+		}
+		log_debug("online migration: batch found %d, done %d", f, d);
+		(void)nanosleep(&pause, NULL);
+	}
+	store_close(s);
+	return NULL;
+}
+
+/* SIGHUP: reopen the log and re-read the level from the file. Other keys
+ * need a restart (they size threads and sockets). */
+static void
+reload(const struct options *o)
+{
+	struct cfg nc;
+	struct err e = {0};
+
+	log_reopen();
+	if (!o->config || o->debug) {
+		log_info("SIGHUP: log reopened (level %s)",
+		    log_level_to_string(log_get_level()));
+		return;
+	}
+	if (cfg_defaults(&nc) < 0)
+		return;
+	if (cfg_load(o->config, &nc, &e) < 0)
+		log_err("SIGHUP: %s; keeping the current configuration", e.msg);
+	else {
+		log_set_level(nc.log_level);
+		log_info("SIGHUP: log level %s (other keys apply on restart)",
+		    log_level_to_string(nc.log_level));
+	}
+	cfg_clear(&nc);
+}
+
+/* The daemon proper. Returns the exit status. */
+static int
+serve(struct cfg *c, const struct options *o)
+{
+	struct store_opts so = {.sync_normal = c->sync_normal};
+	struct virt_opts vo = {
+	    .uri = c->libvirt_uri,
+	    .virt_type = c->virt_type,
+	    .instances_path = c->instances_path,
+	};
+	struct migrator mig = {
+	    .db_path = c->db_path, .sync_normal = c->sync_normal};
+	struct hyperlet h = {
+	    .cfg = c, .db_path = c->db_path, .images_dir = c->images_path};
+	struct store *store = NULL;
+	struct api *api = NULL;
+	struct err e = {0};
+	uint64_t wd_usec = 0;
+	sigset_t set;
+	int status = EXIT_FAILURE, r, v = 0;
+
+	/* before any thread (libvirt's, MHD's, the migrator) exists, so all
+	 * inherit the mask and the signals reach sigtimedwait below */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if ((r = pthread_sigmask(SIG_BLOCK, &set, NULL)) != 0) {
+		log_err("pthread_sigmask: %s", strerror(r));
+		return EXIT_FAILURE;
+	}
+	(void)signal(SIGPIPE, SIG_IGN);
+
+	if ((r = make_dir(c->state_dir, 0750)) < 0 ||
+	    (r = make_dir(c->instances_path, 0751)) < 0 ||
+	    (r = make_dir(c->images_path, 0751)) < 0) {
+		log_err("cannot create the state directories under %s: %s",
+		    c->state_dir, strerror(-r));
+		return EXIT_FAILURE;
+	}
+
+	if ((r = store_open(c->db_path, &so, &store, &e)) < 0 ||
+	    (r = store_schema_version(store, &v, &e)) < 0) {
+		log_err("database %s: %s", c->db_path, e.msg);
+		goto out;
+	}
+	log_info("database %s: schema version %d", c->db_path, v);
+
+	if ((r = virt_open(&vo, &h.virt, &e)) < 0) {
+		log_err("libvirt %s: %s", c->libvirt_uri, e.msg);
+		goto out;
+	}
+	log_info("libvirt %s: connected (virt_type %s)", c->libvirt_uri,
+	    c->virt_type);
+
+	/* XXX: start-up reconciliation (lib/compute.h, compute_reconcile)
+	 * goes here, before the API serves, once that module lands. */
+
+	if (v < STORE_SCHEMA_VERSION) {
+		if ((r = pthread_create(
+			 &mig.thread, NULL, migrator_run, &mig)) != 0) {
+			log_err("cannot start the online migration: %s",
+			    strerror(r));
+			goto out;
+		}
+		mig.started = true;
+	}
+
+	if ((r = api_start(&h, &api, &e)) < 0) {
+		log_err("cannot serve on %s: %s", c->listen, e.msg);
+		goto out;
+	}
+	log_info("hyperletd %s serving on %s (port %d, %d threads)",
+	    PACKAGE_VERSION, c->listen, api_port(api), c->threads);
+	(void)sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%lu",
+	    c->listen, (unsigned long)getpid());
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+		wd_usec = 0;
+
+	for (;;) {
+		struct timespec ts;
+		siginfo_t si;
+		int sig;
+
+		if (wd_usec) {
+			(void)sd_notify(0, "WATCHDOG=1");
+			ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
+			ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
+			sig = sigtimedwait(&set, &si, &ts);
+		} else
+			sig = sigwaitinfo(&set, &si);
+		if (sig < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				continue;
+			log_err("sigwait: %s", strerror(errno));
+			break;
+		}
+		if (sig == SIGHUP) {
+			reload(o);
+			continue;
+		}
+		log_info("%s: stopping (draining requests for up to %d s)",
+		    sig == SIGTERM ? "SIGTERM" : "SIGINT", c->drain_timeout);
+		(void)sd_notify(0, "STOPPING=1");
+		status = EXIT_SUCCESS;
+		break;
+	}
+
+out:
+	if (api)
+		api_stop(api, c->drain_timeout);
+	if (mig.started) {
+		atomic_store(&mig.stop, true);
+		(void)pthread_join(mig.thread, NULL);
+	}
+	h.virt = virt_close(h.virt);
+	store = store_close(store);
+	if (status == EXIT_SUCCESS)
+		log_info("stopped");
+	return status;
+}
 
 int
-main(void)
+main(int argc, char **argv)
 {
-	fprintf(stderr, "hyperletd: not yet\n");
-	return 1;
+	struct options o;
+	struct cfg c = {0};
+	int status;
+
+	if (parse_options(argc, argv, &o) < 0)
+		return 2;
+	if (load_config(&o, &c) < 0) {
+		cfg_clear(&c);
+		return EXIT_FAILURE;
+	}
+	if (o.check_config) {
+		if (optind < argc) {
+			usage(stderr);
+			cfg_clear(&c);
+			return 2;
+		}
+		printf("configuration OK\n");
+		cfg_clear(&c);
+		return EXIT_SUCCESS;
+	}
+	log_init(c.log_level);
+	if (optind < argc && STREQ(argv[optind], "db"))
+		status = db_command(&c, &o, argc - optind, argv + optind);
+	else if (optind < argc || o.max_count >= 0) {
+		usage(stderr);
+		status = 2;
+	} else
+		status = serve(&c, &o);
+	cfg_clear(&c);
+	return status;
 }
