@@ -1,0 +1,163 @@
+/*
+ * compute: the orchestration behind the instance routes and start-up. It
+ * owns the order of the steps that touch the database (store), the disks
+ * and the domain (virt), so that a kill -9 between any two steps leaves
+ * something compute_reconcile() can finish or roll back:
+ *   create  row (building) -> disks -> define -> start -> state
+ *   delete  state deleting -> destroy+undefine -> disks -> row
+ *   attach  BDM row -> live+config attach        (row removed on failure)
+ *   detach  live+config detach -> BDM row        (a missing disk is fine)
+ * A failed call undoes what it made and returns the first error.
+ *
+ * struct compute holds configuration only and may be shared by threads;
+ * each call takes the calling thread's store connection. Callers serialise
+ * changes to one instance (the API's striped per-instance lock;
+ * compute_reconcile runs before the API serves).
+ *
+ * Errors (negative errno, message in e): -EINVAL bad request (imageRef of
+ * no image, a bad disk combination), -ENOENT no such instance/volume,
+ * -EEXIST uuid taken, -EBUSY wrong state for the action (building,
+ * deleting, already running/stopped), -EAGAIN database busy or libvirt
+ * unreachable, -EIO anything else.
+ */
+#ifndef HYPERLET_COMPUTE_H
+#define HYPERLET_COMPUTE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bdm.h"
+#include "blockinfo.h"
+#include "domxml.h"
+#include "err.h"
+#include "store.h"
+#include "virt.h"
+
+struct compute;
+
+struct compute_opts {
+	struct virt *virt; /* borrowed; must outlive the compute */
+	const char *images_dir; /* base images: <images_dir>/<image id> */
+	struct bdm_limits limits;
+	int stop_timeout_ms; /* ACPI shutdown before destroy; 0 = destroy */
+	/* Extra domain XML settings (direct kernel boot, on_reboot,
+	 * disk_cache, console_log) copied by value; their strings are
+	 * borrowed. virt_type, instance_dir and base_image_* are filled per
+	 * instance and ignored here. */
+	struct domxml_opts domxml;
+};
+
+/* Copies o (images_dir duplicated). Returns 0 and *ret (compute_free),
+ * -EINVAL (no virt, images_dir not absolute), -ENOMEM. */
+int compute_new(
+    const struct compute_opts *o, struct compute **ret, struct err *e);
+struct compute *compute_free(struct compute *c);
+
+/*
+ * Creates an instance: inst has been through bdm_instance_prepare;
+ * blockinfo_build runs here (it writes device_name/disk_bus into inst's
+ * BDMs, which are stored so). Then: the image (inst->image_ref, or the root
+ * BDM's image_id) is looked up, the row is written (state building, all
+ * BDMs, request_digest), the local disks are created, the domain defined,
+ * started unless inst->start is false, and the state set to running or
+ * stopped. On failure everything made is undone (domain undefined, disks
+ * deleted, row deleted) and the error returned. On success *ret_inst (may
+ * be NULL) receives the instance as stored (owned, instance_free).
+ * Returns 0, -EINVAL (image unknown or unusable, bad mapping), -EEXIST
+ * (instance or BDM uuid taken: the caller compares digests for PUT),
+ * -EAGAIN, -EIO.
+ */
+int compute_create(struct compute *c, struct store *s, struct instance *inst,
+    const char *request_digest, struct instance **ret_inst, struct err *e);
+
+/*
+ * Deletes an instance: state deleting first (so a crash leaves a row that
+ * reconcile finishes), then destroy + undefine, delete the local disks,
+ * delete the row and its BDMs. Idempotent: an instance left in deleting is
+ * finished. Returns 0, -EINVAL, -ENOENT (no such instance), -EAGAIN, -EIO
+ * (the row stays, in state deleting, and a retry continues).
+ */
+int compute_delete(
+    struct compute *c, struct store *s, const char *uuid, struct err *e);
+
+enum compute_action {
+	COMPUTE_START = 0,
+	COMPUTE_STOP,
+	COMPUTE_REBOOT,
+};
+
+/* "start" | "stop" | "reboot". Returns 0 or -EINVAL. */
+int compute_action_from_string(const char *s, enum compute_action *ret);
+
+/*
+ * Starts, stops (ACPI shutdown for stop_timeout_ms, then destroy) or
+ * reboots an instance and records the new state. *ret_inst (may be NULL)
+ * receives the instance as stored afterwards. Returns 0, -EINVAL, -ENOENT,
+ * -EBUSY (building or deleting; start of a running or stop/reboot of a
+ * stopped instance), -EAGAIN, -EIO.
+ */
+int compute_action(struct compute *c, struct store *s, const char *uuid,
+    enum compute_action a, struct instance **ret_inst, struct err *e);
+
+/*
+ * Attaches a volume to an instance, live (when running) and persistent. b
+ * is the parsed attach body (bdm_json_parse_attach); it is validated and
+ * completed here (bdm_prepare_attach draws bdm_uuid, blockinfo_pick_attach
+ * picks bus and device name) and stays the caller's. The BDM row is
+ * written first and removed again if libvirt refuses. On success
+ * *ret_inst (may be NULL) receives the instance as stored, whose BDM
+ * *ret_index is the new one. Returns 0, -EINVAL, -ENOENT, -EEXIST (volume
+ * already attached, bdm_uuid taken), -EBUSY (building/deleting), -EAGAIN,
+ * -EIO.
+ */
+int compute_attach(struct compute *c, struct store *s, const char *uuid,
+    struct bdm *b, struct instance **ret_inst, size_t *ret_index,
+    struct err *e);
+
+/*
+ * Detaches the volume volume_id (its BDM with destination volume) from an
+ * instance: libvirt first (a disk already gone is fine), then the BDM row.
+ * Returns 0, -EINVAL, -ENOENT (no such instance, or no such volume on it),
+ * -EBUSY, -EAGAIN, -EIO.
+ */
+int compute_detach(struct compute *c, struct store *s, const char *uuid,
+    const char *volume_id, struct err *e);
+
+/* What compute_reconcile found and did. */
+struct compute_report {
+	size_t instances; /* rows looked at */
+	size_t redefined; /* domain missing: defined again from the row */
+	size_t restarted; /* of those, started again (row said running) */
+	size_t builds_finished; /* building, domain defined: kept */
+	size_t builds_rolled_back; /* building, no domain: disks + row gone */
+	size_t deletes_finished; /* deleting: domain, disks, row gone */
+	size_t states_refreshed; /* row state differed from libvirt's */
+	size_t failed; /* instances that could not be reconciled */
+	char first_error[ERR_MSG_MAX]; /* message of the first failure */
+	/* Domains that carry hyperlet metadata but have no row: reported,
+	 * never deleted. */
+	size_t n_unknown;
+	char (*unknown)[UUID_STR_LEN]; /* owned; compute_report_clear */
+};
+
+/*
+ * Start-up reconciliation of the database with libvirt:
+ *  - deleting: finished (destroy, undefine, disks, row);
+ *  - building: if libvirt has the domain, the create got past define, so
+ *    it is kept and its state taken from libvirt (a create that had not
+ *    started it yet stays stopped); otherwise rolled back (disks, row);
+ *  - running/stopped/error without a domain: disks recreated where
+ *    missing, domain redefined from the row, started again if the row
+ *    said running (failure: state error);
+ *  - with a domain: the row's state set to libvirt's when they differ;
+ *  - domains with hyperlet metadata and no row: listed in r->unknown.
+ * One instance's failure does not stop the others (r->failed). *r is
+ * filled (clear it with compute_report_clear). Returns 0, or -EAGAIN/-EIO
+ * when the database or libvirt cannot be listed at all.
+ */
+int compute_reconcile(struct compute *c, struct store *s,
+    struct compute_report *r, struct err *e);
+void compute_report_clear(struct compute_report *r);
+
+#endif
