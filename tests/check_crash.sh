@@ -1,0 +1,12 @@
+#!/bin/sh
+# Crash safety (tests/crash_load.py): SIGKILLs of hyperletd under
+# concurrent creates and deletes against a private libvirtd, libvirt going
+# away mid-run, and a full disk. Runs inside tests/libvirtd/with-libvirtd.sh
+# (its own libvirtd, removed afterwards); skips (77) where that cannot run.
+here=$(cd "$(dirname "$0")" && pwd)
+: "${HYPERLETD:?HYPERLETD is not set (run under make check)}"
+command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
+if [ -z "${HL_LIBVIRT_URI:-}" ]; then
+	exec "$here/libvirtd/with-libvirtd.sh" "$0" "$@"
+fi
+exec python3 "$here/crash_load.py"

@@ -1,0 +1,378 @@
+#!/usr/bin/env python3
+"""Crash safety of hyperletd (run by tests/check_crash.sh).
+
+Phase 1, against a private libvirtd (its state outlives our daemon): worker
+threads create and delete instances while the daemon is killed with SIGKILL
+at random moments (CRASH_KILLS, default 20) and restarted on the same state
+dir. Afterwards, with one clean restart (reconciliation), every create that
+was answered 201 and not deleted must exist with all its BDMs and uuids in
+the database and as a libvirt domain; nothing answered 204 may remain; no
+domain and no instance directory without its row; no instance left
+building/deleting; no two disks of a domain share a serial; PRAGMA
+integrity_check ok.
+Phase 2: libvirtd goes away mid-run: requests get 503, then recover.
+Phase 3: a full disk (state dir on a small tmpfs, test:///default): a clear
+error, the daemon keeps serving, and the database stays intact.
+Prints "N passed, M failed" (one per check) and exits 1 on any failure.
+"""
+import http.client
+import json
+import os
+import random
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+HYPERLETD = os.environ["HYPERLETD"]
+URI = os.environ.get("HL_LIBVIRT_URI")
+LVDIR = os.environ.get("HL_LIBVIRT_DIR")
+HARNESS = os.environ.get("HL_LIBVIRT_HARNESS")
+KILLS = int(os.environ.get("CRASH_KILLS", "20"))
+IMG = "6f1b4a52-6c9b-4f55-8d8f-9a1c2b3d4e5f"
+
+passed = 0
+failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    if ok:
+        passed += 1
+        print("PASS:", what, flush=True)
+    else:
+        failed += 1
+        print("FAIL:", what, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Daemon:
+    def __init__(self, state, uri, virt_type):
+        self.state = state
+        self.port = free_port()
+        self.proc = None
+        os.makedirs(state, exist_ok=True)
+        self.conf = os.path.join(state, "..", os.path.basename(state) + ".conf")
+        with open(self.conf, "w") as f:
+            f.write("[api]\nlisten = 127.0.0.1:%d\nthreads = 8\n"
+                    "connection_timeout = 10\n"
+                    "[libvirt]\nuri = %s\nvirt_type = %s\n"
+                    "[storage]\nstate_dir = %s\n[log]\nlevel = warn\n"
+                    % (self.port, uri, virt_type, state))
+        self.log = open(state + ".log", "ab")
+
+    def start(self, timeout=120):
+        self.proc = subprocess.Popen([HYPERLETD, "--config", self.conf],
+                                     stdout=self.log, stderr=self.log)
+        end = time.time() + timeout
+        while time.time() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("hyperletd exited with %d" %
+                                   self.proc.returncode)
+            try:
+                st, _, _ = self.req("GET", "/v1/health", timeout=2)
+                if st == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise RuntimeError("hyperletd not ready after %d s" % timeout)
+
+    def kill(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def req(self, method, path, body=None, ctype="application/json",
+            timeout=60):
+        c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                       timeout=timeout)
+        try:
+            hdr = {"Content-Type": ctype} if body is not None else {}
+            c.request(method, path, body=body, headers=hdr)
+            r = c.getresponse()
+            data = r.read()
+            return r.status, dict(r.getheaders()), data
+        finally:
+            c.close()
+
+    def upload_image(self, size=1 << 20):
+        st, _, data = self.req("PUT", "/v1/images/" + IMG,
+                               body=b"\0" * size,
+                               ctype="application/octet-stream")
+        if st not in (200, 201, 409):
+            raise RuntimeError("image upload: %d %s" % (st, data[:300]))
+
+
+def body(name):
+    vols = [str(uuid.uuid4()), str(uuid.uuid4())]
+    return json.dumps({
+        "name": name, "start": False,
+        "flavor": {"vcpus": 1, "memory_mb": 128, "root_gb": 1,
+                   "ephemeral_gb": 1, "swap": 16},
+        "imageRef": IMG,
+        "block_device_mapping_v2": [
+            {"boot_index": 0, "source_type": "image",
+             "destination_type": "local", "uuid": IMG},
+            {"boot_index": -1, "source_type": "blank",
+             "destination_type": "local", "volume_size": 1},
+            {"boot_index": -1, "source_type": "blank",
+             "destination_type": "local", "guest_format": "swap",
+             "volume_size": 16},
+        ] + [{"boot_index": -1, "source_type": "volume",
+              "destination_type": "volume", "uuid": v,
+              "connection_info": {"driver_volume_type": "file",
+                                  "data": {"device_path":
+                                           "/tmp/hl-crash-vol-" + v}}}
+             for v in vols]})
+
+
+def virsh(*args):
+    return subprocess.run(["virsh", "-q", "-c", URI] + list(args),
+                          capture_output=True, text=True, timeout=60)
+
+
+# --- phase 1: SIGKILL under load ---------------------------------------------
+def phase_kills():
+    state = os.path.join(LVDIR, "st")
+    d = Daemon(state, URI, "qemu")
+    d.start()
+    d.upload_image()
+    lock = threading.Lock()
+    created = {}        # uuid -> [bdm uuids], answered 201
+    deleted = set()     # answered 204
+    unsure = set()      # a delete without an answer
+    stop = threading.Event()
+    counts = {"201": 0, "204": 0, "other": 0, "conn": 0}
+    unexpected = []
+
+    def worker(n):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            try:
+                st, _, data = d.req("POST", "/v1/instances",
+                                    body(f"crash-{n}-{i}"), timeout=30)
+            except OSError:
+                counts["conn"] += 1
+                time.sleep(0.05)
+                continue
+            if st == 201:
+                inst = json.loads(data)
+                with lock:
+                    created[inst["uuid"]] = [
+                        b["bdm_uuid"] for b in inst["block_device_mappings"]]
+                    counts["201"] += 1
+            elif st != 503:
+                counts["other"] += 1
+                unexpected.append((st, data[:200]))
+            if random.random() < 0.5:
+                with lock:
+                    live = [u for u in created
+                            if u not in deleted and u not in unsure]
+                    victim = random.choice(live) if live else None
+                    if victim:
+                        unsure.add(victim)
+                if victim is None:
+                    continue
+                try:
+                    st, _, _ = d.req("DELETE", "/v1/instances/" + victim,
+                                     timeout=30)
+                except OSError:
+                    continue
+                with lock:
+                    if st == 204:
+                        deleted.add(victim)
+                        unsure.discard(victim)
+                        counts["204"] += 1
+                    elif st in (404,):
+                        unexpected.append((st, b"delete of a 201: 404"))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    for k in range(KILLS):
+        time.sleep(random.uniform(0.2, 1.2))
+        d.kill()
+        time.sleep(random.uniform(0, 0.2))
+        d.start()
+    time.sleep(1)
+    stop.set()
+    for t in threads:
+        t.join()
+    d.stop()
+    d.start()   # a clean start: reconciliation
+    print("phase 1: %d kills, %s, %d unexpected answers" %
+          (KILLS, counts, len(unexpected)), flush=True)
+    for u in unexpected[:5]:
+        print("  unexpected:", u, flush=True)
+    check(counts["201"] > KILLS, "creates kept succeeding between kills "
+          "(%d answered 201)" % counts["201"])
+    check(not unexpected, "no answer other than 201/204/503")
+
+    db = sqlite3.connect(os.path.join(state, "hyperlet.db"))
+    check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok",
+          "PRAGMA integrity_check is ok")
+    check(db.execute("PRAGMA foreign_key_check").fetchall() == [],
+          "PRAGMA foreign_key_check finds nothing")
+    rows = {u: s for u, s in db.execute("SELECT uuid, state FROM instances")}
+    bdms = {}
+    for iu, bu in db.execute(
+            "SELECT i.uuid, b.uuid FROM block_device_mappings b"
+            " JOIN instances i ON i.id = b.instance_id"):
+        bdms.setdefault(iu, set()).add(bu)
+    doms = set(virsh("list", "--all", "--uuid").stdout.split())
+
+    alive = {u: b for u, b in created.items()
+             if u not in deleted and u not in unsure}
+    missing_row = [u for u in alive if u not in rows]
+    missing_bdm = [u for u, b in alive.items()
+                   if u in rows and not set(b) <= bdms.get(u, set())]
+    missing_dom = [u for u in alive if u not in doms]
+    check(not missing_row, "every create answered 201 has its row "
+          "(%d of %d missing: %s)" % (len(missing_row), len(alive),
+                                      missing_row[:3]))
+    check(not missing_bdm, "every such row has all its BDM uuids "
+          "(%d wrong: %s)" % (len(missing_bdm), missing_bdm[:3]))
+    check(not missing_dom, "every such instance has its domain "
+          "(%d missing: %s)" % (len(missing_dom), missing_dom[:3]))
+    back = [u for u in deleted if u in rows or u in doms]
+    check(not back, "nothing answered 204 came back (%s)" % back[:3])
+    stuck = [(u, s) for u, s in rows.items() if s in ("building", "deleting")]
+    check(not stuck, "no instance left building/deleting (%s)" % stuck[:3])
+    orphan_doms = [u for u in doms if u not in rows]
+    check(not orphan_doms, "no domain without its row (%s)" % orphan_doms[:3])
+    ipath = os.path.join(state, "instances")
+    dirs = os.listdir(ipath) if os.path.isdir(ipath) else []
+    orphan_dirs = [x for x in dirs if x not in rows]
+    check(not orphan_dirs, "no instance directory (disk volumes) without "
+          "its row (%s)" % orphan_dirs[:3])
+    no_disks = [u for u in rows if rows[u] not in ("error",)
+                and not os.path.exists(os.path.join(ipath, u, "disk"))]
+    check(not no_disks, "every instance has its root disk (%s)" %
+          no_disks[:3])
+    dup = []
+    for u in sorted(doms)[:300]:
+        serials = re.findall(r"<serial>([^<]*)</serial>",
+                             virsh("dumpxml", "--inactive", u).stdout)
+        if len(serials) != len(set(serials)):
+            dup.append(u)
+    check(not dup, "no two disks of a domain share a serial (%s)" % dup[:3])
+    n_b, n_distinct = db.execute("SELECT count(uuid), count(DISTINCT uuid)"
+                                 " FROM block_device_mappings").fetchone()
+    check(n_b == n_distinct, "BDM uuids are unique (%d rows)" % n_b)
+    db.close()
+    return d
+
+
+# --- phase 2: libvirt goes away ----------------------------------------------
+def phase_libvirt_outage(d):
+    subprocess.run([os.path.join(HARNESS, "stop.sh"), LVDIR],
+                   env=dict(os.environ, HLV_KEEP="1"), check=False)
+    codes = []
+    for i in range(3):
+        try:
+            st, _, _ = d.req("POST", "/v1/instances", body("outage-%d" % i),
+                             timeout=60)
+        except OSError:
+            st = 0
+        codes.append(st)
+    hst, _, _ = d.req("GET", "/v1/health", timeout=30)
+    check(all(c == 503 for c in codes), "creates answer 503 while libvirt "
+          "is away (%s)" % codes)
+    check(hst == 503, "health answers 503 while libvirt is away (%d)" % hst)
+    r = subprocess.run([os.path.join(HARNESS, "start.sh"), LVDIR],
+                       capture_output=True, text=True)
+    check(r.returncode == 0, "the private libvirtd came back")
+    end = time.time() + 60
+    st = 0
+    while time.time() < end:
+        try:
+            st, _, _ = d.req("POST", "/v1/instances", body("after"),
+                             timeout=60)
+        except OSError:
+            st = 0
+        if st == 201:
+            break
+        time.sleep(0.5)
+    check(st == 201, "creates succeed again once libvirt is back (%d)" % st)
+    hst, _, _ = d.req("GET", "/v1/health", timeout=30)
+    check(hst == 200, "health is 200 again (%d)" % hst)
+
+
+# --- phase 3: full disk ------------------------------------------------------
+def phase_full_disk(base):
+    mnt = os.path.join(base, "tiny")
+    os.makedirs(mnt, exist_ok=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                        mnt], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("SKIP: full disk (cannot mount a tmpfs: %s)" % r.stderr.strip())
+        return
+    try:
+        d = Daemon(os.path.join(mnt, "st"), "test:///default", "kvm")
+        d.start()
+        d.upload_image(size=4096)
+        st, n, last = 201, 0, b""
+        while st == 201 and n < 5000:
+            st, _, last = d.req("POST", "/v1/instances", body("full-%d" % n))
+            n += 1
+        print("full disk: create %d answered %d: %s" % (n, st, last[:300]),
+              flush=True)
+        check(st in (500, 503, 507), "a create on a full disk is refused "
+              "with a server error (%d after %d)" % (st, n - 1))
+        try:
+            detail = json.loads(last).get("detail", "")
+        except ValueError:
+            detail = ""
+        check(bool(detail), "the error says what happened (%r)" % detail)
+        hst, _, _ = d.req("GET", "/v1/instances?limit=1")
+        check(hst == 200, "the daemon still serves reads (%d)" % hst)
+        d.stop()
+        db = sqlite3.connect(os.path.join(mnt, "st", "hyperlet.db"))
+        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok",
+              "the database is intact after the full disk")
+        db.close()
+    finally:
+        subprocess.run(["umount", "-l", mnt], check=False)
+
+
+def main():
+    random.seed(os.environ.get("CRASH_SEED"))
+    d = None
+    try:
+        if URI and LVDIR:
+            d = phase_kills()
+            phase_libvirt_outage(d)
+        else:
+            print("SKIP: no private libvirtd; SIGKILL and outage phases")
+        phase_full_disk(LVDIR or "/tmp")
+    finally:
+        if d:
+            d.stop()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
