@@ -306,6 +306,31 @@ else
 	pid=
 	check "SIGINT: exit status 0" [ "$rc" = 0 ]
 
+	# a token file from the config reaches the API
+	printf 'tok-123\n' >"$tmp/token"
+	printf '[api]\nauth_token_file = %s\n' "$tmp/token" >"$tmp/auth.conf"
+	run_daemon --config "$tmp/auth.conf" --state-dir "$life" \
+	    --listen 0.0.0.0:0 --virt-type qemu
+	wait_for 'grep -q "serving on" "$log" || ! alive' 100
+	port=$(sed -n 's/.*serving on .* (port \([0-9]*\),.*/\1/p' "$log")
+	check "with auth_token_file, a non-loopback address is served" alive
+	code() { # token or "", path
+		curl -s --noproxy '*' -o /dev/null -w '%{http_code}' \
+		    ${1:+-H "Authorization: Bearer $1"} \
+		    "http://127.0.0.1:$port$2" 2>/dev/null
+	}
+	check "/v1/health needs no token" [ "$(code "" /v1/health)" = 200 ]
+	check "/v1/instances without the token is 401" \
+	    [ "$(code "" /v1/instances)" = 401 ]
+	check "/v1/instances with a wrong token is 401" \
+	    [ "$(code wrong /v1/instances)" = 401 ]
+	check "/v1/instances with the token is 200" \
+	    [ "$(code tok-123 /v1/instances)" = 200 ]
+	check "the token never reaches the log" sh -c "! grep -q tok-123 '$log'"
+	kill -TERM "$pid"
+	wait "$pid"
+	pid=
+
 	if command -v sqlite3 >/dev/null; then
 		bg=$tmp/bg
 		make_v1 "$bg"
