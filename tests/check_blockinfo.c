@@ -500,6 +500,47 @@ START_TEST(test_build_gives_a_lun_no_serial)
 }
 END_TEST
 
+START_TEST(test_build_puts_a_cdrom_root_on_the_cdrom_bus)
+{
+	/* Nova would put it on the disk bus (virtio), which QEMU refuses */
+	static const char json[] = "{\"name\": \"iso\", " FLAVOR(0,
+	    0) ", "
+	       "\"block_device_mapping_v2\": [" VOL_BDM(VOL1,
+		   "\"boot_index\": 0, \"device_type\": \"cdrom\", ") ", " VOL_BDM(VOL2,
+		   "") "]}";
+	struct instance *inst;
+	struct blockinfo *bi = built(json, NULL, &inst);
+
+	ck_assert_str_eq(bi->root_device_name, "/dev/hda");
+	ck_assert_int_eq(bi->volumes[0]->bus, BDM_BUS_IDE);
+	ck_assert_int_eq(bi->volumes[0]->boot_order, 1);
+	ck_assert_str_eq(bi->volumes[1]->dev, "vda");
+	ck_assert_int_eq(inst->bdms[0].disk_bus, BDM_BUS_IDE);
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_build_puts_a_lun_without_bus_on_scsi)
+{
+	static const char json[] =
+	    "{\"name\": \"l\", \"imageRef\": \"" IMG "\", " FLAVOR(0,
+		0) ", "
+		   "\"block_device_mapping_v2\": [" ROOT_BDM ", "
+		   "{\"source_type\": \"volume\", \"destination_type\": \"volume\", "
+		   "\"uuid\": \"" VOL1 "\", \"device_type\": \"lun\", "
+		   "\"connection_info\": {\"driver_volume_type\": \"block\", "
+		   "\"data\": {\"device_path\": \"/dev/sdz\"}}}]}";
+	struct instance *inst;
+	struct blockinfo *bi = built(json, NULL, &inst);
+
+	ck_assert_int_eq(bi->volumes[0]->bus, BDM_BUS_SCSI);
+	ck_assert_str_eq(bi->volumes[0]->dev, "sda");
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
 START_TEST(test_build_refuses_a_fifth_ide_device)
 {
 	static const char json[] =
@@ -1188,6 +1229,8 @@ main(void)
 	    tc, test_build_puts_the_config_drive_last_without_serial);
 	tcase_add_test(tc, test_build_uses_sata_for_cdroms_on_q35);
 	tcase_add_test(tc, test_build_gives_a_lun_no_serial);
+	tcase_add_test(tc, test_build_puts_a_cdrom_root_on_the_cdrom_bus);
+	tcase_add_test(tc, test_build_puts_a_lun_without_bus_on_scsi);
 	tcase_add_test(tc, test_build_refuses_a_fifth_ide_device);
 	tcase_add_test(
 	    tc, test_build_refuses_a_config_drive_that_finds_ide_full);
