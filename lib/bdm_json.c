@@ -741,14 +741,43 @@ nonempty(const char *s)
 	return s && s[0] ? s : NULL;
 }
 
-/* Our own stored JSON text back as an object; null if it does not
- * parse (never for text this module wrote). */
-static struct json_object *
-text_to_json(const char *text)
+/* What one formatting call shares: a tokener for the stored JSON texts
+ * (connection_info, metadata), made on first use and reset between
+ * texts, since json_tokener_parse allocates a fresh one per call. */
+struct fmt {
+	struct json_tokener *tok;
+};
+
+static void
+fmt_done(struct fmt *f)
 {
+	if (f->tok)
+		json_tokener_free(f->tok);
+	f->tok = NULL;
+}
+
+/* Our own stored JSON text back as an object; NULL (a JSON null) if it
+ * does not parse, which text this module wrote always does. */
+static struct json_object *
+text_to_json(struct fmt *f, const char *text)
+{
+	struct json_object *o;
+
 	if (text == NULL)
 		return NULL;
-	return json_tokener_parse(text);
+	if (f->tok == NULL)
+		f->tok = json_tokener_new_ex(BDM_JSON_MAX_DEPTH + 1);
+	else
+		json_tokener_reset(f->tok);
+	if (f->tok == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(f->tok, text, (int)strlen(text));
+	if (o != NULL &&
+	    json_tokener_get_error(f->tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
 }
 
 static void
@@ -770,7 +799,7 @@ add_size(struct json_object *o, const char *key, int64_t size, int *rc)
 }
 
 static struct json_object *
-format_bdm(const struct bdm *b, const struct blockinfo_disk *d)
+format_bdm(struct fmt *f, const struct bdm *b, const struct blockinfo_disk *d)
 {
 	struct json_object *o = json_object_new_object();
 	int rc = 0;
@@ -803,7 +832,7 @@ format_bdm(const struct bdm *b, const struct blockinfo_disk *d)
 	    o, "delete_on_termination", b->delete_on_termination, &rc);
 	jfield_add_str(o, "tag", b->tag, &rc);
 	jfield_add_take(
-	    o, "connection_info", text_to_json(b->connection_info), &rc);
+	    o, "connection_info", text_to_json(f, b->connection_info), &rc);
 	jfield_add_str(o, "serial", d ? nonempty(d->serial) : NULL, &rc);
 	jfield_add_str(o, "by_id", d ? nonempty(d->by_id) : NULL, &rc);
 	if (rc < 0) {
@@ -831,14 +860,20 @@ struct json_object *
 bdm_json_format_bdm(
     const struct instance *inst, size_t index, const struct blockinfo *bi)
 {
+	struct fmt f = {NULL};
+	struct json_object *o;
+
 	if (index >= inst->n_bdms)
 		return NULL;
-	return format_bdm(&inst->bdms[index], disk_of(bi, index));
+	o = format_bdm(&f, &inst->bdms[index], disk_of(bi, index));
+	fmt_done(&f);
+	return o;
 }
 
 /* The array of every BDM, each matched to its disk in one pass. */
 static struct json_object *
-format_bdm_array(const struct instance *inst, const struct blockinfo *bi)
+format_bdm_array(
+    struct fmt *f, const struct instance *inst, const struct blockinfo *bi)
 {
 	const struct blockinfo_disk *stack[64];
 	const struct blockinfo_disk **by_bdm = stack;
@@ -860,7 +895,7 @@ format_bdm_array(const struct instance *inst, const struct blockinfo *bi)
 		rc = -ENOMEM;
 	for (size_t i = 0; rc == 0 && i < inst->n_bdms; i++)
 		jfield_append_take(
-		    arr, format_bdm(&inst->bdms[i], by_bdm[i]), &rc);
+		    arr, format_bdm(f, &inst->bdms[i], by_bdm[i]), &rc);
 	if (by_bdm != stack)
 		free(by_bdm);
 	if (rc < 0) {
@@ -874,9 +909,11 @@ format_bdm_array(const struct instance *inst, const struct blockinfo *bi)
 struct json_object *
 bdm_json_format_bdms(const struct instance *inst, const struct blockinfo *bi)
 {
-	struct json_object *arr = format_bdm_array(inst, bi), *o;
+	struct fmt f = {NULL};
+	struct json_object *arr = format_bdm_array(&f, inst, bi), *o;
 	int rc = 0;
 
+	fmt_done(&f);
 	if (arr == NULL || (o = json_object_new_object()) == NULL) {
 		json_object_put(arr);
 		return NULL;
@@ -910,6 +947,7 @@ bdm_json_format_instance(
 	struct json_object *o = json_object_new_object();
 	struct json_object *fl = NULL, *meta = NULL, *props = NULL,
 			   *bdms = NULL, *md;
+	struct fmt f = {NULL};
 	int rc = 0;
 
 	if (o == NULL)
@@ -956,7 +994,7 @@ bdm_json_format_instance(
 	jfield_add_take(o, "image_meta", meta, &rc);
 
 	jfield_add_bool(o, "config_drive", inst->config_drive, &rc);
-	md = text_to_json(inst->metadata);
+	md = text_to_json(&f, inst->metadata);
 	if (md == NULL && rc == 0)
 		md = json_object_new_object();
 	if (md == NULL && rc == 0)
@@ -965,9 +1003,10 @@ bdm_json_format_instance(
 	add_time(o, "created_at", inst->created_at, &rc);
 	add_time(o, "updated_at", inst->updated_at, &rc);
 	jfield_add_int(o, "generation", inst->generation, &rc);
-	if (rc == 0 && (bdms = format_bdm_array(inst, bi)) == NULL)
+	if (rc == 0 && (bdms = format_bdm_array(&f, inst, bi)) == NULL)
 		rc = -ENOMEM;
 	jfield_add_take(o, "block_device_mappings", bdms, &rc);
+	fmt_done(&f);
 	if (rc < 0) {
 		json_object_put(o);
 		return NULL;
@@ -990,7 +1029,8 @@ add_common(struct json_object *o, const struct blockinfo_disk *d, int *rc)
 
 /* One DriverBlockDevice dict (nova/virt/block_device.py), by kind. */
 static struct json_object *
-format_driver_bdm(const struct instance *inst, const struct blockinfo_disk *d)
+format_driver_bdm(
+    struct fmt *f, const struct instance *inst, const struct blockinfo_disk *d)
 {
 	const struct bdm *b =
 	    d->bdm_index >= 0 && (size_t)d->bdm_index < inst->n_bdms
@@ -1030,7 +1070,7 @@ format_driver_bdm(const struct instance *inst, const struct blockinfo_disk *d)
 		jfield_add_str(
 		    o, "mount_device", nonempty(d->device_name), &rc);
 		jfield_add_take(o, "connection_info",
-		    text_to_json(b ? b->connection_info : NULL), &rc);
+		    text_to_json(f, b ? b->connection_info : NULL), &rc);
 		jfield_add_bool(o, "delete_on_termination",
 		    b && b->delete_on_termination, &rc);
 		jfield_add_str(o, "disk_bus", bus, &rc);
@@ -1057,8 +1097,8 @@ format_driver_bdm(const struct instance *inst, const struct blockinfo_disk *d)
 }
 
 static struct json_object *
-format_driver_list(
-    const struct instance *inst, struct blockinfo_disk *const *disks, size_t n)
+format_driver_list(struct fmt *f, const struct instance *inst,
+    struct blockinfo_disk *const *disks, size_t n)
 {
 	struct json_object *arr = json_object_new_array_ext((int)n);
 	int rc = 0;
@@ -1066,7 +1106,8 @@ format_driver_list(
 	if (arr == NULL)
 		return NULL;
 	for (size_t i = 0; i < n && rc == 0; i++)
-		jfield_append_take(arr, format_driver_bdm(inst, disks[i]), &rc);
+		jfield_append_take(
+		    arr, format_driver_bdm(f, inst, disks[i]), &rc);
 	if (rc < 0) {
 		json_object_put(arr);
 		return NULL;
@@ -1080,6 +1121,7 @@ bdm_json_format_blockinfo(
     const struct instance *inst, const struct blockinfo *bi)
 {
 	struct json_object *o = json_object_new_object(), *v;
+	struct fmt f = {NULL};
 	int rc = 0;
 
 	if (o == NULL || bi == NULL) {
@@ -1089,23 +1131,24 @@ bdm_json_format_blockinfo(
 	jfield_add_str(
 	    o, "root_device_name", nonempty(bi->root_device_name), &rc);
 	if (bi->local_root) {
-		v = format_driver_bdm(inst, bi->local_root);
+		v = format_driver_bdm(&f, inst, bi->local_root);
 		if (v == NULL)
 			rc = -ENOMEM;
 		jfield_add_take(o, "local_root", v, &rc);
 	}
-	v = format_driver_list(inst, bi->ephemerals, bi->n_ephemerals);
+	v = format_driver_list(&f, inst, bi->ephemerals, bi->n_ephemerals);
 	if (v == NULL)
 		rc = -ENOMEM;
 	jfield_add_take(o, "ephemerals", v, &rc);
 	v = NULL;
-	if (bi->swap && (v = format_driver_bdm(inst, bi->swap)) == NULL)
+	if (bi->swap && (v = format_driver_bdm(&f, inst, bi->swap)) == NULL)
 		rc = -ENOMEM;
 	jfield_add_take(o, "swap", v, &rc);
-	v = format_driver_list(inst, bi->volumes, bi->n_volumes);
+	v = format_driver_list(&f, inst, bi->volumes, bi->n_volumes);
 	if (v == NULL)
 		rc = -ENOMEM;
 	jfield_add_take(o, "block_device_mapping", v, &rc);
+	fmt_done(&f);
 	if (rc < 0) {
 		json_object_put(o);
 		return NULL;

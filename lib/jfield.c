@@ -17,21 +17,29 @@
 
 #define JSCAN_MAX_DEPTH 32
 #define JSCAN_INLINE_KEYS 64
-#define JSCAN_INLINE_ARENA 2048
+#define JSCAN_INLINE_ARENA 1024
+#define JSCAN_STR_MAX 2048 /* largest lim->max_string */
 
+/* A key of an open object: in the body when it has no escapes (the common
+ * case, no copy), else decoded into the arena. */
 struct jkey {
-	size_t off; /* into the arena */
+	const char *p; /* NULL: at arena + off */
+	size_t off;
 	size_t len;
 };
 
 struct jframe {
 	bool is_obj;
-	size_t first_key; /* index into keys[] of this object's first key */
-	size_t index; /* array: current element */
 	bool has_key; /* object: keys[cur_key] is the current key */
+	size_t first_key; /* index into keys[] of this object's first key */
 	size_t cur_key;
+	size_t arena_mark; /* arena_len when the object opened */
+	size_t index; /* array: current element */
 };
 
+/* Lives on the stack of jfield_parse: no allocation unless an object has
+ * more than JSCAN_INLINE_KEYS keys open or escaped keys overflow the
+ * inline arena. */
 struct jscan {
 	const char *p, *end;
 	const struct jfield_limits *lim;
@@ -39,7 +47,6 @@ struct jscan {
 	int depth;
 	struct jframe frames[JSCAN_MAX_DEPTH + 1];
 
-	/* decoded keys of the open objects, for duplicate checks */
 	struct jkey *keys;
 	size_t nkeys, keys_cap;
 	char *arena;
@@ -47,11 +54,20 @@ struct jscan {
 	struct jkey keys_inline[JSCAN_INLINE_KEYS];
 	char arena_inline[JSCAN_INLINE_ARENA];
 
-	char *str; /* decoded string scratch, lim->max_string + 4 bytes */
+	/* the string just scanned: sp[0..str_len), either in the body or
+	 * (escaped) decoded into str */
+	const char *sp;
 	size_t str_len;
+	char str[JSCAN_STR_MAX + 4];
 };
 
 static int jscan_value(struct jscan *s);
+
+static const char *
+jkey_ptr(const struct jscan *s, const struct jkey *k)
+{
+	return k->p ? k->p : s->arena + k->off;
+}
 
 /* The path of the value being scanned, for messages. */
 static void
@@ -70,7 +86,7 @@ jscan_path(const struct jscan *s, char buf[JFIELD_PATH_MAX])
 			if (!f->has_key)
 				break;
 			r = snprintf(buf + n, JFIELD_PATH_MAX - n, "%s%.*s",
-			    n ? "." : "", (int)k->len, s->arena + k->off);
+			    n ? "." : "", (int)k->len, jkey_ptr(s, k));
 		} else
 			r = snprintf(
 			    buf + n, JFIELD_PATH_MAX - n, "[%zu]", f->index);
@@ -132,38 +148,128 @@ jscan_hex4(struct jscan *s, unsigned *ret)
 }
 
 static int
+jscan_too_long(struct jscan *s)
+{
+	char m[64];
+
+	(void)snprintf(
+	    m, sizeof(m), "string longer than %zu bytes", s->lim->max_string);
+	return jscan_fail(s, m);
+}
+
+static int
 jscan_put(struct jscan *s, const char *b, size_t n)
 {
-	if (s->str_len + n > s->lim->max_string) {
-		char m[64];
-
-		(void)snprintf(m, sizeof(m), "string longer than %zu bytes",
-		    s->lim->max_string);
-		return jscan_fail(s, m);
-	}
+	if (s->str_len + n > s->lim->max_string)
+		return jscan_too_long(s);
 	memcpy(s->str + s->str_len, b, n);
 	s->str_len += n;
 	return 0;
 }
 
-/* Decodes the string at s->p (on the opening quote) into s->str and
- * checks it. */
+/* Decodes one escape (s->p just past the backslash) into s->str. */
+static int
+jscan_escape(struct jscan *s)
+{
+	char out[4];
+	unsigned cp, lo;
+	size_t n = 1;
+	int r;
+
+	if (s->p >= s->end)
+		return jscan_fail(s, "unterminated string");
+	switch (*s->p++) {
+	case '"':
+		out[0] = '"';
+		break;
+	case '\\':
+		out[0] = '\\';
+		break;
+	case '/':
+		out[0] = '/';
+		break;
+	case 'n':
+		out[0] = '\n';
+		break;
+	case 'r':
+		out[0] = '\r';
+		break;
+	case 't':
+		out[0] = '\t';
+		break;
+	case 'b':
+	case 'f':
+		return jscan_fail(s, "control character in string");
+	case 'u':
+		if ((r = jscan_hex4(s, &cp)) < 0)
+			return r;
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return jscan_fail(s, "unpaired surrogate");
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			if (s->end - s->p < 2 || s->p[0] != '\\' ||
+			    s->p[1] != 'u')
+				return jscan_fail(s, "unpaired surrogate");
+			s->p += 2;
+			if ((r = jscan_hex4(s, &lo)) < 0)
+				return r;
+			if (lo < 0xdc00 || lo > 0xdfff)
+				return jscan_fail(s, "unpaired surrogate");
+			cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+		}
+		if ((cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') ||
+		    cp == 0x7f)
+			return jscan_fail(s, "control character in string");
+		if (cp < 0x80) {
+			out[0] = (char)cp;
+		} else if (cp < 0x800) {
+			out[0] = (char)(0xc0 | cp >> 6);
+			out[1] = (char)(0x80 | (cp & 0x3f));
+			n = 2;
+		} else if (cp < 0x10000) {
+			out[0] = (char)(0xe0 | cp >> 12);
+			out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			out[2] = (char)(0x80 | (cp & 0x3f));
+			n = 3;
+		} else {
+			out[0] = (char)(0xf0 | cp >> 18);
+			out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+			out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+			out[3] = (char)(0x80 | (cp & 0x3f));
+			n = 4;
+		}
+		break;
+	default:
+		return jscan_fail(s, "invalid escape in string");
+	}
+	return jscan_put(s, out, n);
+}
+
+/* Scans the string at s->p (on the opening quote) and checks it: s->sp
+ * points at its bytes, in the body when it has no escape, else decoded
+ * into s->str. */
 static int
 jscan_string(struct jscan *s)
 {
+	const char *start = ++s->p, *run;
 	int r;
 
-	s->p++;
+	while (s->p < s->end && *s->p != '"' && *s->p != '\\' &&
+	    (unsigned char)*s->p >= 0x20)
+		s->p++;
+	if (s->p < s->end && *s->p == '"') {
+		/* no escape: check in place */
+		s->sp = start;
+		s->str_len = (size_t)(s->p - start);
+		s->p++;
+		if (s->str_len > s->lim->max_string)
+			return jscan_too_long(s);
+		if (!util_text_valid(s->sp, s->str_len))
+			return jscan_fail(s, "string is not valid UTF-8 text");
+		return 0;
+	}
 	s->str_len = 0;
+	run = start;
 	for (;;) {
-		const char *run = s->p;
-		char out[4];
-		unsigned cp, lo;
-		size_t n;
-
-		while (s->p < s->end && *s->p != '"' && *s->p != '\\' &&
-		    (unsigned char)*s->p >= 0x20)
-			s->p++;
 		if ((r = jscan_put(s, run, (size_t)(s->p - run))) < 0)
 			return r;
 		if (s->p >= s->end)
@@ -173,87 +279,15 @@ jscan_string(struct jscan *s)
 		if (*s->p != '\\')
 			return jscan_fail(s, "control character in string");
 		s->p++;
-		if (s->p >= s->end)
-			return jscan_fail(s, "unterminated string");
-		switch (*s->p++) {
-		case '"':
-			out[0] = '"';
-			n = 1;
-			break;
-		case '\\':
-			out[0] = '\\';
-			n = 1;
-			break;
-		case '/':
-			out[0] = '/';
-			n = 1;
-			break;
-		case 'n':
-			out[0] = '\n';
-			n = 1;
-			break;
-		case 'r':
-			out[0] = '\r';
-			n = 1;
-			break;
-		case 't':
-			out[0] = '\t';
-			n = 1;
-			break;
-		case 'b':
-		case 'f':
-			return jscan_fail(s, "control character in string");
-		case 'u':
-			if ((r = jscan_hex4(s, &cp)) < 0)
-				return r;
-			if (cp >= 0xdc00 && cp <= 0xdfff)
-				return jscan_fail(s, "unpaired surrogate");
-			if (cp >= 0xd800 && cp <= 0xdbff) {
-				if (s->end - s->p < 2 || s->p[0] != '\\' ||
-				    s->p[1] != 'u')
-					return jscan_fail(
-					    s, "unpaired surrogate");
-				s->p += 2;
-				if ((r = jscan_hex4(s, &lo)) < 0)
-					return r;
-				if (lo < 0xdc00 || lo > 0xdfff)
-					return jscan_fail(
-					    s, "unpaired surrogate");
-				cp = 0x10000 + ((cp - 0xd800) << 10) +
-				    (lo - 0xdc00);
-			}
-			if ((cp < 0x20 && cp != '\t' && cp != '\n' &&
-				cp != '\r') ||
-			    cp == 0x7f)
-				return jscan_fail(
-				    s, "control character in string");
-			if (cp < 0x80) {
-				out[0] = (char)cp;
-				n = 1;
-			} else if (cp < 0x800) {
-				out[0] = (char)(0xc0 | cp >> 6);
-				out[1] = (char)(0x80 | (cp & 0x3f));
-				n = 2;
-			} else if (cp < 0x10000) {
-				out[0] = (char)(0xe0 | cp >> 12);
-				out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-				out[2] = (char)(0x80 | (cp & 0x3f));
-				n = 3;
-			} else {
-				out[0] = (char)(0xf0 | cp >> 18);
-				out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-				out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-				out[3] = (char)(0x80 | (cp & 0x3f));
-				n = 4;
-			}
-			break;
-		default:
-			return jscan_fail(s, "invalid escape in string");
-		}
-		if ((r = jscan_put(s, out, n)) < 0)
+		if ((r = jscan_escape(s)) < 0)
 			return r;
+		run = s->p;
+		while (s->p < s->end && *s->p != '"' && *s->p != '\\' &&
+		    (unsigned char)*s->p >= 0x20)
+			s->p++;
 	}
 	s->p++;
+	s->sp = s->str;
 	if (!util_text_valid(s->str, s->str_len))
 		return jscan_fail(s, "string is not valid UTF-8 text");
 	return 0;
@@ -297,42 +331,48 @@ static int
 jkey_cmp(const void *a, const void *b, void *arg)
 {
 	const struct jkey *x = a, *y = b;
-	const char *arena = arg;
+	const struct jscan *s = arg;
 	size_t n = x->len < y->len ? x->len : y->len;
-	int c = memcmp(arena + x->off, arena + y->off, n);
+	int c = memcmp(jkey_ptr(s, x), jkey_ptr(s, y), n);
 
 	if (c)
 		return c;
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
-/* Records the key just decoded into s->str as the current key of frame
- * f; refuses a duplicate within the object. Small objects are checked
- * pairwise here, large ones also when they close (by sorting). */
+/* Records the key just scanned as the current key of frame f; refuses a
+ * duplicate within the object. Small objects are checked pairwise here,
+ * large ones also when they close (by sorting). */
 static int
 jscan_key(struct jscan *s, struct jframe *f)
 {
-	bool dup = false;
+	bool escaped = s->sp == s->str, dup = false;
+	struct jkey *k;
 	int r;
 
 	if (f->first_key + 16 > s->nkeys)
 		for (size_t i = f->first_key; i < s->nkeys && !dup; i++)
 			dup = s->keys[i].len == s->str_len &&
-			    memcmp(s->arena + s->keys[i].off, s->str,
+			    memcmp(jkey_ptr(s, &s->keys[i]), s->sp,
 				s->str_len) == 0;
-	if ((r = jscan_grow(s, s->str_len)) < 0)
+	if ((r = jscan_grow(s, escaped ? s->str_len : 0)) < 0)
 		return r;
-	s->keys[s->nkeys].off = s->arena_len;
-	s->keys[s->nkeys].len = s->str_len;
-	memcpy(s->arena + s->arena_len, s->str, s->str_len);
-	s->arena_len += s->str_len;
+	k = &s->keys[s->nkeys];
+	k->len = s->str_len;
+	if (escaped) {
+		k->p = NULL;
+		k->off = s->arena_len;
+		memcpy(s->arena + s->arena_len, s->str, s->str_len);
+		s->arena_len += s->str_len;
+	} else
+		k->p = s->sp;
 	f->cur_key = s->nkeys++;
 	f->has_key = true;
 	return dup ? jscan_fail(s, "duplicate key") : 0;
 }
 
 /* At the close of a large object: sort its keys and look for equal
- * neighbours. */
+ * neighbours. Then forget the object's keys. */
 static int
 jscan_close_object(struct jscan *s, struct jframe *f)
 {
@@ -341,21 +381,20 @@ jscan_close_object(struct jscan *s, struct jframe *f)
 	if (n > 16) {
 		struct jkey *k = s->keys + f->first_key;
 
-		qsort_r(k, n, sizeof(*k), jkey_cmp, s->arena);
+		qsort_r(k, n, sizeof(*k), jkey_cmp, s);
 		for (size_t i = 1; i < n; i++)
-			if (jkey_cmp(&k[i - 1], &k[i], s->arena) == 0) {
+			if (jkey_cmp(&k[i - 1], &k[i], s) == 0) {
 				char m[JFIELD_PATH_MAX + 32];
 
 				/* name the object and the key */
 				(void)snprintf(m, sizeof(m),
 				    "duplicate key '%.*s'", (int)k[i].len,
-				    s->arena + k[i].off);
+				    jkey_ptr(s, &k[i]));
 				f->has_key = false;
 				return jscan_fail(s, m);
 			}
 	}
-	if (n > 0)
-		s->arena_len = s->keys[f->first_key].off;
+	s->arena_len = f->arena_mark;
 	s->nkeys = f->first_key;
 	return 0;
 }
@@ -426,6 +465,7 @@ jscan_container(struct jscan *s, bool is_obj)
 	f->index = 0;
 	f->has_key = false;
 	f->cur_key = 0;
+	f->arena_mark = s->arena_len;
 	s->p++;
 	jscan_ws(s);
 	if (s->p < s->end && *s->p == (is_obj ? '}' : ']')) {
@@ -503,7 +543,7 @@ int
 jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
     struct json_object **ret, struct err *e)
 {
-	struct jscan *s = NULL;
+	struct jscan scan, *s = &scan;
 	struct json_tokener *tok = NULL;
 	struct json_object *o = NULL;
 	int r = 0;
@@ -514,9 +554,8 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 		return err_set(e, -EINVAL, "malformed JSON: NUL byte in body");
 	if (len > INT32_MAX)
 		return err_set(e, -EINVAL, "malformed JSON: body too large");
-	s = malloc(sizeof(*s) + lim->max_string + 4);
-	if (s == NULL)
-		return err_set(e, -ENOMEM, "out of memory");
+	if (lim->max_string > JSCAN_STR_MAX || lim->max_depth < 1)
+		return err_set(e, -EINVAL, "jfield_parse: limits out of range");
 	s->p = body;
 	s->end = body + len;
 	s->lim = lim;
@@ -528,7 +567,6 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 	s->arena = s->arena_inline;
 	s->arena_len = 0;
 	s->arena_cap = JSCAN_INLINE_ARENA;
-	s->str = (char *)(s + 1);
 
 	jscan_ws(s);
 	if (s->p >= s->end)
@@ -547,7 +585,6 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 		free(s->keys);
 	if (s->arena != s->arena_inline)
 		free(s->arena);
-	free(s);
 	if (r < 0)
 		return r;
 
