@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 struct cfg;
+struct compute;
 struct virt;
 struct metrics;
 
@@ -23,6 +24,14 @@ struct hyperlet {
 	 * reconnects, so request threads call it concurrently, no lock here.
 	 */
 	struct virt *virt;
+
+	/* The orchestration (lib/compute.h): configuration only, shared by
+	 * every request thread without a lock (each call takes the thread's
+	 * own store connection; the API serialises changes to one instance).
+	 * Created by main with compute_new() for start-up reconciliation and
+	 * freed after api_stop(). If main leaves it NULL, api_start() makes
+	 * one from cfg and virt (and api_stop() frees that one). */
+	struct compute *compute;
 
 	/* Path of the SQLite file (owned by main, immutable). The store is
 	 * NOT shared: each request thread opens its own connection to this
