@@ -47,12 +47,12 @@ replay_dir(const char *dir)
 	int n = scandir(dir, &names, NULL, alphasort);
 
 	for (int i = 0; i < n; i++) {
-		char path[4096];
+		char *path = NULL;
 
-		if (names[i]->d_name[0] != '.') {
-			snprintf(
-			    path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+		if (names[i]->d_name[0] != '.' &&
+		    asprintf(&path, "%s/%s", dir, names[i]->d_name) >= 0) {
 			replay_file(path);
+			free(path);
 		}
 		free(names[i]);
 	}
@@ -71,10 +71,12 @@ main(int argc, char **argv)
 			replay_file(argv[i]);
 	} else {
 		for (char *d = strtok(dirs, ":"); d; d = strtok(NULL, ":")) {
-			char dir[4096];
+			char *dir = NULL;
 
-			snprintf(dir, sizeof(dir), "%s/%s", top ? top : ".", d);
+			if (asprintf(&dir, "%s/%s", top ? top : ".", d) < 0)
+				return 99;
 			replay_dir(dir);
+			free(dir);
 		}
 	}
 	printf("%s: replayed %d inputs without a crash\n", FUZZ_TARGET, n_run);
