@@ -703,6 +703,20 @@ cfg_finish(struct cfg *c, struct err *e)
 	if (c->auth_token_file && (r = cfg_read_token(c, e)) < 0)
 		return r;
 
+	(void)cfg_key_find("api", "tls_cert_file", &ci);
+	(void)cfg_key_find("api", "tls_key_file", &ki);
+	if (!c->tls_cert_file != !c->tls_key_file)
+		return cfg_err_at(c, c->tls_cert_file ? ci : ki, e, -EINVAL,
+		    "tls_cert_file and tls_key_file go together: set both or "
+		    "neither");
+	/* readable now, so --check-config catches a typo; the API parses */
+	if (c->tls_cert_file && access(c->tls_cert_file, R_OK) < 0)
+		return cfg_err_at(c, ci, e, -errno, "tls_cert_file %s: %s",
+		    c->tls_cert_file, strerror(errno));
+	if (c->tls_key_file && access(c->tls_key_file, R_OK) < 0)
+		return cfg_err_at(c, ki, e, -errno, "tls_key_file %s: %s",
+		    c->tls_key_file, strerror(errno));
+
 	for (size_t i = 0; i < ELEMENTSOF(paths); i++) {
 		char **field = (char **)((char *)c + paths[i].offset);
 		char *abs = NULL;
@@ -719,13 +733,6 @@ cfg_finish(struct cfg *c, struct err *e)
 		free(*field);
 		*field = abs;
 	}
-
-	(void)cfg_key_find("api", "tls_cert_file", &ci);
-	(void)cfg_key_find("api", "tls_key_file", &ki);
-	if (!c->tls_cert_file != !c->tls_key_file)
-		return cfg_err_at(c, c->tls_cert_file ? ci : ki, e, -EINVAL,
-		    "tls_cert_file and tls_key_file go together: set both or "
-		    "neither");
 
 	(void)cfg_key_find("api", "listen", &li);
 	if (!c->listen_loopback && !c->auth_token_file)

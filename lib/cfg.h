@@ -113,8 +113,8 @@ int cfg_set(struct cfg *c, const char *section, const char *name,
  * Completes a loaded configuration: makes state_dir absolute (relative to
  * the working directory) and derives the unset paths from it, makes every
  * other path absolute, reads the token from auth_token_file, checks that
- * TLS has both files, and refuses a non-loopback listen address without
- * auth_token_file. Touches no directory (the daemon creates state_dir).
+ * TLS has both files and that they are readable, and refuses a
+ * non-loopback listen address without auth_token_file. Touches no directory (the daemon creates state_dir).
  * Returns 0, -EINVAL (with "path:line: message" when the value came from
  * the file), -ENOENT/-EACCES/-EIO for the token file, -ENOMEM.
  */
