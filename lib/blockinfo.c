@@ -186,8 +186,26 @@ bdm_dev(const struct bdm *b)
 static const char *
 bdm_field(size_t i, const char *name, char buf[FIELD_MAX])
 {
-	(void)snprintf(buf, FIELD_MAX, "block_device_mapping_v2[%zu]%s%s", i,
-	    name ? "." : "", name ? name : "");
+	static const char list[] = "block_device_mapping_v2[";
+	char digits[24];
+	size_t n = 0, k = 0, len;
+
+	/* by hand, not snprintf: volumes need it on the success path */
+	do
+		digits[k++] = (char)('0' + i % 10);
+	while ((i /= 10) > 0);
+	memcpy(buf, list, sizeof(list) - 1);
+	n = sizeof(list) - 1;
+	while (k > 0)
+		buf[n++] = digits[--k];
+	buf[n++] = ']';
+	if (name) {
+		len = strnlen(name, FIELD_MAX - n - 2);
+		buf[n++] = '.';
+		memcpy(buf + n, name, len);
+		n += len;
+	}
+	buf[n] = '\0';
 	return buf;
 }
 
@@ -497,7 +515,8 @@ blockinfo_by_id_type(enum bdm_bus bus, enum bdm_device_type type,
     const char *serial, char out[BLOCKINFO_BYID_MAX])
 {
 	bool cd = type == BDM_DEVICE_CDROM;
-	const char *fmt;
+	const char *pre;
+	size_t np, ns;
 
 	if (serial == NULL || serial[0] == '\0') {
 		out[0] = '\0';
@@ -505,19 +524,24 @@ blockinfo_by_id_type(enum bdm_bus bus, enum bdm_device_type type,
 	}
 	switch (bus) {
 	case BDM_BUS_SCSI:
-		fmt = cd ? "/dev/disk/by-id/scsi-0QEMU_QEMU_CD-ROM_%s"
-			 : "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_%s";
+		pre = cd ? "/dev/disk/by-id/scsi-0QEMU_QEMU_CD-ROM_"
+			 : "/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_";
 		break;
 	case BDM_BUS_SATA:
 	case BDM_BUS_IDE:
-		fmt = cd ? "/dev/disk/by-id/ata-QEMU_DVD-ROM_%s"
-			 : "/dev/disk/by-id/ata-QEMU_HARDDISK_%s";
+		pre = cd ? "/dev/disk/by-id/ata-QEMU_DVD-ROM_"
+			 : "/dev/disk/by-id/ata-QEMU_HARDDISK_";
 		break;
 	default:
-		fmt = "/dev/disk/by-id/virtio-%s";
+		pre = "/dev/disk/by-id/virtio-";
 		break;
 	}
-	(void)snprintf(out, BLOCKINFO_BYID_MAX, fmt, serial);
+	/* memcpy, not snprintf: this runs for every disk of every request */
+	np = strlen(pre);
+	ns = strnlen(serial, BLOCKINFO_BYID_MAX - 1 - np);
+	memcpy(out, pre, np);
+	memcpy(out + np, serial, ns);
+	out[np + ns] = '\0';
 }
 
 void
