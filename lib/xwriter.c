@@ -54,17 +54,24 @@ xwriter_check(struct xwriter *w, const char *s, const char *what_fmt,
     const char *a, const char *b)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	bool ascii = true;
 	char what[128];
 	size_t i;
 
 	for (i = 0; p[i]; i++) {
+		if (p[i] >= 0x20 && p[i] < 0x80)
+			continue;
 		if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
 			break;
 		if (p[i] == 0xef && p[i + 1] == 0xbf &&
 		    (p[i + 2] == 0xbe || p[i + 2] == 0xbf))
 			break;
+		if (p[i] >= 0x80)
+			ascii = false;
 	}
-	if (p[i] == '\0' && xmlCheckUTF8(p) && util_utf8_valid(s, i))
+	/* plain ASCII (most values: uuids, paths, literals) is done */
+	if (p[i] == '\0' &&
+	    (ascii || (xmlCheckUTF8(p) && util_utf8_valid(s, i))))
 		return true;
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wformat-nonliteral"

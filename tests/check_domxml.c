@@ -10,13 +10,21 @@
  * stored XML is checked for each disk's serial, target and source.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xpath.h>
 
+#include "bdm.h"
+#include "bdm_json.h"
+#include "blockinfo.h"
+#include "domxml.h"
 #include "testutil.h"
 #include "xwriter.h"
 
@@ -329,11 +337,630 @@ tcase_xwriter(void)
 	return tc;
 }
 
+/* ---- domxml: inputs through the real chain ------------------------- */
+
+/* An instance and its blockinfo, built from a request file the way the
+ * API builds them. */
+struct built {
+	struct instance *inst;
+	struct blockinfo *bi;
+	char dir[256]; /* the instance directory the opts point at */
+	char base[256];
+	struct domxml_opts o;
+};
+
+static void
+built_free(struct built *b)
+{
+	b->bi = blockinfo_free(b->bi);
+	b->inst = instance_free(b->inst);
+}
+
+/* Parses, prepares and maps tests/data/<request>, and fills default
+ * options: local disks under /var/lib/hyperlet/instances/<uuid>, the root
+ * overlay backed by /var/lib/hyperlet/images/<imageRef>. */
+static void
+build(const char *request, struct built *b)
+{
+	const struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct err e = {0};
+	char path[512];
+	char *body;
+	size_t len;
+
+	memset(b, 0, sizeof(*b));
+	(void)snprintf(
+	    path, sizeof(path), "%s/%s", testutil_data_dir(), request);
+	body = testutil_read_file(path, &len);
+	ck_assert_msg(body != NULL, "cannot read %s", path);
+	ck_assert_msg(bdm_json_parse_create(body, len, &b->inst, &e) == 0,
+	    "%s: parse: %s %s", request, e.field, e.msg);
+	free(body);
+	ck_assert_msg(bdm_instance_prepare(b->inst, &lim, &e) == 0,
+	    "%s: prepare: %s %s", request, e.field, e.msg);
+	ck_assert_msg(blockinfo_build(b->inst, &lim, &b->bi, &e) == 0,
+	    "%s: blockinfo: %s %s", request, e.field, e.msg);
+	(void)snprintf(b->dir, sizeof(b->dir), "/var/lib/hyperlet/instances/%s",
+	    b->inst->uuid);
+	b->o.virt_type = "kvm";
+	b->o.instance_dir = b->dir;
+	if (b->inst->image_ref != NULL) {
+		(void)snprintf(b->base, sizeof(b->base),
+		    "/var/lib/hyperlet/images/%s", b->inst->image_ref);
+		b->o.base_image_path = b->base;
+		b->o.base_image_format = "qcow2";
+	}
+}
+
+/* The options a test boot uses: TCG, direct kernel boot, no restart. */
+static void
+opts_tcg_kernel_boot(struct domxml_opts *o)
+{
+	o->virt_type = "qemu";
+	o->kernel = "/var/lib/hyperlet/boot/vmlinuz";
+	o->initrd = "/var/lib/hyperlet/boot/initrd.img";
+	o->cmdline = "console=ttyS0 panic=-1";
+	o->on_reboot = "destroy";
+	o->disk_cache = "writeback";
+	o->console_log = "/var/log/hyperlet/console.log";
+}
+
+struct golden_case {
+	const char *name; /* tests/data/domxml/<name>.xml */
+	const char *request; /* under tests/data/ */
+	void (*opts)(struct domxml_opts *o); /* NULL: the defaults */
+};
+
+static const struct golden_case golden_cases[] = {
+    {"local-virtio", "domxml/local-virtio.json", NULL},
+    {"local-virtio-tcg", "domxml/local-virtio.json", opts_tcg_kernel_boot},
+    {"scsi-volumes", "domxml/scsi-volumes.json", NULL},
+    {"boot-from-volume", "domxml/boot-from-volume.json", NULL},
+    {"config-drive", "domxml/config-drive.json", NULL},
+    {"q35-config-drive", "domxml/q35-config-drive.json", NULL},
+    {"lun", "domxml/lun.json", NULL},
+    {"odd-name", "domxml/odd-name.json", NULL},
+};
+
+/* Compares xml with tests/data/domxml/<name>.xml byte for byte, or
+ * rewrites that file when UPDATE_GOLDEN is set. */
+static void
+golden_compare(const char *name, const char *xml)
+{
+	const char *update = getenv("UPDATE_GOLDEN");
+	char path[512];
+	char *want;
+	size_t line = 1, i;
+
+	(void)snprintf(
+	    path, sizeof(path), "%s/domxml/%s.xml", testutil_data_dir(), name);
+	if (update != NULL && *update != '\0' && !STREQ(update, "0")) {
+		FILE *f = fopen(path, "w");
+
+		ck_assert_msg(f != NULL, "cannot write %s", path);
+		ck_assert_int_eq(fputs(xml, f) >= 0, 1);
+		ck_assert_int_eq(fclose(f), 0);
+		return;
+	}
+	want = testutil_read_file(path, NULL);
+	ck_assert_msg(
+	    want != NULL, "%s missing (make check UPDATE_GOLDEN=1)", path);
+	for (i = 0; want[i] != '\0' && want[i] == xml[i]; i++)
+		if (xml[i] == '\n')
+			line++;
+	ck_assert_msg(want[i] == xml[i],
+	    "%s differs from line %zu on; got:\n%s", path, line, xml);
+	free(want);
+}
+
+/* The string value of expr evaluated at node. Owned by the caller. */
+static char *xpath_string(xmlXPathContextPtr ctx, xmlNodePtr node,
+    const char *fmt, ...) _printf_(3, 4);
+static char *
+xpath_string(xmlXPathContextPtr ctx, xmlNodePtr node, const char *fmt, ...)
+{
+	char expr[256];
+	xmlXPathObjectPtr r;
+	char *s;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(expr, sizeof(expr), fmt, ap);
+	va_end(ap);
+	ctx->node = node;
+	r = xmlXPathEvalExpression(BAD_CAST expr, ctx);
+	ck_assert_msg(r != NULL, "xpath %s", expr);
+	s = (char *)xmlXPathCastToString(r);
+	xmlXPathFreeObject(r);
+	return s;
+}
+
+static int
+xpath_count(xmlXPathContextPtr ctx, xmlNodePtr node, const char *expr,
+    xmlNodePtr *ret_first)
+{
+	xmlXPathObjectPtr r;
+	int n;
+
+	ctx->node = node;
+	r = xmlXPathEvalExpression(BAD_CAST expr, ctx);
+	ck_assert_msg(r != NULL, "xpath %s", expr);
+	n = r->nodesetval ? r->nodesetval->nodeNr : 0;
+	if (ret_first != NULL)
+		*ret_first = n > 0 ? r->nodesetval->nodeTab[0] : NULL;
+	xmlXPathFreeObject(r);
+	return n;
+}
+
+static void
+assert_xpath_eq(xmlXPathContextPtr ctx, xmlNodePtr node, const char *want,
+    const char *what, const char *expr)
+{
+	char *got = xpath_string(ctx, node, "%s", expr);
+
+	ck_assert_msg(STREQ(got, want), "%s: libvirt stored '%s', want '%s'",
+	    what, got, want);
+	xmlFree(got);
+}
+
+static void
+quiet_libvirt(void *opaque, virErrorPtr err)
+{
+	(void)opaque;
+	(void)err;
+}
+
+/* Defines xml on test:///default with VIR_DOMAIN_DEFINE_VALIDATE, then
+ * checks libvirt's stored copy: name, uuid, and for every disk of b its
+ * bus, source, serial and boot order, and the metadata's BDM uuids. */
+static void
+libvirt_check(const struct built *b, const char *xml)
+{
+	char name[DOMXML_NAME_MAX], want[1200], expr[128];
+	virConnectPtr c;
+	virDomainPtr dom;
+	char *stored, *meta;
+	xmlDocPtr doc, mdoc;
+	xmlXPathContextPtr ctx, mctx;
+	xmlNodePtr root, disk;
+
+	virSetErrorFunc(NULL, quiet_libvirt);
+	c = virConnectOpen("test:///default");
+	ck_assert_ptr_nonnull(c);
+	dom = virDomainDefineXMLFlags(c, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+	ck_assert_msg(dom != NULL, "libvirt refused the domain: %s\n%s",
+	    virGetLastErrorMessage(), xml);
+	stored = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+	ck_assert_ptr_nonnull(stored);
+	doc = parse_xml(stored);
+	ctx = xmlXPathNewContext(doc);
+	root = xmlDocGetRootElement(doc);
+
+	domxml_domain_name(b->inst->uuid, name);
+	assert_xpath_eq(ctx, root, name, "name", "string(/domain/name)");
+	assert_xpath_eq(
+	    ctx, root, b->inst->uuid, "uuid", "string(/domain/uuid)");
+	ck_assert_int_eq(xpath_count(ctx, root, "/domain/devices/disk", NULL),
+	    (int)b->bi->n_disks);
+	for (size_t i = 0; i < b->bi->n_disks; i++) {
+		const struct blockinfo_disk *d = &b->bi->disks[i];
+
+		(void)snprintf(expr, sizeof(expr),
+		    "/domain/devices/disk[target/@dev='%s']", d->dev);
+		ck_assert_msg(xpath_count(ctx, root, expr, &disk) == 1,
+		    "libvirt has no single disk %s", d->dev);
+		assert_xpath_eq(ctx, disk, bdm_bus_to_string(d->bus), d->dev,
+		    "string(target/@bus)");
+		assert_xpath_eq(ctx, disk, d->serial, d->dev, "string(serial)");
+		if (d->conn_path != NULL)
+			(void)snprintf(want, sizeof(want), "%s", d->conn_path);
+		else
+			(void)snprintf(
+			    want, sizeof(want), "%s/%s", b->dir, d->name);
+		assert_xpath_eq(ctx, disk, want, d->dev,
+		    "string(source/@file | source/@dev)");
+		(void)snprintf(want, sizeof(want), "%d", d->boot_order);
+		assert_xpath_eq(ctx, disk, d->boot_order > 0 ? want : "",
+		    d->dev, "string(boot/@order)");
+	}
+	if (b->bi->virtio_scsi)
+		ck_assert_int_eq(
+		    xpath_count(ctx, root,
+			"/domain/devices/controller[@type='scsi' and "
+			"@model='virtio-scsi']",
+			NULL),
+		    1);
+
+	/* the metadata, as reconciliation reads it (libvirt hands the
+	 * element back without its namespace prefix) */
+	meta = virDomainGetMetadata(
+	    dom, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
+	ck_assert_msg(
+	    meta != NULL, "no metadata: %s", virGetLastErrorMessage());
+	mdoc = parse_xml(meta);
+	mctx = xmlXPathNewContext(mdoc);
+	root = xmlDocGetRootElement(mdoc);
+	assert_xpath_eq(mctx, root, b->inst->uuid, "metadata uuid",
+	    "string(/instance/@uuid)");
+	assert_xpath_eq(mctx, root, b->inst->name, "metadata name",
+	    "string(/instance/name)");
+	for (size_t i = 0; i < b->bi->n_disks; i++) {
+		const struct blockinfo_disk *d = &b->bi->disks[i];
+
+		if (d->uuid[0] == '\0')
+			continue;
+		(void)snprintf(expr, sizeof(expr),
+		    "string(/instance/disk[@bdm_uuid='%s']/@dev)", d->uuid);
+		assert_xpath_eq(mctx, root, d->dev, d->uuid, expr);
+	}
+	xmlXPathFreeContext(mctx);
+	xmlFreeDoc(mdoc);
+	free(meta);
+
+	xmlXPathFreeContext(ctx);
+	xmlFreeDoc(doc);
+	free(stored);
+	ck_assert_int_eq(virDomainUndefine(dom), 0);
+	virDomainFree(dom);
+	ck_assert_int_ge(virConnectClose(c), 0);
+}
+
+START_TEST(test_domxml_domain_matches_golden_and_libvirt_accepts_it)
+{
+	const struct golden_case *gc = &golden_cases[_i];
+	struct built b;
+	struct err e = {0};
+	char *xml = NULL;
+
+	build(gc->request, &b);
+	if (gc->opts != NULL)
+		gc->opts(&b.o);
+	ck_assert_msg(domxml_format_domain(b.inst, b.bi, &b.o, &xml, &e) == 0,
+	    "%s: %s", gc->name, e.msg);
+	golden_compare(gc->name, xml);
+	libvirt_check(&b, xml);
+	free(xml);
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_domain_gives_every_disk_a_bdm_serial)
+{
+	struct built b;
+	struct err e = {0};
+	char *xml = NULL;
+
+	build("domxml/local-virtio.json", &b);
+	ck_assert_int_eq(domxml_format_domain(b.inst, b.bi, &b.o, &xml, &e), 0);
+	for (size_t i = 0; i < b.bi->n_disks; i++) {
+		const struct blockinfo_disk *d = &b.bi->disks[i];
+		char want[64];
+
+		ck_assert_str_ne(d->serial, "");
+		(void)snprintf(
+		    want, sizeof(want), "<serial>%s</serial>", d->serial);
+		ck_assert_msg(strstr(xml, want) != NULL, "no %s", want);
+	}
+	free(xml);
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_domain_is_deterministic)
+{
+	struct built b;
+	struct err e = {0};
+	char *x1 = NULL, *x2 = NULL;
+
+	build("domxml/scsi-volumes.json", &b);
+	ck_assert_int_eq(domxml_format_domain(b.inst, b.bi, &b.o, &x1, &e), 0);
+	ck_assert_int_eq(domxml_format_domain(b.inst, b.bi, &b.o, &x2, &e), 0);
+	ck_assert_str_eq(x1, x2);
+	free(x1);
+	free(x2);
+	built_free(&b);
+}
+END_TEST
+
+/* Formats b's domain expecting -EINVAL with a message holding what;
+ * *ret_xml must stay untouched. */
+static void
+expect_domain_refused(struct built *b, const char *what)
+{
+	struct err e = {0};
+	char *xml = (char *)"untouched";
+
+	ck_assert_int_eq(
+	    domxml_format_domain(b->inst, b->bi, &b->o, &xml, &e), -EINVAL);
+	ck_assert_str_eq(xml, "untouched");
+	ck_assert_msg(strstr(e.msg, what) != NULL, "message '%s' lacks '%s'",
+	    e.msg, what);
+}
+
+/* The refusals below start from a chain-built instance and then break one
+ * field by hand, to reach combinations bdm and blockinfo already refuse:
+ * domxml must not rely on them. */
+
+START_TEST(test_domxml_refuses_a_lun_off_the_scsi_bus)
+{
+	struct built b;
+
+	build("domxml/lun.json", &b);
+	for (size_t i = 0; i < b.bi->n_disks; i++)
+		if (b.bi->disks[i].type == BDM_DEVICE_LUN)
+			b.bi->disks[i].bus = BDM_BUS_VIRTIO;
+	expect_domain_refused(&b, "a lun must be a block volume on the scsi");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_a_lun_backed_by_a_file)
+{
+	struct built b;
+
+	build("domxml/lun.json", &b);
+	for (size_t i = 0; i < b.bi->n_disks; i++)
+		if (b.bi->disks[i].type == BDM_DEVICE_LUN) {
+			free(b.bi->disks[i].conn_type);
+			b.bi->disks[i].conn_type = strdup("file");
+		}
+	expect_domain_refused(&b, "a lun must be a block volume on the scsi");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_a_cdrom_on_virtio)
+{
+	struct built b;
+
+	build("domxml/config-drive.json", &b);
+	ck_assert_ptr_nonnull(b.bi->config_drive);
+	b.bi->config_drive->bus = BDM_BUS_VIRTIO;
+	expect_domain_refused(&b, "a cdrom cannot use the virtio bus");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_ide_on_q35)
+{
+	struct built b;
+
+	build("domxml/q35-config-drive.json", &b);
+	ck_assert_int_eq(b.bi->q35, 1);
+	b.bi->config_drive->bus = BDM_BUS_IDE;
+	expect_domain_refused(&b, "the q35 machine has no IDE bus");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_a_long_serial_off_scsi)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	(void)snprintf(b.bi->disks[0].serial, sizeof(b.bi->disks[0].serial),
+	    "%s", b.bi->disks[0].uuid);
+	expect_domain_refused(&b, "serial longer than the 20 characters");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_a_serial_with_odd_characters)
+{
+	struct built b;
+
+	build("domxml/scsi-volumes.json", &b);
+	b.bi->disks[0].serial[3] = '<';
+	expect_domain_refused(&b, "serial holds characters outside");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_an_unknown_volume_type)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	free(b.bi->volumes[0]->conn_type);
+	b.bi->volumes[0]->conn_type = strdup("network");
+	expect_domain_refused(&b, "driver_volume_type 'network'");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_a_relative_volume_path)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	free(b.bi->volumes[0]->conn_path);
+	b.bi->volumes[0]->conn_path = strdup("../etc/shadow");
+	expect_domain_refused(&b, "volume path is not a normalised");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_local_disks_without_an_instance_dir)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	b.o.instance_dir = NULL;
+	expect_domain_refused(&b, "needs the instance directory");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_a_relative_instance_dir)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	b.o.instance_dir = "instances/x";
+	expect_domain_refused(&b, "instance directory is not a normalised");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_an_unknown_virt_type)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	b.o.virt_type = "xen";
+	expect_domain_refused(&b, "virt_type 'xen'");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_control_characters_in_the_name)
+{
+	struct built b;
+
+	build("domxml/odd-name.json", &b);
+	free(b.inst->name);
+	b.inst->name = strdup("web\x01");
+	expect_domain_refused(&b, "text of <hyperlet:name>: control character");
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_refuses_invalid_utf8_in_the_kernel_cmdline)
+{
+	struct built b;
+
+	build("domxml/local-virtio.json", &b);
+	opts_tcg_kernel_boot(&b.o);
+	b.o.cmdline = "console=ttyS0 \xc0\xae";
+	expect_domain_refused(&b, "text of <cmdline>: not valid UTF-8");
+	built_free(&b);
+}
+END_TEST
+
+/* Every disk's <disk> for attach is the same element the domain holds. */
+START_TEST(test_domxml_disk_equals_the_domains_disk_element)
+{
+	const struct golden_case *gc = &golden_cases[_i];
+	struct built b;
+	struct err e = {0};
+	char *dom = NULL;
+
+	build(gc->request, &b);
+	if (gc->opts != NULL)
+		gc->opts(&b.o);
+	ck_assert_int_eq(domxml_format_domain(b.inst, b.bi, &b.o, &dom, &e), 0);
+	for (size_t i = 0; i < b.bi->n_disks; i++) {
+		char *disk = NULL, *indented, *q;
+		size_t n = 0;
+
+		ck_assert_msg(domxml_format_disk(b.inst, b.bi, &b.bi->disks[i],
+				  &b.o, &disk, &e) == 0,
+		    "%s", e.msg);
+		/* the domain holds it indented by four spaces */
+		for (const char *p = disk; *p; p++)
+			n += *p == '\n' ? 5 : 1;
+		indented = q = malloc(n + 5);
+		q += sprintf(q, "    ");
+		for (const char *p = disk; *p; p++) {
+			*q++ = *p;
+			if (*p == '\n' && p[1] != '\0')
+				q += sprintf(q, "    ");
+		}
+		*q = '\0';
+		ck_assert_msg(strstr(dom, indented) != NULL,
+		    "disk %s:\n%s\nnot in\n%s", b.bi->disks[i].dev, indented,
+		    dom);
+		free(indented);
+		free(disk);
+	}
+	free(dom);
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_disk_matches_golden)
+{
+	struct built b;
+	struct err e = {0};
+	char *xml = NULL;
+
+	build("domxml/scsi-volumes.json", &b);
+	ck_assert_int_ge((int)b.bi->n_volumes, 1);
+	ck_assert_int_eq(
+	    domxml_format_disk(b.inst, b.bi, b.bi->volumes[0], &b.o, &xml, &e),
+	    0);
+	golden_compare("scsi-volumes-attach", xml);
+	free(xml);
+	built_free(&b);
+}
+END_TEST
+
+START_TEST(test_domxml_domain_name_is_instance_dash_uuid)
+{
+	char name[DOMXML_NAME_MAX];
+
+	domxml_domain_name("0c3a9d52-7f1e-4b2a-9d3c-5b1f0e2a7c11", name);
+	ck_assert_str_eq(name, "instance-0c3a9d52-7f1e-4b2a-9d3c-5b1f0e2a7c11");
+}
+END_TEST
+
+static TCase *
+tcase_domxml_format_domain(void)
+{
+	TCase *tc = tcase_create("domxml_format_domain");
+
+	tcase_add_loop_test(tc,
+	    test_domxml_domain_matches_golden_and_libvirt_accepts_it, 0,
+	    (int)ELEMENTSOF(golden_cases));
+	tcase_add_test(tc, test_domxml_domain_gives_every_disk_a_bdm_serial);
+	tcase_add_test(tc, test_domxml_domain_is_deterministic);
+	tcase_add_test(tc, test_domxml_refuses_a_lun_off_the_scsi_bus);
+	tcase_add_test(tc, test_domxml_refuses_a_lun_backed_by_a_file);
+	tcase_add_test(tc, test_domxml_refuses_a_cdrom_on_virtio);
+	tcase_add_test(tc, test_domxml_refuses_ide_on_q35);
+	tcase_add_test(tc, test_domxml_refuses_a_long_serial_off_scsi);
+	tcase_add_test(tc, test_domxml_refuses_a_serial_with_odd_characters);
+	tcase_add_test(tc, test_domxml_refuses_an_unknown_volume_type);
+	tcase_add_test(tc, test_domxml_refuses_a_relative_volume_path);
+	tcase_add_test(
+	    tc, test_domxml_refuses_local_disks_without_an_instance_dir);
+	tcase_add_test(tc, test_domxml_refuses_a_relative_instance_dir);
+	tcase_add_test(tc, test_domxml_refuses_an_unknown_virt_type);
+	tcase_add_test(tc, test_domxml_refuses_control_characters_in_the_name);
+	tcase_add_test(
+	    tc, test_domxml_refuses_invalid_utf8_in_the_kernel_cmdline);
+	return tc;
+}
+
+static TCase *
+tcase_domxml_format_disk(void)
+{
+	TCase *tc = tcase_create("domxml_format_disk");
+
+	tcase_add_loop_test(tc,
+	    test_domxml_disk_equals_the_domains_disk_element, 0,
+	    (int)ELEMENTSOF(golden_cases));
+	tcase_add_test(tc, test_domxml_disk_matches_golden);
+	return tc;
+}
+
+static TCase *
+tcase_domxml_domain_name(void)
+{
+	TCase *tc = tcase_create("domxml_domain_name");
+
+	tcase_add_test(tc, test_domxml_domain_name_is_instance_dash_uuid);
+	return tc;
+}
+
 int
 main(void)
 {
 	Suite *s = suite_create("domxml");
 
 	suite_add_tcase(s, tcase_xwriter());
+	suite_add_tcase(s, tcase_domxml_format_domain());
+	suite_add_tcase(s, tcase_domxml_format_disk());
+	suite_add_tcase(s, tcase_domxml_domain_name());
 	return testutil_run(s);
 }
