@@ -71,6 +71,8 @@ static int bus_prefix(enum bdm_bus bus);
 static bool dev_slot(const char *dev, int *ret_prefix, int *ret_letter);
 static bool dev_well_formed(const char *dev);
 
+/* The API's name of a kind ("local_root", "ephemeral", ...): a static
+ * string, or NULL for a value out of range. */
 const char *
 blockinfo_kind_to_string(enum blockinfo_kind k)
 {
@@ -469,9 +471,7 @@ props_apply(const struct image_props *p, struct blockinfo *bi, struct err *e)
 		    bus == BDM_BUS_UNSET)
 			return err_set_field(e, -EINVAL,
 			    "image_meta.properties.hw_disk_bus",
-			    "hw_disk_bus '%s': expected virtio, scsi, sata or "
-			    "ide",
-			    p->hw_disk_bus);
+			    "hw_disk_bus: expected virtio, scsi, sata or ide");
 		bi->disk_bus = bus;
 	}
 	if (p->hw_cdrom_bus) {
@@ -479,14 +479,19 @@ props_apply(const struct image_props *p, struct blockinfo *bi, struct err *e)
 		    bus == BDM_BUS_UNSET)
 			return err_set_field(e, -EINVAL,
 			    "image_meta.properties.hw_cdrom_bus",
-			    "hw_cdrom_bus '%s': expected virtio, scsi, sata or "
-			    "ide",
-			    p->hw_cdrom_bus);
+			    "hw_cdrom_bus: expected scsi, sata or ide");
 		bi->cdrom_bus = bus;
 	}
 	return 0;
 }
 
+/*
+ * The serial a disk on bus carries for id, as the guest will see it: id
+ * whole on SCSI (at most 36 characters), its first 20 characters on
+ * virtio, SATA and IDE. Returns 0 with out filled, or -EINVAL (out
+ * untouched) if id is NULL, empty or has characters outside
+ * [A-Za-z0-9_.+-].
+ */
 int
 blockinfo_serial(enum bdm_bus bus, const char *id,
     char out[BLOCKINFO_SERIAL_MAX], struct err *e)
@@ -494,9 +499,9 @@ blockinfo_serial(enum bdm_bus bus, const char *id,
 	size_t len;
 
 	if (id == NULL || !util_serial_valid(id))
-		return err_set(e, -EINVAL,
-		    "serial '%s': only letters, digits and _.+- are allowed",
-		    id ? id : "");
+		/* id is not echoed: it may hold anything */
+		return err_set(
+		    e, -EINVAL, "a serial holds only letters, digits and _.+-");
 	len = strlen(id);
 	if (len > (bus == BDM_BUS_SCSI ? SERIAL_SCSI : SERIAL_SHORT))
 		len = bus == BDM_BUS_SCSI ? SERIAL_SCSI : SERIAL_SHORT;
@@ -544,6 +549,7 @@ blockinfo_by_id_type(enum bdm_bus bus, enum bdm_device_type type,
 	out[np + ns] = '\0';
 }
 
+/* blockinfo_by_id_type for a disk (not a cdrom). */
 void
 blockinfo_by_id(
     enum bdm_bus bus, const char *serial, char out[BLOCKINFO_BYID_MAX])
@@ -588,9 +594,9 @@ serials_assign(const struct instance *inst, struct blockinfo *bi, struct err *e)
 		if ((r = blockinfo_serial(d->bus, id, d->serial, NULL)) < 0)
 			return err_set_field(e, r,
 			    bdm_field((size_t)d->bdm_index, fname, field),
-			    "%s '%s': a disk serial holds only letters, "
-			    "digits and _.+- (at most %d)",
-			    fname, id, BLOCKINFO_SERIAL_MAX - 1);
+			    "%s: a disk serial holds only letters, digits "
+			    "and _.+-",
+			    fname);
 		for (k = 0; k < i; k++)
 			if (bi->disks[k].serial[0] &&
 			    STREQ(bi->disks[k].serial, d->serial))
@@ -622,6 +628,7 @@ blockinfo_alloc(size_t n)
 	return bi;
 }
 
+/* Frees bi and the strings its disks own; accepts NULL; returns NULL. */
 struct blockinfo *
 blockinfo_free(struct blockinfo *bi)
 {
@@ -654,9 +661,8 @@ given_names_reserve(struct mapctx *m, struct err *e)
 		if (!dev_well_formed(d))
 			return err_set_field(e, -EINVAL,
 			    bdm_field(i, "device_name", field),
-			    "device_name '%s': expected /dev/ and vd, sd or "
-			    "hd and letters, e.g. /dev/vdb",
-			    m->inst->bdms[i].device_name);
+			    "device_name: expected /dev/ and vd, sd or hd and "
+			    "letters, e.g. /dev/vdb");
 		if (dev_slot(d, &p, &l))
 			m->given[p] |= 1u << l;
 		else
@@ -949,9 +955,8 @@ blockinfo_pick_attach(const struct instance *inst, struct bdm *b,
 		d.type = BDM_DEVICE_DISK;
 	if (given && !dev_well_formed(given))
 		return err_set_field(e, -EINVAL, "device_name",
-		    "device_name '%s': expected /dev/ and vd, sd or hd and "
-		    "letters, e.g. /dev/vdb",
-		    b->device_name);
+		    "device_name: expected /dev/ and vd, sd or hd and "
+		    "letters, e.g. /dev/vdb");
 	if (d.bus == BDM_BUS_UNSET) {
 		if (d.type == BDM_DEVICE_LUN)
 			d.bus = BDM_BUS_SCSI;
