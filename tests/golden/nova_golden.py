@@ -63,6 +63,9 @@ HYPERLET_ERRORS = {
     'fail_device_name_space': ('EINVAL', 'block_device_mapping_v2[1].device_name'),
     'fail_volume_size_negative': ('EINVAL', 'block_device_mapping_v2[1].volume_size'),
     'fail_volume_type_local': ('EINVAL', 'block_device_mapping_v2[1].volume_type'),
+    'fail_volume_type_on_volume': ('EINVAL', 'block_device_mapping_v2[1].volume_type'),
+    'fail_unknown_bdm_field': ('EINVAL', 'block_device_mapping_v2[1].no_such_field'),
+    'fail_device_name_empty': ('EINVAL', 'block_device_mapping_v2[1].device_name'),
     # nova/compute/api.py _check_and_transform_bdm
     'fail_volume_named_like_root': ('EINVAL', 'block_device_mapping_v2[1].device_name'),
     # nova/compute/api.py _validate_bdm
@@ -79,6 +82,10 @@ HYPERLET_ERRORS = {
     'fail_ide_too_many': ('EINVAL', 'block_device_mapping_v2'),
     'fail_max_disk_devices': ('EINVAL', 'block_device_mapping_v2'),
     # hyperlet only: Nova accepts these (see README, deliberate differences)
+    'fail_volume_without_connection_info': (
+        'EINVAL', 'block_device_mapping_v2[1].connection_info'),
+    'fail_local_root_other_image': ('EINVAL', 'block_device_mapping_v2[0].uuid'),
+    'fail_boot_index_not_integer': ('EINVAL', 'block_device_mapping_v2[1].boot_index'),
     'fail_duplicate_device_name': ('EINVAL', 'block_device_mapping_v2[2].device_name'),
     'fail_duplicate_serial': ('EEXIST', 'block_device_mapping_v2[2].uuid'),
     'fail_image_disk_bus_unknown': ('EINVAL', 'image_meta.properties.hw_disk_bus'),
