@@ -780,8 +780,8 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 	}
 	if (root == NULL)
 		return err_set_field(e, -EINVAL, "imageRef",
-		    "no root disk: give imageRef or a block_device_mapping_v2 "
-		    "entry with boot_index 0");
+		    "field 'imageRef': no root disk: give imageRef or a "
+		    "block_device_mapping_v2 entry with boot_index 0");
 
 	if (bdm_is_local(root)) {
 		root_name = root->device_name ? root->device_name : "/dev/vda";
@@ -846,10 +846,13 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 				    b->source_type == BDM_SOURCE_VOLUME
 					? "uuid"
 					: "volume_id",
-				    "field '%s': volume %s is mapped twice or "
-				    "shares its first %d characters (its "
-				    "serial) with another volume",
-				    _f, b->volume_id, BDM_SERIAL_PREFIX);
+				    STREQ(b->volume_id, c->volume_id)
+					? "field '%s': volume %s is mapped "
+					  "twice"
+					: "field '%s': volume %s shares its "
+					  "first 20 characters (the serial "
+					  "the guest sees) with another volume",
+				    _f, b->volume_id);
 			if (b->uuid[0] && c->uuid[0] && STREQ(b->uuid, c->uuid))
 				return BDM_FAIL(-EEXIST, "bdm_uuid",
 				    "field '%s': bdm_uuid %s is taken twice",
@@ -859,8 +862,9 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 	if (lim->max_local_block_devices >= 0 &&
 	    n_local > (size_t)lim->max_local_block_devices)
 		return err_set_field(e, -EINVAL, "block_device_mapping_v2",
-		    "%zu local disks (the image root, ephemerals and swap "
-		    "count) exceed max_local_block_devices %d",
+		    "field 'block_device_mapping_v2': %zu local disks (the "
+		    "image root, ephemerals and swap count) exceed "
+		    "max_local_block_devices %d",
 		    n_local, lim->max_local_block_devices);
 
 	/* serials: a given uuid may not collide with another disk's serial;

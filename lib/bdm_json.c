@@ -724,17 +724,6 @@ bdm_json_conn_source(const char *connection_info, const char *prefix,
 
 /* ---- formatting ---------------------------------------------------- */
 
-static const char *const kind_names[] = {
-    [BLOCKINFO_LOCAL_ROOT] = "local_root",
-    [BLOCKINFO_EPHEMERAL] = "ephemeral",
-    [BLOCKINFO_SWAP] = "swap",
-    [BLOCKINFO_VOLUME] = "volume",
-    [BLOCKINFO_SNAPSHOT] = "snapshot",
-    [BLOCKINFO_IMAGE] = "image",
-    [BLOCKINFO_BLANK] = "blank",
-    [BLOCKINFO_CONFIG_DRIVE] = "config_drive",
-};
-
 static const char *
 nonempty(const char *s)
 {
@@ -1021,10 +1010,7 @@ add_common(struct json_object *o, const struct blockinfo_disk *d, int *rc)
 	jfield_add_str(o, "bdm_uuid", nonempty(d->uuid), rc);
 	jfield_add_str(o, "serial", nonempty(d->serial), rc);
 	jfield_add_str(o, "by_id", nonempty(d->by_id), rc);
-	jfield_add_str(o, "kind",
-	    (unsigned)d->kind < ELEMENTSOF(kind_names) ? kind_names[d->kind]
-						       : NULL,
-	    rc);
+	jfield_add_str(o, "kind", blockinfo_kind_to_string(d->kind), rc);
 }
 
 /* One DriverBlockDevice dict (nova/virt/block_device.py), by kind. */

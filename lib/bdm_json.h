@@ -29,8 +29,10 @@ int bdm_json_parse_create(
     const char *body, size_t len, struct instance **ret_inst, struct err *e);
 
 /* Parses an attach body ({"volume_id", "connection_info", "device_name"?,
- * "disk_bus"?, "bdm_uuid"?, "tag"?, "delete_on_termination"?}) into *ret
- * (cleared first on success). Returns 0, or -EINVAL. */
+ * "disk_bus"?, "bdm_uuid"?, "tag"?, "delete_on_termination"?}) into *ret,
+ * which must be zeroed or hold a BDM (bdm_clear'ed on success; untouched
+ * on failure). Source and destination are volume. Returns 0, or -EINVAL
+ * with the field named in e. */
 int bdm_json_parse_attach(
     const char *body, size_t len, struct bdm *ret, struct err *e);
 
@@ -41,8 +43,14 @@ int bdm_json_parse_attach(
 int bdm_json_conn_source(const char *connection_info, const char *prefix,
     char **ret_type, char **ret_path, struct err *e);
 
-/* New JSON objects (owned; json_object_put them). bi may be NULL, then
- * serial and by_id are null. */
+/* New JSON objects (owned; json_object_put them), NULL on OOM (and for
+ * an index out of range, or a NULL bi for format_blockinfo). bi may be
+ * NULL elsewhere, then serial and by_id are null. format_bdm: one BDM;
+ * format_bdms: {"block_device_mappings": [...]}; format_instance: the
+ * instance with its BDMs; format_blockinfo: block_device_info
+ * ({"root_device_name", "local_root" (absent when booting from a volume),
+ * "ephemerals", "swap" (null when none), "block_device_mapping"}), each
+ * entry a Nova DriverBlockDevice dict plus bdm_uuid, serial, by_id, kind. */
 struct json_object *bdm_json_format_bdm(
     const struct instance *inst, size_t index, const struct blockinfo *bi);
 struct json_object *bdm_json_format_bdms(

@@ -712,6 +712,97 @@ static const struct fail_case fail_cases[] = {
 	"'destination_type':'local','uuid':'" IMG "','device_type':'cdrom'"
 	",'disk_bus':'virtio'}]}",
 	-EINVAL, "block_device_mapping_v2[0].disk_bus"},
+    {"a snapshot id that is not a safe serial",
+	"{" HEAD "," B0 "{'boot_index':0,'source_type':'snapshot',"
+	"'destination_type':'volume','uuid':'snap/1','volume_id':'" VOL1
+	"','connection_info':" CONN("/v") "}]}",
+	-EINVAL, "block_device_mapping_v2[0].uuid"},
+    {"an image-to-volume whose volume_id is not a safe serial",
+	"{" HEAD "," B0 "{'boot_index':0,'source_type':'image',"
+	"'destination_type':'volume','uuid':'" IMG "','volume_size':1,"
+	"'volume_id':'v:1','connection_info':" CONN("/v") "}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_id"},
+    {"a boot_index beyond int32",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':"
+	"'local','boot_index':4294967296}]}",
+	-EINVAL, "block_device_mapping_v2[0].boot_index"},
+    {"a volume_id of 256 characters",
+	"{" HEAD "," B0 "{'boot_index':0,'source_type':'volume',"
+	"'destination_type':'volume','uuid':'"
+	"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+	"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+	"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+	"vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv"
+	"','connection_info':" CONN("/v") "}]}",
+	-EINVAL, "block_device_mapping_v2[0].uuid"},
+    {"a device name with four letters",
+	"{" HEADF(1, 0) "," IMGREF B0 "{'source_type':'blank',"
+			"'destination_type':'local','device_name':'vdabcd'}]}",
+	-EINVAL, "block_device_mapping_v2[0].device_name"},
+    {"an upper-case device name",
+	"{" HEADF(
+	    1, 0) "," IMGREF B0 "{'source_type':'blank',"
+		  "'destination_type':'local','device_name':'/dev/VDB'}]}",
+	-EINVAL, "block_device_mapping_v2[0].device_name"},
+    {"an empty tag",
+	"{" HEADF(1, 0) "," IMGREF B0 "{'source_type':'blank',"
+			"'destination_type':'local','tag':''}]}",
+	-EINVAL, "block_device_mapping_v2[0].tag"},
+    {"a null source_type", "{" HEAD "," IMGREF B0 "{'source_type':null}]}",
+	-EINVAL, "block_device_mapping_v2[0].source_type"},
+    {"a null uuid", "{" HEAD "," B0 "{'source_type':'volume','uuid':null}]}",
+	-EINVAL, "block_device_mapping_v2[0].uuid"},
+    {"a name of 256 characters",
+	"{'name':'"
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+	"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+	"'," FLAVOR(0, 0) "}",
+	-EINVAL, "name"},
+    {"a flavor with 4097 vcpus",
+	"{'name':'x','flavor':{'vcpus':4097,'memory_mb':1,'root_gb':1}}",
+	-EINVAL, "flavor.vcpus"},
+    {"a flavor that is a string", "{'name':'x','flavor':'m1.small'}", -EINVAL,
+	"flavor"},
+    {"image_meta.properties that is a list",
+	"{" HEAD "," IMGREF "'image_meta':{'properties':[]}}", -EINVAL,
+	"image_meta.properties"},
+    {"a hw_disk_bus that is a number",
+	"{" HEAD "," IMGREF "'image_meta':{'properties':{'hw_disk_bus':1}}}",
+	-EINVAL, "image_meta.properties.hw_disk_bus"},
+    {"a null block device mapping list, so no root",
+	"{" HEAD ",'block_device_mapping_v2':null}", -EINVAL, "imageRef"},
+    {"(control) a name of 255 two-byte characters is fine",
+	"{'name':'"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"\\u00e9\\u00e9\\u00e9\\u00e9\\u00e9"
+	"'," FLAVOR(0, 0) "," IMGREF "'start':true}",
+	0, NULL},
     {"(control) three local disks beside two volumes are fine",
 	"{" HEADF(5,
 	    5) "," IMGREF B0 "{'source_type':'blank',"
@@ -994,6 +1085,36 @@ START_TEST(test_parse_accepts_1000_bdms_and_prepare_refuses_them)
 	ck_assert_str_eq(e.field, "block_device_mapping_v2");
 	instance_free(inst);
 	free(b);
+}
+END_TEST
+
+START_TEST(test_parse_limits_metadata_to_128_items)
+{
+	char body[8192];
+	struct instance *inst = NULL;
+	struct err e = {0};
+	size_t n;
+
+	for (int items = 128; items <= 129; items++) {
+		n = (size_t)sprintf(body, "{" RHEAD ",\"metadata\":{");
+		for (int k = 0; k < items; k++)
+			n += (size_t)sprintf(
+			    body + n, "%s\"k%d\":\"v\"", k ? "," : "", k);
+		sprintf(body + n, "}}");
+		err_clear(&e);
+		if (items == 128) {
+			ck_assert_int_eq(bdm_json_parse_create(
+					     body, strlen(body), &inst, &e),
+			    0);
+			instance_free(inst);
+			inst = NULL;
+		} else {
+			ck_assert_int_eq(bdm_json_parse_create(
+					     body, strlen(body), &inst, &e),
+			    -EINVAL);
+			ck_assert_str_eq(e.field, "metadata");
+		}
+	}
 }
 END_TEST
 
@@ -1572,6 +1693,152 @@ START_TEST(test_format_of_a_new_instance_has_null_times)
 }
 END_TEST
 
+/* parse -> prepare -> blockinfo_build, as the daemon does */
+static struct instance *
+built(const char *json, struct blockinfo **ret_bi)
+{
+	const struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = NULL;
+	struct err e = {0};
+
+	ck_assert_msg(parse_prepare(json, &lim, &inst, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    blockinfo_build(inst, &lim, ret_bi, &e) == 0, "%s", e.msg);
+	return inst;
+}
+
+START_TEST(test_format_blockinfo_of_an_image_boot_has_every_role)
+{
+	struct blockinfo *bi = NULL;
+	struct instance *inst =
+	    built("{" HEADF(20, 512) "," IMGREF B0 VOLBDM(VOL1, -1) "]}", &bi);
+	_cleanup_(jfield_putp) struct json_object *o =
+	    bdm_json_format_blockinfo(inst, bi);
+	struct json_object *root, *eph, *swap, *vol;
+	char serial[21];
+
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(json_object_object_length(o), 5);
+	ck_assert_str_eq(
+	    json_object_get_string(get(o, "root_device_name")), "/dev/vda");
+	root = get(o, "local_root");
+	ck_assert_str_eq(
+	    json_object_get_string(get(root, "kind")), "local_root");
+	ck_assert_str_eq(json_object_get_string(get(root, "image_id")), IMG);
+	ck_assert_str_eq(
+	    json_object_get_string(get(root, "device_name")), "/dev/vda");
+	ck_assert_str_eq(
+	    json_object_get_string(get(root, "disk_bus")), "virtio");
+	ck_assert_str_eq(
+	    json_object_get_string(get(root, "device_type")), "disk");
+	ck_assert_int_eq(json_object_get_int(get(root, "boot_index")), 0);
+	get(root, "size");
+	ck_assert_str_eq(
+	    json_object_get_string(get(root, "bdm_uuid")), inst->bdms[0].uuid);
+	snprintf(serial, sizeof(serial), "%.20s", inst->bdms[0].uuid);
+	ck_assert_str_eq(json_object_get_string(get(root, "serial")), serial);
+	ck_assert_ptr_nonnull(
+	    strstr(json_object_get_string(get(root, "by_id")), serial));
+
+	ck_assert_uint_eq(json_object_array_length(get(o, "ephemerals")), 1);
+	eph = json_object_array_get_idx(get(o, "ephemerals"), 0);
+	ck_assert_int_eq(json_object_get_int(get(eph, "size")), 20);
+	ck_assert_str_eq(json_object_get_string(get(eph, "kind")), "ephemeral");
+	get(eph, "guest_format");
+	get(eph, "device_name");
+	get(eph, "disk_bus");
+	get(eph, "device_type");
+	ck_assert(json_object_is_type(get(eph, "boot_index"), json_type_null));
+
+	swap = get(o, "swap");
+	ck_assert_int_eq(json_object_get_int(get(swap, "swap_size")), 512);
+	ck_assert_str_eq(json_object_get_string(get(swap, "kind")), "swap");
+	get(swap, "device_name");
+	get(swap, "disk_bus");
+	get(swap, "bdm_uuid");
+
+	ck_assert_uint_eq(
+	    json_object_array_length(get(o, "block_device_mapping")), 1);
+	vol = json_object_array_get_idx(get(o, "block_device_mapping"), 0);
+	ck_assert_str_eq(json_object_get_string(get(vol, "kind")), "volume");
+	ck_assert_str_eq(json_object_get_string(get(vol, "volume_id")), VOL1);
+	ck_assert_str_eq(json_object_get_string(get(get(vol, "connection_info"),
+			     "driver_volume_type")),
+	    "file");
+	snprintf(serial, sizeof(serial), "%.20s", VOL1);
+	ck_assert_str_eq(json_object_get_string(get(vol, "serial")), serial);
+	get(vol, "mount_device");
+	get(vol, "delete_on_termination");
+	get(vol, "disk_bus");
+	get(vol, "device_type");
+	get(vol, "guest_format");
+	get(vol, "boot_index");
+	get(vol, "bdm_uuid");
+	get(vol, "by_id");
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_format_blockinfo_of_a_volume_boot_has_no_local_root)
+{
+	struct blockinfo *bi = NULL;
+	struct instance *inst =
+	    built("{" HEAD "," B0 VOLBDM(VOL1, 0) "]}", &bi);
+	_cleanup_(jfield_putp) struct json_object *o =
+	    bdm_json_format_blockinfo(inst, bi);
+	struct json_object *v = NULL;
+
+	ck_assert(!json_object_object_get_ex(o, "local_root", &v));
+	ck_assert(json_object_is_type(get(o, "swap"), json_type_null));
+	ck_assert_uint_eq(json_object_array_length(get(o, "ephemerals")), 0);
+	ck_assert_uint_eq(
+	    json_object_array_length(get(o, "block_device_mapping")), 1);
+	v = json_object_array_get_idx(get(o, "block_device_mapping"), 0);
+	ck_assert_int_eq(json_object_get_int(get(v, "boot_index")), 0);
+	ck_assert_ptr_null(bdm_json_format_blockinfo(inst, NULL));
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_format_instance_with_blockinfo_shows_serials)
+{
+	struct blockinfo *bi = NULL;
+	struct instance *inst = built(full_request, &bi);
+	_cleanup_(jfield_putp) struct json_object *o =
+	    bdm_json_format_instance(inst, bi);
+	struct json_object *bdms = get(o, "block_device_mappings");
+
+	ck_assert_uint_eq(json_object_array_length(bdms), inst->n_bdms);
+	for (size_t i = 0; i < inst->n_bdms; i++) {
+		struct json_object *b = json_object_array_get_idx(bdms, i);
+		const struct blockinfo_disk *d = NULL;
+
+		for (size_t k = 0; k < bi->n_disks; k++)
+			if (bi->disks[k].bdm_index == (int)i)
+				d = &bi->disks[k];
+		ck_assert_ptr_nonnull(d);
+		ck_assert_str_eq(
+		    json_object_get_string(get(b, "serial")), d->serial);
+		ck_assert_str_eq(
+		    json_object_get_string(get(b, "by_id")), d->by_id);
+		/* blockinfo_build wrote its device names back */
+		ck_assert_str_eq(json_object_get_string(get(b, "device_name")),
+		    d->device_name);
+	}
+	{
+		_cleanup_(jfield_putp) struct json_object *one =
+		    bdm_json_format_bdm(inst, 0, bi);
+
+		ck_assert(
+		    !json_object_is_type(get(one, "serial"), json_type_null));
+	}
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1592,6 +1859,7 @@ main(void)
 	tcase_add_test(
 	    tc, test_parse_accepts_1000_bdms_and_prepare_refuses_them);
 	tcase_add_test(tc, test_parse_handles_escapes_and_unicode);
+	tcase_add_test(tc, test_parse_limits_metadata_to_128_items);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bdm_instance_prepare");
@@ -1620,6 +1888,11 @@ main(void)
 	tc = tcase_create("bdm_json_format");
 	tcase_add_test(tc, test_format_instance_round_trips_every_field);
 	tcase_add_test(tc, test_format_of_a_new_instance_has_null_times);
+	tcase_add_test(
+	    tc, test_format_blockinfo_of_an_image_boot_has_every_role);
+	tcase_add_test(
+	    tc, test_format_blockinfo_of_a_volume_boot_has_no_local_root);
+	tcase_add_test(tc, test_format_instance_with_blockinfo_shows_serials);
 	suite_add_tcase(s, tc);
 
 	return testutil_run(s);
