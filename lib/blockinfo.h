@@ -44,8 +44,14 @@ struct blockinfo_disk {
 	char device_name[BLOCKINFO_DEV_MAX + 5]; /* "/dev/vda" */
 	enum bdm_bus bus;
 	enum bdm_device_type type; /* disk, cdrom, lun */
-	int boot_order; /* libvirt <boot order>, 0 = none */
-	int64_t size; /* GiB; MiB for swap; BDM_SIZE_NONE */
+	int boot_order; /* libvirt <boot order>, 0 = none: boot_index + 1
+			   for the local root (always 1) and bootable
+			   volumes; ephemerals, swap and the config drive
+			   never boot (Nova's mapping boot_index) */
+	int64_t size; /* GiB; MiB for swap; BDM_SIZE_NONE. Local disks
+			 without volume_size take the flavor's root_gb,
+			 ephemeral_gb or swap (root: BDM_SIZE_NONE when
+			 root_gb is 0, i.e. the image's size) */
 	const char *guest_format; /* borrowed from the BDM, may be NULL */
 	char serial[BLOCKINFO_SERIAL_MAX]; /* as written in <serial>; "" =
 					      none (lun, config drive) */
