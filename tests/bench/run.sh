@@ -7,15 +7,23 @@
 # ("name value unit", the median of BENCH_RUNS runs) and a summary table.
 # Not a test: it never fails on a slow figure, only on a broken run.
 #
-# Knobs (environment): BENCH_RUNS (3), BENCH_N (creates per run, 200),
+# Knobs (environment): BENCH_LIBVIRTD=1 (start a private libvirtd for
+# the BENCH_URI figures), BENCH_RUNS (3), BENCH_N (creates per run, 200),
 # BENCH_LIST_N (instances for list/memory/start-up, 10000), BENCH_URI
 # (also measure create against this libvirt URI, e.g. a private libvirtd),
 # BENCH_VIRT_TYPE (virt_type for BENCH_URI, qemu), BENCH_OUT (also write
-# the figures to this file), BENCH_PARTS ("create model list": which
+# the figures to this file), BENCH_MD (a Markdown report with the machine), BENCH_PARTS ("create model list": which
 # parts to run). BUILDDIR/SRCDIR are set by make.
 set -eu
 B=${BUILDDIR:-$(pwd)}
 S=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+# BENCH_LIBVIRTD=1: also measure create against a private libvirtd
+# (tests/libvirtd/with-libvirtd.sh starts it and removes it afterwards).
+if [ "${BENCH_LIBVIRTD:-}" = 1 ] && [ -z "${HL_LIBVIRT_URI:-}" ]; then
+	export BUILDDIR="$B" SRCDIR="$S"
+	exec "$S/tests/libvirtd/with-libvirtd.sh" sh "$0" "$@"
+fi
+[ -n "${HL_LIBVIRT_URI:-}" ] && BENCH_URI=${BENCH_URI:-$HL_LIBVIRT_URI}
 RUNS=${BENCH_RUNS:-3}
 N=${BENCH_N:-200}
 NLIST=${BENCH_LIST_N:-10000}
@@ -223,7 +231,7 @@ END {
 cat "$tmp/median.txt"
 [ -n "${BENCH_OUT:-}" ] && cp "$tmp/median.txt" "$BENCH_OUT"
 
-echo
+summary() {
 echo "summary (median of $RUNS runs; $N creates per run, \"start\": false; 5 BDMs each)"
 awk '
 { val[$1] = $2 }
@@ -243,3 +251,31 @@ END {
 	for (k in val) if (k ~ /^startup_/) printf "%s %s ms\n", k, val[k]
 	for (k in val) if (k ~ /^model_|^bench_model/) printf "%s %s\n", k, val[k]
 }' "$tmp/median.txt"
+}
+echo
+summary
+
+# BENCH_MD=FILE: the same as a Markdown report with the machine it ran on.
+if [ -n "${BENCH_MD:-}" ]; then
+	{
+		echo "# hyperlet benchmark results"
+		echo
+		echo "Produced by \`make bench\` (tests/bench/run.sh) on $(date -u '+%Y-%m-%d %H:%M UTC')."
+		echo
+		echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
+		echo "- libvirt $(pkg-config --modversion libvirt 2>/dev/null), SQLite $(pkg-config --modversion sqlite3 2>/dev/null), libmicrohttpd $(pkg-config --modversion libmicrohttpd 2>/dev/null)"
+		echo "- hyperletd: $HYPERLETD ($(grep -o "CFLAGS = .*" "$B/Makefile" 2>/dev/null | head -1))"
+		echo "- runs: $RUNS per figure (medians), $N creates per run, list/memory/start-up over $NLIST instances"
+		echo "- BENCH_URI: ${BENCH_URI:-none}"
+		echo
+		echo '```'
+		summary
+		echo '```'
+		echo
+		echo "All figures (name value unit, medians):"
+		echo
+		echo '```'
+		cat "$tmp/median.txt"
+		echo '```'
+	} >"$BENCH_MD"
+fi
