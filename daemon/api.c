@@ -26,6 +26,7 @@
 #include "api.h"
 #include "api_impl.h"
 #include "cfg.h"
+#include "compute.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -117,11 +118,15 @@ struct api {
 	const char *token; /* borrowed from cfg; NULL: no auth */
 	size_t token_len;
 	char *tls_cert, *tls_key; /* PEM text, owned */
+	struct compute *own_compute; /* made here when main gave none */
 	const char *db_path;
 	pthread_key_t store_key; /* each worker's struct store */
 	atomic_int_fast64_t inflight; /* requests between headers and
 					 completion */
 	atomic_bool stopping; /* api_stop began: answer 503, close */
+	/* Creates (read) against image deletes (write): an image cannot go
+	 * between a create's look-up of it and its row naming it. */
+	pthread_rwlock_t images_lock;
 	int port;
 };
 
@@ -286,6 +291,13 @@ api_store(struct api_req *r, struct err *e)
 
 	if (s)
 		return s;
+	/* store_open would create a missing file: an empty database is not
+	 * the one main migrated. */
+	if (access(a->db_path, F_OK) < 0) {
+		err_set(e, -EAGAIN, "database unavailable: %s: %s", a->db_path,
+		    strerror(errno));
+		return NULL;
+	}
 	if (store_open(a->db_path, &o, &s, &oe) < 0) {
 		err_set(e, -EAGAIN, "database unavailable: %s", oe.msg);
 		return NULL;
@@ -347,6 +359,23 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 		return err_set_field(e, -EINVAL, q.bad,
 		    "unknown query parameter '%.64s'", q.bad);
 	return 0;
+}
+
+/* The images lock (see struct api): shared for creates, exclusive for
+ * image deletes. */
+void
+api_images_lock(struct api_req *r, bool exclusive)
+{
+	if (exclusive)
+		pthread_rwlock_wrlock(&r->api->images_lock);
+	else
+		pthread_rwlock_rdlock(&r->api->images_lock);
+}
+
+void
+api_images_unlock(struct api_req *r)
+{
+	pthread_rwlock_unlock(&r->api->images_lock);
 }
 
 /* Requests between headers and completion. */
@@ -496,6 +525,10 @@ queue_reply(struct api *a, struct req *q)
 	MHD_destroy_response(resp);
 	q->queued = true;
 	q->queued_status = r->status;
+	/* Counted when queued (not when the client has read it), so that a
+	 * client's next request already sees this one in /metrics. */
+	metrics_observe(a->h->metrics, r->route ? r->route : "unmatched",
+	    q->method, r->status, now_us() - q->t0_us);
 	return ret;
 }
 
@@ -661,24 +694,36 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		}
 		atomic_fetch_add(&a->inflight, 1);
 		*con_cls = q;
-		if (req_begin(a, q, url, method, &e) < 0)
+		if (req_begin(a, q, url, method, &e) < 0) {
+			if (q->rm && q->rm->body == BODY_STREAM)
+				q->rm->stream->cleanup(&q->pub);
 			return queue_error(a, q, &e);
+		}
 		return MHD_YES;
 	}
 	if (q->queued)
 		return MHD_YES;
 	if (*upload_data_size) {
 		if (!q->failed &&
-		    req_data(a, q, upload_data, *upload_data_size, &q->err) < 0)
+		    req_data(a, q, upload_data, *upload_data_size, &q->err) <
+			0) {
 			q->failed = true;
+			/* drop the partial upload now, not when the client
+			 * is done sending the rest */
+			if (q->rm->body == BODY_STREAM)
+				q->rm->stream->cleanup(&q->pub);
+		}
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (q->failed)
 		return queue_error(a, q, &q->err);
-	if (q->rm->body == BODY_STREAM)
+	if (q->rm->body == BODY_STREAM) {
 		q->rm->stream->finish(&q->pub);
-	else
+		/* before the answer leaves: a client that reads it finds no
+		 * temporary file behind */
+		q->rm->stream->cleanup(&q->pub);
+	} else
 		q->rm->handler(&q->pub);
 	return queue_reply(a, q);
 }
@@ -710,8 +755,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
 		? " (timed out)"
 		: " (connection closed)");
-	metrics_observe(a->h->metrics, r->route ? r->route : "unmatched",
-	    q->method, status, us);
+	if (!q->queued)
+		metrics_observe(a->h->metrics,
+		    r->route ? r->route : "unmatched", q->method, status, us);
 	free(r->body);
 	free(r->reply);
 	free(r->location);
@@ -772,11 +818,17 @@ api_free(struct api *a)
 		return NULL;
 	if (a->h && a->h->metrics)
 		a->h->metrics = metrics_free(a->h->metrics);
+	if (a->own_compute) {
+		if (a->h->compute == a->own_compute)
+			a->h->compute = NULL;
+		a->own_compute = compute_free(a->own_compute);
+	}
 	if (a->tls_key) {
 		explicit_bzero(a->tls_key, strlen(a->tls_key));
 		free(a->tls_key);
 	}
 	free(a->tls_cert);
+	pthread_rwlock_destroy(&a->images_lock);
 	free(a);
 	return NULL;
 }
@@ -798,6 +850,7 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		return err_set(e, -ENOMEM, "out of memory");
 	a->h = h;
 	a->cfg = cfg;
+	pthread_rwlock_init(&a->images_lock, NULL);
 	a->db_path = h->db_path ? h->db_path : cfg->db_path;
 	if (cfg->auth_token_file) {
 		if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') {
@@ -828,6 +881,22 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	}
 	if (cfg->listen_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	if (h->compute == NULL) {
+		struct compute_opts co = {
+		    .virt = h->virt,
+		    .images_dir =
+			h->images_dir ? h->images_dir : cfg->images_path,
+		    .limits = cfg->limits,
+		    .stop_timeout_ms = cfg->stop_timeout * 1000,
+		    .domxml = {.virt_type = cfg->virt_type},
+		};
+
+		if ((rc = compute_new(&co, &a->own_compute, e)) < 0) {
+			api_free(a);
+			return rc;
+		}
+		h->compute = a->own_compute;
+	}
 	h->metrics = metrics_new();
 	if (h->metrics == NULL) {
 		api_free(a);

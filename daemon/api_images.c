@@ -497,7 +497,9 @@ api_image_delete(struct api_req *r)
 	struct store *s;
 	char *path = NULL;
 
+	api_images_lock(r, true);
 	if (!(s = api_store(r, &e)) || store_image_delete(s, r->id, &e) < 0) {
+		api_images_unlock(r);
 		if (e.code == -EBUSY)
 			(void)snprintf(e.field, sizeof(e.field), "image_id");
 		api_reply_error(r, &e);
@@ -509,5 +511,6 @@ api_image_delete(struct api_req *r)
 			    strerror(errno));
 		free(path);
 	}
+	api_images_unlock(r);
 	api_reply_empty(r, 204);
 }

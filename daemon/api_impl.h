@@ -51,10 +51,11 @@ typedef void (*api_handler)(struct api_req *r);
 
 /* Streaming upload: begin is called once the headers are in (before any
  * body), data for each chunk, finish once the body is complete (it must
- * set the reply), and cleanup always at the end, whatever happened
- * (client gone, error). begin and data return 0 or a negative errno with
- * e set; after an error the rest of the body is discarded and answered
- * with the error. */
+ * set the reply), and cleanup at the end whatever happened (client gone,
+ * error), possibly more than once (it must be idempotent): as soon as an
+ * upload fails or finishes, and again at completion. begin and data
+ * return 0 or a negative errno with e set; after an error the rest of the
+ * body is discarded and answered with the error. */
 struct api_stream_ops {
 	int (*begin)(struct api_req *r, struct err *e);
 	int (*data)(
@@ -86,6 +87,10 @@ void api_reply_empty(struct api_req *r, int status);
 void api_reply_error(struct api_req *r, const struct err *e);
 /* The HTTP status for a negative errno. */
 int api_status_for_errno(int code);
+
+/* Creates hold the images lock shared, image deletes exclusive. */
+void api_images_lock(struct api_req *r, bool exclusive);
+void api_images_unlock(struct api_req *r);
 
 /* sha256 of buf as 64 lower-case hex digits (api_images.c). Returns 0 or
  * -EIO. */

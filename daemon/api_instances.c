@@ -8,6 +8,7 @@
  * interleaved with another change of the same instance.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@
 #include "bdm_json.h"
 #include "blockinfo.h"
 #include "cfg.h"
-/* #include "compute.h" */
+#include "compute.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -45,14 +46,14 @@ stripe_of(const char *uuid)
 	return &stripes[h % N_STRIPES];
 }
 
-_unused_ static void
+static void
 unlockp(pthread_mutex_t **m)
 {
 	if (*m)
 		pthread_mutex_unlock(*m);
 }
 
-_unused_ static pthread_mutex_t *
+static pthread_mutex_t *
 lock_instance(const char *uuid)
 {
 	pthread_mutex_t *m = stripe_of(uuid);
@@ -130,7 +131,7 @@ reply_instance(struct api_req *r, int status, struct instance *inst,
 }
 
 /* Reloads the instance after a change and answers it. */
-_unused_ static void
+static void
 reply_reloaded(struct api_req *r, int status)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
@@ -146,7 +147,7 @@ reply_reloaded(struct api_req *r, int status)
 
 /* RFC 9110 If-Match with strong comparison: "*" or a list of entity
  * tags. -ESTALE (412) when none matches the instance's. */
-_unused_ static int
+static int
 check_if_match(struct api_req *r, const struct instance *inst, struct err *e)
 {
 	const char *v = api_header(r, "If-Match");
@@ -174,7 +175,7 @@ check_if_match(struct api_req *r, const struct instance *inst, struct err *e)
 }
 
 /* Parses a small JSON body into an object (depth and size bounded). */
-_unused_ static int
+static int
 parse_object(
     const char *body, size_t len, struct json_object **ret, struct err *e)
 {
@@ -216,6 +217,7 @@ api_health(struct api_req *r)
 
 	lv = r->h->virt && virt_alive(r->h->virt);
 	if ((s = api_store(r, &e)) && store_schema_version(s, &v, &e) == 0 &&
+	    v > 0 &&
 	    access(r->h->db_path ? r->h->db_path : r->h->cfg->db_path,
 		R_OK | W_OK) == 0)
 		db = true;
@@ -412,42 +414,337 @@ api_instance_domain(struct api_req *r)
 	api_reply_text(r, 200, "application/xml", xml, strlen(xml));
 }
 
-/* TEMP stubs until compute.h lands */
-static void
-todo(struct api_req *r)
-{
-	struct err e = {0};
+/* ---- changes ---------------------------------------------------------- */
 
-	err_set(&e, -EAGAIN, "not yet");
-	api_reply_error(r, &e);
+/* Fills the instance's image properties the request left unset from the
+ * stored image's (the request wins), and checks that imageRef and every
+ * image-sourced BDM name an uploaded image (400 naming the field). */
+static int
+apply_images(
+    struct api_req *r, struct store *s, struct instance *inst, struct err *e)
+{
+	struct image_props *p = &inst->props;
+	struct store_image *img = NULL;
+	struct json_object *props = NULL;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < inst->n_bdms; i++) {
+		const struct bdm *b = &inst->bdms[i];
+		char field[64];
+
+		if (b->source_type != BDM_SOURCE_IMAGE || b->image_id == NULL)
+			continue;
+		rc = store_image_get(s, b->image_id, &img, NULL);
+		img = store_image_free(img);
+		if (rc == -ENOENT || rc == -EINVAL) {
+			(void)snprintf(field, sizeof(field),
+			    "block_device_mapping_v2[%zu].uuid", i);
+			return err_set_field(e, -EINVAL, field,
+			    "%s: no uploaded image %.64s", field, b->image_id);
+		}
+		if (rc < 0)
+			return err_set(
+			    e, rc, "reading image %.64s", b->image_id);
+	}
+	if (inst->image_ref == NULL)
+		return 0;
+	rc = store_image_get(s, inst->image_ref, &img, NULL);
+	if (rc == -ENOENT || rc == -EINVAL)
+		return err_set_field(e, -EINVAL, "imageRef",
+		    "imageRef: no uploaded image %.64s", inst->image_ref);
+	if (rc < 0)
+		return err_set(e, rc, "reading image %.64s", inst->image_ref);
+	if (img->properties)
+		props = json_tokener_parse(img->properties);
+	store_image_free(img);
+	if (props && json_object_is_type(props, json_type_object)) {
+		static const struct {
+			const char *key;
+			size_t off;
+		} keys[] = {
+		    {"hw_disk_bus", offsetof(struct image_props, hw_disk_bus)},
+		    {"hw_cdrom_bus",
+			offsetof(struct image_props, hw_cdrom_bus)},
+		    {"hw_scsi_model",
+			offsetof(struct image_props, hw_scsi_model)},
+		    {"hw_machine_type",
+			offsetof(struct image_props, hw_machine_type)},
+		};
+
+		for (i = 0; i < ELEMENTSOF(keys); i++) {
+			char **slot = (char **)((char *)p + keys[i].off);
+			struct json_object *v;
+
+			if (*slot ||
+			    !json_object_object_get_ex(
+				props, keys[i].key, &v) ||
+			    !json_object_is_type(v, json_type_string))
+				continue;
+			*slot = strdup(json_object_get_string(v));
+			if (*slot == NULL) {
+				json_object_put(props);
+				return err_set(e, -ENOMEM, "out of memory");
+			}
+		}
+	}
+	json_object_put(props);
+	(void)r;
+	return 0;
 }
+
+/* The digest that makes PUT idempotent: sha256 of the body re-serialised
+ * by json-c, so whitespace does not matter but every value does. */
+static int
+body_digest(const char *body, size_t len, char out[72], struct err *e)
+{
+	_cleanup_(json_putp) struct json_object *o = NULL;
+	const char *canon;
+	char hex[65];
+	int rc;
+
+	if ((rc = parse_object(body, len, &o, e)) < 0)
+		return rc;
+	canon = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	if (canon == NULL || api_sha256_hex(canon, strlen(canon), hex) < 0)
+		return err_set(e, -EIO, "cannot digest the body");
+	(void)snprintf(out, 72, "sha256:%s", hex);
+	return 0;
+}
+
+/* Parse, check images, create through compute. On success the instance
+ * exists (and runs unless "start": false). */
+static int
+create(
+    struct api_req *r, const char *path_uuid, const char *digest, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct store *s;
+	int rc;
+
+	if ((rc = bdm_json_parse_create(r->body, r->body_len, &inst, e)) < 0)
+		return rc;
+	if (path_uuid) {
+		if (inst->uuid_given && !STREQ(inst->uuid, path_uuid))
+			return err_set_field(e, -EINVAL, "uuid",
+			    "uuid: the body's %s is not the path's %s",
+			    inst->uuid, path_uuid);
+		memcpy(inst->uuid, path_uuid, UUID_STR_LEN);
+		inst->uuid_given = true;
+	}
+	if (!(s = api_store(r, e)))
+		return e->code;
+	api_images_lock(r, false);
+	if ((rc = apply_images(r, s, inst, e)) < 0 ||
+	    (rc = bdm_instance_prepare(inst, &r->h->cfg->limits, e)) < 0 ||
+	    (rc = compute_create(r->h->compute, s, inst, digest, NULL, e)) <
+		0) {
+		api_images_unlock(r);
+		return rc;
+	}
+	api_images_unlock(r);
+	memcpy(r->id, inst->uuid, UUID_STR_LEN);
+	memcpy(r->log_uuid, inst->uuid, UUID_STR_LEN);
+	return 0;
+}
+
+static void
+set_location(struct api_req *r)
+{
+	free(r->location);
+	if (asprintf(&r->location, "/v1/instances/%s", r->id) < 0)
+		r->location = NULL;
+}
+
+/* POST /v1/instances: 201 + Location, the instance as GET shows it. */
 void
 api_instances_create(struct api_req *r)
 {
-	todo(r);
+	struct err e = {0};
+	static const char *const none[] = {NULL};
+
+	if (api_query_check(r, none, &e) < 0 || create(r, NULL, NULL, &e) < 0) {
+		api_reply_error(r, &e);
+		return;
+	}
+	set_location(r);
+	reply_reloaded(r, 201);
 }
+
+/* PUT /v1/instances/{uuid}: idempotent create. The uuid's lock makes two
+ * PUTs of one uuid take turns, so the second sees the first's digest. */
 void
 api_instance_put(struct api_req *r)
 {
-	todo(r);
+	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
+	_cleanup_free_ char *stored = NULL;
+	struct err e = {0};
+	char digest[72];
+	struct store *s;
+	int rc;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (body_digest(r->body, r->body_len, digest, &e) < 0 ||
+	    !(s = api_store(r, &e)))
+		goto fail;
+	m = lock_instance(r->id);
+	rc = store_instance_digest(s, r->id, &stored, &e);
+	if (rc == 0) {
+		if (stored == NULL || !STREQ(stored, digest)) {
+			err_set_field(&e, -EEXIST, "uuid",
+			    "instance %s exists with a different request "
+			    "body",
+			    r->id);
+			goto fail;
+		}
+		set_location(r);
+		reply_reloaded(r, 200);
+		return;
+	}
+	if (rc != -ENOENT)
+		goto fail;
+	err_clear(&e);
+	if (create(r, r->id, digest, &e) < 0)
+		goto fail;
+	set_location(r);
+	reply_reloaded(r, 201);
+	return;
+fail:
+	api_reply_error(r, &e);
 }
+
+/* DELETE /v1/instances/{uuid}: 204; If-Match honoured. */
 void
 api_instance_delete(struct api_req *r)
 {
-	todo(r);
+	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct err e = {0};
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	m = lock_instance(r->id);
+	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
+	    compute_delete(r->h->compute, api_store(r, &e), r->id, &e) < 0) {
+		api_reply_error(r, &e);
+		return;
+	}
+	api_reply_empty(r, 204);
 }
+
+/* POST /v1/instances/{uuid}/action {"action": "start"|"stop"|"reboot"}:
+ * 200 with the instance; If-Match honoured. */
 void
 api_instance_action(struct api_req *r)
 {
-	todo(r);
+	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_(json_putp) struct json_object *o = NULL;
+	struct err e = {0};
+	const char *action = NULL;
+	enum compute_action act;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (parse_object(r->body, r->body_len, &o, &e) < 0)
+		goto fail;
+	json_object_object_foreach(o, key, val)
+	{
+		if (!STREQ(key, "action")) {
+			err_set_field(
+			    &e, -EINVAL, key, "unknown field '%.64s'", key);
+			goto fail;
+		}
+		if (!json_object_is_type(val, json_type_string)) {
+			err_set_field(
+			    &e, -EINVAL, "action", "action: expected a string");
+			goto fail;
+		}
+		action = json_object_get_string(val);
+	}
+	if (action == NULL || compute_action_from_string(action, &act) < 0) {
+		err_set_field(&e, -EINVAL, "action",
+		    "action: expected start, stop or reboot");
+		goto fail;
+	}
+	m = lock_instance(r->id);
+	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
+	    compute_action(
+		r->h->compute, api_store(r, &e), r->id, act, NULL, &e) < 0)
+		goto fail;
+	reply_reloaded(r, 200);
+	return;
+fail:
+	api_reply_error(r, &e);
 }
+
+/* POST /v1/instances/{uuid}/volumes: 201 with the new BDM. */
 void
 api_instance_attach(struct api_req *r)
 {
-	todo(r);
+	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
+	_cleanup_(json_putp) struct json_object *o = NULL;
+	struct bdm b = {0};
+	struct err e = {0};
+	size_t i = 0;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (bdm_json_parse_attach(r->body, r->body_len, &b, &e) < 0)
+		goto fail;
+	m = lock_instance(r->id);
+	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
+		goto fail;
+	inst = instance_free(inst);
+	if (compute_attach(r->h->compute, api_store(r, &e), r->id, &b, &inst,
+		&i, &e) < 0 ||
+	    blockinfo_build(inst, &r->h->cfg->limits, &bi, &e) < 0)
+		goto fail;
+	o = bdm_json_format_bdm(inst, i, bi);
+	if (o == NULL) {
+		err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	free(r->location);
+	if (asprintf(&r->location, "/v1/instances/%s/volumes/%s", r->id,
+		inst->bdms[i].volume_id ? inst->bdms[i].volume_id : "") < 0)
+		r->location = NULL;
+	set_etag(r, inst);
+	api_reply_json(r, 201, o);
+	bdm_clear(&b);
+	return;
+fail:
+	bdm_clear(&b);
+	api_reply_error(r, &e);
 }
+
+/* DELETE /v1/instances/{uuid}/volumes/{volume_id}: 204. */
 void
 api_instance_detach(struct api_req *r)
 {
-	todo(r);
+	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct err e = {0};
+	size_t i;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	m = lock_instance(r->id);
+	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
+		goto fail;
+	for (i = 0; i < inst->n_bdms; i++)
+		if (inst->bdms[i].destination_type == BDM_DEST_VOLUME &&
+		    inst->bdms[i].volume_id &&
+		    STREQ(inst->bdms[i].volume_id, r->sub))
+			break;
+	if (i == inst->n_bdms) {
+		err_set_field(&e, -ENOENT, "volume_id",
+		    "instance %s has no volume %.64s", r->id, r->sub);
+		goto fail;
+	}
+	if (compute_detach(r->h->compute, api_store(r, &e), r->id, r->sub, &e) <
+	    0)
+		goto fail;
+	api_reply_empty(r, 204);
+	return;
+fail:
+	api_reply_error(r, &e);
 }
