@@ -134,9 +134,9 @@ domxml_disk_resolve(const struct blockinfo *bi, const struct blockinfo_disk *d,
 		if (!STREQ(d->conn_type, "file") &&
 		    !STREQ(d->conn_type, "block"))
 			return err_set(e, -EINVAL,
-			    "disk %s: driver_volume_type '%s': expected file "
-			    "or block",
-			    dev, d->conn_type);
+			    "disk %s: driver_volume_type: expected file or "
+			    "block",
+			    dev);
 		if (!util_path_valid(d->conn_path))
 			return err_set(e, -EINVAL,
 			    "disk %s: volume path is not a normalised absolute "
@@ -420,8 +420,9 @@ domxml_format_disk(const struct instance *inst, const struct blockinfo *bi,
 	int r;
 
 	(void)inst;
-	if (bi == NULL || d == NULL)
-		return err_set(e, -EINVAL, "disk xml: no disk");
+	if (bi == NULL || d == NULL || d < bi->disks ||
+	    d >= bi->disks + bi->n_disks)
+		return err_set(e, -EINVAL, "disk xml: disk not in the mapping");
 	if ((r = domxml_check_opts(o, e)) < 0)
 		return r;
 	if ((r = domxml_disk_resolve(bi, d, o, &x, e)) < 0)

@@ -846,7 +846,7 @@ START_TEST(test_domxml_refuses_an_unknown_volume_type)
 	build("domxml/local-virtio.json", &b);
 	free(b.bi->volumes[0]->conn_type);
 	b.bi->volumes[0]->conn_type = strdup("network");
-	expect_domain_refused(&b, "driver_volume_type 'network'");
+	expect_domain_refused(&b, "driver_volume_type: expected file or block");
 	built_free(&b);
 }
 END_TEST
@@ -978,6 +978,24 @@ START_TEST(test_domxml_disk_matches_golden)
 }
 END_TEST
 
+START_TEST(test_domxml_disk_refuses_a_disk_outside_the_mapping)
+{
+	struct built a, b;
+	struct err e = {0};
+	char *xml = (char *)"untouched";
+
+	build("domxml/scsi-volumes.json", &a);
+	build("domxml/lun.json", &b);
+	ck_assert_int_eq(
+	    domxml_format_disk(a.inst, a.bi, &b.bi->disks[0], &a.o, &xml, &e),
+	    -EINVAL);
+	ck_assert_str_eq(xml, "untouched");
+	ck_assert_ptr_nonnull(strstr(e.msg, "disk not in the mapping"));
+	built_free(&a);
+	built_free(&b);
+}
+END_TEST
+
 START_TEST(test_domxml_domain_name_is_instance_dash_uuid)
 {
 	char name[DOMXML_NAME_MAX];
@@ -1024,6 +1042,7 @@ tcase_domxml_format_disk(void)
 	    test_domxml_disk_equals_the_domains_disk_element, 0,
 	    (int)ELEMENTSOF(golden_cases));
 	tcase_add_test(tc, test_domxml_disk_matches_golden);
+	tcase_add_test(tc, test_domxml_disk_refuses_a_disk_outside_the_mapping);
 	return tc;
 }
 
