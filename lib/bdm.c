@@ -242,15 +242,14 @@ instance_bdm_append(struct instance *inst, struct bdm **ret_bdm, struct err *e)
 {
 	struct bdm *b;
 
-	/* capacity is the next power of two >= n_bdms (min 4) */
-	if (inst->n_bdms == 0 ||
-	    (inst->n_bdms >= 4 && (inst->n_bdms & (inst->n_bdms - 1)) == 0)) {
+	if (inst->n_bdms >= inst->bdms_cap) {
 		size_t cap = inst->n_bdms < 4 ? 4 : inst->n_bdms * 2;
 		struct bdm *nb = realloc(inst->bdms, cap * sizeof(*nb));
 
 		if (nb == NULL)
 			return err_set(e, -ENOMEM, "out of memory");
 		inst->bdms = nb;
+		inst->bdms_cap = cap;
 	}
 	b = &inst->bdms[inst->n_bdms++];
 	memset(b, 0, sizeof(*b));

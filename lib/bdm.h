@@ -115,6 +115,8 @@ struct instance {
 	int64_t generation; /* bumped on every change; the ETag */
 	struct bdm *bdms;
 	size_t n_bdms;
+	size_t bdms_cap; /* entries allocated in bdms (instance_bdm_append;
+			    0 when bdms was allocated elsewhere) */
 };
 
 /* Knobs of the validation, from the config file (Nova's names). */

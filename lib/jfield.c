@@ -534,6 +534,8 @@ jscan_value(struct jscan *s)
 	case 'n':
 		return jscan_literal(s, "null");
 	default:
+		if (*s->p != '-' && (*s->p < '0' || *s->p > '9'))
+			return jscan_fail(s, "expected a value");
 		return jscan_number(s);
 	}
 }
