@@ -9,10 +9,11 @@
  * (and before each use); it is dropped and reopened by the next call, at
  * most once per reconnect interval; meanwhile calls fail fast with -EAGAIN.
  * Storage: a transient `dir` pool "hyperlet-<uuid>" on the instance
- * directory lives for the duration of one call (v->storage_lock makes
- * those calls one at a time, so two threads never share or destroy the
- * same pool), which keeps libvirt's pool list short on a node with
- * thousands of instances.
+ * directory lives for the duration of one call, which keeps libvirt's pool
+ * list short on a node with thousands of instances. The uuid's storage
+ * lock (one of VIRT_STORAGE_LOCKS) makes calls on one instance one at a
+ * time, so two threads never share or destroy the same pool, while other
+ * instances' disks are made in parallel.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +37,7 @@
 #define VIRT_GIB (UINT64_C(1) << 30)
 #define VIRT_MIB (UINT64_C(1) << 20)
 #define VIRT_POLL_MS 50
+#define VIRT_STORAGE_LOCKS 64
 
 struct virt {
 	char *uri;
@@ -50,7 +52,9 @@ struct virt {
 	int64_t next_attempt_ms; /* no reopen before this time */
 	uint64_t reconnects; /* also read without the lock (atomic) */
 
-	pthread_mutex_t storage_lock; /* one transient pool call at a time */
+	/* one transient pool call per instance at a time: the lock of a
+	 * uuid is virt_storage_lock(v, uuid) */
+	pthread_mutex_t storage_locks[VIRT_STORAGE_LOCKS];
 };
 
 static pthread_once_t virt_once = PTHREAD_ONCE_INIT;
@@ -285,7 +289,8 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	if (v == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
 	pthread_mutex_init(&v->lock, NULL);
-	pthread_mutex_init(&v->storage_lock, NULL);
+	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
+		pthread_mutex_init(&v->storage_locks[i], NULL);
 	v->uri = strdup(o->uri ? o->uri : VIRT_URI_DEFAULT);
 	v->virt_type = strdup(type);
 	v->instances_path = strdup(o->instances_path);
@@ -312,7 +317,8 @@ virt_close(struct virt *v)
 	if (v->conn)
 		(void)virConnectClose(v->conn);
 	pthread_mutex_destroy(&v->lock);
-	pthread_mutex_destroy(&v->storage_lock);
+	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
+		pthread_mutex_destroy(&v->storage_locks[i]);
 	free(v->uri);
 	free(v->virt_type);
 	free(v->instances_path);
@@ -379,6 +385,17 @@ virt_reconnects(const struct virt *v)
 
 /* --- storage --------------------------------------------------------- */
 
+/* The lock of an instance's transient pool (FNV-1a of its uuid). */
+static pthread_mutex_t *
+virt_storage_lock(struct virt *v, const char *uuid)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *uuid; uuid++)
+		h = (h ^ (unsigned char)*uuid) * 16777619u;
+	return &v->storage_locks[h % VIRT_STORAGE_LOCKS];
+}
+
 static int
 virt_pool_xml(const char *name, const char *dir, char **ret, struct err *e)
 {
@@ -439,7 +456,7 @@ virt_vol_xml(const char *name, uint64_t capacity, const char *backing,
 /*
  * Starts the transient pool on the instance directory of uuid (making the
  * directory first when mkdir_it) and returns it. A pool of that name left
- * active by an earlier process is taken over. Call with storage_lock held;
+ * active by an earlier process is taken over. Call with the uuid's storage lock held;
  * virt_pool_close ends it.
  */
 static int
@@ -588,7 +605,7 @@ virt_create_disks(struct virt *v, const struct instance *inst,
 
 	if ((r = virt_conn_get(v, &c, e)) < 0)
 		return r;
-	pthread_mutex_lock(&v->storage_lock);
+	pthread_mutex_lock(virt_storage_lock(v, inst->uuid));
 	r = virt_pool_open(v, c, inst->uuid, true, &p, e);
 	if (r >= 0 && bi->local_root) {
 		r = virt_vol_create(v, c, p, bi->local_root->name, root_size,
@@ -614,7 +631,7 @@ virt_create_disks(struct virt *v, const struct instance *inst,
 		(void)virStorageVolFree(made[i]);
 	}
 	virt_pool_closep(&p);
-	pthread_mutex_unlock(&v->storage_lock);
+	pthread_mutex_unlock(virt_storage_lock(v, inst->uuid));
 	return r < 0 ? r : 0;
 }
 
@@ -662,9 +679,9 @@ virt_delete_disks(struct virt *v, const char *instance_uuid, struct err *e)
 		return 0;
 	if ((r = virt_conn_get(v, &c, e)) < 0)
 		return r;
-	pthread_mutex_lock(&v->storage_lock);
+	pthread_mutex_lock(virt_storage_lock(v, instance_uuid));
 	r = virt_delete_disks_locked(v, c, instance_uuid, dir, e);
-	pthread_mutex_unlock(&v->storage_lock);
+	pthread_mutex_unlock(virt_storage_lock(v, instance_uuid));
 	return r;
 }
 

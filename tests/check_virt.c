@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,21 +91,30 @@ teardown(void)
 	tmpdir = inst_path = base_path = NULL;
 }
 
-/* Parses, prepares and maps a create request into inst and bi. */
+/* Parses, prepares and maps a create request. */
 static void
-build(const char *json)
+build_into(
+    const char *json, struct instance **ret_inst, struct blockinfo **ret_bi)
 {
 	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
 	struct err e = {0};
 
+	ck_assert_msg(
+	    bdm_json_parse_create(json, strlen(json), ret_inst, &e) == 0,
+	    "parse: %s: %s", e.field, e.msg);
+	ck_assert_msg(bdm_instance_prepare(*ret_inst, &lim, &e) == 0,
+	    "prepare: %s: %s", e.field, e.msg);
+	ck_assert_msg(blockinfo_build(*ret_inst, &lim, ret_bi, &e) == 0,
+	    "blockinfo: %s: %s", e.field, e.msg);
+}
+
+/* Builds the test's instance (inst, bi) from a create request. */
+static void
+build(const char *json)
+{
 	bi = blockinfo_free(bi);
 	inst = instance_free(inst);
-	ck_assert_msg(bdm_json_parse_create(json, strlen(json), &inst, &e) == 0,
-	    "parse: %s: %s", e.field, e.msg);
-	ck_assert_msg(bdm_instance_prepare(inst, &lim, &e) == 0,
-	    "prepare: %s: %s", e.field, e.msg);
-	ck_assert_msg(blockinfo_build(inst, &lim, &bi, &e) == 0,
-	    "blockinfo: %s: %s", e.field, e.msg);
+	build_into(json, &inst, &bi);
 }
 
 /* An instance with a root on the base image, an ephemeral and a swap. */
@@ -122,21 +132,27 @@ build_default(int root_gb)
 }
 
 static char *
-format_domain(void)
+format_domain_of(const struct instance *in, const struct blockinfo *b)
 {
 	_cleanup_free_ char *dir = NULL;
 	struct domxml_opts o = {0};
 	struct err e = {0};
 	char *xml = NULL;
 
-	ck_assert_int_eq(virt_instance_dir(v, inst->uuid, &dir, &e), 0);
+	ck_assert_int_eq(virt_instance_dir(v, in->uuid, &dir, &e), 0);
 	o.virt_type = virt_type(v);
 	o.instance_dir = dir;
 	o.base_image_path = base_path;
 	o.base_image_format = "raw";
-	ck_assert_msg(domxml_format_domain(inst, bi, &o, &xml, &e) == 0,
+	ck_assert_msg(domxml_format_domain(in, b, &o, &xml, &e) == 0,
 	    "domxml: %s", e.msg);
 	return xml;
+}
+
+static char *
+format_domain(void)
+{
+	return format_domain_of(inst, bi);
 }
 
 static void
@@ -884,6 +900,40 @@ START_TEST(test_virt_attach_and_detach_reach_a_running_domain_and_its_config)
 }
 END_TEST
 
+START_TEST(test_virt_detach_from_a_running_domain_removes_a_scsi_disk_live)
+{
+	_cleanup_free_ char *xml = NULL, *live = NULL;
+	const struct blockinfo_disk *d = NULL;
+	struct err e = {0};
+	int64_t t0;
+
+	build("{\"name\": \"vm-scsi\", \"flavor\": {\"vcpus\": 1,"
+	      " \"memory_mb\": 64, \"root_gb\": 1, \"ephemeral_gb\": 0,"
+	      " \"swap\": 0}, \"imageRef\": \"" IMAGE_ID "\","
+	      " \"image_meta\": {\"properties\": {\"hw_disk_bus\": \"scsi\","
+	      " \"hw_scsi_model\": \"virtio-scsi\"}}}");
+	create_disks();
+	define();
+	ck_assert_int_eq(virt_start(v, inst->uuid, &e), 0);
+	xml = volume_disk(&d);
+	ck_assert_int_eq(d->bus, BDM_BUS_SCSI);
+	ck_assert_str_eq(d->serial, "a1b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d");
+	ck_assert_msg(
+	    virt_attach_disk(v, inst->uuid, xml, &e) == 0, "attach: %s", e.msg);
+	ck_assert_msg(
+	    virt_get_xml(v, inst->uuid, false, &live, &e) == 0, "%s", e.msg);
+	assert_disk_in(live, d, d->conn_path);
+	ck_assert_msg(
+	    virt_detach_disk(v, inst->uuid, xml, &e) == 0, "detach: %s", e.msg);
+	/* SCSI hot-unplug needs no guest: gone from both, promptly */
+	t0 = util_now_ms();
+	while (has_disk(false, d->dev) && util_now_ms() - t0 < 10000)
+		usleep(50 * 1000);
+	ck_assert(!has_disk(false, d->dev));
+	ck_assert(!has_disk(true, d->dev));
+}
+END_TEST
+
 START_TEST(test_virt_attach_to_an_unknown_domain_is_enoent)
 {
 	struct err e = {0};
@@ -891,6 +941,84 @@ START_TEST(test_virt_attach_to_an_unknown_domain_is_enoent)
 	ck_assert_int_eq(virt_attach_disk(v, IMAGE_ID,
 			     "<disk type='file' device='disk'/>", &e),
 	    -ENOENT);
+}
+END_TEST
+
+/* --- one struct virt, many threads --------------------------------------- */
+
+#define N_THREADS 4
+#define N_ROUNDS 10
+
+struct worker {
+	struct instance *inst;
+	struct blockinfo *bi;
+	char *xml;
+	int failures;
+	char msg[ERR_MSG_MAX];
+};
+
+static void *
+worker_run(void *arg)
+{
+	struct worker *w = arg;
+	struct virt_domain *l;
+	enum instance_state st;
+	struct err e = {0};
+	size_t n;
+
+	for (int k = 0; k < N_ROUNDS; k++) {
+		err_clear(&e);
+		if (virt_create_disks(v, w->inst, w->bi, base_path, "raw",
+			BASE_SIZE, &e) < 0 ||
+		    virt_define(v, w->xml, &e) < 0 ||
+		    virt_state(v, w->inst->uuid, &st, &e) < 0 ||
+		    virt_list(v, &l, &n, &e) < 0)
+			goto fail;
+		free(l);
+		if (!virt_alive(v) || st != INSTANCE_STOPPED) {
+			err_set(
+			    &e, -EIO, "alive %d state %d", virt_alive(v), st);
+			goto fail;
+		}
+		if (virt_undefine(v, w->inst->uuid, &e) < 0 ||
+		    virt_delete_disks(v, w->inst->uuid, &e) < 0)
+			goto fail;
+		continue;
+fail:
+		if (w->failures++ == 0)
+			memcpy(w->msg, e.msg, sizeof(w->msg));
+	}
+	return NULL;
+}
+
+START_TEST(test_virt_is_safe_to_share_between_threads)
+{
+	struct worker w[N_THREADS] = {0};
+	pthread_t t[N_THREADS];
+	int i;
+
+	/* the chain runs here; the threads only call virt */
+	for (i = 0; i < N_THREADS; i++) {
+		build_into("{\"name\": \"vm-t\", \"flavor\": {\"vcpus\": 1,"
+			   " \"memory_mb\": 64, \"root_gb\": 1,"
+			   " \"ephemeral_gb\": 1, \"swap\": 16},"
+			   " \"imageRef\": \"" IMAGE_ID "\"}",
+		    &w[i].inst, &w[i].bi);
+		w[i].xml = format_domain_of(w[i].inst, w[i].bi);
+	}
+	for (i = 0; i < N_THREADS; i++)
+		ck_assert_int_eq(
+		    pthread_create(&t[i], NULL, worker_run, &w[i]), 0);
+	for (i = 0; i < N_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (i = 0; i < N_THREADS; i++) {
+		ck_assert_msg(w[i].failures == 0, "thread %d: %d failures: %s",
+		    i, w[i].failures, w[i].msg);
+		free(w[i].xml);
+		blockinfo_free(w[i].bi);
+		instance_free(w[i].inst);
+	}
+	ck_assert_int_eq(virt_reconnects(v), 0);
 }
 END_TEST
 
@@ -1029,6 +1157,9 @@ main(void)
 	tcase_add_test(
 	    tc, test_virt_delete_disks_removes_the_console_log_of_a_run);
 
+	TC("virt_threads");
+	tcase_add_test(tc, test_virt_is_safe_to_share_between_threads);
+
 	if (real) {
 		/* libvirt 9.0's test driver has no attach/detach */
 		TC("virt_attach_disk");
@@ -1036,6 +1167,8 @@ main(void)
 		    tc, test_virt_attach_and_detach_change_a_defined_domain);
 		tcase_add_test(tc,
 		    test_virt_attach_and_detach_reach_a_running_domain_and_its_config);
+		tcase_add_test(tc,
+		    test_virt_detach_from_a_running_domain_removes_a_scsi_disk_live);
 		tcase_add_test(
 		    tc, test_virt_attach_to_an_unknown_domain_is_enoent);
 
