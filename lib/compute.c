@@ -28,7 +28,8 @@ DEFINE_FREEP(struct instance, instance_free)
 DEFINE_FREEP(struct blockinfo, blockinfo_free)
 DEFINE_FREEP(struct store_image, store_image_free)
 
-/* Creates the compute. See compute.h. */
+/* Copies o into a new compute (*ret owned, compute_free). Returns 0,
+ * -EINVAL (no virt, images_dir not absolute), -ENOMEM. */
 int
 compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 {
@@ -54,6 +55,7 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	return 0;
 }
 
+/* Frees c (not the virt it borrows). Accepts NULL; returns NULL. */
 struct compute *
 compute_free(struct compute *c)
 {
@@ -222,6 +224,9 @@ reload(struct store *s, const char *uuid, struct instance **ret, struct err *e)
 
 /* --- create / delete --------------------------------------------------- */
 
+/* Creates and (unless inst->start is false) starts an instance, undoing
+ * everything on failure. See compute.h for the steps. Returns 0, -EINVAL,
+ * -EEXIST, -EAGAIN, -EIO. */
 int
 compute_create(struct compute *c, struct store *s, struct instance *inst,
     const char *request_digest, struct instance **ret_inst, struct err *e)
@@ -271,6 +276,8 @@ out:
 	return rc;
 }
 
+/* Deletes an instance: deleting, domain, disks, row. Idempotent.
+ * Returns 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int
 compute_delete(
     struct compute *c, struct store *s, const char *uuid, struct err *e)
@@ -290,6 +297,7 @@ compute_delete(
 
 /* --- actions ----------------------------------------------------------- */
 
+/* "start" | "stop" | "reboot" into *ret. Returns 0 or -EINVAL. */
 int
 compute_action_from_string(const char *s, enum compute_action *ret)
 {
@@ -322,6 +330,8 @@ missing_domain(const char *uuid, int rc, struct err *e)
 	    uuid);
 }
 
+/* Runs one action and records the new state (*ret_inst owned, may be
+ * NULL). Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN, -EIO. */
 int
 compute_action(struct compute *c, struct store *s, const char *uuid,
     enum compute_action a, struct instance **ret_inst, struct err *e)
@@ -357,6 +367,8 @@ compute_action(struct compute *c, struct store *s, const char *uuid,
 
 /* --- volumes ----------------------------------------------------------- */
 
+/* Attaches a volume: BDM row, then libvirt (row removed on failure).
+ * Returns 0, -EINVAL, -ENOENT, -EEXIST, -EBUSY, -EAGAIN, -EIO. */
 int
 compute_attach(struct compute *c, struct store *s, const char *uuid,
     struct bdm *b, struct instance **ret_inst, size_t *ret_index, struct err *e)
@@ -417,6 +429,8 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	return 0;
 }
 
+/* Detaches volume_id: libvirt, then the BDM row. Returns 0, -EINVAL,
+ * -ENOENT, -EBUSY, -EAGAIN, -EIO. */
 int
 compute_detach(struct compute *c, struct store *s, const char *uuid,
     const char *volume_id, struct err *e)
@@ -467,6 +481,7 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 
 /* --- reconciliation ---------------------------------------------------- */
 
+/* Frees what a report owns and zeroes it. Accepts NULL. */
 void
 compute_report_clear(struct compute_report *r)
 {
@@ -580,6 +595,8 @@ reconcile_one(struct compute *c, struct store *s, struct instance *inst,
 	}
 }
 
+/* Reconciles every row with libvirt (see compute.h); *r filled, owned
+ * parts freed by compute_report_clear. Returns 0, -EAGAIN, -EIO, -ENOMEM. */
 int
 compute_reconcile(
     struct compute *c, struct store *s, struct compute_report *r, struct err *e)

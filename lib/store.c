@@ -532,8 +532,10 @@ set_wal(struct store *s, int timeout_ms, struct err *e)
 	return 0;
 }
 
-/* Opens path (creating it), configures the connection and migrates.
- * See store.h. */
+/* Opens path (creating it), sets foreign_keys, WAL, synchronous,
+ * busy_timeout and mmap, and migrates unless o->no_migrate. *ret owned
+ * (store_close). Returns 0, -EIO (newer schema, unusable file), -EAGAIN,
+ * -ENOMEM. */
 int
 store_open(const char *path, const struct store_opts *o, struct store **ret,
     struct err *e)
@@ -594,6 +596,8 @@ out:
 	return rc;
 }
 
+/* Finalizes the cached statements, closes the connection and frees s.
+ * Accepts NULL; returns NULL. */
 struct store *
 store_close(struct store *s)
 {
@@ -609,6 +613,7 @@ store_close(struct store *s)
 	return NULL;
 }
 
+/* The database's PRAGMA user_version in *ret. Returns 0, -EAGAIN, -EIO. */
 int
 store_schema_version(struct store *s, int *ret, struct err *e)
 {
@@ -823,6 +828,9 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
 	return 0;
 }
 
+/* Loads instance uuid with its BDMs (owned, instance_free), filling
+ * missing BDM uuids race-safely after the read. Returns 0, -EINVAL,
+ * -ENOENT, -EAGAIN, -EIO. */
 int
 store_instance_get(
     struct store *s, const char *uuid, struct instance **ret, struct err *e)
@@ -843,6 +851,8 @@ store_instance_get(
 	return 0;
 }
 
+/* The request digest stored at create (*ret owned; NULL when none).
+ * Returns 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int
 store_instance_digest(
     struct store *s, const char *uuid, char **ret, struct err *e)
@@ -869,6 +879,7 @@ store_instance_digest(
 	return 0;
 }
 
+/* Frees a list from store_instance_list. Accepts NULL. */
 void
 store_instance_list_free(struct instance **v, size_t n)
 {
@@ -1033,6 +1044,9 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	return 0;
 }
 
+/* A page of instances in creation order with their BDMs (*ret owned,
+ * store_instance_list_free). Returns 0, -EINVAL, -ENOENT (unknown
+ * marker), -EAGAIN, -EIO. */
 int
 store_instance_list(struct store *s, const char *marker, size_t limit,
     struct instance ***ret, size_t *ret_n, struct err *e)
@@ -1157,6 +1171,8 @@ bdm_insert_row(
 	return 0;
 }
 
+/* Writes inst (state building, generation 1) and all its BDMs in one
+ * transaction. Returns 0, -EINVAL, -EEXIST, -EAGAIN, -EIO. */
 int
 store_instance_create(struct store *s, const struct instance *inst,
     const char *request_digest, struct err *e)
@@ -1228,6 +1244,8 @@ store_instance_create(struct store *s, const struct instance *inst,
 	return 0;
 }
 
+/* Sets the state and bumps generation and updated_at. Returns 0,
+ * -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int
 store_instance_set_state(
     struct store *s, const char *uuid, enum instance_state state, struct err *e)
@@ -1255,6 +1273,8 @@ store_instance_set_state(
 	return 0;
 }
 
+/* Deletes the instance row; its BDMs cascade. Returns 0, -EINVAL,
+ * -ENOENT, -EAGAIN, -EIO. */
 int
 store_instance_delete(struct store *s, const char *uuid, struct err *e)
 {
@@ -1314,6 +1334,8 @@ instance_row_id(struct store *s, const char *uuid, int64_t *ret, struct err *e)
 	return 0;
 }
 
+/* Adds BDM b to an instance and bumps its generation, in one
+ * transaction. Returns 0, -EINVAL, -ENOENT, -EEXIST, -EAGAIN, -EIO. */
 int
 store_bdm_insert(struct store *s, const char *instance_uuid,
     const struct bdm *b, struct err *e)
@@ -1336,6 +1358,8 @@ store_bdm_insert(struct store *s, const char *instance_uuid,
 	return 0;
 }
 
+/* Removes BDM bdm_uuid of an instance and bumps its generation.
+ * Returns 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int
 store_bdm_delete(struct store *s, const char *instance_uuid,
     const char *bdm_uuid, struct err *e)
@@ -1369,6 +1393,8 @@ store_bdm_delete(struct store *s, const char *instance_uuid,
 	return 0;
 }
 
+/* Instances per state into counts[] (indexed by enum instance_state).
+ * Returns 0, -EAGAIN, -EIO. */
 int
 store_count_by_state(
     struct store *s, int64_t counts[STORE_N_STATES], struct err *e)
@@ -1471,6 +1497,8 @@ bdm_create_uuid(struct store *s, int64_t row_id, int64_t instance_id,
 	return err_set(e, -EIO, "could not draw a free uuid for a BDM");
 }
 
+/* How many BDM rows lack a uuid (all of them before version 2).
+ * Returns 0, -EAGAIN, -EIO. */
 int
 store_online_migrate_pending(struct store *s, int64_t *ret, struct err *e)
 {
@@ -1499,6 +1527,8 @@ store_online_migrate_pending(struct store *s, int64_t *ret, struct err *e)
 	return 0;
 }
 
+/* One batch of the online data migration: at most max_count rows get a
+ * uuid, each in its own short write. Returns 0, -EINVAL, -EAGAIN, -EIO. */
 int
 store_online_migrate(struct store *s, int max_count, int *ret_found,
     int *ret_done, struct err *e)
@@ -1556,6 +1586,7 @@ store_online_migrate(struct store *s, int max_count, int *ret_found,
 
 /* --- images ----------------------------------------------------------- */
 
+/* Frees an image and its strings. Accepts NULL; returns NULL. */
 struct store_image *
 store_image_free(struct store_image *img)
 {
@@ -1568,6 +1599,7 @@ store_image_free(struct store_image *img)
 	return NULL;
 }
 
+/* Frees a list from store_image_list. Accepts NULL. */
 void
 store_image_list_free(struct store_image **v, size_t n)
 {
@@ -1582,6 +1614,8 @@ store_image_list_free(struct store_image **v, size_t n)
 
 DEFINE_FREEP(struct store_image, store_image_free)
 
+/* Records an image (created_at = now). Returns 0, -EINVAL, -EEXIST,
+ * -EAGAIN, -EIO. */
 int
 store_image_put(struct store *s, const struct store_image *img, struct err *e)
 {
@@ -1645,6 +1679,8 @@ image_from_row(sqlite3_stmt *q, struct store_image **ret, struct err *e)
 	"id, format, virtual_size, file_size, checksum, properties," \
 	" created_at"
 
+/* Image id (*ret owned, store_image_free). Returns 0, -EINVAL, -ENOENT,
+ * -EAGAIN, -EIO. */
 int
 store_image_get(
     struct store *s, const char *id, struct store_image **ret, struct err *e)
@@ -1667,6 +1703,8 @@ store_image_get(
 	return image_from_row(q, ret, e);
 }
 
+/* Every image, oldest first (*ret owned, store_image_list_free).
+ * Returns 0, -ENOMEM, -EAGAIN, -EIO. */
 int
 store_image_list(
     struct store *s, struct store_image ***ret, size_t *ret_n, struct err *e)
@@ -1707,6 +1745,8 @@ store_image_list(
 	return 0;
 }
 
+/* Deletes image id unless an instance or BDM uses it, check and delete
+ * in one transaction. Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN, -EIO. */
 int
 store_image_delete(struct store *s, const char *id, struct err *e)
 {
@@ -1751,6 +1791,8 @@ store_image_delete(struct store *s, const char *id, struct err *e)
 
 /* --- health ----------------------------------------------------------- */
 
+/* PRAGMA integrity_check and foreign_key_check. Returns 0, or -EIO when
+ * the database is damaged. */
 int
 store_integrity_check(struct store *s, struct err *e)
 {
