@@ -27,6 +27,7 @@
 
 #include "api.h"
 #include "cfg.h"
+#include "compute.h"
 #include "hyperlet.h"
 #include "log.h"
 #include "store.h"
@@ -69,6 +70,7 @@ static int db_version(const struct cfg *c);
 static int db_sync(const struct cfg *c);
 static int db_online_migrate(const struct cfg *c, long max_count);
 static void *migrator_run(void *arg);
+static int reconcile(struct hyperlet *h, struct store *s);
 static int serve(struct cfg *c, const struct options *o);
 static void reload(const struct options *o);
 
@@ -415,10 +417,11 @@ migrator_run(void *arg)
 		found += f;
 		done += d;
 		if (f == 0) {
-			if (found > 0)
-				log_info("online migration complete: found "
-					 "%ld, done %ld",
-				    found, done);
+			/* found may be 0: reconciliation loads every
+			 * instance, which gives its BDMs their uuids */
+			log_info("online migration complete: found %ld, done "
+				 "%ld",
+			    found, done);
 			break;
 		}
 		log_debug("online migration: batch found %d, done %d", f, d);
@@ -454,6 +457,46 @@ reload(const struct options *o)
 	cfg_clear(&nc);
 }
 
+/*
+ * Start-up reconciliation (compute_reconcile) with h->compute, before the
+ * API serves: finishes or rolls back what a crash left, redefines missing
+ * domains, and reports domains that carry hyperlet metadata but have no
+ * row (never deleted; counted in h->reconcile_findings for /metrics). One
+ * instance's failure is logged and start-up goes on; failing to list the
+ * database or libvirt at all is fatal (systemd restarts us).
+ */
+static int
+reconcile(struct hyperlet *h, struct store *s)
+{
+	struct compute_report rep = {0};
+	struct err e = {0};
+	int r;
+
+	if ((r = compute_reconcile(h->compute, s, &rep, &e)) < 0) {
+		log_err("reconciliation: %s", e.msg);
+		compute_report_clear(&rep);
+		return r;
+	}
+	log_info("reconciliation: %zu instances, %zu redefined (%zu "
+		 "restarted), %zu builds kept, %zu rolled back, %zu deletes "
+		 "finished, %zu states refreshed, %zu failed, %zu unknown "
+		 "domains",
+	    rep.instances, rep.redefined, rep.restarted, rep.builds_finished,
+	    rep.builds_rolled_back, rep.deletes_finished, rep.states_refreshed,
+	    rep.failed, rep.n_unknown);
+	if (rep.failed)
+		log_warn("reconciliation: %zu instances could not be "
+			 "reconciled (state error); first: %s",
+		    rep.failed, rep.first_error);
+	for (size_t i = 0; i < rep.n_unknown; i++)
+		log_warn("domain %s carries hyperlet metadata but has no "
+			 "database row: left alone",
+		    rep.unknown[i]);
+	atomic_store(&h->reconcile_findings, (int64_t)rep.n_unknown);
+	compute_report_clear(&rep);
+	return 0;
+}
+
 /* The daemon proper. Returns the exit status. */
 static int
 serve(struct cfg *c, const struct options *o)
@@ -463,6 +506,12 @@ serve(struct cfg *c, const struct options *o)
 	    .uri = c->libvirt_uri,
 	    .virt_type = c->virt_type,
 	    .instances_path = c->instances_path,
+	};
+	struct compute_opts co = {
+	    .images_dir = c->images_path,
+	    .limits = c->limits,
+	    .stop_timeout_ms = c->stop_timeout * 1000,
+	    .domxml = {.virt_type = c->virt_type},
 	};
 	struct migrator mig = {
 	    .db_path = c->db_path, .sync_normal = c->sync_normal};
@@ -509,8 +558,16 @@ serve(struct cfg *c, const struct options *o)
 	log_info("libvirt %s: connected (virt_type %s)", c->libvirt_uri,
 	    c->virt_type);
 
-	/* XXX: start-up reconciliation (lib/compute.h, compute_reconcile)
-	 * goes here, before the API serves, once that module lands. */
+	/* one compute for reconciliation and then every request thread */
+	co.virt = h.virt;
+	if ((r = compute_new(&co, &h.compute, &e)) < 0) {
+		log_err("compute: %s", e.msg);
+		goto out;
+	}
+	/* before the API serves: requests then see a database that agrees
+	 * with libvirt */
+	if ((r = reconcile(&h, store)) < 0)
+		goto out;
 
 	if (v < STORE_SCHEMA_VERSION) {
 		if ((r = pthread_create(
@@ -569,6 +626,7 @@ out:
 		atomic_store(&mig.stop, true);
 		(void)pthread_join(mig.thread, NULL);
 	}
+	h.compute = compute_free(h.compute);
 	h.virt = virt_close(h.virt);
 	store = store_close(store);
 	if (status == EXIT_SUCCESS)

@@ -5,8 +5,10 @@
 # overrides, the `db` commands on a temporary state directory (version,
 # sync, online-migrate, a newer database refused), and the life cycle:
 # start on 127.0.0.1 port 0 (the port is read from the log), wait for
-# /v1/health with curl, SIGHUP keeps it serving and re-reads the level,
-# SIGTERM ends it with status 0 within drain_timeout plus a margin.
+# /v1/health with curl, reconciliation of rows a crash left, SIGHUP keeps
+# it serving and re-reads the level, SIGTERM ends it with status 0 within
+# drain_timeout plus a margin, the token file reaching the API, the
+# background online migration, and sd_notify against a fake NOTIFY_SOCKET.
 set -u
 top=${TOP_SRCDIR:-.}
 bin=${HYPERLETD:-daemon/hyperletd}
@@ -331,19 +333,52 @@ else
 	wait "$pid"
 	pid=
 
+	# reconciliation runs before the API serves: a delete and a create
+	# that a crash interrupted (rows only, no domain) are finished and
+	# rolled back
+	if command -v sqlite3 >/dev/null; then
+		rec=$tmp/rec
+		"$bin" --state-dir "$rec" db sync >/dev/null
+		q "$rec" "INSERT INTO instances (uuid, name, vcpus, memory_mb,
+		    root_gb, ephemeral_gb, swap_mb, state, created_at,
+		    updated_at) VALUES
+		    ('0c3a9d52-7f1e-4b2a-9d3c-5b1f0e2a7c11', 'gone', 1, 256, 1,
+		     0, 0, 'deleting', 1, 1),
+		    ('1c3a9d52-7f1e-4b2a-9d3c-5b1f0e2a7c11', 'half', 1, 256, 1,
+		     0, 0, 'building', 1, 1)"
+		run_daemon --state-dir "$rec" --listen 127.0.0.1:0 \
+		    --virt-type qemu
+		wait_for 'grep -q "serving on" "$log" || ! alive' 100
+		check "reconciliation is logged before serving" \
+		    sh -c "grep -n -e 'reconciliation:' -e 'serving on' '$log' |
+		    head -1 | grep -q reconciliation"
+		check "... finishing the delete and rolling back the build" \
+		    grep -q "2 instances, .* 1 rolled back, 1 deletes finished" \
+		    "$log"
+		check "... leaving no row" \
+		    [ "$(q "$rec" 'SELECT count(*) FROM instances')" = 0 ]
+		kill -TERM "$pid"
+		wait "$pid"
+		pid=
+	fi
+
 	if command -v sqlite3 >/dev/null; then
 		bg=$tmp/bg
 		make_v1 "$bg"
 		run_daemon --state-dir "$bg" --listen 127.0.0.1:0 \
 		    --virt-type qemu
 		wait_for 'grep -q "online migration complete" "$log" || ! alive' 100
-		check "the daemon migrates old rows in the background" \
-		    grep -q "online migration complete: found 5, done 5" "$log"
+		# (reconciliation, which loads every instance, may have given
+		# the rows their uuids first: found is 0..5)
+		check "the daemon completes the online migration" \
+		    grep -q "online migration complete: found [0-5], done" "$log"
 		kill -TERM "$pid"
 		wait "$pid"
 		pid=
 		check "... reaching schema version 3" \
 		    [ "$(q "$bg" 'PRAGMA user_version')" = 3 ]
+		check "... with a uuid on every BDM" \
+		    [ "$(q "$bg" 'SELECT count(*) FROM block_device_mappings WHERE uuid IS NULL')" = 0 ]
 	fi
 fi
 
