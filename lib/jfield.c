@@ -63,6 +63,38 @@ struct jscan {
 
 static int jscan_value(struct jscan *s);
 
+#define JFIELD_KEY_SHOWN 64 /* bytes of a key that messages show */
+
+/* How many of s[0..len) to show, at most max bytes, without splitting a
+ * UTF-8 sequence. */
+static int
+utf8_shown(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return (int)len;
+	while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80)
+		max--;
+	return (int)max;
+}
+
+/* Drops an incomplete UTF-8 sequence that snprintf's truncation left at
+ * the end of buf, so that messages stay valid UTF-8. */
+static void
+utf8_trim(char *buf)
+{
+	size_t n = strlen(buf), i = n, need;
+	unsigned char lead;
+
+	while (i > 0 && ((unsigned char)buf[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	lead = (unsigned char)buf[i - 1];
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (n - (i - 1) < need)
+		buf[i - 1] = '\0';
+}
+
 static const char *
 jkey_ptr(const struct jscan *s, const struct jkey *k)
 {
@@ -85,15 +117,20 @@ jscan_path(const struct jscan *s, char buf[JFIELD_PATH_MAX])
 
 			if (!f->has_key)
 				break;
-			r = snprintf(buf + n, JFIELD_PATH_MAX - n, "%s%.*s",
-			    n ? "." : "", (int)k->len, jkey_ptr(s, k));
+			r = snprintf(buf + n, JFIELD_PATH_MAX - n, "%s%.*s%s",
+			    n ? "." : "",
+			    utf8_shown(
+				jkey_ptr(s, k), k->len, JFIELD_KEY_SHOWN),
+			    jkey_ptr(s, k),
+			    k->len > JFIELD_KEY_SHOWN ? "..." : "");
 		} else
 			r = snprintf(
 			    buf + n, JFIELD_PATH_MAX - n, "[%zu]", f->index);
 		if (r < 0 || (size_t)r >= JFIELD_PATH_MAX - n)
-			return;
+			break;
 		n += (size_t)r;
 	}
+	utf8_trim(buf);
 }
 
 static int
@@ -350,6 +387,11 @@ jscan_key(struct jscan *s, struct jframe *f)
 	struct jkey *k;
 	int r;
 
+	/* keys end up in single-line messages and paths */
+	for (size_t i = 0; i < s->str_len; i++)
+		if (s->sp[i] == '\t' || s->sp[i] == '\n' || s->sp[i] == '\r')
+			return jscan_fail(s, "control character in key");
+
 	if (f->first_key + 16 > s->nkeys)
 		for (size_t i = f->first_key; i < s->nkeys && !dup; i++)
 			dup = s->keys[i].len == s->str_len &&
@@ -388,7 +430,9 @@ jscan_close_object(struct jscan *s, struct jframe *f)
 
 				/* name the object and the key */
 				(void)snprintf(m, sizeof(m),
-				    "duplicate key '%.*s'", (int)k[i].len,
+				    "duplicate key '%.*s'",
+				    utf8_shown(jkey_ptr(s, &k[i]), k[i].len,
+					JFIELD_KEY_SHOWN),
 				    jkey_ptr(s, &k[i]));
 				f->has_key = false;
 				return jscan_fail(s, m);
@@ -480,6 +524,8 @@ jscan_container(struct jscan *s, bool is_obj)
 			if (*s->p != '"')
 				return jscan_fail(
 				    s, "expected a double-quoted key");
+			/* a bad key is reported at the object's path */
+			f->has_key = false;
 			if ((r = jscan_string(s)) < 0 ||
 			    (r = jscan_key(s, f)) < 0)
 				return r;
@@ -618,13 +664,20 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 char *
 jfield_path(char buf[JFIELD_PATH_MAX], const char *prefix, const char *key)
 {
-	if (key == NULL || key[0] == '\0')
+	size_t kl = key ? strlen(key) : 0;
+	int shown = utf8_shown(key ? key : "", kl, JFIELD_KEY_SHOWN);
+	const char *more = kl > JFIELD_KEY_SHOWN ? "..." : "";
+
+	if (kl == 0)
 		(void)snprintf(
 		    buf, JFIELD_PATH_MAX, "%s", prefix ? prefix : "");
 	else if (prefix == NULL || prefix[0] == '\0')
-		(void)snprintf(buf, JFIELD_PATH_MAX, "%s", key);
+		(void)snprintf(
+		    buf, JFIELD_PATH_MAX, "%.*s%s", shown, key, more);
 	else
-		(void)snprintf(buf, JFIELD_PATH_MAX, "%s.%s", prefix, key);
+		(void)snprintf(buf, JFIELD_PATH_MAX, "%s.%.*s%s", prefix, shown,
+		    key, more);
+	utf8_trim(buf);
 	return buf;
 }
 
@@ -638,6 +691,7 @@ jfield_path_index(char buf[JFIELD_PATH_MAX], const char *prefix,
 	else
 		(void)snprintf(
 		    buf, JFIELD_PATH_MAX, "%s.%s[%zu]", prefix, key, index);
+	utf8_trim(buf);
 	return buf;
 }
 

@@ -38,7 +38,8 @@ struct jfield_limits {
  * but whitespace, at most lim->max_depth nested containers, no NUL byte,
  * no duplicate key in any object (keys compared after unescaping), every
  * key and string valid UTF-8 without control characters other than tab,
- * newline and carriage return, at most lim->max_string bytes decoded.
+ * newline and carriage return (none at all in keys), at most
+ * lim->max_string bytes decoded (lim->max_string <= 2048).
  * Returns 0 and *ret (owned: json_object_put), or -EINVAL with the path
  * of the offending value in e, -ENOMEM.
  */
@@ -46,7 +47,9 @@ int jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
     struct json_object **ret, struct err *e);
 
 /* Writes "prefix.key" (or "key" when prefix is empty, or "prefix" when
- * key is NULL) into buf; truncates silently. Returns buf. */
+ * key is NULL or empty) into buf. Keys over 64 bytes are shown cut, with
+ * "..."; the result is truncated to the buffer without splitting a UTF-8
+ * sequence. Returns buf. */
 char *jfield_path(
     char buf[JFIELD_PATH_MAX], const char *prefix, const char *key);
 /* Writes "prefix.key[index]" (or "key[index]"). Returns buf. */

@@ -979,6 +979,8 @@ static const struct raw_case raw_cases[] = {
     {"a backspace escape", "{\"name\":\"a\\b\"}", 0, "name"},
     {"DEL", "{\"name\":\"a\x7f\"}", 0, "name"},
     {"invalid UTF-8 in a key", "{\"\xfe\":1}", 0, ""},
+    {"a newline in a key", "{" RHEAD ",\"a\\nb\":1}", 0, ""},
+    {"a raw tab in a key", "{" RHEAD ",\"a\tb\":1}", 0, ""},
     {"a bad escape", "{\"name\":\"\\x41\"}", 0, "name"},
     {"a short \\u escape", "{\"name\":\"\\u41\"}", 0, "name"},
 };
@@ -1115,6 +1117,55 @@ START_TEST(test_parse_limits_metadata_to_128_items)
 			ck_assert_str_eq(e.field, "metadata");
 		}
 	}
+}
+END_TEST
+
+START_TEST(test_errors_stay_valid_utf8_with_long_keys)
+{
+	struct instance *inst = NULL;
+	struct err e = {0};
+	char body[2048];
+	size_t n = (size_t)sprintf(body, "{\"metadata\":{\"");
+
+	/* an invalid metadata key of 300 bytes of 3-byte characters */
+	for (int k = 0; k < 100; k++)
+		n += (size_t)sprintf(body + n, "\xe2\x82\xac");
+	sprintf(body + n, "\":\"v\"}}");
+	ck_assert_int_eq(
+	    bdm_json_parse_create(body, strlen(body), &inst, &e), -EINVAL);
+	ck_assert(util_utf8_valid(e.field, strlen(e.field)));
+	ck_assert(util_utf8_valid(e.msg, strlen(e.msg)));
+	ck_assert_ptr_nonnull(strstr(e.field, "..."));
+	ck_assert_uint_le(strlen(e.field), 9 + 64 + 3);
+
+	/* a top-level unknown key, same length */
+	err_clear(&e);
+	n = (size_t)sprintf(body, "{\"");
+	for (int k = 0; k < 100; k++)
+		n += (size_t)sprintf(body + n, "\xe2\x82\xac");
+	sprintf(body + n, "\":1}");
+	ck_assert_int_eq(
+	    bdm_json_parse_create(body, strlen(body), &inst, &e), -EINVAL);
+	ck_assert(util_utf8_valid(e.field, strlen(e.field)));
+	ck_assert(util_utf8_valid(e.msg, strlen(e.msg)));
+	ck_assert_ptr_nonnull(strstr(e.msg, "unknown field"));
+
+	/* a duplicate long key deep inside connection_info */
+	err_clear(&e);
+	n = (size_t)sprintf(body,
+	    "{\"block_device_mapping_v2\":[{"
+	    "\"connection_info\":{\"");
+	for (int k = 0; k < 100; k++)
+		n += (size_t)sprintf(body + n, "\xe2\x82\xac");
+	n += (size_t)sprintf(body + n, "\":1,\"");
+	for (int k = 0; k < 100; k++)
+		n += (size_t)sprintf(body + n, "\xe2\x82\xac");
+	sprintf(body + n, "\":2}}]}");
+	ck_assert_int_eq(
+	    bdm_json_parse_create(body, strlen(body), &inst, &e), -EINVAL);
+	ck_assert(util_utf8_valid(e.field, strlen(e.field)));
+	ck_assert(util_utf8_valid(e.msg, strlen(e.msg)));
+	ck_assert_ptr_nonnull(strstr(e.msg, "duplicate key"));
 }
 END_TEST
 
@@ -1839,6 +1890,84 @@ START_TEST(test_format_instance_with_blockinfo_shows_serials)
 }
 END_TEST
 
+/* The create body that describes inst as formatted: the instance fields
+ * and each BDM in Nova's v2 spelling (uuid names the source). */
+static char *
+resubmission(struct json_object *fmt)
+{
+	static const char *const copy[] = {"uuid", "name", "flavor", "imageRef",
+	    "image_meta", "config_drive", "metadata"};
+	static const char *const bdm_copy[] = {"bdm_uuid", "boot_index",
+	    "source_type", "destination_type", "device_type", "disk_bus",
+	    "device_name", "volume_size", "guest_format",
+	    "delete_on_termination", "tag", "connection_info"};
+	struct json_object *body = json_object_new_object(), *list, *src;
+	char *text;
+
+	for (size_t k = 0; k < ELEMENTSOF(copy); k++)
+		json_object_object_add(
+		    body, copy[k], json_object_get(get(fmt, copy[k])));
+	src = get(fmt, "block_device_mappings");
+	list = json_object_new_array();
+	for (size_t i = 0; i < json_object_array_length(src); i++) {
+		struct json_object *b = json_object_array_get_idx(src, i);
+		struct json_object *n = json_object_new_object();
+		const char *st = json_object_get_string(get(b, "source_type"));
+
+		for (size_t k = 0; k < ELEMENTSOF(bdm_copy); k++)
+			json_object_object_add(n, bdm_copy[k],
+			    json_object_get(get(b, bdm_copy[k])));
+		if (STREQ(st, "image"))
+			json_object_object_add(
+			    n, "uuid", json_object_get(get(b, "image_id")));
+		else if (STREQ(st, "snapshot"))
+			json_object_object_add(
+			    n, "uuid", json_object_get(get(b, "snapshot_id")));
+		else if (STREQ(st, "volume"))
+			json_object_object_add(
+			    n, "uuid", json_object_get(get(b, "volume_id")));
+		if (!STREQ(st, "volume") &&
+		    !json_object_is_type(get(b, "volume_id"), json_type_null))
+			json_object_object_add(n, "volume_id",
+			    json_object_get(get(b, "volume_id")));
+		json_object_array_add(list, n);
+	}
+	json_object_object_add(body, "block_device_mapping_v2", list);
+	text = jfield_to_text(body);
+	json_object_put(body);
+	return text;
+}
+
+START_TEST(test_format_round_trips_through_a_resubmitted_create)
+{
+	struct instance *a = NULL, *b = NULL;
+	struct blockinfo *bi = NULL;
+	struct err e = {0};
+	_cleanup_(jfield_putp) struct json_object *fa = NULL;
+	_cleanup_(jfield_putp) struct json_object *fb = NULL;
+	char *body, *ta, *tb;
+
+	a = built(full_request, &bi);
+	fa = bdm_json_format_instance(a, NULL);
+	body = resubmission(fa);
+	ck_assert_msg(bdm_json_parse_create(body, strlen(body), &b, &e) == 0,
+	    "%s: %s", e.field, e.msg);
+	ck_assert_msg(
+	    bdm_instance_prepare(b, NULL, &e) == 0, "%s: %s", e.field, e.msg);
+	ck_assert_uint_eq(b->n_bdms, a->n_bdms);
+	fb = bdm_json_format_instance(b, NULL);
+	ta = jfield_to_text(fa);
+	tb = jfield_to_text(fb);
+	ck_assert_str_eq(ta, tb);
+	free(ta);
+	free(tb);
+	free(body);
+	blockinfo_free(bi);
+	instance_free(a);
+	instance_free(b);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1860,6 +1989,7 @@ main(void)
 	    tc, test_parse_accepts_1000_bdms_and_prepare_refuses_them);
 	tcase_add_test(tc, test_parse_handles_escapes_and_unicode);
 	tcase_add_test(tc, test_parse_limits_metadata_to_128_items);
+	tcase_add_test(tc, test_errors_stay_valid_utf8_with_long_keys);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bdm_instance_prepare");
@@ -1893,6 +2023,8 @@ main(void)
 	tcase_add_test(
 	    tc, test_format_blockinfo_of_a_volume_boot_has_no_local_root);
 	tcase_add_test(tc, test_format_instance_with_blockinfo_shows_serials);
+	tcase_add_test(
+	    tc, test_format_round_trips_through_a_resubmitted_create);
 	suite_add_tcase(s, tc);
 
 	return testutil_run(s);
