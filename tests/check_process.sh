@@ -308,6 +308,50 @@ else
 	pid=
 	check "SIGINT: exit status 0" [ "$rc" = 0 ]
 
+	# SIGTERM drains: an upload in flight (256 KiB at 128 KiB/s) still
+	# completes; one that would outlast drain_timeout (3 s) is cut off
+	upload() { # bytes, rate, image id, output file
+		head -c "$1" /dev/urandom >"$tmp/up.$3"
+		curl -s --noproxy '*' --limit-rate "$2" -o /dev/null \
+		    -w '%{http_code}' -X PUT \
+		    -H 'Content-Type: application/octet-stream' \
+		    --data-binary @"$tmp/up.$3" \
+		    "http://127.0.0.1:$port/v1/images/$3" >"$4" 2>/dev/null
+	}
+	printf '[api]\ndrain_timeout = 3\n' >"$tmp/drain.conf"
+	for slow in no yes; do
+		run_daemon --config "$tmp/drain.conf" --state-dir "$life" \
+		    --listen 127.0.0.1:0 --virt-type qemu
+		wait_for 'grep -q "serving on" "$log" || ! alive' 100
+		port=$(sed -n 's/.*serving on .* (port \([0-9]*\),.*/\1/p' "$log")
+		if [ $slow = no ]; then
+			upload 262144 128k 6a7c1f0e-2b3d-4e5f-8a9b-0c1d2e3f4a5b \
+			    "$tmp/code" &
+		else
+			upload 2097152 64k 7a7c1f0e-2b3d-4e5f-8a9b-0c1d2e3f4a5b \
+			    "$tmp/code" &
+		fi
+		cpid=$!
+		sleep 0.5
+		t0=$(date +%s)
+		kill -TERM "$pid"
+		wait "$pid"
+		rc=$?
+		t1=$(date +%s)
+		pid=
+		wait "$cpid"
+		if [ $slow = no ]; then
+			check "SIGTERM lets an upload in flight finish (201)" \
+			    [ "$(cat "$tmp/code")" = 201 ]
+			check "... then exits 0" [ "$rc" = 0 ]
+		else
+			check "SIGTERM cuts an upload that outlasts drain_timeout" \
+			    [ "$(cat "$tmp/code")" != 201 ]
+			check "... and exits 0 within drain_timeout + 3 s" \
+			    [ "$rc" = 0 ] && [ $((t1 - t0)) -le 6 ]
+		fi
+	done
+
 	# a token file from the config reaches the API
 	printf 'tok-123\n' >"$tmp/token"
 	printf '[api]\nauth_token_file = %s\n' "$tmp/token" >"$tmp/auth.conf"
