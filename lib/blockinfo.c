@@ -332,9 +332,10 @@ bus_for_dev(const char *dev)
 }
 
 /*
- * get_info_from_bdm: bus, device type and target name of BDM i. A local
- * disk (default_bus set) falls back on the instance's bus; a volume on the
- * bus its device name implies, else on the bus for its device type. As a
+ * get_info_from_bdm: bus, device type and target name of BDM i. Where Nova
+ * passes the instance's disk bus (local is true: the root, ephemerals and
+ * swap), a BDM without disk_bus takes it; a volume takes the bus its
+ * device name implies, else the bus for its device type. As a
  * deliberate difference from Nova, a cdrom without disk_bus gets the cdrom
  * bus and a lun gets scsi (Nova puts a root cdrom on virtio and fails on a
  * lun). Marks the name used. Returns 0 or -EINVAL.
