@@ -5,9 +5,12 @@
  * slow call (starting a guest) never blocks another thread. Each call takes
  * its own reference on the connection (virConnectRef) and drops it at the
  * end, so a drop detected by one thread cannot free what another uses.
- * A dead connection is noticed with virConnectIsAlive after any failed call
- * (and before each use); it is dropped and reopened by the next call, at
- * most once per reconnect interval; meanwhile calls fail fast with -EAGAIN.
+ * A dead connection is noticed by virConnectIsAlive after any failed call
+ * and before each use; a daemon that hangs is noticed by libvirt's
+ * keepalive (run by an event loop thread started once per process), which
+ * closes the connection and fails its pending calls. The next call reopens
+ * it, at most once per reconnect interval; until then calls fail fast with
+ * -EAGAIN.
  * Storage: a transient `dir` pool "hyperlet-<uuid>" on the instance
  * directory lives for the duration of one call, which keeps libvirt's pool
  * list short on a node with thousands of instances. The uuid's storage
@@ -44,6 +47,8 @@ struct virt {
 	char *virt_type;
 	char *instances_path;
 	int reconnect_interval_ms;
+	int keepalive_interval_s; /* 0: no keepalive */
+	unsigned int keepalive_count;
 
 	pthread_mutex_t lock; /* guards the fields below */
 	virConnectPtr conn; /* NULL while libvirt is unreachable */
@@ -59,6 +64,7 @@ struct virt {
 
 static pthread_once_t virt_once = PTHREAD_ONCE_INIT;
 static int virt_init_rc;
+static bool virt_event_loop_running;
 
 static void
 virt_quiet(void *opaque, virErrorPtr err)
@@ -68,12 +74,44 @@ virt_quiet(void *opaque, virErrorPtr err)
 }
 
 static void
+virt_sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* libvirt's default event loop: it sends and checks the keepalive pings
+ * that find a daemon that stopped answering, and runs for the life of the
+ * process (libvirt has one event implementation per process). */
+static void *
+virt_event_loop(void *arg)
+{
+	(void)arg;
+	for (;;)
+		if (virEventRunDefaultImpl() < 0)
+			virt_sleep_ms(100);
+	return NULL;
+}
+
+static void
 virt_init_once(void)
 {
 	struct sigaction sa;
+	pthread_attr_t attr;
+	pthread_t t;
 
 	virt_init_rc = virInitialize();
 	virSetErrorFunc(NULL, virt_quiet);
+	if (virt_init_rc == 0 && virEventRegisterDefaultImpl() == 0 &&
+	    pthread_attr_init(&attr) == 0) {
+		(void)pthread_attr_setdetachstate(
+		    &attr, PTHREAD_CREATE_DETACHED);
+		virt_event_loop_running =
+		    pthread_create(&t, &attr, virt_event_loop, NULL) == 0;
+		(void)pthread_attr_destroy(&attr);
+	}
 	/* libvirt's RPC writes to its socket with write(): a daemon that
 	 * went away would kill us with SIGPIPE. Ignore it unless the
 	 * program chose a disposition of its own. */
@@ -93,15 +131,6 @@ virt_dom_freep(virDomainPtr *d)
 {
 	if (*d)
 		(void)virDomainFree(*d);
-}
-
-static void
-virt_sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* libvirt's last error code on this thread (VIR_ERR_OK when none). */
@@ -222,6 +251,11 @@ virt_conn_get(struct virt *v, virConnectPtr *ret, struct err *e)
 		return err_set(e, -EAGAIN, "libvirt unreachable: %s",
 		    le && le->message ? le->message : v->uri);
 	}
+	/* without it a daemon that hangs (not dies) hangs every call */
+	if (v->keepalive_interval_s > 0 && virt_event_loop_running &&
+	    virConnectSetKeepAlive(
+		c, v->keepalive_interval_s, v->keepalive_count) < 0)
+		virResetLastError(); /* the test driver has none */
 	v->conn = c;
 	if (v->ever_connected)
 		__atomic_add_fetch(&v->reconnects, 1, __ATOMIC_RELAXED);
@@ -280,6 +314,8 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 		    e, -EINVAL, "virt_type '%s': expected kvm or qemu", type);
 	if (o->reconnect_interval_ms < 0)
 		return err_set(e, -EINVAL, "reconnect_interval_ms < 0");
+	if (o->keepalive_interval_s > 3600 || o->keepalive_count > 100)
+		return err_set(e, -EINVAL, "keepalive out of range");
 
 	(void)pthread_once(&virt_once, virt_init_once);
 	if (virt_init_rc < 0)
@@ -298,6 +334,9 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 		return err_set(e, -ENOMEM, "out of memory");
 	v->reconnect_interval_ms =
 	    o->reconnect_interval_ms ? o->reconnect_interval_ms : 1000;
+	v->keepalive_interval_s =
+	    o->keepalive_interval_s ? o->keepalive_interval_s : 5;
+	v->keepalive_count = o->keepalive_count ? o->keepalive_count : 3;
 
 	r = virt_conn_get(v, &c, e);
 	if (r < 0 && !o->lazy)

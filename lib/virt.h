@@ -34,13 +34,20 @@ struct virt_opts {
 	const char *instances_path; /* absolute; required */
 	int reconnect_interval_ms; /* min gap between reopen attempts; 0:
 				      1000 */
+	/* libvirt keepalive: a daemon silent for about interval * (count +
+	 * 1) s is taken as gone and its pending calls fail (-EAGAIN).
+	 * interval 0: 5 s, < 0: off; count 0: 3. */
+	int keepalive_interval_s;
+	unsigned int keepalive_count;
 	bool lazy; /* succeed even if libvirt is down now: calls then fail
 		      with -EAGAIN until a reopen works */
 };
 
 /*
  * Opens the connection described by o (strings are copied). Once per
- * process: installs a quiet libvirt error handler, and ignores SIGPIPE if
+ * process: installs a quiet libvirt error handler, registers libvirt's
+ * default event loop and starts a thread that runs it (for keepalive;
+ * call virt_open after blocking signals), and ignores SIGPIPE if
  * its disposition is the default (libvirt writes to its socket with
  * write(); a daemon gone away must not kill the caller). Returns 0 and *ret (owned,
  * virt_close), -EINVAL for bad options, -EAGAIN if libvirt cannot be reached

@@ -1032,6 +1032,53 @@ run(const char *cmd)
 	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+START_TEST(test_virt_calls_to_a_hung_libvirtd_fail_with_eagain_by_keepalive)
+{
+	const char *dir = getenv("HL_LIBVIRT_DIR");
+	struct virt_opts o = {
+	    .uri = uri,
+	    .instances_path = inst_path,
+	    .keepalive_interval_s = 1,
+	    .keepalive_count = 1,
+	};
+	_cleanup_(virt_closep) struct virt *w = NULL;
+	_cleanup_free_ char *stop = NULL, *cont = NULL;
+	enum instance_state st;
+	struct err e = {0};
+	int64_t t0, waited;
+	int r;
+
+	build_default(1);
+	define();
+	ck_assert_msg(virt_open(&o, &w, &e) == 0, "%s", e.msg);
+	ck_assert(virt_alive(w));
+	ck_assert_int_ge(
+	    asprintf(&stop, "kill -STOP $(cat '%s/daemon.pid')", dir), 0);
+	ck_assert_int_ge(
+	    asprintf(&cont, "kill -CONT $(cat '%s/daemon.pid')", dir), 0);
+	ck_assert_int_eq(run(stop), 0);
+	t0 = util_now_ms();
+	r = virt_state(w, inst->uuid, &st, &e);
+	waited = util_now_ms() - t0;
+	/* let it run again before any assertion can end the test */
+	ck_assert_int_eq(run(cont), 0);
+	ck_assert_msg(
+	    r == -EAGAIN, "%d after %" PRId64 " ms: %s", r, waited, e.msg);
+	ck_assert_int_lt(waited, 10000);
+	printf(
+	    "check_virt: a call to the stopped libvirtd failed after %" PRId64
+	    " ms\n",
+	    waited);
+	fflush(stdout);
+	t0 = util_now_ms();
+	while (!virt_alive(w) && util_now_ms() - t0 < 5000)
+		usleep(100 * 1000);
+	ck_assert(virt_alive(w));
+	ck_assert_int_eq(virt_reconnects(w), 1);
+	ck_assert_int_eq(state(), INSTANCE_STOPPED);
+}
+END_TEST
+
 START_TEST(test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect)
 {
 	const char *dir = getenv("HL_LIBVIRT_DIR");
@@ -1172,8 +1219,10 @@ main(void)
 		tcase_add_test(
 		    tc, test_virt_attach_to_an_unknown_domain_is_enoent);
 
-		/* last: it restarts the daemon */
+		/* last: they stop and restart the daemon */
 		TC("virt_reconnect");
+		tcase_add_test(tc,
+		    test_virt_calls_to_a_hung_libvirtd_fail_with_eagain_by_keepalive);
 		tcase_add_test(tc,
 		    test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect);
 	}
