@@ -69,7 +69,7 @@ class Daemon:
             f.write("[api]\nlisten = 127.0.0.1:%d\nthreads = 8\n"
                     "connection_timeout = 10\n"
                     "[libvirt]\nuri = %s\nvirt_type = %s\n"
-                    "[storage]\nstate_dir = %s\n[log]\nlevel = warn\n"
+                    "[storage]\nstate_dir = %s\n[log]\nlevel = info\n"
                     % (self.port, uri, virt_type, state))
         self.log = open(state + ".log", "ab")
 
@@ -151,12 +151,29 @@ def virsh(*args):
                           capture_output=True, text=True, timeout=60)
 
 
+def explain(log, needle):
+    """Prints the daemon's log lines about needle, with what precedes the
+    first one, and keeps a copy of the log."""
+    with open(log, errors="replace") as f:
+        lines = f.readlines()
+    hits = [i for i, l in enumerate(lines) if needle in l]
+    print("  log lines about %s: %d; around the first:" % (needle, len(hits)))
+    if hits:
+        for l in lines[max(0, hits[0] - 12):hits[0] + 1]:
+            print("   |", l.rstrip()[:200])
+    keep = "/tmp/hl-crash-%d.log" % os.getpid()
+    with open(keep, "w") as f:
+        f.writelines(lines)
+    print("  the whole log: %s" % keep, flush=True)
+
+
 # --- phase 1: SIGKILL under load ---------------------------------------------
 def phase_kills():
     state = os.path.join(LVDIR, "st")
     d = Daemon(state, URI, "qemu")
     d.start()
     d.upload_image()
+    killed_at = []
     lock = threading.Lock()
     created = {}        # uuid -> [bdm uuids], answered 201
     deleted = set()     # answered 204
@@ -214,6 +231,8 @@ def phase_kills():
     for k in range(KILLS):
         time.sleep(random.uniform(0.2, 1.2))
         d.kill()
+        d.log.write(b"=== SIGKILL %d at %.3f ===\n" % (k, time.time()))
+        d.log.flush()
         time.sleep(random.uniform(0, 0.2))
         d.start()
     time.sleep(1)
@@ -262,6 +281,8 @@ def phase_kills():
     check(not stuck, "no instance left building/deleting (%s)" % stuck[:3])
     orphan_doms = [u for u in doms if u not in rows]
     check(not orphan_doms, "no domain without its row (%s)" % orphan_doms[:3])
+    if orphan_doms:
+        explain(state + ".log", orphan_doms[0])
     ipath = os.path.join(state, "instances")
     dirs = os.listdir(ipath) if os.path.isdir(ipath) else []
     orphan_dirs = [x for x in dirs if x not in rows]
