@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <pthread.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +34,11 @@
 /* Per test (each runs in its own process). */
 static const char *uri; /* NULL: test:///default */
 static bool real; /* a private libvirtd */
+/* Every test's files live under base_dir, which the parent process
+ * removes at the end: a failed test (Check skips its teardown) leaves
+ * nothing. With a private libvirtd it is the harness dir, which lies
+ * outside the daemon's overlaid /etc, /var and /run. */
+static char *base_dir;
 static char *tmpdir; /* instances and images live here */
 static char *inst_path;
 static char *base_path;
@@ -49,15 +55,8 @@ setup(void)
 	struct err e = {0};
 	int fd;
 
-	if (real) {
-		const char *d = getenv("HL_LIBVIRT_DIR");
-
-		/* disks must sit outside the daemon's overlaid /etc, /var,
-		 * /run: the harness dir is such a place */
-		ck_assert_int_ge(asprintf(&tmpdir, "%s/t.XXXXXX", d), 0);
-		ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	} else
-		ck_assert_ptr_nonnull(tmpdir = testutil_mkdtemp("check_virt"));
+	ck_assert_int_ge(asprintf(&tmpdir, "%s/t.XXXXXX", base_dir), 0);
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
 	ck_assert_int_ge(asprintf(&inst_path, "%s/instances", tmpdir), 0);
 	ck_assert_int_eq(mkdir(inst_path, 0755), 0);
 	ck_assert_int_ge(asprintf(&base_path, "%s/base.raw", tmpdir), 0);
@@ -1120,17 +1119,62 @@ START_TEST(test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect)
 }
 END_TEST
 
+/* Removes the base dirs of earlier runs that were killed: /tmp/
+ * check_virt-<pid>.XXXXXX whose pid no longer runs check_virt. */
+static void
+reap_stale_dirs(void)
+{
+	glob_t g;
+
+	if (glob("/tmp/check_virt-*.??????", 0, NULL, &g) != 0)
+		return;
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		char comm_path[64], comm[64] = "";
+		long pid = strtol(
+		    g.gl_pathv[i] + strlen("/tmp/check_virt-"), NULL, 10);
+		FILE *f;
+
+		(void)snprintf(
+		    comm_path, sizeof(comm_path), "/proc/%ld/comm", pid);
+		if ((f = fopen(comm_path, "r")) != NULL) {
+			if (!fgets(comm, sizeof(comm), f))
+				comm[0] = '\0';
+			fclose(f);
+		}
+		if (!STREQ(comm, "check_virt\n"))
+			testutil_rm_rf(g.gl_pathv[i]);
+	}
+	globfree(&g);
+}
+
 int
 main(void)
 {
 	Suite *s = suite_create("virt");
 	TCase *tc;
+	int rc;
 
 	uri = getenv("HL_LIBVIRT_URI");
 	if (uri && !*uri)
 		uri = NULL;
 	real = uri != NULL;
 	printf("check_virt: %s\n", real ? uri : "test:///default");
+	if (real) {
+		const char *d = getenv("HL_LIBVIRT_DIR");
+
+		if (d == NULL ||
+		    asprintf(&base_dir, "%s/check_virt.XXXXXX", d) < 0)
+			return 99;
+	} else {
+		reap_stale_dirs();
+		if (asprintf(&base_dir, "/tmp/check_virt-%ld.XXXXXX",
+			(long)getpid()) < 0)
+			return 99;
+	}
+	if (mkdtemp(base_dir) == NULL) {
+		perror(base_dir);
+		return 99;
+	}
 
 #define TC(name)                                                \
 	do {                                                    \
@@ -1226,5 +1270,8 @@ main(void)
 		tcase_add_test(tc,
 		    test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect);
 	}
-	return testutil_run(s);
+	rc = testutil_run(s);
+	testutil_rm_rf(base_dir);
+	free(base_dir);
+	return rc;
 }
