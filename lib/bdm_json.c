@@ -675,50 +675,54 @@ bdm_json_parse_attach(
 	return 0;
 }
 
-/* See bdm_json.h. */
+/* See bdm_json.h. Runs in bdm_instance_prepare for every volume, so it
+ * scans the text (jfield_scan) rather than building a json-c tree. */
 int
 bdm_json_conn_source(const char *connection_info, const char *prefix,
     char **ret_type, char **ret_path, struct err *e)
 {
-	_cleanup_(jfield_putp) struct json_object *root = NULL;
-	struct json_object *data = NULL;
-	const char *type = NULL, *path = NULL;
+	struct jfield_want w[] = {
+	    {.path = "driver_volume_type", .type = json_type_string},
+	    {.path = "data", .type = json_type_object},
+	    {.path = "data.device_path", .type = json_type_string},
+	};
 	char dprefix[JFIELD_PATH_MAX];
 	struct err tmp = {0};
-	char *t, *p;
 	int r;
 
 	if (connection_info == NULL)
 		return fail(prefix, NULL, e, "is required");
-	if ((r = jfield_parse(connection_info, strlen(connection_info),
-		 &json_limits, &root, &tmp)) < 0)
+	if ((r = jfield_scan(connection_info, strlen(connection_info),
+		 &json_limits, w, ELEMENTSOF(w), &tmp)) < 0)
 		return err_set_field(
 		    e, r, prefix, "field '%s': %s", prefix, tmp.msg);
-	if ((r = jfield_str(root, prefix, "driver_volume_type", JFIELD_REQUIRED,
-		 &type, e)) < 0)
-		return r;
-	if (!STREQ(type, "file") && !STREQ(type, "block"))
-		return fail(prefix, "driver_volume_type", e,
+	jfield_path(dprefix, prefix, "data");
+	if (!w[0].found)
+		r = fail(prefix, "driver_volume_type", e, "is required");
+	else if (!w[0].type_ok)
+		r = fail(prefix, "driver_volume_type", e, "expected string");
+	else if (!STREQ(w[0].str, "file") && !STREQ(w[0].str, "block"))
+		r = fail(prefix, "driver_volume_type", e,
 		    "expected file or block (the volume must already be "
 		    "attached to this host)");
-	if ((r = jfield_obj(root, prefix, "data", JFIELD_REQUIRED, &data, e)) <
-	    0)
-		return r;
-	jfield_path(dprefix, prefix, "data");
-	if ((r = jfield_str(
-		 data, dprefix, "device_path", JFIELD_REQUIRED, &path, e)) < 0)
-		return r;
-	if (!util_path_valid(path))
-		return fail(dprefix, "device_path", e,
+	else if (!w[1].found)
+		r = fail(prefix, "data", e, "is required");
+	else if (!w[1].type_ok)
+		r = fail(prefix, "data", e, "expected object");
+	else if (!w[2].found)
+		r = fail(dprefix, "device_path", e, "is required");
+	else if (!w[2].type_ok)
+		r = fail(dprefix, "device_path", e, "expected string");
+	else if (!util_path_valid(w[2].str))
+		r = fail(dprefix, "device_path", e,
 		    "expected a normalised absolute path");
-	if ((t = strdup(type)) == NULL)
-		return err_set(e, -ENOMEM, "out of memory");
-	if ((p = strdup(path)) == NULL) {
-		free(t);
-		return err_set(e, -ENOMEM, "out of memory");
+	if (r < 0) {
+		free(w[0].str);
+		free(w[2].str);
+		return r;
 	}
-	*ret_type = t;
-	*ret_path = p;
+	*ret_type = w[0].str;
+	*ret_path = w[2].str;
 	return 0;
 }
 

@@ -59,6 +59,10 @@ struct jscan {
 	const char *sp;
 	size_t str_len;
 	char str[JSCAN_STR_MAX + 4];
+
+	/* jfield_scan: the values to pick up on the way */
+	struct jfield_want *wants;
+	size_t n_wants;
 };
 
 static int jscan_value(struct jscan *s);
@@ -281,18 +285,50 @@ jscan_escape(struct jscan *s)
 	return jscan_put(s, out, n);
 }
 
+/* Byte classes inside a string: JC_STOP ends a plain run ('"', '\\',
+ * C0 controls), JC_CHECK asks for the full text check (DEL and every
+ * non-ASCII byte). One table lookup per byte in the common case. */
+#define JC_STOP 1
+#define JC_CHECK 2
+static const unsigned char jclass[256] = {
+    [0x00 ... 0x1f] = JC_STOP,
+    ['"'] = JC_STOP,
+    ['\\'] = JC_STOP,
+    [0x7f ... 0xff] = JC_CHECK,
+};
+
+/* Advances s->p over a run of plain string bytes; ORs their classes into
+ * *acc. */
+static void
+jscan_run(struct jscan *s, unsigned *acc)
+{
+	const char *p = s->p;
+	unsigned a = 0;
+
+	while (p < s->end) {
+		unsigned k = jclass[(unsigned char)*p];
+
+		if (k & JC_STOP)
+			break;
+		a |= k;
+		p++;
+	}
+	s->p = p;
+	*acc |= a;
+}
+
 /* Scans the string at s->p (on the opening quote) and checks it: s->sp
  * points at its bytes, in the body when it has no escape, else decoded
- * into s->str. */
+ * into s->str. Pure ASCII without DEL needs no further check; anything
+ * else goes through util_text_valid. */
 static int
 jscan_string(struct jscan *s)
 {
 	const char *start = ++s->p, *run;
+	unsigned acc = 0;
 	int r;
 
-	while (s->p < s->end && *s->p != '"' && *s->p != '\\' &&
-	    (unsigned char)*s->p >= 0x20)
-		s->p++;
+	jscan_run(s, &acc);
 	if (s->p < s->end && *s->p == '"') {
 		/* no escape: check in place */
 		s->sp = start;
@@ -300,7 +336,7 @@ jscan_string(struct jscan *s)
 		s->p++;
 		if (s->str_len > s->lim->max_string)
 			return jscan_too_long(s);
-		if (!util_text_valid(s->sp, s->str_len))
+		if ((acc & JC_CHECK) && !util_text_valid(s->sp, s->str_len))
 			return jscan_fail(s, "string is not valid UTF-8 text");
 		return 0;
 	}
@@ -319,12 +355,11 @@ jscan_string(struct jscan *s)
 		if ((r = jscan_escape(s)) < 0)
 			return r;
 		run = s->p;
-		while (s->p < s->end && *s->p != '"' && *s->p != '\\' &&
-		    (unsigned char)*s->p >= 0x20)
-			s->p++;
+		jscan_run(s, &acc);
 	}
 	s->p++;
 	s->sp = s->str;
+	/* escapes may have produced non-ASCII bytes: check them all */
 	if (!util_text_valid(s->str, s->str_len))
 		return jscan_fail(s, "string is not valid UTF-8 text");
 	return 0;
@@ -561,8 +596,65 @@ jscan_container(struct jscan *s, bool is_obj)
 	return 0;
 }
 
+/* Is the path of the value being scanned the dotted key path want
+ * (objects only, no array on the way)? */
+static bool
+jscan_at(const struct jscan *s, const char *want)
+{
+	for (int d = 1; d <= s->depth; d++) {
+		const struct jframe *f = &s->frames[d];
+		const struct jkey *k = &s->keys[f->cur_key];
+		const char *dot = strchr(want, '.');
+		size_t n = dot ? (size_t)(dot - want) : strlen(want);
+
+		if (!f->is_obj || !f->has_key || k->len != n ||
+		    memcmp(jkey_ptr(s, k), want, n) != 0)
+			return false;
+		if ((dot == NULL) != (d == s->depth))
+			return false;
+		want = dot ? dot + 1 : want + n;
+	}
+	return true;
+}
+
+static int jscan_value_plain(struct jscan *s);
+
+/* jscan_value when values are wanted: notes the type of a wanted value
+ * and copies a wanted string out of the scratch buffer. */
+static int
+jscan_wanted(struct jscan *s)
+{
+	struct jfield_want *w = NULL;
+	int r;
+
+	for (size_t i = 0; i < s->n_wants && w == NULL; i++)
+		if (jscan_at(s, s->wants[i].path))
+			w = &s->wants[i];
+	if (w == NULL)
+		return jscan_value_plain(s);
+	w->found = true;
+	w->type_ok = (w->type == json_type_string && *s->p == '"') ||
+	    (w->type == json_type_object && *s->p == '{');
+	if ((r = jscan_value_plain(s)) < 0)
+		return r;
+	if (w->type_ok && w->type == json_type_string) {
+		free(w->str);
+		if ((w->str = strndup(s->sp, s->str_len)) == NULL)
+			return err_set(s->e, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
 static int
 jscan_value(struct jscan *s)
+{
+	if (s->n_wants > 0)
+		return jscan_wanted(s);
+	return jscan_value_plain(s);
+}
+
+static int
+jscan_value_plain(struct jscan *s)
 {
 	if (s->p >= s->end)
 		return jscan_fail(s, "truncated");
@@ -586,14 +678,12 @@ jscan_value(struct jscan *s)
 	}
 }
 
-/* See jfield.h. */
-int
-jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
-    struct json_object **ret, struct err *e)
+/* Runs the scanner over body; see jfield_parse for what it enforces. */
+static int
+jscan_all(const char *body, size_t len, const struct jfield_limits *lim,
+    struct jfield_want *wants, size_t n_wants, struct err *e)
 {
 	struct jscan scan, *s = &scan;
-	struct json_tokener *tok = NULL;
-	struct json_object *o = NULL;
 	int r = 0;
 
 	if (body == NULL || len == 0)
@@ -615,6 +705,8 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 	s->arena = s->arena_inline;
 	s->arena_len = 0;
 	s->arena_cap = JSCAN_INLINE_ARENA;
+	s->wants = wants;
+	s->n_wants = n_wants;
 
 	jscan_ws(s);
 	if (s->p >= s->end)
@@ -633,7 +725,39 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 		free(s->keys);
 	if (s->arena != s->arena_inline)
 		free(s->arena);
+	return r;
+}
+
+/* See jfield.h. */
+int
+jfield_scan(const char *text, size_t len, const struct jfield_limits *lim,
+    struct jfield_want *wants, size_t n_wants, struct err *e)
+{
+	int r;
+
+	for (size_t i = 0; i < n_wants; i++) {
+		wants[i].found = wants[i].type_ok = false;
+		wants[i].str = NULL;
+	}
+	r = jscan_all(text, len, lim, wants, n_wants, e);
 	if (r < 0)
+		for (size_t i = 0; i < n_wants; i++) {
+			free(wants[i].str);
+			wants[i].str = NULL;
+		}
+	return r;
+}
+
+/* See jfield.h. */
+int
+jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
+    struct json_object **ret, struct err *e)
+{
+	struct json_tokener *tok = NULL;
+	struct json_object *o = NULL;
+	int r;
+
+	if ((r = jscan_all(body, len, lim, NULL, 0, e)) < 0)
 		return r;
 
 	/* The scanner accepted strict JSON: json-c must agree. The +1
@@ -641,9 +765,10 @@ jfield_parse(const char *body, size_t len, const struct jfield_limits *lim,
 	tok = json_tokener_new_ex(lim->max_depth + 1);
 	if (tok == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
-	json_tokener_set_flags(tok,
-	    JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
-		JSON_TOKENER_VALIDATE_UTF8);
+	/* UTF-8 was checked by the scanner (JSON_TOKENER_VALIDATE_UTF8 would
+	 * check it again) */
+	json_tokener_set_flags(
+	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS);
 	o = json_tokener_parse_ex(tok, body, (int)len);
 	if (o == NULL || json_tokener_get_error(tok) != json_tokener_success)
 		r = err_set(e, -EINVAL, "malformed JSON: %s",

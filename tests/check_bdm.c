@@ -1324,6 +1324,93 @@ START_TEST(test_jfield_builders_make_nulls_and_values)
 }
 END_TEST
 
+START_TEST(test_jfield_scan_picks_wanted_values)
+{
+	static const struct jfield_limits lim = {8, 1024};
+	struct jfield_want w[] = {
+	    {.path = "a", .type = json_type_string},
+	    {.path = "b.c", .type = json_type_string},
+	    {.path = "b", .type = json_type_object},
+	    {.path = "d", .type = json_type_string},
+	    {.path = "e.c", .type = json_type_string},
+	};
+	struct err e = {0};
+	const char *text =
+	    "{\"x\":{\"a\":\"no\"},\"a\":\"A\\u00e9\",\"b\":{\"c\":"
+	    "\"C\",\"z\":[{\"c\":\"no\"}]},\"d\":7,\"e\":[{\"c\":"
+	    "\"no\"}]}";
+
+	ck_assert_int_eq(
+	    jfield_scan(text, strlen(text), &lim, w, ELEMENTSOF(w), &e), 0);
+	ck_assert(w[0].found && w[0].type_ok);
+	ck_assert_str_eq(w[0].str, "A\xc3\xa9");
+	ck_assert(w[1].found && w[1].type_ok);
+	ck_assert_str_eq(w[1].str, "C");
+	ck_assert(w[2].found && w[2].type_ok);
+	ck_assert_ptr_null(w[2].str);
+	ck_assert(w[3].found && !w[3].type_ok);
+	ck_assert_ptr_null(w[3].str);
+	ck_assert(!w[4].found);
+	free(w[0].str);
+	free(w[1].str);
+
+	/* the same strictness as jfield_parse; nothing left allocated */
+	text = "{\"a\":\"x\",\"a\":\"y\"}";
+	ck_assert_int_eq(
+	    jfield_scan(text, strlen(text), &lim, w, ELEMENTSOF(w), &e),
+	    -EINVAL);
+	ck_assert_str_eq(e.field, "a");
+	ck_assert_ptr_null(w[0].str);
+	err_clear(&e);
+	text = "{\"a\":\"x\"} x";
+	ck_assert_int_eq(
+	    jfield_scan(text, strlen(text), &lim, w, ELEMENTSOF(w), &e),
+	    -EINVAL);
+	ck_assert_ptr_null(w[0].str);
+}
+END_TEST
+
+START_TEST(test_conn_source_names_each_missing_or_mistyped_part)
+{
+	static const struct {
+		const char *text;
+		const char *field;
+	} cases[] = {
+	    {"{\"data\":{\"device_path\":\"/d\"}}", "c.driver_volume_type"},
+	    {"{\"driver_volume_type\":null,\"data\":{}}",
+		"c.driver_volume_type"},
+	    {"{\"driver_volume_type\":\"file\"}", "c.data"},
+	    {"{\"driver_volume_type\":\"file\",\"data\":\"x\"}", "c.data"},
+	    {"{\"driver_volume_type\":\"file\",\"data\":{}}",
+		"c.data.device_path"},
+	    {"{\"driver_volume_type\":\"file\",\"data\":{\"device_path\":"
+	     "[\"/d\"]}}",
+		"c.data.device_path"},
+	    {"{\"driver_volume_type\":\"file\",\"data\":{\"device_path\":"
+	     "\"/d/\"}}",
+		"c.data.device_path"},
+	    {"{\"driver_volume_type\":\"rbd\",\"data\":{\"device_path\":"
+	     "\"/d\"}}",
+		"c.driver_volume_type"},
+	    {"[]", "c"},
+	    {"", "c"},
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+		struct err e = {0};
+		char *type = NULL, *path = NULL;
+
+		ck_assert_msg(bdm_json_conn_source(cases[i].text, "c", &type,
+				  &path, &e) == -EINVAL,
+		    "%s", cases[i].text);
+		ck_assert_msg(STREQ(e.field, cases[i].field), "%s: %s (%s)",
+		    cases[i].text, e.field, e.msg);
+		ck_assert_ptr_null(type);
+		ck_assert_ptr_null(path);
+	}
+}
+END_TEST
+
 /* ---- enums and model --------------------------------------------- */
 
 START_TEST(test_enum_tables_round_trip)
@@ -1979,6 +2066,7 @@ main(void)
 	tcase_add_test(tc, test_jfield_check_keys_refuses_unknown_keys);
 	tcase_add_test(tc, test_jfield_parse_finds_duplicates_in_big_objects);
 	tcase_add_test(tc, test_jfield_builders_make_nulls_and_values);
+	tcase_add_test(tc, test_jfield_scan_picks_wanted_values);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bdm_json_parse_create");
@@ -2013,6 +2101,8 @@ main(void)
 	tc = tcase_create("bdm_prepare_attach");
 	tcase_add_test(tc, test_attach_validates_and_draws_uuid);
 	tcase_add_test(tc, test_conn_source_reads_type_and_path);
+	tcase_add_test(
+	    tc, test_conn_source_names_each_missing_or_mistyped_part);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("bdm_json_format");
