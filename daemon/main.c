@@ -62,7 +62,7 @@ struct migrator {
 
 static void usage(FILE *f);
 static int parse_options(int argc, char **argv, struct options *o);
-static int load_config(const struct options *o, struct cfg *c);
+static int load_config(const struct options *o, bool to_log, struct cfg *c);
 static int make_dir(const char *path, mode_t mode);
 static int db_command(
     const struct cfg *c, const struct options *o, int argc, char **argv);
@@ -179,11 +179,13 @@ parse_options(int argc, char **argv, struct options *o)
 }
 
 /*
- * Defaults, the file, then the command line, then cfg_finish. Prints the
- * error ("file:line: message") on stderr and returns < 0 on failure.
+ * Defaults, the file, then the command line, then cfg_finish. On failure
+ * reports the error ("file:line: message") and returns < 0: as a log line
+ * when to_log (the daemon: under systemd it gets the err priority), else
+ * bare on stderr (--check-config, db commands).
  */
 static int
-load_config(const struct options *o, struct cfg *c)
+load_config(const struct options *o, bool to_log, struct cfg *c)
 {
 	static const struct {
 		size_t offset;
@@ -197,12 +199,14 @@ load_config(const struct options *o, struct cfg *c)
 	    {offsetof(struct options, virt_type), "libvirt", "virt_type",
 		"--virt-type"},
 	};
+	const char *flag = NULL; /* the option at fault */
 	struct err e = {0};
 	int r;
 
 	if ((r = cfg_defaults(c)) < 0) {
-		fprintf(stderr, "hyperletd: out of memory\n");
-		return r;
+		e.code = r;
+		snprintf(e.msg, sizeof(e.msg), "out of memory");
+		goto fail;
 	}
 	if (o->config && (r = cfg_load(o->config, c, &e)) < 0)
 		goto fail;
@@ -214,8 +218,8 @@ load_config(const struct options *o, struct cfg *c)
 			continue;
 		if ((r = cfg_set(c, overrides[i].section, overrides[i].name, v,
 			 &e)) < 0) {
-			fprintf(stderr, "%s: %s\n", overrides[i].flag, e.msg);
-			return r;
+			flag = overrides[i].flag;
+			goto fail;
 		}
 	}
 	if (o->debug)
@@ -224,7 +228,11 @@ load_config(const struct options *o, struct cfg *c)
 		goto fail;
 	return 0;
 fail:
-	fprintf(stderr, "%s\n", e.msg);
+	if (to_log)
+		log_err("%s%s%s", flag ? flag : "", flag ? ": " : "", e.msg);
+	else
+		fprintf(stderr, "%s%s%s\n", flag ? flag : "", flag ? ": " : "",
+		    e.msg);
 	return r;
 }
 
@@ -639,11 +647,15 @@ main(int argc, char **argv)
 {
 	struct options o;
 	struct cfg c = {0};
+	bool serving;
 	int status;
 
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
-	if (load_config(&o, &c) < 0) {
+	serving = !o.check_config && optind == argc;
+	if (serving)
+		log_init(LOG_INFO); /* until the configured level is known */
+	if (load_config(&o, serving, &c) < 0) {
 		cfg_clear(&c);
 		return EXIT_FAILURE;
 	}
