@@ -5,18 +5,50 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <uuid/uuid.h>
 
 #include "util.h"
 
-/* Draws a random (version 4) UUID into out, lower case. */
+/*
+ * Draws a random (version 4) UUID into out, lower case. The bytes come from
+ * getrandom(2) through a small per-thread pool: libuuid's
+ * uuid_generate_random() re-seeds random() with several system calls on
+ * every call, which cost more than the rest of a create request's model
+ * work. libuuid still formats the result.
+ */
 void
 util_uuid_generate(char out[UUID_STR_LEN])
 {
+	static __thread unsigned char pool[256];
+	static __thread size_t used = sizeof(pool);
 	uuid_t u;
 
-	uuid_generate_random(u);
+	if (used + sizeof(u) > sizeof(pool)) {
+		size_t got = 0;
+
+		while (got < sizeof(pool)) {
+			ssize_t n =
+			    getrandom(pool + got, sizeof(pool) - got, 0);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				/* No kernel entropy interface: libuuid's way. */
+				uuid_generate_random(u);
+				uuid_unparse_lower(u, out);
+				return;
+			}
+			got += (size_t)n;
+		}
+		used = 0;
+	}
+	memcpy(u, pool + used, sizeof(u));
+	explicit_bzero(pool + used, sizeof(u));
+	used += sizeof(u);
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
 	uuid_unparse_lower(u, out);
 }
 
