@@ -127,7 +127,27 @@ struct api {
 	/* Creates (read) against image deletes (write): an image cannot go
 	 * between a create's look-up of it and its row naming it. */
 	pthread_rwlock_t images_lock;
+	/* Deadlines for slow clients (the reaper thread): MHD's
+	 * connection_timeout is an idle timeout, so a client that sends one
+	 * byte a second would hold a connection for ever. */
+	pthread_mutex_t conns_lock; /* guards conns and the tracks in it */
+	struct conn_track *conns;
+	pthread_t reaper;
+	bool reaper_started;
+	pthread_cond_t reaper_cond; /* with conns_lock: wakes it to stop */
+	bool reaper_stop;
+	int64_t deadline_us; /* connection_timeout */
 	int port;
+};
+
+/* One open connection. Its socket is shut down by the reaper when the
+ * client takes longer than connection_timeout to send a request's headers
+ * (and a JSON body). */
+struct conn_track {
+	struct conn_track *prev, *next;
+	int fd;
+	int64_t deadline_us; /* 0: none (a handler runs, or an upload) */
+	bool cut;
 };
 
 /* MHD's per-request context: api_req plus what only api.c sees. */
@@ -390,6 +410,105 @@ struct metrics *
 api_metrics_get(struct api *a)
 {
 	return a->h->metrics;
+}
+
+static struct conn_track *
+track_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
+/* Sets the connection's deadline: now + connection_timeout, or none. */
+static void
+track_deadline(struct api *a, struct MHD_Connection *c, bool on)
+{
+	struct conn_track *t = track_of(c);
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	t->deadline_us = on ? now_us() + a->deadline_us : 0;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+    enum MHD_ConnectionNotificationCode code)
+{
+	struct api *a = cls;
+	struct conn_track *t = *socket_context;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		t = calloc(1, sizeof(*t));
+		if (t == NULL || ci == NULL) {
+			free(t);
+			return; /* untracked: the idle timeout still holds */
+		}
+		t->fd = ci->connect_fd;
+		pthread_mutex_lock(&a->conns_lock);
+		t->deadline_us = now_us() + a->deadline_us;
+		t->next = a->conns;
+		if (a->conns)
+			a->conns->prev = t;
+		a->conns = t;
+		pthread_mutex_unlock(&a->conns_lock);
+		*socket_context = t;
+		return;
+	}
+	if (t == NULL)
+		return;
+	/* MHD closes the socket after this callback: under the lock the
+	 * reaper never touches a closed (or reused) descriptor. */
+	pthread_mutex_lock(&a->conns_lock);
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		a->conns = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	pthread_mutex_unlock(&a->conns_lock);
+	free(t);
+	*socket_context = NULL;
+}
+
+/* Shuts down the sockets of clients past their deadline; MHD then sees
+ * the connection end and closes it in its own thread. */
+static void *
+reaper_run(void *p)
+{
+	struct api *a = p;
+
+	pthread_mutex_lock(&a->conns_lock);
+	while (!a->reaper_stop) {
+		struct timespec ts;
+		int64_t now = now_us();
+		struct conn_track *t;
+
+		for (t = a->conns; t; t = t->next)
+			if (t->deadline_us && now > t->deadline_us && !t->cut) {
+				t->cut = true;
+				(void)shutdown(t->fd, SHUT_RDWR);
+				log_info("api: cut off a client that sent no "
+					 "complete request in %lld s",
+				    (long long)(a->deadline_us / 1000000));
+			}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 250 * 1000 * 1000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		(void)pthread_cond_timedwait(
+		    &a->reaper_cond, &a->conns_lock, &ts);
+	}
+	pthread_mutex_unlock(&a->conns_lock);
+	return NULL;
 }
 
 /* Matches path against tmpl; on success stores {uuid}/{image_id} in
@@ -694,11 +813,17 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		}
 		atomic_fetch_add(&a->inflight, 1);
 		*con_cls = q;
+		/* headers are in: a JSON body gets a fresh deadline, an upload
+		 * only the idle timeout */
+		track_deadline(a, c, true);
 		if (req_begin(a, q, url, method, &e) < 0) {
 			if (q->rm && q->rm->body == BODY_STREAM)
 				q->rm->stream->cleanup(&q->pub);
+			track_deadline(a, c, false);
 			return queue_error(a, q, &e);
 		}
+		if (q->rm->body == BODY_STREAM)
+			track_deadline(a, c, false);
 		return MHD_YES;
 	}
 	if (q->queued)
@@ -716,6 +841,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	/* the whole request is in: no deadline while it is handled */
+	track_deadline(a, c, false);
 	if (q->failed)
 		return queue_error(a, q, &q->err);
 	if (q->rm->body == BODY_STREAM) {
@@ -738,9 +865,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	int64_t us;
 	int status;
 
-	(void)c;
 	if (q == NULL)
 		return;
+	/* a kept-alive connection has connection_timeout for the next
+	 * request's headers */
+	track_deadline(a, c, true);
 	r = &q->pub;
 	if (q->rm && q->rm->body == BODY_STREAM && q->rm->stream->cleanup)
 		q->rm->stream->cleanup(r); /* also after a failed begin */
@@ -829,6 +958,8 @@ api_free(struct api *a)
 	}
 	free(a->tls_cert);
 	pthread_rwlock_destroy(&a->images_lock);
+	pthread_cond_destroy(&a->reaper_cond);
+	pthread_mutex_destroy(&a->conns_lock);
 	free(a);
 	return NULL;
 }
@@ -851,6 +982,12 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	a->h = h;
 	a->cfg = cfg;
 	pthread_rwlock_init(&a->images_lock, NULL);
+	pthread_mutex_init(&a->conns_lock, NULL);
+	pthread_cond_init(&a->reaper_cond, NULL);
+	a->deadline_us =
+	    (int64_t)(cfg->connection_timeout > 0 ? cfg->connection_timeout
+						  : 30) *
+	    1000000;
 	a->db_path = h->db_path ? h->db_path : cfg->db_path;
 	if (cfg->auth_token_file) {
 		if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') {
@@ -916,6 +1053,8 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	    cfg->connection_timeout > 0 ? cfg->connection_timeout : 30, NULL};
 	opts[n++] = (struct MHD_OptionItem){
 	    MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a};
+	opts[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, a};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	/* The logger goes first, so that MHD never writes to stderr itself. */
@@ -929,6 +1068,14 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		return err_set(e, rc, "cannot serve on %s: %s",
 		    cfg->listen ? cfg->listen : "?", strerror(-rc));
 	}
+	if ((rc = pthread_create(&a->reaper, NULL, reaper_run, a)) != 0) {
+		MHD_stop_daemon(a->mhd);
+		pthread_key_delete(a->store_key);
+		api_free(a);
+		return err_set(
+		    e, -rc, "cannot start a thread: %s", strerror(rc));
+	}
+	a->reaper_started = true;
 	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	a->port = info ? info->port : cfg->listen_port;
 	log_info("api: listening on %s (port %d, %d threads%s%s)",
@@ -971,6 +1118,12 @@ api_stop(struct api *a, int drain_seconds)
 		    (long long)atomic_load(&a->inflight), drain_seconds);
 	else
 		log_info("api: drained");
+	pthread_mutex_lock(&a->conns_lock);
+	a->reaper_stop = true;
+	pthread_cond_signal(&a->reaper_cond);
+	pthread_mutex_unlock(&a->conns_lock);
+	if (a->reaper_started)
+		pthread_join(a->reaper, NULL);
 	/* Joins the workers: a handler still inside libvirt is waited for,
 	 * never cut off mid-operation. */
 	MHD_stop_daemon(a->mhd);

@@ -203,8 +203,18 @@ setup(void)
 static void
 teardown(void)
 {
-	if (D.pid > 0)
-		(void)daemon_stop(&D);
+	if (D.pid > 0) {
+		int st = daemon_stop(&D);
+
+		/* a clean exit also means no sanitizer report at exit */
+		if (st != 0) {
+			char *log = testutil_read_file(D.log, NULL);
+			size_t l = log ? strlen(log) : 0;
+
+			ck_abort_msg("hyperletd exited %d; log tail:\n%s", st,
+			    log ? log + (l > 3000 ? l - 3000 : 0) : "");
+		}
+	}
 	if (D.dir && !getenv("KEEP_TEST_DIR"))
 		testutil_rm_rf(D.dir);
 	free(D.dir);
@@ -1590,6 +1600,55 @@ START_TEST(test_a_slow_client_is_cut_off_after_the_timeout)
 }
 END_TEST
 
+START_TEST(test_a_client_dribbling_its_headers_is_cut_off_but_uploads_are_not)
+{
+	const char *req = "GET /v1/health HTTP/1.1\r\nHost: x\r\n"
+			  "X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+	int64_t t0, cut = 0;
+	size_t n = 192 << 10;
+	char *data;
+	struct upload_src src;
+	struct req_opts o = {.ctype = "application/octet-stream"};
+	struct resp r;
+	int fd;
+
+	teardown();
+	memset(&D, 0, sizeof(D));
+	daemon_start_conf(&D, "[api]\nconnection_timeout = 2\n");
+	fd = connect_raw(D.port);
+	t0 = now_ms();
+	/* one byte every 250 ms: never idle for 2 s, but the headers take
+	 * longer than 2 s */
+	for (size_t i = 0; req[i] && now_ms() - t0 < 10000; i++) {
+		if (send(fd, req + i, 1, MSG_NOSIGNAL) != 1) {
+			cut = now_ms() - t0;
+			break;
+		}
+		sleep_ms(250);
+	}
+	if (!cut) {
+		char b[256];
+		struct timeval tv = {5, 0};
+
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (read(fd, b, sizeof(b)) <= 0)
+			cut = now_ms() - t0;
+	}
+	close(fd);
+	ck_assert_msg(cut > 0, "the dribbling client was never cut off");
+	ck_assert_int_lt(cut, 6000);
+	/* an upload that takes longer than the timeout but is never idle
+	 * for it is fine: 12 chunks 300 ms apart */
+	data = calloc(1, n);
+	src = (struct upload_src){data, n, 0, 16 << 10, 300};
+	o.src = &src;
+	http_ex("PUT", "/v1/images/" IMG, NULL, 0, &o, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	free(data);
+}
+END_TEST
+
 START_TEST(test_connections_over_the_limit_are_refused)
 {
 	int fds[8], extra;
@@ -2023,7 +2082,7 @@ main(void)
 
 	tc = tcase_create("list");
 	tcase_add_checked_fixture(tc, setup, teardown);
-	tcase_set_timeout(tc, 240);
+	tcase_set_timeout(tc, 400);
 	tcase_add_test(
 	    tc, test_pagination_walks_1000_instances_once_each_in_order);
 	tcase_add_test(tc, test_list_limits_and_markers_are_checked);
@@ -2052,6 +2111,8 @@ main(void)
 	tcase_add_test(
 	    tc, test_tls_serves_https_with_the_configured_certificate);
 	tcase_add_test(tc, test_a_slow_client_is_cut_off_after_the_timeout);
+	tcase_add_test(tc,
+	    test_a_client_dribbling_its_headers_is_cut_off_but_uploads_are_not);
 	tcase_add_test(tc, test_connections_over_the_limit_are_refused);
 	tcase_add_test(
 	    tc, test_sigterm_drains_an_in_flight_upload_then_exits_0);
