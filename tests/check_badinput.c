@@ -1069,6 +1069,43 @@ START_TEST(test_hostile_request_gets_its_status_and_changes_nothing)
 }
 END_TEST
 
+/* A symlink planted where an upload lands must not be written through:
+ * the upload replaces the link (or is refused), the target stays intact. */
+START_TEST(test_image_upload_onto_a_planted_symlink_writes_nothing_through_it)
+{
+	static const char id[] = "0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0abc";
+	char victim[600], link[600], *text;
+	struct resp r;
+	struct stat st;
+
+	snprintf(victim, sizeof(victim), "%s/victim", state_dir);
+	snprintf(link, sizeof(link), "%s/state/images/%s", state_dir, id);
+	write_file(victim, "precious\n");
+	ck_assert_int_eq(symlink(victim, link), 0);
+	http("PUT", "/v1/images/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0abc", NULL,
+	    AUTH_GOOD, "application/octet-stream", "EVILEVIL", 8, &r);
+	ck_assert_msg(r.status == 201 || r.status == 409 || r.status == 400,
+	    "upload onto a symlink answered %d: %s", r.status, r.raw);
+	text = testutil_read_file(victim, NULL);
+	ck_assert_str_eq(text, "precious\n");
+	free(text);
+	if (r.status == 201) {
+		struct resp x;
+
+		ck_assert_int_eq(lstat(link, &st), 0);
+		ck_assert_msg(!S_ISLNK(st.st_mode), "the link is still there");
+		http("DELETE",
+		    "/v1/images/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0abc", NULL,
+		    AUTH_GOOD, NULL, NULL, 0, &x);
+		ck_assert_int_eq(x.status, 204);
+		resp_clear(&x);
+	} else
+		(void)unlink(link);
+	resp_clear(&r);
+	assert_unchanged("upload onto a symlink");
+}
+END_TEST
+
 /* --- slow clients and idle floods ----------------------------------------- */
 
 START_TEST(test_slow_headers_are_cut_off_without_holding_up_others)
@@ -1169,6 +1206,8 @@ badinput_suite(void)
 	tcase_add_loop_test(tc,
 	    test_hostile_request_gets_its_status_and_changes_nothing, 0,
 	    (int)ELEMENTSOF(cases));
+	tcase_add_test(tc,
+	    test_image_upload_onto_a_planted_symlink_writes_nothing_through_it);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("slow_clients");
