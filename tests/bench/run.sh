@@ -177,9 +177,15 @@ fi
 case " $PARTS " in *" model "*) ;; *) false ;; esac &&
 for p in bench_model; do
 	if [ -x "$B/tests/bench/$p" ]; then
+		log "$p ($RUNS runs)"
 		for r in $(seq "$RUNS"); do "$B/tests/bench/$p" >>"$raw" || true; done
 	fi
 done
+# The store alone (its own medians over rounds): one run.
+if [ -x "$B/tests/bench/bench_store" ] && case " $PARTS " in *" model "*) true ;; *) false ;; esac; then
+	log "bench_store"
+	(cd "$tmp" && "$B/tests/bench/bench_store") >>"$raw" || true
+fi
 
 # --- memory, list, start-up over NLIST instances ----------------------------
 # The instances are written straight into the database (bench_populate: the
@@ -234,7 +240,7 @@ cat "$tmp/median.txt"
 summary() {
 echo "summary (median of $RUNS runs; $N creates per run, \"start\": false; 5 BDMs each)"
 awk '
-{ val[$1] = $2 }
+{ val[$1] = $2; unit[$1] = $3 }
 function g(k) { return (k in val) ? val[k] : "-" }
 END {
 	printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "create", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "floor r/s", "ratio"
@@ -249,7 +255,7 @@ END {
 	printf "list limit=100:  p50 %s ms, p99 %s ms;  limit=1000: p50 %s ms, p99 %s ms (target p99 < 25)\n", g("list_p100_p50"), g("list_p100_p99"), g("list_p1000_p50"), g("list_p1000_p99")
 	for (k in val) if (k ~ /^rss_/) printf "%s %s KiB\n", k, val[k]
 	for (k in val) if (k ~ /^startup_/) printf "%s %s ms\n", k, val[k]
-	for (k in val) if (k ~ /^model_|^bench_model/) printf "%s %s\n", k, val[k]
+	for (k in val) if (k ~ /^model_|^store_/) printf "%s %s %s\n", k, val[k], unit[k]
 }' "$tmp/median.txt"
 }
 echo
