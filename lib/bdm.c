@@ -556,7 +556,8 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
  * Random (version 4) UUIDs, eight per getrandom() call: libuuid's
  * uuid_generate_random (util_uuid_generate) costs about 2 us a call, more
  * than all of the rest of bdm_instance_prepare. Same kernel CSPRNG; falls
- * back to util_uuid_generate if getrandom fails.
+ * back to util_uuid_generate if getrandom fails (or would block, early at
+ * boot before the pool is ready).
  */
 struct uuid_pool {
 	unsigned char buf[16 * 8];
@@ -571,7 +572,7 @@ uuid_pool_draw(struct uuid_pool *p, char out[UUID_STR_LEN])
 	char *o = out;
 
 	if (p->left == 0) {
-		if (getrandom(p->buf, sizeof(p->buf), 0) !=
+		if (getrandom(p->buf, sizeof(p->buf), GRND_NONBLOCK) !=
 		    (ssize_t)sizeof(p->buf)) {
 			util_uuid_generate(out);
 			return;

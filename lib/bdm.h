@@ -165,8 +165,12 @@ void image_props_clear(struct image_props *p);
  * does not give them, fills defaults (device_type disk, delete_on_termination
  * for local disks, ...), validates every rule, and draws a uuid for every
  * BDM that has none (a generated one whose first 20 characters collide
- * with another disk's is drawn again). Returns 0, or -EINVAL with the
- * field named in e, or -EEXIST for colliding volume ids / serials.
+ * with another disk's is drawn again), and the instance uuid if empty.
+ * The image root goes first, the flavor's disks last. Calling it again
+ * on its result changes nothing. lim NULL means BDM_LIMITS_DEFAULT.
+ * Returns 0, or -EINVAL with the field named in e, or -EEXIST for
+ * colliding volume ids / bdm_uuids / serials, -ENOMEM; on failure inst
+ * may be half-defaulted and is only good for instance_free.
  */
 int bdm_instance_prepare(
     struct instance *inst, const struct bdm_limits *lim, struct err *e);
@@ -175,8 +179,10 @@ int bdm_instance_prepare(
  * Validates a BDM for a volume attached to an existing instance (the
  * attach route): destination volume, volume_id and connection_info set,
  * device_name/disk_bus well formed, no volume id or serial collision with
- * the instance's BDMs. Draws the uuid if not given. Returns 0, -EINVAL,
- * -EEXIST.
+ * the instance's BDMs. Draws the uuid if not given. Device-name clashes
+ * and the attach limit are blockinfo_pick_attach's (lim is not used
+ * here). Returns 0, -EINVAL, -EEXIST (volume already attached, its
+ * serial prefix or the bdm_uuid taken), -ENOMEM.
  */
 int bdm_prepare_attach(const struct instance *inst, struct bdm *b,
     const struct bdm_limits *lim, struct err *e);

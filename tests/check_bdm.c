@@ -222,6 +222,9 @@ START_TEST(test_prepare_valid_request_gives_expected_bdms)
 		const struct bdm *b = &inst->bdms[i];
 
 		ck_assert(util_uuid_is_canonical(b->uuid));
+		/* drawn ones are random (version 4, RFC 4122 variant) */
+		ck_assert(b->uuid_given ||
+		    (b->uuid[14] == '4' && strchr("89ab", b->uuid[19])));
 		ck_assert_int_ne(b->source_type, BDM_SOURCE_UNSET);
 		ck_assert_int_ne(b->destination_type, BDM_DEST_UNSET);
 		ck_assert_int_ne(b->device_type, BDM_DEVICE_UNSET);
