@@ -2,10 +2,11 @@
 # start.sh DIR: starts a private libvirtd (QEMU driver, running as root) that
 # touches nothing of the host's libvirt state, and prints its URI.
 #
-# The daemon runs in its own mount namespace (unshare -m, private
-# propagation) with overlayfs over /etc, /var and /run whose upper and work
-# directories live in DIR/ov, so everything it writes (domain configs,
-# state, logs, pid files) lands in DIR. Its sockets live in DIR/sock; DIR
+# The daemon runs in its own mount and network namespaces (unshare -m -n,
+# private propagation) with overlayfs over /etc, /var and /run whose upper
+# and work directories live in DIR/ov, so everything it writes (domain
+# configs, state, logs, pid files) lands in DIR, and it sees none of the
+# host's libvirt state. Its sockets live in DIR/sock; DIR
 # must be short (UNIX socket paths hold at most 108 bytes). Disk images
 # must live outside /etc, /var and /run (DIR itself is fine).
 # Starting again on a DIR that stop.sh left alone keeps the domains.
@@ -52,8 +53,8 @@ cgroup_controllers = [ ]
 CONF
 cat >"$D/ns.sh" <<'NS'
 #!/bin/sh
-# Runs inside the private mount namespace: overlay /etc, /var and /run,
-# then become libvirtd (same pid).
+# Runs inside the private mount (and network) namespace: overlay /etc,
+# /var and /run, then become libvirtd (same pid).
 set -e
 D=$1
 for d in etc var run; do
@@ -61,6 +62,17 @@ for d in etc var run; do
 	    -o "lowerdir=/$d,upperdir=$D/ov/$d.u,workdir=$D/ov/$d.w" "/$d" ||
 	    { echo "hlv: cannot mount overlayfs on /$d" >&2; exit 77; }
 done
+# None of the host's libvirt state: its domains, networks, pools and
+# secrets, and the status files of guests it runs, would otherwise be
+# loaded (and autostarted, or reconnected to). Removing them in the
+# overlay only writes whiteouts into DIR; the host's files stay.
+# Only on the first start on DIR: a restart keeps what the tests made.
+grep -qF "upperdir=$D/ov/run.u," /proc/self/mountinfo || exit 1
+if [ ! -e "$D/ov/hidden" ]; then
+	rm -rf /etc/libvirt/qemu /etc/libvirt/storage /etc/libvirt/nwfilter \
+	    /etc/libvirt/secrets /var/lib/libvirt /run/libvirt
+	: >"$D/ov/hidden"
+fi
 # The QEMU driver looks its compiled-in user up at start, even when
 # qemu.conf names root.
 getent group libvirt-qemu >/dev/null ||
@@ -80,7 +92,8 @@ rm -f "$D/sock/libvirt-sock" "$D/sock/libvirt-sock-ro" \
     "$D/sock/libvirt-admin-sock" "$D/libvirtd.pid"
 # stdin from /dev/null, our stdout not inherited: a caller reading the URI
 # from $(start.sh) must not wait for the daemon to close it
-unshare -m --propagation private "$D/ns.sh" "$D" \
+# -n: a network it might start (a bridge, firewall rules) stays private
+unshare -m -n --propagation private "$D/ns.sh" "$D" \
     </dev/null >"$D/daemon.out" 2>&1 &
 pid=$!
 echo "$pid" >"$D/daemon.pid"
