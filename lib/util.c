@@ -4,6 +4,7 @@
  * here are the ones every module shares, so that "valid" means one thing.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -16,14 +17,34 @@
  * getrandom(2) through a small per-thread pool: libuuid's
  * uuid_generate_random() re-seeds random() with several system calls on
  * every call, which cost more than the rest of a create request's model
- * work. libuuid still formats the result.
+ * work. libuuid still formats the result. A forked child drops the pool
+ * it inherited, or parent and child would hand out the same UUIDs.
  */
+static __thread unsigned char pool[256];
+static __thread size_t used = sizeof(pool);
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+/* Runs in the child, in the one thread fork() left: its pool is the
+ * parent's. */
+static void
+pool_drop(void)
+{
+	explicit_bzero(pool, sizeof(pool));
+	used = sizeof(pool);
+}
+
+static void
+pool_init(void)
+{
+	(void)pthread_atfork(NULL, NULL, pool_drop);
+}
+
 void
 util_uuid_generate(char out[UUID_STR_LEN])
 {
-	static __thread unsigned char pool[256];
-	static __thread size_t used = sizeof(pool);
 	uuid_t u;
+
+	(void)pthread_once(&pool_once, pool_init);
 
 	if (used + sizeof(u) > sizeof(pool)) {
 		size_t got = 0;
