@@ -123,9 +123,10 @@ class Daemon:
             raise RuntimeError("image upload: %d %s" % (st, data[:300]))
 
 
-def body(name):
+def body(name, inst_uuid=None):
     vols = [str(uuid.uuid4()), str(uuid.uuid4())]
-    return json.dumps({
+    extra = {"uuid": inst_uuid} if inst_uuid else {}
+    return json.dumps(dict(extra, **{
         "name": name, "start": False,
         "flavor": {"vcpus": 1, "memory_mb": 128, "root_gb": 1,
                    "ephemeral_gb": 1, "swap": 16},
@@ -143,7 +144,7 @@ def body(name):
               "connection_info": {"driver_volume_type": "file",
                                   "data": {"device_path":
                                            "/tmp/hl-crash-vol-" + v}}}
-             for v in vols]})
+             for v in vols]}))
 
 
 def virsh(*args):
@@ -308,8 +309,39 @@ def phase_kills():
 
 # --- phase 2: libvirt goes away ----------------------------------------------
 def phase_libvirt_outage(d):
+    # Creates in flight while libvirtd is stopped: each is answered 201 or
+    # 503 (never 500 or a hang), and none is left half made.
+    stop = threading.Event()
+    answers = []
+
+    def worker(n):
+        i = 0
+        while not stop.is_set():
+            i += 1
+            u = str(uuid.uuid4())
+            try:
+                st, _, data = d.req("POST", "/v1/instances",
+                                    body("midway-%d-%d" % (n, i), u),
+                                    timeout=60)
+            except OSError as ex:
+                st, data = 0, str(ex).encode()
+            answers.append((st, data[:200], u))
+            if st == 503:
+                time.sleep(0.1)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
     subprocess.run([os.path.join(HARNESS, "stop.sh"), LVDIR],
                    env=dict(os.environ, HLV_KEEP="1"), check=False)
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join()
+    bad = [a[:2] for a in answers if a[0] not in (201, 503)]
+    check(not bad, "creates in flight when libvirt goes away get 201 or "
+          "503 (%d answers; others: %s)" % (len(answers), bad[:3]))
     codes = []
     for i in range(3):
         try:
@@ -339,6 +371,23 @@ def phase_libvirt_outage(d):
     check(st == 201, "creates succeed again once libvirt is back (%d)" % st)
     hst, _, _ = d.req("GET", "/v1/health", timeout=30)
     check(hst == 200, "health is 200 again (%d)" % hst)
+    # A restart (reconciliation) must not bring refused creates back.
+    d.stop()
+    d.start()
+    st, _, data = d.req("GET", "/v1/instances?limit=1000", timeout=60)
+    insts = json.loads(data)["instances"]
+    left = [(i["uuid"], i["state"]) for i in insts
+            if i["state"] in ("building", "deleting")]
+    check(not left, "no instance is left building/deleting by the outage "
+          "(%s)" % left[:3])
+    refused = {a[2] for a in answers if a[0] == 503}
+    back = [(i["uuid"], i["state"]) for i in insts if i["uuid"] in refused]
+    check(not back, "no create answered 503 exists after recovery and a "
+          "restart (%d of %d: %s)" % (len(back), len(refused), back[:3]))
+    doms = set(virsh("list", "--all", "--uuid").stdout.split())
+    nodom = [(i["uuid"], i["state"]) for i in insts if i["uuid"] not in doms]
+    check(not nodom, "every listed instance has its domain after the "
+          "outage (%s)" % nodom[:3])
 
 
 # --- phase 3: full disk ------------------------------------------------------
