@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "compute.h"
+
+#define COMPUTE_RECONCILE_RETRIES 3
 
 struct compute {
 	struct virt *virt;
@@ -595,10 +598,10 @@ reconcile_one(struct compute *c, struct store *s, struct instance *inst,
 	}
 }
 
-/* Reconciles every row with libvirt (see compute.h); *r filled, owned
- * parts freed by compute_report_clear. Returns 0, -EAGAIN, -EIO, -ENOMEM. */
-int
-compute_reconcile(
+/* One pass over every row and domain. Counters add up across passes;
+ * failed, first_error and unknown describe this pass only. */
+static int
+reconcile_pass(
     struct compute *c, struct store *s, struct compute_report *r, struct err *e)
 {
 	_cleanup_free_ struct virt_domain *doms = NULL;
@@ -607,7 +610,11 @@ compute_reconcile(
 	size_t nd = 0, n = 0, i, nu = 0;
 	int rc;
 
-	*r = (struct compute_report){0};
+	r->failed = 0;
+	r->first_error[0] = '\0';
+	free(r->unknown);
+	r->unknown = NULL;
+	r->n_unknown = 0;
 	if ((rc = virt_list(c->virt, &doms, &nd, e)) < 0)
 		return rc;
 	if ((rc = store_instance_list(s, NULL, 0, &v, &n, e)) < 0)
@@ -648,4 +655,27 @@ compute_reconcile(
 				    UUID_STR_LEN);
 	}
 	return 0;
+}
+
+/* Reconciles every row with libvirt (see compute.h); *r filled, owned
+ * parts freed by compute_report_clear. A pass that leaves failures is
+ * repeated after 0.5, 1 and 2 s: work a killed client started can still
+ * be running in libvirtd (a volume being created keeps its pool busy), and
+ * every step of a pass is idempotent. Returns 0, -EAGAIN, -EIO, -ENOMEM. */
+int
+compute_reconcile(
+    struct compute *c, struct store *s, struct compute_report *r, struct err *e)
+{
+	int rc, attempt;
+
+	*r = (struct compute_report){0};
+	for (attempt = 0;; attempt++) {
+		if ((rc = reconcile_pass(c, s, r, e)) < 0) {
+			compute_report_clear(r);
+			return rc;
+		}
+		if (r->failed == 0 || attempt == COMPUTE_RECONCILE_RETRIES)
+			return 0;
+		(void)usleep((useconds_t)(500000u << attempt));
+	}
 }

@@ -12,7 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bdm.h"
@@ -592,6 +595,107 @@ START_TEST(test_compute_reconcile_takes_the_state_from_libvirt)
 }
 END_TEST
 
+/* ---- kill -9 (private libvirtd only) ---------------------------------- */
+
+/* The child of the kill test: its own store, libvirt connection and
+ * compute, one create, no Check calls (it is killed at a random point). */
+static void _noreturn_
+kill_child(int i)
+{
+	struct virt_opts vo = {.uri = uri, .virt_type = "qemu"};
+	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = NULL;
+	struct store *cs = NULL;
+	struct virt *cv = NULL;
+	struct compute *cc = NULL;
+	struct err e = {0};
+	char json[512];
+
+	(void)snprintf(json, sizeof(json),
+	    "{\"name\": \"k-%d\", \"flavor\": {\"vcpus\": 1,"
+	    " \"memory_mb\": 64, \"root_gb\": 1, \"ephemeral_gb\": 1,"
+	    " \"swap\": 16}, \"imageRef\": \"" IMAGE_ID "\"}",
+	    i);
+	vo.instances_path = inst_path;
+	if (store_open(db_path, NULL, &cs, &e) < 0 ||
+	    virt_open(&vo, &cv, &e) < 0)
+		_exit(2);
+	co.virt = cv;
+	co.images_dir = images_dir;
+	if (compute_new(&co, &cc, &e) < 0 ||
+	    bdm_json_parse_create(json, strlen(json), &inst, &e) < 0 ||
+	    bdm_instance_prepare(inst, &lim, &e) < 0)
+		_exit(3);
+	_exit(compute_create(cc, cs, inst, NULL, NULL, &e) < 0 ? 4 : 0);
+}
+
+START_TEST(test_compute_create_killed_at_any_step_is_made_whole_by_reconcile)
+{
+	static const int delay_ms[] = {0, 20, 100, 300, 700, 1500, 3000};
+	struct virt_opts vo = {.uri = uri, .virt_type = "qemu"};
+	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
+	struct err e = {0};
+	size_t i, j;
+
+	for (i = 0; i < ELEMENTSOF(delay_ms); i++) {
+		struct compute_report r;
+		struct instance **l = NULL;
+		struct dirent *de;
+		size_t n = 0;
+		pid_t pid;
+		DIR *d;
+
+		/* Nothing of ours is open across the fork. */
+		c = compute_free(c);
+		s = store_close(s);
+		v = virt_close(v);
+		pid = fork();
+		ck_assert_int_ge(pid, 0);
+		if (pid == 0)
+			kill_child((int)i);
+		usleep((useconds_t)delay_ms[i] * 1000);
+		(void)kill(pid, SIGKILL);
+		ck_assert_int_eq(waitpid(pid, NULL, 0), pid);
+
+		/* What a restarted hyperletd does. */
+		vo.instances_path = inst_path;
+		ck_assert_int_eq(store_open(db_path, NULL, &s, &e), 0);
+		ck_assert_msg(virt_open(&vo, &v, &e) == 0, "%s", e.msg);
+		co.virt = v;
+		co.images_dir = images_dir;
+		ck_assert_int_eq(compute_new(&co, &c, &e), 0);
+		reconcile(&r);
+		ck_assert_uint_eq(r.n_unknown, 0);
+		/* Where the kill landed, for the log. */
+		printf("kill after %d ms: %zu rows, %zu builds rolled back, "
+		       "%zu finished\n",
+		    delay_ms[i], r.instances, r.builds_rolled_back,
+		    r.builds_finished);
+		fflush(stdout);
+		compute_report_clear(&r);
+
+		/* Every row is settled and has its domain... */
+		ck_assert_int_eq(
+		    store_instance_list(s, NULL, 0, &l, &n, &e), 0);
+		for (j = 0; j < n; j++) {
+			ck_assert_int_ne(l[j]->state, INSTANCE_BUILDING);
+			ck_assert_int_ne(l[j]->state, INSTANCE_DELETING);
+			ck_assert(dom_exists(l[j]->uuid));
+		}
+		store_instance_list_free(l, n);
+		/* ...and no instance directory outlives its row. */
+		d = opendir(inst_path);
+		ck_assert_ptr_nonnull(d);
+		while ((de = readdir(d)) != NULL)
+			if (de->d_name[0] != '.')
+				ck_assert_msg(row_exists(de->d_name),
+				    "disks of %s without a row", de->d_name);
+		closedir(d);
+	}
+}
+END_TEST
+
 int
 main(void)
 {
@@ -652,6 +756,10 @@ main(void)
 	tcase_add_test(
 	    tc, test_compute_reconcile_reports_a_hyperlet_domain_without_a_row);
 	tcase_add_test(tc, test_compute_reconcile_takes_the_state_from_libvirt);
+	/* test:///default lives in the process that is killed. */
+	if (real)
+		tcase_add_test(tc,
+		    test_compute_create_killed_at_any_step_is_made_whole_by_reconcile);
 
 	return testutil_run(su);
 }
