@@ -7,7 +7,8 @@
 # ("name value unit", the median of BENCH_RUNS runs) and a summary table.
 # Not a test: it never fails on a slow figure, only on a broken run.
 #
-# Knobs (environment): BENCH_LIBVIRTD=1 (start a private libvirtd for
+# Knobs (environment): BENCH_URI_N (creates per run there, 100),
+# BENCH_LIBVIRTD=1 (start a private libvirtd for
 # the BENCH_URI figures), BENCH_RUNS (3), BENCH_N (creates per run, 200),
 # BENCH_LIST_N (instances for list/memory/start-up, 10000), BENCH_URI
 # (also measure create against this libvirt URI, e.g. a private libvirtd),
@@ -28,6 +29,7 @@ RUNS=${BENCH_RUNS:-3}
 N=${BENCH_N:-200}
 NLIST=${BENCH_LIST_N:-10000}
 PARTS=${BENCH_PARTS:-create model list}
+NURI=${BENCH_URI_N:-100}
 HYPERLETD=${HYPERLETD:-$B/daemon/hyperletd}
 LOADGEN=$B/tests/bench/bench_loadgen
 FLOOR=$B/tests/bench/bench_floor
@@ -147,17 +149,18 @@ domain_xml() {
 # RUNS times at each concurrency.
 create_figures() {
 	label=$1
+	n=$4
 	start_daemon "$tmp/state-$label" "$2" "$3"
 	upload_image
 	domain_xml "$tmp/domain-$label.xml"
 	for r in $(seq "$RUNS"); do
 		for c in 1 8 32; do
-			log "$label run $r/$RUNS: $N creates at concurrency $c"
-			"$LOADGEN" create "$base" "$tmp/body.json" "$N" "$c" \
+			log "$label run $r/$RUNS: $n creates at concurrency $c"
+			"$LOADGEN" create "$base" "$tmp/body.json" "$n" "$c" \
 			    "${label}_c$c" >>"$raw"
 			rm -f "$tmp/floor-$label.db"*
 			"$FLOOR" "$tmp/floor-$label.db" "$2" \
-			    "$tmp/domain-$label.xml" "$N" "$c" "${label}_c$c" >>"$raw"
+			    "$tmp/domain-$label.xml" "$n" "$c" "${label}_c$c" >>"$raw"
 		done
 	done
 	stop_daemon
@@ -167,9 +170,9 @@ create_figures() {
 # test:///default lives in one process's memory: hyperletd defines on its
 # own, the floor on its own test:///default.
 case " $PARTS " in *" create "*)
-create_figures test test:///default kvm
+create_figures test test:///default kvm "$N"
 if [ -n "${BENCH_URI:-}" ]; then
-	create_figures uri "$BENCH_URI" "${BENCH_VIRT_TYPE:-qemu}"
+	create_figures uri "$BENCH_URI" "${BENCH_VIRT_TYPE:-qemu}" "$NURI"
 fi
 ;; esac
 
@@ -271,7 +274,7 @@ if [ -n "${BENCH_MD:-}" ]; then
 		echo "- machine: $(nproc) CPUs, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo), $(awk '/^MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo) RAM, $(uname -sr)"
 		echo "- libvirt $(pkg-config --modversion libvirt 2>/dev/null), SQLite $(pkg-config --modversion sqlite3 2>/dev/null), libmicrohttpd $(pkg-config --modversion libmicrohttpd 2>/dev/null)"
 		echo "- hyperletd: $HYPERLETD ($(grep -o "CFLAGS = .*" "$B/Makefile" 2>/dev/null | head -1))"
-		echo "- runs: $RUNS per figure (medians), $N creates per run, list/memory/start-up over $NLIST instances"
+		echo "- runs: $RUNS per figure (medians), $N creates per run ($NURI on BENCH_URI), list/memory/start-up over $NLIST instances"
 		echo "- BENCH_URI: ${BENCH_URI:-none}"
 		echo
 		echo '```'
