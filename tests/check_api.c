@@ -408,11 +408,16 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 		if (!o->chunked)
 			curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
 			    (curl_off_t)o->src->len);
-		h = curl_slist_append(h, "Expect:");
+		/* curl's Expect: 100-continue stays, so a refusal before the
+		 * body (413, 409) is read before the body is sent */
 	} else if (body) {
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 		curl_easy_setopt(
 		    c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+		/* a large body waits for 100-continue, so an early 413 is
+		 * read rather than reset away with the unread body */
+		if (blen > 16384)
+			h = curl_slist_append(h, "Expect: 100-continue");
 	}
 	if (o->chunked)
 		h = curl_slist_append(h, "Transfer-Encoding: chunked");
