@@ -738,6 +738,243 @@ check_instance(const struct instance *inst, struct err *e)
 	return check_props(&inst->props, e);
 }
 
+/* ---- uniqueness ---------------------------------------------------- */
+
+/*
+ * Device names, volume ids (by serial prefix), bdm_uuids and serials must
+ * be unique within an instance. Up to BDM_PAIRWISE_MAX BDMs (the usual
+ * case) every pair is compared; above, the keys are sorted, so that a
+ * max_bdms of 1024 costs n log n. Both paths name the same BDM: the
+ * lowest-indexed one that repeats an earlier one.
+ */
+#define BDM_PAIRWISE_MAX 16
+
+enum dup_kind { DUP_NONE, DUP_DEVICE, DUP_VOLUME, DUP_UUID };
+
+struct ref {
+	const char *s;
+	size_t i;
+};
+
+static int
+ref_cmp(const void *a, const void *b)
+{
+	const struct ref *x = a, *y = b;
+	int c = strcmp(x->s, y->s);
+
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+static int
+ref_cmp_prefix(const void *a, const void *b)
+{
+	const struct ref *x = a, *y = b;
+	int c = strncmp(x->s, y->s, BDM_SERIAL_PREFIX);
+
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+/* Sorts r[0..n) by key then index; returns the lowest index that repeats
+ * the key of a lower one (and that one in *ret_first), or SIZE_MAX. */
+static size_t
+first_repeat(struct ref *r, size_t n, bool prefix, size_t *ret_first)
+{
+	size_t best = SIZE_MAX;
+
+	qsort(r, n, sizeof(*r), prefix ? ref_cmp_prefix : ref_cmp);
+	for (size_t k = 1; k < n; k++) {
+		bool eq = prefix ? prefix_eq(r[k - 1].s, r[k].s)
+				 : STREQ(r[k - 1].s, r[k].s);
+
+		/* in a run of equal keys only the second can be lowest */
+		if (eq &&
+		    (k < 2 ||
+			!(prefix ? prefix_eq(r[k - 2].s, r[k].s)
+				 : STREQ(r[k - 2].s, r[k].s))) &&
+		    r[k].i < best) {
+			best = r[k].i;
+			*ret_first = r[k - 1].i;
+		}
+	}
+	return best;
+}
+
+/* Finds the first repeated device name, volume or given bdm_uuid: sets
+ * *ret_i (the repeating BDM), *ret_k (the one it repeats) and returns the
+ * kind, or DUP_NONE. refs holds at least n entries. */
+static enum dup_kind
+find_dup(
+    const struct instance *inst, struct ref *refs, size_t *ret_i, size_t *ret_k)
+{
+	const struct bdm *bdms = inst->bdms;
+	size_t n = inst->n_bdms, m, first = 0, i;
+	enum dup_kind kind = DUP_NONE;
+
+	if (n <= BDM_PAIRWISE_MAX) {
+		for (i = 0; i < n; i++)
+			for (size_t k = 0; k < i; k++) {
+				const struct bdm *b = &bdms[i], *c = &bdms[k];
+
+				if (b->device_name && c->device_name &&
+				    STREQ(b->device_name, c->device_name))
+					kind = DUP_DEVICE;
+				else if (bdm_is_volume(b) && bdm_is_volume(c) &&
+				    prefix_eq(b->volume_id, c->volume_id))
+					kind = DUP_VOLUME;
+				else if (b->uuid[0] && c->uuid[0] &&
+				    STREQ(b->uuid, c->uuid))
+					kind = DUP_UUID;
+				if (kind != DUP_NONE) {
+					*ret_i = i;
+					*ret_k = k;
+					return kind;
+				}
+			}
+		return DUP_NONE;
+	}
+
+	/* sorted: the lowest repeating index over the three kinds (when one
+	 * BDM repeats two others, the kind named may differ from the
+	 * pairwise loop's) */
+	*ret_i = SIZE_MAX;
+	for (int pass = DUP_DEVICE; pass <= DUP_UUID; pass++) {
+		m = 0;
+		for (i = 0; i < n; i++) {
+			const struct bdm *b = &bdms[i];
+			const char *key = pass == DUP_DEVICE ? b->device_name
+			    : pass == DUP_VOLUME
+			    ? (bdm_is_volume(b) ? b->volume_id : NULL)
+			    : (b->uuid[0] ? b->uuid : NULL);
+
+			if (key)
+				refs[m++] = (struct ref){key, i};
+		}
+		i = first_repeat(refs, m, pass == DUP_VOLUME, &first);
+		if (i < *ret_i) {
+			*ret_i = i;
+			*ret_k = first;
+			kind = (enum dup_kind)pass;
+		}
+	}
+	return kind;
+}
+
+/* Serial ids of every disk that has one (volume ids, and local bdm uuids
+ * that are set) into refs; returns how many. */
+static size_t
+serial_refs(const struct instance *inst, struct ref *refs)
+{
+	size_t m = 0;
+
+	for (size_t i = 0; i < inst->n_bdms; i++) {
+		const char *s = serial_id(&inst->bdms[i]);
+
+		if (s[0] != '\0')
+			refs[m++] = (struct ref){s, i};
+	}
+	return m;
+}
+
+/* The lowest-indexed local disk with a uuid whose serial prefix another
+ * disk shares, or SIZE_MAX. */
+static size_t
+find_serial_clash(const struct instance *inst, struct ref *refs)
+{
+	size_t n = inst->n_bdms, best = SIZE_MAX, m, g;
+
+	if (n <= BDM_PAIRWISE_MAX) {
+		for (size_t i = 0; i < n; i++) {
+			const struct bdm *b = &inst->bdms[i];
+
+			if (b->uuid[0] && !bdm_is_volume(b) &&
+			    b->device_type != BDM_DEVICE_LUN &&
+			    serial_taken(inst->bdms, n, i, b->uuid))
+				return i;
+		}
+		return SIZE_MAX;
+	}
+	m = serial_refs(inst, refs);
+	qsort(refs, m, sizeof(*refs), ref_cmp_prefix);
+	for (size_t k = 0; k < m; k = g) {
+		for (g = k + 1; g < m && prefix_eq(refs[k].s, refs[g].s); g++)
+			;
+		/* a run of two or more: its local members clash */
+		for (size_t x = k; g - k > 1 && x < g; x++)
+			if (!bdm_is_volume(&inst->bdms[refs[x].i]) &&
+			    refs[x].i < best)
+				best = refs[x].i;
+	}
+	return best;
+}
+
+/* Draws a uuid for every BDM without one; a local disk's is drawn again
+ * while its first 20 characters are another disk's serial prefix. */
+static int
+draw_uuids(struct instance *inst, struct uuid_pool *pool, struct ref *refs)
+{
+	size_t n = inst->n_bdms, m, g;
+	_cleanup_free_ bool *drawn = NULL;
+	bool again;
+
+	if (n <= BDM_PAIRWISE_MAX) {
+		for (size_t i = 0; i < n; i++) {
+			struct bdm *b = &inst->bdms[i];
+
+			if (b->uuid[0] != '\0')
+				continue;
+			do
+				uuid_pool_draw(pool, b->uuid);
+			while (!bdm_is_volume(b) &&
+			    serial_taken(inst->bdms, n, i, b->uuid));
+		}
+		return 0;
+	}
+	/* draw all, then redraw the drawn members of any clashing run
+	 * (keeping one when all of a run were drawn) until none clash */
+	if ((drawn = calloc(n, sizeof(*drawn))) == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct bdm *b = &inst->bdms[i];
+
+		if (b->uuid[0] != '\0')
+			continue;
+		uuid_pool_draw(pool, b->uuid);
+		/* only a local disk's uuid is its serial; a volume's serial
+		 * is its volume id, which no redraw changes */
+		drawn[i] = serial_id(b) == b->uuid;
+	}
+	do {
+		again = false;
+		m = serial_refs(inst, refs);
+		qsort(refs, m, sizeof(*refs), ref_cmp_prefix);
+		for (size_t k = 0; k < m; k = g) {
+			bool keep_one = true;
+
+			for (g = k + 1;
+			     g < m && prefix_eq(refs[k].s, refs[g].s); g++)
+				if (!drawn[refs[g].i])
+					keep_one = false;
+			if (g - k < 2)
+				continue;
+			/* a given id in the run stays; else the first drawn */
+			if (!drawn[refs[k].i])
+				keep_one = false;
+			for (size_t x = k; x < g; x++) {
+				if (!drawn[refs[x].i])
+					continue;
+				if (keep_one) {
+					keep_one = false;
+					continue;
+				}
+				uuid_pool_draw(
+				    pool, inst->bdms[refs[x].i].uuid);
+				again = true;
+			}
+		}
+	} while (again);
+	return 0;
+}
+
 /* The cross-BDM rules of _validate_bdm, the uniqueness of ids, device
  * names and serials, and the drawing of BDM uuids. */
 static int
@@ -750,9 +987,12 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 	size_t n = inst->n_bdms, n_boot = 0, n_local = 0, swap_at = SIZE_MAX;
 	int64_t eph_total = 0;
 	_cleanup_free_ unsigned char *seen_heap = NULL;
+	_cleanup_free_ struct ref *refs_heap = NULL;
 	unsigned char seen_stack[64];
 	unsigned char *seen = seen_stack;
-	size_t i;
+	struct ref *refs = NULL;
+	enum dup_kind dup;
+	size_t i, k = 0;
 	struct bdm *b;
 
 	/* boot indexes: exactly 0..k-1, each once (InvalidBDMBootSequence) */
@@ -782,10 +1022,8 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 		return err_set_field(e, -EINVAL, "imageRef",
 		    "field 'imageRef': no root disk: give imageRef or a "
 		    "block_device_mapping_v2 entry with boot_index 0");
-
-	if (bdm_is_local(root)) {
+	if (bdm_is_local(root))
 		root_name = root->device_name ? root->device_name : "/dev/vda";
-	}
 
 	for (i = 0; i < n; i++) {
 		b = &inst->bdms[i];
@@ -830,34 +1068,32 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 			return BDM_FAIL(-EINVAL, "device_name",
 			    "field '%s': %s is the root disk's device name", _f,
 			    root_name);
-		/* device names, volume ids and given uuids are unique */
-		for (size_t k = 0; k < i; k++) {
-			const struct bdm *c = &inst->bdms[k];
+	}
 
-			if (b->device_name && c->device_name &&
-			    STREQ(b->device_name, c->device_name))
-				return BDM_FAIL(-EINVAL, "device_name",
-				    "field '%s': device name %s is taken "
-				    "twice",
-				    _f, b->device_name);
-			if (bdm_is_volume(b) && bdm_is_volume(c) &&
-			    prefix_eq(b->volume_id, c->volume_id))
-				return BDM_FAIL(-EEXIST,
-				    b->source_type == BDM_SOURCE_VOLUME
-					? "uuid"
-					: "volume_id",
-				    STREQ(b->volume_id, c->volume_id)
-					? "field '%s': volume %s is mapped "
-					  "twice"
-					: "field '%s': volume %s shares its "
-					  "first 20 characters (the serial "
-					  "the guest sees) with another volume",
-				    _f, b->volume_id);
-			if (b->uuid[0] && c->uuid[0] && STREQ(b->uuid, c->uuid))
-				return BDM_FAIL(-EEXIST, "bdm_uuid",
-				    "field '%s': bdm_uuid %s is taken twice",
-				    _f, b->uuid);
-		}
+	if (n > BDM_PAIRWISE_MAX &&
+	    (refs = refs_heap = calloc(n, sizeof(*refs))) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	dup = find_dup(inst, refs, &i, &k);
+	if (dup != DUP_NONE) {
+		const struct bdm *c = &inst->bdms[k];
+
+		b = &inst->bdms[i];
+		if (dup == DUP_DEVICE)
+			return BDM_FAIL(-EINVAL, "device_name",
+			    "field '%s': device name %s is taken twice", _f,
+			    b->device_name);
+		if (dup == DUP_VOLUME)
+			return BDM_FAIL(-EEXIST,
+			    b->source_type == BDM_SOURCE_VOLUME ? "uuid"
+								: "volume_id",
+			    STREQ(b->volume_id, c->volume_id)
+				? "field '%s': volume %s is mapped twice"
+				: "field '%s': volume %s shares its first 20 "
+				  "characters (the serial the guest sees) with "
+				  "another volume",
+			    _f, b->volume_id);
+		return BDM_FAIL(-EEXIST, "bdm_uuid",
+		    "field '%s': bdm_uuid %s is taken twice", _f, b->uuid);
 	}
 	if (lim->max_local_block_devices >= 0 &&
 	    n_local > (size_t)lim->max_local_block_devices)
@@ -871,26 +1107,19 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 	 * a drawn one is drawn again until it does not */
 	for (i = 0; i < n; i++) {
 		b = &inst->bdms[i];
-		if (b->uuid[0] == '\0')
-			continue;
-		if (!util_uuid_is_canonical(b->uuid))
+		if (b->uuid[0] != '\0' && !util_uuid_is_canonical(b->uuid))
 			return BDM_FAIL(-EINVAL, "bdm_uuid",
 			    "field '%s': expected a UUID", _f);
-		if (!bdm_is_volume(b) && b->device_type != BDM_DEVICE_LUN &&
-		    serial_taken(inst->bdms, n, i, b->uuid))
-			return BDM_FAIL(-EEXIST, "bdm_uuid",
-			    "field '%s': its first %d characters (the disk's "
-			    "serial) collide with another disk's",
-			    _f, BDM_SERIAL_PREFIX);
 	}
-	for (i = 0; i < n; i++) {
+	if ((i = find_serial_clash(inst, refs)) != SIZE_MAX) {
 		b = &inst->bdms[i];
-		if (b->uuid[0] != '\0')
-			continue;
-		do
-			uuid_pool_draw(pool, b->uuid);
-		while (serial_taken(inst->bdms, n, i, b->uuid));
+		return BDM_FAIL(-EEXIST, "bdm_uuid",
+		    "field '%s': its first %d characters (the disk's "
+		    "serial) collide with another disk's",
+		    _f, BDM_SERIAL_PREFIX);
 	}
+	if (draw_uuids(inst, pool, refs) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
 	return 0;
 }
 

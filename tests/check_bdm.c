@@ -1414,6 +1414,179 @@ START_TEST(test_conn_source_names_each_missing_or_mistyped_part)
 }
 END_TEST
 
+/* ---- many BDMs: the sorted uniqueness checks ---------------------- */
+
+/* A boot-from-volume request with n volumes v00.., where BDM `at` takes
+ * something from BDM `of`: its volume id (what 'i'), an id sharing the
+ * first 20 characters ('p'), its device name ('d') or its bdm_uuid
+ * ('u'). at < 0: no clash. */
+static char *
+many_volumes(int n, char what, int at, int of)
+{
+	size_t cap = (size_t)n * 400 + 256, len;
+	char *b = malloc(cap);
+
+	ck_assert_ptr_nonnull(b);
+	len = (size_t)snprintf(b, cap,
+	    "{\"name\":\"many\",\"flavor\":{\"vcpus\":1,\"memory_mb\":1,"
+	    "\"root_gb\":1},\"block_device_mapping_v2\":[");
+	for (int i = 0; i < n; i++) {
+		int idn = i == at && (what == 'i' || what == 'p') ? of : i;
+		char id[64], extra[128] = "";
+
+		snprintf(id, sizeof(id), "v%02d-0000000000000000-%s", idn,
+		    i == at && what == 'p' ? "y" : "x");
+		if (what == 'd' && (i == at || i == of))
+			snprintf(
+			    extra, sizeof(extra), ",\"device_name\":\"sdq\"");
+		if (what == 'u' && (i == at || i == of))
+			snprintf(
+			    extra, sizeof(extra), ",\"bdm_uuid\":\"" BDMU "\"");
+		len += (size_t)snprintf(b + len, cap - len,
+		    "%s{\"boot_index\":%d,\"source_type\":\"volume\","
+		    "\"destination_type\":\"volume\",\"uuid\":\"%s\"%s,"
+		    "\"connection_info\":{\"driver_volume_type\":\"file\","
+		    "\"data\":{\"device_path\":\"/v/%d\"}}}",
+		    i ? "," : "", i == 0 ? 0 : -1, id, extra, i);
+	}
+	snprintf(b + len, cap - len, "]}");
+	return b;
+}
+
+/* each clash twice: among 12 BDMs (pairwise) and among 40 (sorted) */
+static const struct {
+	const char *name;
+	int n;
+	char what;
+	int at, of;
+	int code;
+	const char *field;
+} many_cases[] = {
+    {"no clash among 40", 40, 0, -1, -1, 0, NULL},
+    {"a volume mapped twice", 40, 'i', 25, 3, -EEXIST,
+	"block_device_mapping_v2[25].uuid"},
+    {"a volume mapped twice (pairwise)", 12, 'i', 11, 3, -EEXIST,
+	"block_device_mapping_v2[11].uuid"},
+    {"two volumes with one serial", 40, 'p', 20, 7, -EEXIST,
+	"block_device_mapping_v2[20].uuid"},
+    {"two volumes with one serial (pairwise)", 12, 'p', 10, 7, -EEXIST,
+	"block_device_mapping_v2[10].uuid"},
+    {"a device name taken twice", 40, 'd', 28, 5, -EINVAL,
+	"block_device_mapping_v2[28].device_name"},
+    {"a device name taken twice (pairwise)", 12, 'd', 8, 5, -EINVAL,
+	"block_device_mapping_v2[8].device_name"},
+    {"a bdm_uuid given twice", 40, 'u', 39, 10, -EEXIST,
+	"block_device_mapping_v2[39].bdm_uuid"},
+    {"a bdm_uuid given twice (pairwise)", 12, 'u', 11, 10, -EEXIST,
+	"block_device_mapping_v2[11].bdm_uuid"},
+    {"a clash between the first two", 40, 'i', 1, 0, -EEXIST,
+	"block_device_mapping_v2[1].uuid"},
+    {"a clash between the first two (pairwise)", 12, 'i', 1, 0, -EEXIST,
+	"block_device_mapping_v2[1].uuid"},
+};
+
+START_TEST(test_prepare_checks_uniqueness_of_many_bdms_by_sorting)
+{
+	const struct bdm_limits lim = {.max_local_block_devices = 3,
+	    .max_disk_devices_to_attach = -1,
+	    .max_bdms = 1024};
+	struct instance *inst = NULL;
+	struct err e = {0};
+	char *body = many_volumes(
+	    40, many_cases[_i].what, many_cases[_i].at, many_cases[_i].of);
+	int r = bdm_json_parse_create(body, strlen(body), &inst, &e);
+
+	ck_assert_msg(r == 0, "%s", e.msg);
+	r = bdm_instance_prepare(inst, &lim, &e);
+	ck_assert_msg(r == many_cases[_i].code, "%s: %d %s",
+	    many_cases[_i].name, r, e.msg);
+	if (r == 0) {
+		ck_assert_uint_eq(inst->n_bdms, (size_t)many_cases[_i].n);
+		for (size_t i = 0; i < inst->n_bdms; i++)
+			ck_assert(util_uuid_is_canonical(inst->bdms[i].uuid));
+	} else
+		ck_assert_msg(STREQ(e.field, many_cases[_i].field),
+		    "%s: %s (%s)", many_cases[_i].name, e.field, e.msg);
+	instance_free(inst);
+	free(body);
+}
+END_TEST
+
+START_TEST(test_prepare_refuses_a_given_uuid_on_a_volume_serial_among_many)
+{
+	const struct bdm_limits lim = {.max_local_block_devices = -1,
+	    .max_disk_devices_to_attach = -1,
+	    .max_bdms = 1024};
+	struct instance *inst = NULL;
+	struct err e = {0};
+	size_t cap = 40 * 400, len;
+	char *b = malloc(cap);
+
+	/* an image root whose bdm_uuid is volume 17's id, 30 ephemerals
+	 * of 1 GiB, 20 volumes: 51 BDMs */
+	len = (size_t)snprintf(b, cap,
+	    "{\"name\":\"m\",\"flavor\":{\"vcpus\":1,\"memory_mb\":1,"
+	    "\"root_gb\":1,\"ephemeral_gb\":30},\"imageRef\":\"" IMG "\","
+	    "\"block_device_mapping_v2\":[{\"boot_index\":0,\"source_type\":"
+	    "\"image\",\"destination_type\":\"local\",\"uuid\":\"" IMG "\","
+	    "\"bdm_uuid\":\"%s\"}",
+	    VOL1);
+	for (int i = 0; i < 30; i++)
+		len += (size_t)snprintf(b + len, cap - len,
+		    ",{\"source_type\":\"blank\",\"destination_type\":\"local\","
+		    "\"volume_size\":1}");
+	for (int i = 0; i < 20; i++) {
+		char id[64];
+
+		snprintf(id, sizeof(id), "w%02d-0000000000000000-x", i);
+		len += (size_t)snprintf(b + len, cap - len,
+		    ",{\"source_type\":\"volume\",\"destination_type\":"
+		    "\"volume\",\"uuid\":\"%s\",\"connection_info\":{"
+		    "\"driver_volume_type\":\"file\",\"data\":{\"device_path\":"
+		    "\"/v/%d\"}}}",
+		    i == 17 ? VOL1 : id, i);
+	}
+	snprintf(b + len, cap - len, "]}");
+	ck_assert_int_eq(bdm_json_parse_create(b, strlen(b), &inst, &e), 0);
+	ck_assert_int_eq(bdm_instance_prepare(inst, &lim, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "block_device_mapping_v2[0].bdm_uuid");
+	instance_free(inst);
+	free(b);
+}
+END_TEST
+
+START_TEST(test_prepare_draws_distinct_serials_for_many_local_disks)
+{
+	const struct bdm_limits lim = {.max_local_block_devices = -1,
+	    .max_disk_devices_to_attach = -1,
+	    .max_bdms = 1024};
+	struct instance *inst = NULL;
+	struct err e = {0};
+	size_t cap = 200 * 100, len;
+	char *b = malloc(cap);
+
+	len = (size_t)snprintf(b, cap,
+	    "{\"name\":\"m\",\"flavor\":{\"vcpus\":1,\"memory_mb\":1,"
+	    "\"root_gb\":1,\"ephemeral_gb\":200},\"imageRef\":\"" IMG "\","
+	    "\"block_device_mapping_v2\":[");
+	for (int i = 0; i < 200; i++)
+		len += (size_t)snprintf(b + len, cap - len,
+		    "%s{\"source_type\":\"blank\",\"destination_type\":\"local\","
+		    "\"volume_size\":1}",
+		    i ? "," : "");
+	snprintf(b + len, cap - len, "]}");
+	ck_assert_int_eq(bdm_json_parse_create(b, strlen(b), &inst, &e), 0);
+	ck_assert_int_eq(bdm_instance_prepare(inst, &lim, &e), 0);
+	ck_assert_uint_eq(inst->n_bdms, 201);
+	for (size_t i = 0; i < inst->n_bdms; i++)
+		for (size_t k = 0; k < i; k++)
+			ck_assert(strncmp(
+			    inst->bdms[i].uuid, inst->bdms[k].uuid, 20));
+	instance_free(inst);
+	free(b);
+}
+END_TEST
+
 /* ---- enums and model --------------------------------------------- */
 
 START_TEST(test_enum_tables_round_trip)
@@ -2093,6 +2266,13 @@ main(void)
 	tcase_add_test(tc, test_prepare_enforces_max_bdms_and_max_local);
 	tcase_add_test(tc, test_prepare_names_flavor_fields_for_flavor_disks);
 	tcase_add_test(tc, test_prepare_is_idempotent);
+	tcase_add_loop_test(tc,
+	    test_prepare_checks_uniqueness_of_many_bdms_by_sorting, 0,
+	    (int)ELEMENTSOF(many_cases));
+	tcase_add_test(tc,
+	    test_prepare_refuses_a_given_uuid_on_a_volume_serial_among_many);
+	tcase_add_test(
+	    tc, test_prepare_draws_distinct_serials_for_many_local_disks);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("model");
