@@ -363,7 +363,8 @@ db_online_migrate(const struct cfg *c, long max_count)
 	}
 	return EXIT_SUCCESS;
 fail:
-	printf("found %ld, done %ld\n", found, done);
+	if (found > 0) /* what the batches before the error did */
+		printf("found %ld, done %ld\n", found, done);
 	fprintf(stderr, "hyperletd: %s: %s\n", c->db_path, e.msg);
 	store_close(s);
 	return EXIT_MIGRATE_ERROR;

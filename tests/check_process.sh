@@ -191,6 +191,9 @@ if command -v sqlite3 >/dev/null; then
 	run "$bin" --state-dir "$old" db version
 	check "db version of a version-1 database prints 1" \
 	    [ "$(cat "$tmp/out")" = 1 ]
+	run "$bin" --state-dir "$old" db online-migrate
+	check "online-migrate before db sync fails with 2" [ "$rc" = 2 ]
+	check "... saying to run db sync" has "db sync"
 	run "$bin" --state-dir "$old" db sync
 	check "db sync stops at 2 while rows lack a uuid" \
 	    has "^schema version 2$"
