@@ -35,6 +35,7 @@ check() { # description, then the test as arguments
 	if "$@"; then pass=$((pass + 1)); else echo "FAIL: $d"; fail=$((fail + 1)); fi
 }
 
+check "ExecStart= names the daemon" grep -q "^ExecStart=$abs " "$tmp/hyperlet.service"
 "$sa" verify --man=no "$tmp/hyperlet.service" >"$tmp/out" 2>&1
 rc=$?
 sed 's/^/  verify: /' "$tmp/out"
