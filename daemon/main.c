@@ -553,6 +553,8 @@ serve(struct cfg *c, const struct options *o)
 		return EXIT_FAILURE;
 	}
 
+	/* STATUS= shows in `systemctl status` while start-up runs */
+	(void)sd_notify(0, "STATUS=opening and migrating the database");
 	if ((r = store_open(c->db_path, &so, &store, &e)) < 0 ||
 	    (r = store_schema_version(store, &v, &e)) < 0) {
 		log_err("database %s: %s", c->db_path, e.msg);
@@ -560,6 +562,7 @@ serve(struct cfg *c, const struct options *o)
 	}
 	log_info("database %s: schema version %d", c->db_path, v);
 
+	(void)sd_notify(0, "STATUS=connecting to libvirt");
 	if ((r = virt_open(&vo, &h.virt, &e)) < 0) {
 		log_err("libvirt %s: %s", c->libvirt_uri, e.msg);
 		goto out;
@@ -575,6 +578,7 @@ serve(struct cfg *c, const struct options *o)
 	}
 	/* before the API serves: requests then see a database that agrees
 	 * with libvirt */
+	(void)sd_notify(0, "STATUS=reconciling instances with libvirt");
 	if ((r = reconcile(&h, store)) < 0)
 		goto out;
 
@@ -623,7 +627,7 @@ serve(struct cfg *c, const struct options *o)
 		}
 		log_info("%s: stopping (draining requests for up to %d s)",
 		    sig == SIGTERM ? "SIGTERM" : "SIGINT", c->drain_timeout);
-		(void)sd_notify(0, "STOPPING=1");
+		(void)sd_notify(0, "STOPPING=1\nSTATUS=draining requests");
 		status = EXIT_SUCCESS;
 		break;
 	}

@@ -455,6 +455,9 @@ PY
 	    --listen 127.0.0.1:0
 	wait_for 'grep -q "READY=1" "$tmp/notify.log" 2>/dev/null || ! alive' 100
 	check "READY=1 is sent to NOTIFY_SOCKET" grep -q "READY=1" "$tmp/notify.log"
+	check "STATUS= names the start-up steps before READY=1" \
+	    sh -c "grep -n -e STATUS=reconciling -e READY=1 '$tmp/notify.log' |
+	    head -1 | grep -q STATUS=reconciling"
 	sleep 1
 	n=$(grep -c "^WATCHDOG=1" "$tmp/notify.log")
 	check "WATCHDOG=1 every half period ($n in ~1 s at 400 ms)" [ "$n" -ge 3 ]
