@@ -2,11 +2,11 @@
  * The BDM model and Nova's API rules for it (nova/block_device.py and
  * nova/compute/api.py _check_and_transform_bdm, _get_flavor_defined_bdms,
  * _validate_bdm). Where Nova answers 500 or silently rewrites a bad value,
- * this module refuses it with -EINVAL and names the request field. Pure:
- * no I/O; the only outside call is bdm_json_conn_source, which reads a
- * volume's connection_info text. Work is linear in the number of BDMs,
- * except the serial-prefix checks, which are pairwise over at most
- * max_bdms entries (64 by default).
+ * this module refuses it with -EINVAL and names the request field. Pure
+ * but for getrandom(): the only outside call is bdm_json_conn_source,
+ * which reads a volume's connection_info text. Work is linear in the
+ * number of BDMs, except the uniqueness checks: pairwise up to 16 BDMs,
+ * sorted (n log n) above.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -696,7 +696,8 @@ bdm_json_conn_source(const char *connection_info, const char *prefix,
 		 &json_limits, w, ELEMENTSOF(w), &tmp)) < 0)
 		return err_set_field(
 		    e, r, prefix, "field '%s': %s", prefix, tmp.msg);
-	jfield_path(dprefix, prefix, "data");
+	if (!w[2].found || !w[2].type_ok || !util_path_valid(w[2].str))
+		jfield_path(dprefix, prefix, "data"); /* for a message */
 	if (!w[0].found)
 		r = fail(prefix, "driver_volume_type", e, "is required");
 	else if (!w[0].type_ok)

@@ -4,8 +4,9 @@
  * duplicate keys (keeping the last) even in strict mode, and decodes
  * "\u0000", so the scanner enforces the grammar, the depth, the string
  * rules and key uniqueness, and names the path of the first offence.
- * json-c then builds the tree. The getters check json_object_is_type
- * before every read; nothing here coerces.
+ * json-c then builds the tree (jfield_scan stops before, picking a few
+ * values out on the way). The getters check json_object_is_type before
+ * every read; nothing here coerces. No globals: safe from any thread.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -1064,8 +1065,11 @@ static void
 jfield_add(struct json_object *obj, const char *key, struct json_object *v,
     bool is_null, int *rc)
 {
+	/* keys are literals added once (see jfield.h): no copy, no lookup */
 	if (*rc < 0 || (v == NULL && !is_null) ||
-	    json_object_object_add(obj, key, v) < 0) {
+	    json_object_object_add_ex(obj, key, v,
+		JSON_C_OBJECT_ADD_KEY_IS_NEW | JSON_C_OBJECT_ADD_CONSTANT_KEY) <
+		0) {
 		json_object_put(v);
 		*rc = -ENOMEM;
 	}

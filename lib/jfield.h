@@ -130,10 +130,12 @@ int jfield_check_keys(struct json_object *obj, const char *prefix,
 char *jfield_to_text(struct json_object *v);
 
 /*
- * Response builders: add key -> value to obj. A NULL string adds a JSON
- * null; jfield_add_take steals v (NULL adds null). Return 0 or -ENOMEM;
- * they do nothing after an earlier failure recorded in *rc, so a
- * formatter can call them in a row and test rc once.
+ * Response builders: add key -> value to obj. key must outlive obj (a
+ * string literal: json-c keeps the pointer) and be added once per object
+ * (it is not looked up). A NULL string adds a JSON null; jfield_add_take
+ * steals v (NULL adds null). On failure they set *rc to -ENOMEM; they do
+ * nothing after an earlier failure recorded in *rc, so a formatter can
+ * call them in a row and test rc once.
  */
 void jfield_add_str(
     struct json_object *obj, const char *key, const char *s, int *rc);
