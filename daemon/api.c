@@ -288,9 +288,10 @@ api_reply_error(struct api_req *r, const struct err *e)
 	json_object_put(o);
 	if (r->status == status)
 		r->content_type = "application/problem+json";
+	/* the request's one log line carries it (at warning level) */
 	if (status >= 500)
-		log_warn("%s %s: %s", r->method, req_of(r)->path,
-		    e && e->msg[0] ? e->msg : title);
+		(void)snprintf(r->problem_detail, sizeof(r->problem_detail),
+		    "%s", e && e->msg[0] ? e->msg : title);
 }
 
 static void
@@ -877,9 +878,11 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	/* 499: the client went away (or the daemon stopped) before an
 	 * answer was queued (nginx's convention). */
 	status = q->queued ? q->queued_status : 499;
-	log_info("%s %s %d %lldms%s%s%s%s%s", q->method, q->path, status,
+	log_write(status >= 500 ? LOG_WARNING : LOG_INFO,
+	    "%s %s %d %lldms%s%s%s%s%s%s%s", q->method, q->path, status,
 	    (long long)(us / 1000), r->log_uuid[0] ? " instance=" : "",
 	    r->log_uuid, r->problem_field[0] ? " field=" : "", r->problem_field,
+	    r->problem_detail[0] ? ": " : "", r->problem_detail,
 	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
 		: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
 		? " (timed out)"

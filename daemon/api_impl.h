@@ -43,6 +43,7 @@ struct api_req {
 	char etag[32]; /* ETag header (with its quotes), or "" */
 	char log_uuid[UUID_STR_LEN]; /* the instance the log line names */
 	char problem_field[ERR_FIELD_MAX]; /* for the log line */
+	char problem_detail[ERR_MSG_MAX]; /* 5xx only, for the log line */
 };
 
 /* Handler of a complete request. Must set a reply (api.c answers 500 if it
