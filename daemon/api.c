@@ -127,6 +127,10 @@ struct api {
 	/* Creates (read) against image deletes (write): an image cannot go
 	 * between a create's look-up of it and its row naming it. */
 	pthread_rwlock_t images_lock;
+	/* Instances with a change in progress (api_instance_claim). */
+	pthread_mutex_t claims_lock; /* guards claims */
+	pthread_cond_t claims_cond; /* a claim was released */
+	struct claim *claims;
 	/* Deadlines for slow clients (the reaper thread): MHD's
 	 * connection_timeout is an idle timeout, so a client that sends one
 	 * byte a second would hold a connection for ever. */
@@ -138,6 +142,11 @@ struct api {
 	bool reaper_stop;
 	int64_t deadline_us; /* connection_timeout */
 	int port;
+};
+
+struct claim {
+	struct claim *next;
+	char uuid[UUID_STR_LEN];
 };
 
 /* One open connection. Its socket is shut down by the reaper when the
@@ -380,6 +389,61 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 		return err_set_field(e, -EINVAL, q.bad,
 		    "unknown query parameter '%.64s'", q.bad);
 	return 0;
+}
+
+/* Claims r->id for a change (see api_impl.h). */
+int
+api_instance_claim(struct api_req *r, bool wait, struct err *e)
+{
+	struct api *a = r->api;
+	struct claim *c;
+
+	pthread_mutex_lock(&a->claims_lock);
+	for (;;) {
+		for (c = a->claims; c; c = c->next)
+			if (STREQ(c->uuid, r->id))
+				break;
+		if (c == NULL)
+			break;
+		if (!wait) {
+			pthread_mutex_unlock(&a->claims_lock);
+			return err_set_field(e, -EBUSY, "uuid",
+			    "instance %s: another change is in progress",
+			    r->id);
+		}
+		pthread_cond_wait(&a->claims_cond, &a->claims_lock);
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		pthread_mutex_unlock(&a->claims_lock);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	memcpy(c->uuid, r->id, sizeof(c->uuid));
+	c->next = a->claims;
+	a->claims = c;
+	pthread_mutex_unlock(&a->claims_lock);
+	r->claimed = true;
+	return 0;
+}
+
+static void
+instance_release(struct api_req *r)
+{
+	struct api *a = r->api;
+	struct claim **pp, *c;
+
+	if (!r->claimed)
+		return;
+	pthread_mutex_lock(&a->claims_lock);
+	for (pp = &a->claims; (c = *pp); pp = &c->next)
+		if (STREQ(c->uuid, r->id)) {
+			*pp = c->next;
+			free(c);
+			break;
+		}
+	pthread_cond_broadcast(&a->claims_cond);
+	pthread_mutex_unlock(&a->claims_lock);
+	r->claimed = false;
 }
 
 /* The images lock (see struct api): shared for creates, exclusive for
@@ -851,8 +915,10 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		/* before the answer leaves: a client that reads it finds no
 		 * temporary file behind */
 		q->rm->stream->cleanup(&q->pub);
-	} else
+	} else {
 		q->rm->handler(&q->pub);
+		instance_release(&q->pub);
+	}
 	return queue_reply(a, q);
 }
 
@@ -961,6 +1027,8 @@ api_free(struct api *a)
 	}
 	free(a->tls_cert);
 	pthread_rwlock_destroy(&a->images_lock);
+	pthread_cond_destroy(&a->claims_cond);
+	pthread_mutex_destroy(&a->claims_lock);
 	pthread_cond_destroy(&a->reaper_cond);
 	pthread_mutex_destroy(&a->conns_lock);
 	free(a);
@@ -985,6 +1053,8 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	a->h = h;
 	a->cfg = cfg;
 	pthread_rwlock_init(&a->images_lock, NULL);
+	pthread_mutex_init(&a->claims_lock, NULL);
+	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
 	a->deadline_us =

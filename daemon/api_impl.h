@@ -44,6 +44,7 @@ struct api_req {
 	char log_uuid[UUID_STR_LEN]; /* the instance the log line names */
 	char problem_field[ERR_FIELD_MAX]; /* for the log line */
 	char problem_detail[ERR_MSG_MAX]; /* 5xx only, for the log line */
+	bool claimed; /* holds the claim on id (api_instance_claim) */
 };
 
 /* Handler of a complete request. Must set a reply (api.c answers 500 if it
@@ -88,6 +89,11 @@ void api_reply_empty(struct api_req *r, int status);
 void api_reply_error(struct api_req *r, const struct err *e);
 /* The HTTP status for a negative errno. */
 int api_status_for_errno(int code);
+
+/* Claims the path's instance ({uuid}) for a change, until the handler
+ * returns (api.c releases it). With wait, waits for a running change to
+ * end; without, -EBUSY (409) naming it. Returns 0 or -EBUSY. */
+int api_instance_claim(struct api_req *r, bool wait, struct err *e);
 
 /* Creates hold the images lock shared, image deletes exclusive. */
 void api_images_lock(struct api_req *r, bool exclusive);

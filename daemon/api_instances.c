@@ -2,14 +2,16 @@
  * api_instances: the instance routes, health and metrics. Each handler
  * goes JSON -> model (bdm_json) -> rules (bdm) -> compute (store, disks,
  * libvirt, with rollback) and back to JSON; it never builds SQL or XML.
- * Reads come straight from this thread's store connection. Changes to one
- * instance (delete, action, attach, detach) are serialised by a striped
- * lock on its uuid, so an If-Match check and the change it guards are not
- * interleaved with another change of the same instance.
+ * Reads come straight from this thread's store connection and never wait.
+ * A change of an instance (delete, action, attach, detach) first claims
+ * its uuid (api_instance_claim): a second change while one runs is 409 at
+ * once, so an If-Match check and the change it guards are never
+ * interleaved with another, and no worker thread waits behind a slow
+ * libvirt call of another request. PUT waits for the claim instead, so a
+ * replay of a create in progress gets its answer.
  */
 #include <errno.h>
 #include <stddef.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,38 +32,6 @@
 #include "virt.h"
 
 #define LIST_LIMIT_MAX 1000
-#define N_STRIPES 64
-
-/* Striped per-instance locks (process-wide: there is one API). */
-static pthread_mutex_t stripes[N_STRIPES] = {
-    [0 ... N_STRIPES - 1] = PTHREAD_MUTEX_INITIALIZER};
-
-static pthread_mutex_t *
-stripe_of(const char *uuid)
-{
-	unsigned h = 2166136261u;
-
-	for (; *uuid; uuid++)
-		h = (h ^ (unsigned char)*uuid) * 16777619u;
-	return &stripes[h % N_STRIPES];
-}
-
-static void
-unlockp(pthread_mutex_t **m)
-{
-	if (*m)
-		pthread_mutex_unlock(*m);
-}
-
-static pthread_mutex_t *
-lock_instance(const char *uuid)
-{
-	pthread_mutex_t *m = stripe_of(uuid);
-
-	pthread_mutex_lock(m);
-	return m;
-}
-
 static void
 instance_freep(struct instance **p)
 {
@@ -576,7 +546,6 @@ api_instances_create(struct api_req *r)
 void
 api_instance_put(struct api_req *r)
 {
-	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
 	_cleanup_free_ char *stored = NULL;
 	struct err e = {0};
 	char digest[72];
@@ -587,7 +556,8 @@ api_instance_put(struct api_req *r)
 	if (body_digest(r->body, r->body_len, digest, &e) < 0 ||
 	    !(s = api_store(r, &e)))
 		goto fail;
-	m = lock_instance(r->id);
+	if (api_instance_claim(r, true, &e) < 0)
+		goto fail;
 	rc = store_instance_digest(s, r->id, &stored, &e);
 	if (rc == 0) {
 		if (stored == NULL || !STREQ(stored, digest)) {
@@ -617,13 +587,12 @@ fail:
 void
 api_instance_delete(struct api_req *r)
 {
-	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	struct err e = {0};
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	m = lock_instance(r->id);
-	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
+	if (api_instance_claim(r, false, &e) < 0 ||
+	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
 	    compute_delete(r->h->compute, api_store(r, &e), r->id, &e) < 0) {
 		api_reply_error(r, &e);
 		return;
@@ -636,7 +605,6 @@ api_instance_delete(struct api_req *r)
 void
 api_instance_action(struct api_req *r)
 {
-	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(json_putp) struct json_object *o = NULL;
 	struct err e = {0};
@@ -665,8 +633,8 @@ api_instance_action(struct api_req *r)
 		    "action: expected start, stop or reboot");
 		goto fail;
 	}
-	m = lock_instance(r->id);
-	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
+	if (api_instance_claim(r, false, &e) < 0 ||
+	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
 	    compute_action(
 		r->h->compute, api_store(r, &e), r->id, act, NULL, &e) < 0)
 		goto fail;
@@ -680,7 +648,6 @@ fail:
 void
 api_instance_attach(struct api_req *r)
 {
-	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
 	_cleanup_(json_putp) struct json_object *o = NULL;
@@ -691,8 +658,8 @@ api_instance_attach(struct api_req *r)
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
 	if (bdm_json_parse_attach(r->body, r->body_len, &b, &e) < 0)
 		goto fail;
-	m = lock_instance(r->id);
-	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
+	if (api_instance_claim(r, false, &e) < 0 ||
+	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
 		goto fail;
 	inst = instance_free(inst);
 	if (compute_attach(r->h->compute, api_store(r, &e), r->id, &b, &inst,
@@ -721,14 +688,13 @@ fail:
 void
 api_instance_detach(struct api_req *r)
 {
-	_cleanup_(unlockp) pthread_mutex_t *m = NULL;
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	struct err e = {0};
 	size_t i;
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	m = lock_instance(r->id);
-	if (load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
+	if (api_instance_claim(r, false, &e) < 0 ||
+	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
 		goto fail;
 	for (i = 0; i < inst->n_bdms; i++)
 		if (inst->bdms[i].destination_type == BDM_DEST_VOLUME &&
