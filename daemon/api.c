@@ -3,9 +3,12 @@
  * authentication, body accumulation and streaming, request limits, the one
  * errno -> HTTP table, RFC 9457 problem bodies, the request log line, the
  * request metrics and the graceful stop. Handlers (api_instances.c,
- * api_images.c) see no MHD type. Requests run on MHD's own thread pool
- * (epoll): a handler blocked in a slow libvirt call holds one worker, and
- * the others keep accepting; each worker keeps its own store connection.
+ * api_images.c) see no MHD type. MHD's own epoll thread pool reads
+ * requests and runs the quick handlers (health, metrics, database reads);
+ * a handler that calls libvirt (route_method.slow) runs on a job thread
+ * while its connection is suspended, so no MHD worker, and no other
+ * connection on it, ever waits for libvirt. Every thread keeps its own
+ * store connection. Slow clients are cut off by a reaper thread.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +53,12 @@ struct route_method {
 	enum body_kind body;
 	const struct api_stream_ops *stream;
 	enum id_rule id_rule;
+	/* Calls libvirt: runs on a job thread while its connection is
+	 * suspended, so MHD's workers (and health) never wait for it. */
+	bool slow;
+	/* Changes the instance: claimed (api_instance_claim) before it is
+	 * queued, so a second change is 409 without taking a job thread. */
+	bool claim;
 };
 
 struct route {
@@ -64,27 +73,31 @@ static const struct route routes[] = {
     {"/metrics", "GET, HEAD", false, {{"GET", api_metrics}}},
     {"/v1/instances", "GET, HEAD, POST", false,
 	{{"GET", api_instances_list},
-	    {"POST", api_instances_create, BODY_JSON}}},
+	    {"POST", api_instances_create, BODY_JSON, NULL, ID_LOOKUP, true}}},
     {"/v1/instances/{uuid}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_instance_get},
-	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE},
-	    {"DELETE", api_instance_delete}}},
+	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE, true},
+	    {"DELETE", api_instance_delete, BODY_NONE, NULL, ID_LOOKUP, true,
+		true}}},
     {"/v1/instances/{uuid}/action", "POST", false,
-	{{"POST", api_instance_action, BODY_JSON}}},
+	{{"POST", api_instance_action, BODY_JSON, NULL, ID_LOOKUP, true,
+	    true}}},
     {"/v1/instances/{uuid}/block_device_mappings", "GET, HEAD", false,
 	{{"GET", api_instance_bdms}}},
     {"/v1/instances/{uuid}/block_device_info", "GET, HEAD", false,
 	{{"GET", api_instance_blockinfo}}},
     {"/v1/instances/{uuid}/domain", "GET, HEAD", false,
-	{{"GET", api_instance_domain}}},
+	{{"GET", api_instance_domain, BODY_NONE, NULL, ID_LOOKUP, true}}},
     {"/v1/instances/{uuid}/volumes", "POST", false,
-	{{"POST", api_instance_attach, BODY_JSON}}},
+	{{"POST", api_instance_attach, BODY_JSON, NULL, ID_LOOKUP, true,
+	    true}}},
     {"/v1/instances/{uuid}/volumes/{volume_id}", "DELETE", false,
-	{{"DELETE", api_instance_detach}}},
+	{{"DELETE", api_instance_detach, BODY_NONE, NULL, ID_LOOKUP, true,
+	    true}}},
     {"/v1/images", "GET, HEAD", false, {{"GET", api_images_list}}},
     {"/v1/images/{image_id}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_image_get},
-	    {"PUT", NULL, BODY_STREAM, &api_image_upload, ID_CREATE},
+	    {"PUT", NULL, BODY_STREAM, &api_image_upload, ID_CREATE, true},
 	    {"DELETE", api_image_delete}}},
 };
 
@@ -127,6 +140,14 @@ struct api {
 	/* Creates (read) against image deletes (write): an image cannot go
 	 * between a create's look-up of it and its row naming it. */
 	pthread_rwlock_t images_lock;
+	/* Job threads: run the slow handlers (route_method.slow) while MHD
+	 * keeps the connection suspended. */
+	pthread_mutex_t jobs_lock; /* guards the queue and jobs_stop */
+	pthread_cond_t jobs_cond; /* a job was queued, or stop */
+	struct req *jobs_head, *jobs_tail;
+	bool jobs_stop;
+	pthread_t *job_threads;
+	size_t n_job_threads;
 	/* Instances with a change in progress (api_instance_claim). */
 	pthread_mutex_t claims_lock; /* guards claims */
 	pthread_cond_t claims_cond; /* a claim was released */
@@ -174,6 +195,8 @@ struct req {
 	int queued_status;
 	const char *allow; /* Allow header for 405 */
 	bool auth_challenge; /* WWW-Authenticate for 401 */
+	struct req *job_next; /* in the job queue */
+	bool job_done; /* the job thread set the reply: queue it */
 };
 
 static int64_t
@@ -398,6 +421,8 @@ api_instance_claim(struct api_req *r, bool wait, struct err *e)
 	struct api *a = r->api;
 	struct claim *c;
 
+	if (r->claimed) /* api.c claimed it before queueing */
+		return 0;
 	pthread_mutex_lock(&a->claims_lock);
 	for (;;) {
 		for (c = a->claims; c; c = c->next)
@@ -851,6 +876,106 @@ req_data(
 	return 0;
 }
 
+/* Runs the request's handler (or finishes its upload) on this thread. */
+static void
+run_handler(struct req *q)
+{
+	if (q->rm->body == BODY_STREAM) {
+		q->rm->stream->finish(&q->pub);
+		/* before the answer leaves: a client that reads it finds no
+		 * temporary file behind */
+		q->rm->stream->cleanup(&q->pub);
+	} else {
+		q->rm->handler(&q->pub);
+		instance_release(&q->pub);
+	}
+}
+
+/* Queues a suspended request for a job thread. */
+static void
+job_queue(struct api *a, struct req *q)
+{
+	pthread_mutex_lock(&a->jobs_lock);
+	q->job_next = NULL;
+	if (a->jobs_tail)
+		a->jobs_tail->job_next = q;
+	else
+		a->jobs_head = q;
+	a->jobs_tail = q;
+	pthread_cond_signal(&a->jobs_cond);
+	pthread_mutex_unlock(&a->jobs_lock);
+}
+
+/* A job thread: takes suspended requests in order, runs their handler on
+ * this thread (with this thread's own store connection) and resumes the
+ * connection, whose access handler then queues the reply. After
+ * jobs_stop, requests still queued get 503 without running. */
+static void *
+job_run(void *p)
+{
+	struct api *a = p;
+
+	for (;;) {
+		struct req *q;
+		bool run;
+
+		pthread_mutex_lock(&a->jobs_lock);
+		while (a->jobs_head == NULL && !a->jobs_stop)
+			pthread_cond_wait(&a->jobs_cond, &a->jobs_lock);
+		q = a->jobs_head;
+		if (q == NULL) {
+			pthread_mutex_unlock(&a->jobs_lock);
+			return NULL;
+		}
+		a->jobs_head = q->job_next;
+		if (a->jobs_head == NULL)
+			a->jobs_tail = NULL;
+		run = !a->jobs_stop;
+		pthread_mutex_unlock(&a->jobs_lock);
+		if (run)
+			run_handler(q);
+		else {
+			struct err e = {0};
+
+			err_set(&e, -ESHUTDOWN, "the daemon is shutting down");
+			api_reply_error(&q->pub, &e);
+		}
+		q->job_done = true;
+		MHD_resume_connection(q->conn);
+	}
+}
+
+static int
+jobs_start(struct api *a, size_t n, struct err *e)
+{
+	int rc;
+
+	a->job_threads = calloc(n, sizeof(*a->job_threads));
+	if (a->job_threads == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	for (; a->n_job_threads < n; a->n_job_threads++)
+		if ((rc = pthread_create(&a->job_threads[a->n_job_threads],
+			 NULL, job_run, a)) != 0)
+			return err_set(
+			    e, -rc, "cannot start a thread: %s", strerror(rc));
+	return 0;
+}
+
+/* Stops the job threads once the queue is empty (see job_run). */
+static void
+jobs_stop(struct api *a)
+{
+	size_t i;
+
+	pthread_mutex_lock(&a->jobs_lock);
+	a->jobs_stop = true;
+	pthread_cond_broadcast(&a->jobs_cond);
+	pthread_mutex_unlock(&a->jobs_lock);
+	for (i = 0; i < a->n_job_threads; i++)
+		pthread_join(a->job_threads[i], NULL);
+	a->n_job_threads = 0;
+}
+
 static enum MHD_Result
 on_request(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -893,6 +1018,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (q->queued)
 		return MHD_YES;
+	if (q->job_done) /* resumed: the job thread set the reply */
+		return queue_reply(a, q);
 	if (*upload_data_size) {
 		if (!q->failed &&
 		    req_data(a, q, upload_data, *upload_data_size, &q->err) <
@@ -910,15 +1037,14 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	track_deadline(a, c, false);
 	if (q->failed)
 		return queue_error(a, q, &q->err);
-	if (q->rm->body == BODY_STREAM) {
-		q->rm->stream->finish(&q->pub);
-		/* before the answer leaves: a client that reads it finds no
-		 * temporary file behind */
-		q->rm->stream->cleanup(&q->pub);
-	} else {
-		q->rm->handler(&q->pub);
-		instance_release(&q->pub);
+	if (q->rm->claim && api_instance_claim(&q->pub, false, &e) < 0)
+		return queue_error(a, q, &e);
+	if (q->rm->slow) {
+		MHD_suspend_connection(c);
+		job_queue(a, q);
+		return MHD_YES;
 	}
+	run_handler(q);
 	return queue_reply(a, q);
 }
 
@@ -940,6 +1066,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	r = &q->pub;
 	if (q->rm && q->rm->body == BODY_STREAM && q->rm->stream->cleanup)
 		q->rm->stream->cleanup(r); /* also after a failed begin */
+	instance_release(r); /* normally released when the handler returned */
 	us = now_us() - q->t0_us;
 	/* 499: the client went away (or the daemon stopped) before an
 	 * answer was queued (nginx's convention). */
@@ -1028,6 +1155,9 @@ api_free(struct api *a)
 	free(a->tls_cert);
 	pthread_rwlock_destroy(&a->images_lock);
 	pthread_cond_destroy(&a->claims_cond);
+	pthread_cond_destroy(&a->jobs_cond);
+	pthread_mutex_destroy(&a->jobs_lock);
+	free(a->job_threads);
 	pthread_mutex_destroy(&a->claims_lock);
 	pthread_cond_destroy(&a->reaper_cond);
 	pthread_mutex_destroy(&a->conns_lock);
@@ -1043,7 +1173,8 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	struct api *a;
 	struct MHD_OptionItem opts[16];
 	const union MHD_DaemonInfo *info;
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
+	    MHD_ALLOW_SUSPEND_RESUME;
 	size_t n = 0;
 	int rc;
 
@@ -1054,6 +1185,8 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	a->cfg = cfg;
 	pthread_rwlock_init(&a->images_lock, NULL);
 	pthread_mutex_init(&a->claims_lock, NULL);
+	pthread_mutex_init(&a->jobs_lock, NULL);
+	pthread_cond_init(&a->jobs_cond, NULL);
 	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
@@ -1149,6 +1282,11 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		    e, -rc, "cannot start a thread: %s", strerror(rc));
 	}
 	a->reaper_started = true;
+	if ((rc = jobs_start(
+		 a, cfg->threads > 0 ? (size_t)cfg->threads : 8, e)) < 0) {
+		api_stop(a, 0);
+		return rc;
+	}
 	info = MHD_get_daemon_info(a->mhd, MHD_DAEMON_INFO_BIND_PORT);
 	a->port = info ? info->port : cfg->listen_port;
 	log_info("api: listening on %s (port %d, %d threads%s%s)",
@@ -1191,14 +1329,17 @@ api_stop(struct api *a, int drain_seconds)
 		    (long long)atomic_load(&a->inflight), drain_seconds);
 	else
 		log_info("api: drained");
+	/* Jobs not started yet answer 503; running ones finish (they resume
+	 * their connections, so MHD must still run). */
+	jobs_stop(a);
 	pthread_mutex_lock(&a->conns_lock);
 	a->reaper_stop = true;
 	pthread_cond_signal(&a->reaper_cond);
 	pthread_mutex_unlock(&a->conns_lock);
 	if (a->reaper_started)
 		pthread_join(a->reaper, NULL);
-	/* Joins the workers: a handler still inside libvirt is waited for,
-	 * never cut off mid-operation. */
+	/* Every job has returned (a handler inside libvirt is waited for,
+	 * never cut off mid-operation); now MHD's workers can go. */
 	MHD_stop_daemon(a->mhd);
 	pthread_key_delete(a->store_key);
 	api_free(a);

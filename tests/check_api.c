@@ -1810,8 +1810,10 @@ END_TEST
 static char hlv_dir[64];
 
 /* Starts a private libvirtd (tests/libvirtd/start.sh) and the daemon on it
- * with virt_type qemu and a 6 s stop_timeout. False (test skipped) where
- * the machine cannot run libvirtd. */
+ * with virt_type qemu, a 6 s stop_timeout and ONE request thread (so one
+ * MHD worker and one job thread: a slow call that held a worker would
+ * stall every other request). False (test skipped) where the machine
+ * cannot run libvirtd. */
 static bool
 real_start(void)
 {
@@ -1858,7 +1860,9 @@ real_start(void)
 	}
 	ck_assert_msg(rc == 0 && uri[0], "start.sh failed (%d)", rc);
 	(void)snprintf(extra, sizeof(extra),
-	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n", uri);
+	    "[api]\nthreads = 1\n"
+	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n",
+	    uri);
 	memset(&D, 0, sizeof(D));
 	daemon_start_conf(&D, extra);
 	return true;
