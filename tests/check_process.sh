@@ -355,6 +355,48 @@ else
 		fi
 	done
 
+	# a real instance across a restart: test:///default forgets domains
+	# when the process ends, so the next start must redefine and restart
+	# it from its row
+	inst=$tmp/inst
+	run_daemon --state-dir "$inst" --listen 127.0.0.1:0 --virt-type qemu
+	wait_for 'grep -q "serving on" "$log" || ! alive' 100
+	port=$(sed -n 's/.*serving on .* (port \([0-9]*\),.*/\1/p' "$log")
+	img=5a7c1f0e-2b3d-4e5f-8a9b-0c1d2e3f4a5b
+	head -c 1048576 /dev/zero >"$tmp/img.raw"
+	api() { # method, path, [curl args...]: body in $tmp/body, code out
+		m=$1 path=$2
+		shift 2
+		curl -s --noproxy '*' -o "$tmp/body" -w '%{http_code}' \
+		    -X "$m" "$@" "http://127.0.0.1:$port$path" 2>/dev/null
+	}
+	check "an image is uploaded" [ "$(api PUT /v1/images/$img \
+	    -H 'Content-Type: application/octet-stream' \
+	    --data-binary @"$tmp/img.raw")" = 201 ]
+	check "an instance is created" [ "$(api POST /v1/instances \
+	    -H 'Content-Type: application/json' \
+	    -d '{"name": "survivor", "imageRef": "'$img'", "flavor":
+	        {"vcpus": 1, "memory_mb": 256, "root_gb": 1,
+	         "ephemeral_gb": 0, "swap": 0}}')" = 201 ]
+	uuid=$(sed -n 's/^{"uuid":"\([0-9a-f-]*\)".*/\1/p' "$tmp/body")
+	check "... with a uuid" [ -n "$uuid" ]
+	kill -TERM "$pid"
+	wait "$pid"
+	pid=
+	run_daemon --state-dir "$inst" --listen 127.0.0.1:0 --virt-type qemu
+	wait_for 'grep -q "serving on" "$log" || ! alive' 100
+	port=$(sed -n 's/.*serving on .* (port \([0-9]*\),.*/\1/p' "$log")
+	check "after a restart reconciliation redefines and restarts it" \
+	    grep -q "1 instances, 1 redefined (1 restarted)" "$log"
+	check "... and the API shows it running" \
+	    [ "$(api GET /v1/instances/$uuid)" = 200 ]
+	check "... (state running)" grep -q '"state":"running"' "$tmp/body"
+	check "... with its domain defined" \
+	    [ "$(api GET /v1/instances/$uuid/domain)" = 200 ]
+	kill -TERM "$pid"
+	wait "$pid"
+	pid=
+
 	# a token file from the config reaches the API
 	printf 'tok-123\n' >"$tmp/token"
 	printf '[api]\nauth_token_file = %s\n' "$tmp/token" >"$tmp/auth.conf"
