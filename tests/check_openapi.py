@@ -9,7 +9,8 @@
 3. With --capture FILE (JSON lines written by tests/check_api: method, path,
    status, content_type, body), every captured response is documented:
    its path and method, its status, its content type, and a JSON body that
-   validates against the documented schema.
+   validates against the documented schema; and every documented operation
+   was reached by at least one captured request.
 
 Prints one line per failure and a summary "N passed, M failed"; exits 1 on
 failure, 77 (skip) when python3-yaml or python3-jsonschema is missing.
@@ -192,6 +193,11 @@ def check_capture(spec, path):
             errs = sorted(validator(spec, schema).iter_errors(doc), key=lambda e: list(e.path))
             check(not errs, f"{what}: {'/'.join(map(str, errs[0].path)) if errs else ''}: {errs[0].message[:300] if errs else ''}")
     check(n > 0, "capture: empty")
+    # the tests exercise every documented operation at least once
+    for p, item in spec["paths"].items():
+        for m in item:
+            if m in METHODS:
+                check((p, m.upper()) in seen_ops, f"capture: no test reached {m.upper()} {p}")
     return n
 
 
