@@ -3,7 +3,7 @@
  * nova/compute/api.py _check_and_transform_bdm, _get_flavor_defined_bdms,
  * _validate_bdm). Where Nova answers 500 or silently rewrites a bad value,
  * this module refuses it with -EINVAL and names the request field. Pure
- * but for getrandom(): the only outside call is bdm_json_conn_source,
+ * but for drawing UUIDs: the only outside call is bdm_json_conn_source,
  * which reads a volume's connection_info text. Work is linear in the
  * number of BDMs, except the uniqueness checks: pairwise up to 16 BDMs,
  * sorted (n log n) above.
@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "bdm.h"
 #include "bdm_json.h"
@@ -552,49 +551,6 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
 	return 0;
 }
 
-/*
- * Random (version 4) UUIDs, eight per getrandom() call: libuuid's
- * uuid_generate_random (util_uuid_generate) costs about 2 us a call, more
- * than all of the rest of bdm_instance_prepare. Same kernel CSPRNG; falls
- * back to util_uuid_generate if getrandom fails (or would block, early at
- * boot before the pool is ready).
- */
-struct uuid_pool {
-	unsigned char buf[16 * 8];
-	size_t left;
-};
-
-static void
-uuid_pool_draw(struct uuid_pool *p, char out[UUID_STR_LEN])
-{
-	static const char hex[] = "0123456789abcdef";
-	const unsigned char *u;
-	char *o = out;
-
-	if (p->left == 0) {
-		if (getrandom(p->buf, sizeof(p->buf), GRND_NONBLOCK) !=
-		    (ssize_t)sizeof(p->buf)) {
-			util_uuid_generate(out);
-			return;
-		}
-		p->left = sizeof(p->buf) / 16;
-	}
-	u = p->buf + 16 * --p->left;
-	for (int i = 0; i < 16; i++) {
-		unsigned char c = u[i];
-
-		if (i == 6)
-			c = (unsigned char)((c & 0x0f) | 0x40);
-		else if (i == 8)
-			c = (unsigned char)((c & 0x3f) | 0x80);
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			*o++ = '-';
-		*o++ = hex[c >> 4];
-		*o++ = hex[c & 0x0f];
-	}
-	*o = '\0';
-}
-
 /* Is the first BDM_SERIAL_PREFIX bytes of a equal to those of b? */
 static bool
 prefix_eq(const char *a, const char *b)
@@ -910,7 +866,7 @@ find_serial_clash(const struct instance *inst, struct ref *refs)
 /* Draws a uuid for every BDM without one; a local disk's is drawn again
  * while its first 20 characters are another disk's serial prefix. */
 static int
-draw_uuids(struct instance *inst, struct uuid_pool *pool, struct ref *refs)
+draw_uuids(struct instance *inst, struct ref *refs)
 {
 	size_t n = inst->n_bdms, m, g;
 	_cleanup_free_ bool *drawn = NULL;
@@ -923,7 +879,7 @@ draw_uuids(struct instance *inst, struct uuid_pool *pool, struct ref *refs)
 			if (b->uuid[0] != '\0')
 				continue;
 			do
-				uuid_pool_draw(pool, b->uuid);
+				util_uuid_generate(b->uuid);
 			while (!bdm_is_volume(b) &&
 			    serial_taken(inst->bdms, n, i, b->uuid));
 		}
@@ -938,7 +894,7 @@ draw_uuids(struct instance *inst, struct uuid_pool *pool, struct ref *refs)
 
 		if (b->uuid[0] != '\0')
 			continue;
-		uuid_pool_draw(pool, b->uuid);
+		util_uuid_generate(b->uuid);
 		/* only a local disk's uuid is its serial; a volume's serial
 		 * is its volume id, which no redraw changes */
 		drawn[i] = serial_id(b) == b->uuid;
@@ -966,8 +922,7 @@ draw_uuids(struct instance *inst, struct uuid_pool *pool, struct ref *refs)
 					keep_one = false;
 					continue;
 				}
-				uuid_pool_draw(
-				    pool, inst->bdms[refs[x].i].uuid);
+				util_uuid_generate(inst->bdms[refs[x].i].uuid);
 				again = true;
 			}
 		}
@@ -979,7 +934,7 @@ draw_uuids(struct instance *inst, struct uuid_pool *pool, struct ref *refs)
  * names and serials, and the drawing of BDM uuids. */
 static int
 check_all(struct instance *inst, const struct bdm_limits *lim,
-    const struct origin *o, struct uuid_pool *pool, struct err *e)
+    const struct origin *o, struct err *e)
 {
 	const struct flavor *fl = &inst->flavor;
 	const struct bdm *root = NULL;
@@ -1118,7 +1073,7 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 		    "serial) collide with another disk's",
 		    _f, BDM_SERIAL_PREFIX);
 	}
-	if (draw_uuids(inst, pool, refs) < 0)
+	if (draw_uuids(inst, refs) < 0)
 		return err_set(e, -ENOMEM, "out of memory");
 	return 0;
 }
@@ -1131,7 +1086,6 @@ bdm_instance_prepare(
 {
 	static const struct bdm_limits defaults = BDM_LIMITS_DEFAULT;
 	struct origin origin = {.n_req = inst->n_bdms, .off = 0};
-	struct uuid_pool pool = {.left = 0};
 	const struct origin *o = &origin;
 	bool have_root = false, have_eph = false, have_swap = false;
 	struct bdm *b;
@@ -1179,10 +1133,10 @@ bdm_instance_prepare(
 	    (r = bdm_append_blank(inst, inst->flavor.swap, "swap", e)) < 0)
 		return r;
 
-	if ((r = check_all(inst, lim, o, &pool, e)) < 0)
+	if ((r = check_all(inst, lim, o, e)) < 0)
 		return r;
 	if (inst->uuid[0] == '\0')
-		uuid_pool_draw(&pool, inst->uuid);
+		util_uuid_generate(inst->uuid);
 	if (inst->metadata == NULL && (inst->metadata = strdup("{}")) == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
 	return 0;
