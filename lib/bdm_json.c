@@ -13,6 +13,7 @@
 
 #include "bdm_json.h"
 #include "jfield.h"
+#include "jwriter.h"
 
 #define BDM_JSON_MAX_BDMS 4096 /* hard cap; bdm_limits.max_bdms is lower */
 #define BDM_JSON_MAX_METADATA 128 /* Nova's default metadata_items quota */
@@ -792,47 +793,239 @@ add_size(struct json_object *o, const char *key, int64_t size, int *rc)
 		jfield_add_take(o, key, NULL, rc);
 }
 
-static struct json_object *
-format_bdm(struct fmt *f, const struct bdm *b, const struct blockinfo_disk *d)
-{
-	struct json_object *o = json_object_new_object();
-	int rc = 0;
+/* The instance and BDM JSON is written with jwriter, one value after the
+ * other into one buffer (a list page of 1,000 instances is megabytes);
+ * the json-c constructors below parse that text, so there is one
+ * formatter. */
 
-	if (o == NULL)
-		return NULL;
-	jfield_add_str(o, "bdm_uuid", nonempty(b->uuid), &rc);
-	add_boot_index(o, b->boot_index, &rc);
-	jfield_add_str(
-	    o, "source_type", bdm_source_to_string(b->source_type), &rc);
-	jfield_add_str(o, "destination_type",
-	    bdm_dest_to_string(b->destination_type), &rc);
-	jfield_add_str(o, "image_id", b->image_id, &rc);
-	jfield_add_str(o, "volume_id", b->volume_id, &rc);
-	jfield_add_str(o, "snapshot_id", b->snapshot_id, &rc);
-	jfield_add_str(
-	    o, "device_type", bdm_device_type_to_string(b->device_type), &rc);
-	jfield_add_str(o, "disk_bus",
+/* A stored JSON text (connection_info, metadata) as a value: copied when
+ * it is in json-c's printed form (what this module stores), else parsed
+ * and printed by json-c as before; fallback (a JSON value) when there is
+ * no text, it does not parse, or it is null. */
+static void
+write_text(
+    struct jwriter *w, struct fmt *f, const char *text, const char *fallback)
+{
+	struct json_object *o;
+	const char *s = NULL;
+
+	if (text && strcmp(text, "null") != 0 &&
+	    jwriter_json_text(w, text) == 0)
+		return;
+	if ((o = text_to_json(f, text)) != NULL &&
+	    (s = json_object_to_json_string_ext(
+		 o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) ==
+		NULL)
+		w->err = -ENOMEM;
+	if (s == NULL)
+		s = fallback;
+	jwriter_raw(w, s, strlen(s));
+	json_object_put(o);
+}
+
+static void
+write_boot_index(struct jwriter *w, int boot_index)
+{
+	jwriter_key(w, "boot_index");
+	if (boot_index >= 0)
+		jwriter_int(w, boot_index);
+	else
+		jwriter_null(w);
+}
+
+static void
+write_size(struct jwriter *w, int64_t size)
+{
+	if (size != BDM_SIZE_NONE)
+		jwriter_int(w, size);
+	else
+		jwriter_null(w);
+}
+
+static void
+write_bdm(struct jwriter *w, struct fmt *f, const struct bdm *b,
+    const struct blockinfo_disk *d)
+{
+	jwriter_obj_begin(w);
+	jwriter_key(w, "bdm_uuid");
+	jwriter_str(w, nonempty(b->uuid));
+	write_boot_index(w, b->boot_index);
+	jwriter_key(w, "source_type");
+	jwriter_str(w, bdm_source_to_string(b->source_type));
+	jwriter_key(w, "destination_type");
+	jwriter_str(w, bdm_dest_to_string(b->destination_type));
+	jwriter_key(w, "image_id");
+	jwriter_str(w, b->image_id);
+	jwriter_key(w, "volume_id");
+	jwriter_str(w, b->volume_id);
+	jwriter_key(w, "snapshot_id");
+	jwriter_str(w, b->snapshot_id);
+	jwriter_key(w, "device_type");
+	jwriter_str(w, bdm_device_type_to_string(b->device_type));
+	jwriter_key(w, "disk_bus");
+	jwriter_str(w,
 	    bdm_bus_to_string(b->disk_bus != BDM_BUS_UNSET || d == NULL
 		    ? b->disk_bus
-		    : d->bus),
-	    &rc);
-	jfield_add_str(o, "device_name",
+		    : d->bus));
+	jwriter_key(w, "device_name");
+	jwriter_str(w,
 	    b->device_name ? b->device_name
-			   : (d ? nonempty(d->device_name) : NULL),
-	    &rc);
-	add_size(o, "volume_size", b->volume_size, &rc);
-	jfield_add_str(o, "guest_format", b->guest_format, &rc);
-	jfield_add_bool(
-	    o, "delete_on_termination", b->delete_on_termination, &rc);
-	jfield_add_str(o, "tag", b->tag, &rc);
-	jfield_add_take(
-	    o, "connection_info", text_to_json(f, b->connection_info), &rc);
-	jfield_add_str(o, "serial", d ? nonempty(d->serial) : NULL, &rc);
-	jfield_add_str(o, "by_id", d ? nonempty(d->by_id) : NULL, &rc);
-	if (rc < 0) {
-		json_object_put(o);
-		return NULL;
+			   : (d ? nonempty(d->device_name) : NULL));
+	jwriter_key(w, "volume_size");
+	write_size(w, b->volume_size);
+	jwriter_key(w, "guest_format");
+	jwriter_str(w, b->guest_format);
+	jwriter_key(w, "delete_on_termination");
+	jwriter_bool(w, b->delete_on_termination);
+	jwriter_key(w, "tag");
+	jwriter_str(w, b->tag);
+	jwriter_key(w, "connection_info");
+	write_text(w, f, b->connection_info, "null");
+	jwriter_key(w, "serial");
+	jwriter_str(w, d ? nonempty(d->serial) : NULL);
+	jwriter_key(w, "by_id");
+	jwriter_str(w, d ? nonempty(d->by_id) : NULL);
+	jwriter_obj_end(w);
+}
+
+/* The array of every BDM, each matched to its disk in one pass. */
+static void
+write_bdm_array(struct jwriter *w, struct fmt *f, const struct instance *inst,
+    const struct blockinfo *bi)
+{
+	const struct blockinfo_disk *stack[64];
+	const struct blockinfo_disk **by_bdm = stack;
+
+	if (inst->n_bdms > ELEMENTSOF(stack) &&
+	    (by_bdm = calloc(inst->n_bdms, sizeof(*by_bdm))) == NULL) {
+		w->err = -ENOMEM;
+		return;
 	}
+	memset(by_bdm, 0, inst->n_bdms * sizeof(*by_bdm));
+	for (size_t k = 0; bi && k < bi->n_disks; k++) {
+		int x = bi->disks[k].bdm_index;
+
+		if (x >= 0 && (size_t)x < inst->n_bdms)
+			by_bdm[x] = &bi->disks[k];
+	}
+	jwriter_arr_begin(w);
+	for (size_t i = 0; i < inst->n_bdms; i++)
+		write_bdm(w, f, &inst->bdms[i], by_bdm[i]);
+	jwriter_arr_end(w);
+	if (by_bdm != stack)
+		free(by_bdm);
+}
+
+static void
+write_time(struct jwriter *w, int64_t ms)
+{
+	char buf[32];
+
+	if (ms <= 0) {
+		jwriter_null(w);
+		return;
+	}
+	util_rfc3339(ms, buf);
+	jwriter_str(w, buf);
+}
+
+static void
+write_instance(struct jwriter *w, struct fmt *f, const struct instance *inst,
+    const struct blockinfo *bi)
+{
+	const struct image_props *p = &inst->props;
+
+	jwriter_obj_begin(w);
+	jwriter_key(w, "uuid");
+	jwriter_str(w, nonempty(inst->uuid));
+	jwriter_key(w, "name");
+	jwriter_str(w, inst->name);
+	jwriter_key(w, "state");
+	jwriter_str(w, instance_state_to_string(inst->state));
+	jwriter_key(w, "flavor");
+	jwriter_obj_begin(w);
+	jwriter_key(w, "vcpus");
+	jwriter_int(w, inst->flavor.vcpus);
+	jwriter_key(w, "memory_mb");
+	jwriter_int(w, inst->flavor.memory_mb);
+	jwriter_key(w, "root_gb");
+	jwriter_int(w, inst->flavor.root_gb);
+	jwriter_key(w, "ephemeral_gb");
+	jwriter_int(w, inst->flavor.ephemeral_gb);
+	jwriter_key(w, "swap");
+	jwriter_int(w, inst->flavor.swap);
+	jwriter_obj_end(w);
+	jwriter_key(w, "imageRef");
+	jwriter_str(w, inst->image_ref);
+	jwriter_key(w, "image_meta");
+	jwriter_obj_begin(w);
+	jwriter_key(w, "properties");
+	jwriter_obj_begin(w);
+	if (p->hw_disk_bus) {
+		jwriter_key(w, "hw_disk_bus");
+		jwriter_str(w, p->hw_disk_bus);
+	}
+	if (p->hw_cdrom_bus) {
+		jwriter_key(w, "hw_cdrom_bus");
+		jwriter_str(w, p->hw_cdrom_bus);
+	}
+	if (p->hw_scsi_model) {
+		jwriter_key(w, "hw_scsi_model");
+		jwriter_str(w, p->hw_scsi_model);
+	}
+	if (p->hw_machine_type) {
+		jwriter_key(w, "hw_machine_type");
+		jwriter_str(w, p->hw_machine_type);
+	}
+	jwriter_obj_end(w);
+	jwriter_obj_end(w);
+	jwriter_key(w, "config_drive");
+	jwriter_bool(w, inst->config_drive);
+	jwriter_key(w, "metadata");
+	write_text(w, f, inst->metadata, "{}");
+	jwriter_key(w, "created_at");
+	write_time(w, inst->created_at);
+	jwriter_key(w, "updated_at");
+	write_time(w, inst->updated_at);
+	jwriter_key(w, "generation");
+	jwriter_int(w, inst->generation);
+	jwriter_key(w, "block_device_mappings");
+	write_bdm_array(w, f, inst, bi);
+	jwriter_obj_end(w);
+}
+
+/* See bdm_json.h. */
+void
+bdm_json_write_instance(
+    struct jwriter *w, const struct instance *inst, const struct blockinfo *bi)
+{
+	struct fmt f = {NULL};
+
+	write_instance(w, &f, inst, bi);
+	fmt_done(&f);
+}
+
+/* w's text as a json-c object; NULL on any error (w is emptied). */
+static struct json_object *
+writer_to_json(struct jwriter *w)
+{
+	_cleanup_free_ char *text = NULL;
+	struct json_tokener *tok;
+	struct json_object *o;
+	size_t len;
+
+	if (jwriter_finish(w, &text, &len) < 0)
+		return NULL;
+	/* the instance's own levels plus stored texts' (depth-checked when
+	 * they were parsed) */
+	if ((tok = json_tokener_new_ex(BDM_JSON_MAX_DEPTH * 2 + 8)) == NULL)
+		return NULL;
+	o = json_tokener_parse_ex(tok, text, (int)len);
+	if (o != NULL && json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(o);
+		o = NULL;
+	}
+	json_tokener_free(tok);
 	return o;
 }
 
@@ -855,48 +1048,13 @@ bdm_json_format_bdm(
     const struct instance *inst, size_t index, const struct blockinfo *bi)
 {
 	struct fmt f = {NULL};
-	struct json_object *o;
+	struct jwriter w = {0};
 
 	if (index >= inst->n_bdms)
 		return NULL;
-	o = format_bdm(&f, &inst->bdms[index], disk_of(bi, index));
+	write_bdm(&w, &f, &inst->bdms[index], disk_of(bi, index));
 	fmt_done(&f);
-	return o;
-}
-
-/* The array of every BDM, each matched to its disk in one pass. */
-static struct json_object *
-format_bdm_array(
-    struct fmt *f, const struct instance *inst, const struct blockinfo *bi)
-{
-	const struct blockinfo_disk *stack[64];
-	const struct blockinfo_disk **by_bdm = stack;
-	struct json_object *arr;
-	int rc = 0;
-
-	if (inst->n_bdms > ELEMENTSOF(stack) &&
-	    (by_bdm = calloc(inst->n_bdms, sizeof(*by_bdm))) == NULL)
-		return NULL;
-	memset(by_bdm, 0, inst->n_bdms * sizeof(*by_bdm));
-	for (size_t k = 0; bi && k < bi->n_disks; k++) {
-		int x = bi->disks[k].bdm_index;
-
-		if (x >= 0 && (size_t)x < inst->n_bdms)
-			by_bdm[x] = &bi->disks[k];
-	}
-	arr = json_object_new_array_ext((int)inst->n_bdms);
-	if (arr == NULL)
-		rc = -ENOMEM;
-	for (size_t i = 0; rc == 0 && i < inst->n_bdms; i++)
-		jfield_append_take(
-		    arr, format_bdm(f, &inst->bdms[i], by_bdm[i]), &rc);
-	if (by_bdm != stack)
-		free(by_bdm);
-	if (rc < 0) {
-		json_object_put(arr);
-		return NULL;
-	}
-	return arr;
+	return writer_to_json(&w);
 }
 
 /* See bdm_json.h. */
@@ -904,33 +1062,14 @@ struct json_object *
 bdm_json_format_bdms(const struct instance *inst, const struct blockinfo *bi)
 {
 	struct fmt f = {NULL};
-	struct json_object *arr = format_bdm_array(&f, inst, bi), *o;
-	int rc = 0;
+	struct jwriter w = {0};
 
+	jwriter_obj_begin(&w);
+	jwriter_key(&w, "block_device_mappings");
+	write_bdm_array(&w, &f, inst, bi);
+	jwriter_obj_end(&w);
 	fmt_done(&f);
-	if (arr == NULL || (o = json_object_new_object()) == NULL) {
-		json_object_put(arr);
-		return NULL;
-	}
-	jfield_add_take(o, "block_device_mappings", arr, &rc);
-	if (rc < 0) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
-}
-
-static void
-add_time(struct json_object *o, const char *key, int64_t ms, int *rc)
-{
-	char buf[32];
-
-	if (ms <= 0) {
-		jfield_add_take(o, key, NULL, rc);
-		return;
-	}
-	util_rfc3339(ms, buf);
-	jfield_add_str(o, key, buf, rc);
+	return writer_to_json(&w);
 }
 
 /* See bdm_json.h. */
@@ -938,74 +1077,10 @@ struct json_object *
 bdm_json_format_instance(
     const struct instance *inst, const struct blockinfo *bi)
 {
-	struct json_object *o = json_object_new_object();
-	struct json_object *fl = NULL, *meta = NULL, *props = NULL,
-			   *bdms = NULL, *md;
-	struct fmt f = {NULL};
-	int rc = 0;
+	struct jwriter w = {0};
 
-	if (o == NULL)
-		return NULL;
-	jfield_add_str(o, "uuid", nonempty(inst->uuid), &rc);
-	jfield_add_str(o, "name", inst->name, &rc);
-	jfield_add_str(o, "state", instance_state_to_string(inst->state), &rc);
-
-	if (rc == 0 && (fl = json_object_new_object()) == NULL)
-		rc = -ENOMEM;
-	if (rc == 0) {
-		jfield_add_int(fl, "vcpus", inst->flavor.vcpus, &rc);
-		jfield_add_int(fl, "memory_mb", inst->flavor.memory_mb, &rc);
-		jfield_add_int(fl, "root_gb", inst->flavor.root_gb, &rc);
-		jfield_add_int(
-		    fl, "ephemeral_gb", inst->flavor.ephemeral_gb, &rc);
-		jfield_add_int(fl, "swap", inst->flavor.swap, &rc);
-	}
-	jfield_add_take(o, "flavor", fl, &rc);
-	jfield_add_str(o, "imageRef", inst->image_ref, &rc);
-
-	if (rc == 0 &&
-	    ((meta = json_object_new_object()) == NULL ||
-		(props = json_object_new_object()) == NULL))
-		rc = -ENOMEM;
-	if (rc == 0) {
-		const struct image_props *p = &inst->props;
-
-		if (p->hw_disk_bus)
-			jfield_add_str(
-			    props, "hw_disk_bus", p->hw_disk_bus, &rc);
-		if (p->hw_cdrom_bus)
-			jfield_add_str(
-			    props, "hw_cdrom_bus", p->hw_cdrom_bus, &rc);
-		if (p->hw_scsi_model)
-			jfield_add_str(
-			    props, "hw_scsi_model", p->hw_scsi_model, &rc);
-		if (p->hw_machine_type)
-			jfield_add_str(
-			    props, "hw_machine_type", p->hw_machine_type, &rc);
-		jfield_add_take(meta, "properties", TAKE_PTR(props), &rc);
-	}
-	json_object_put(props);
-	jfield_add_take(o, "image_meta", meta, &rc);
-
-	jfield_add_bool(o, "config_drive", inst->config_drive, &rc);
-	md = text_to_json(&f, inst->metadata);
-	if (md == NULL && rc == 0)
-		md = json_object_new_object();
-	if (md == NULL && rc == 0)
-		rc = -ENOMEM;
-	jfield_add_take(o, "metadata", md, &rc);
-	add_time(o, "created_at", inst->created_at, &rc);
-	add_time(o, "updated_at", inst->updated_at, &rc);
-	jfield_add_int(o, "generation", inst->generation, &rc);
-	if (rc == 0 && (bdms = format_bdm_array(&f, inst, bi)) == NULL)
-		rc = -ENOMEM;
-	jfield_add_take(o, "block_device_mappings", bdms, &rc);
-	fmt_done(&f);
-	if (rc < 0) {
-		json_object_put(o);
-		return NULL;
-	}
-	return o;
+	bdm_json_write_instance(&w, inst, bi);
+	return writer_to_json(&w);
 }
 
 /* The fields every block_device_info entry carries besides Nova's. */

@@ -15,6 +15,7 @@
 #include "err.h"
 
 struct json_object;
+struct jwriter;
 
 #define BDM_JSON_MAX_DEPTH 8
 #define BDM_JSON_MAX_STRING 1024
@@ -59,5 +60,13 @@ struct json_object *bdm_json_format_instance(
     const struct instance *inst, const struct blockinfo *bi);
 struct json_object *bdm_json_format_blockinfo(
     const struct instance *inst, const struct blockinfo *bi);
+
+/* Writes the instance as one JSON value into w, the very text
+ * bdm_json_format_instance's object prints as (with
+ * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE): for responses
+ * too large for a tree (the instance list). bi as there. Errors (OOM)
+ * stick in w (jwriter_finish). */
+void bdm_json_write_instance(
+    struct jwriter *w, const struct instance *inst, const struct blockinfo *bi);
 
 #endif
