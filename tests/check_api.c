@@ -123,6 +123,7 @@ daemon_restart(struct daemon *d)
 			dup2(fd, 2);
 			close(fd);
 		}
+		testutil_child_allow_core(d->dir);
 		execl(bin, bin, "--config", conf, (char *)NULL);
 		_exit(127);
 	}
@@ -222,6 +223,9 @@ teardown(void)
 			char *log = testutil_read_file(D.log, NULL);
 			size_t l = log ? strlen(log) : 0;
 
+			if (st > 128)
+				(void)testutil_core_report(
+				    getenv("HYPERLETD"), D.dir);
 			ck_abort_msg("hyperletd exited %d; log tail:\n%s", st,
 			    log ? log + (l > 3000 ? l - 3000 : 0) : "");
 		}

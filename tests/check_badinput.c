@@ -243,6 +243,7 @@ daemon_start(void)
 
 		dup2(fd, 1);
 		dup2(fd, 2);
+		testutil_child_allow_core(state_dir);
 		execl(bin, "hyperletd", "--config", conf, (char *)NULL);
 		_exit(127);
 	}
@@ -295,6 +296,9 @@ daemon_stop(void)
 			    "hyperletd exited with status %#x:\n%s\n", st,
 			    l ? l : "");
 			free(l);
+			if (WIFSIGNALED(st))
+				(void)testutil_core_report(
+				    getenv("HYPERLETD"), state_dir);
 			ck_abort_msg("hyperletd did not exit 0 on SIGTERM");
 		}
 	}

@@ -3,11 +3,13 @@
  * CI reads; data lives under $TEST_DATA (set by make check), falling back
  * to tests/data relative to the current directory.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -96,4 +98,52 @@ testutil_rm_rf(const char *path)
 		return;
 	(void)system(cmd);
 	free(cmd);
+}
+
+/* For a daemon under test, in the child between fork and exec: lifts the
+ * core size limit and makes dir the working directory, so that a crash
+ * leaves dir/core (the kernel's default core_pattern) for
+ * testutil_core_report. Async-signal-safe; errors are ignored. */
+void
+testutil_child_allow_core(const char *dir)
+{
+	struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	if (dir)
+		(void)chdir(dir);
+}
+
+/* After a daemon under test died of a signal: prints to stderr, from the
+ * core it left in dir (see testutil_child_allow_core), who sent the signal
+ * ($_siginfo: si_pid, si_code) and every thread's backtrace, when gdb is
+ * installed. Returns whether a core file was found. */
+bool
+testutil_core_report(const char *bin, const char *dir)
+{
+	DIR *d = dir ? opendir(dir) : NULL;
+	struct dirent *de;
+	bool found = false;
+
+	if (d == NULL)
+		return false;
+	while ((de = readdir(d)) != NULL) {
+		char *cmd;
+
+		if (strncmp(de->d_name, "core", 4) != 0)
+			continue;
+		found = true;
+		fprintf(stderr, "core file %s/%s:\n", dir, de->d_name);
+		fflush(stderr);
+		if (asprintf(&cmd,
+			"command -v gdb >/dev/null && gdb -q -batch -nx "
+			"-ex 'p $_siginfo' -ex 'info threads' "
+			"-ex 'thread apply all bt' '%s' '%s/%s' 1>&2",
+			bin, dir, de->d_name) < 0)
+			break;
+		(void)system(cmd);
+		free(cmd);
+	}
+	closedir(d);
+	return found;
 }

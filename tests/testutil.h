@@ -6,6 +6,7 @@
 #define HYPERLET_TESTUTIL_H
 
 #include <check.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 int testutil_run(Suite *s);
@@ -13,5 +14,7 @@ char *testutil_read_file(const char *path, size_t *ret_len);
 const char *testutil_data_dir(void);
 char *testutil_mkdtemp(const char *prefix);
 void testutil_rm_rf(const char *path);
+void testutil_child_allow_core(const char *dir);
+bool testutil_core_report(const char *bin, const char *dir);
 
 #endif
