@@ -1727,6 +1727,34 @@ slow_upload_run(void *p)
 	return NULL;
 }
 
+/* Waits until /metrics counts at least n requests in flight (its own
+ * included). */
+static bool
+wait_in_flight(const struct daemon *d, int n, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	struct req_opts o = {.d = d};
+
+	while (now_ms() < deadline) {
+		struct resp r;
+		const char *p;
+		int have = 0;
+
+		http_ex("GET", "/metrics", NULL, 0, &o, &r);
+		p = r.body
+		    ? strstr(r.body, "\nhyperlet_http_requests_in_flight ")
+		    : NULL;
+		if (p)
+			have = atoi(
+			    p + strlen("\nhyperlet_http_requests_in_flight "));
+		resp_clear(&r);
+		if (have >= n)
+			return true;
+		sleep_ms(20);
+	}
+	return false;
+}
+
 START_TEST(test_sigterm_drains_an_in_flight_upload_then_exits_0)
 {
 	struct slow_upload s = {&D, 0};
@@ -1735,20 +1763,33 @@ START_TEST(test_sigterm_drains_an_in_flight_upload_then_exits_0)
 	char *log;
 
 	pthread_create(&t, NULL, slow_upload_run, &s);
-	sleep_ms(600);
+	/* SIGTERM once the daemon has the upload's headers (a fixed sleep
+	 * was not enough on a loaded machine: the upload then met a closed
+	 * listener) */
+	ck_assert_msg(wait_in_flight(&D, 2, 30000),
+	    "the upload never reached the daemon");
 	kill(D.pid, SIGTERM);
-	sleep_ms(300);
-	/* the listener is closed while the upload still runs */
+	/* the listener is closed while the upload still runs: new
+	 * connections fail once the daemon has acted on SIGTERM */
 	{
-		CURL *c = curl_easy_init();
-		char url[128];
+		int64_t deadline = now_ms() + 30000;
+		CURLcode cc = CURLE_OK;
 
-		(void)snprintf(url, sizeof(url), "%s/v1/health", D.base);
-		curl_easy_setopt(c, CURLOPT_URL, url);
-		curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-		ck_assert_int_ne(curl_easy_perform(c), CURLE_OK);
-		curl_easy_cleanup(c);
+		while (cc == CURLE_OK && now_ms() < deadline) {
+			CURL *c = curl_easy_init();
+			char url[128];
+
+			(void)snprintf(
+			    url, sizeof(url), "%s/v1/health", D.base);
+			curl_easy_setopt(c, CURLOPT_URL, url);
+			curl_easy_setopt(c, CURLOPT_TIMEOUT, 2L);
+			curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+			cc = curl_easy_perform(c);
+			curl_easy_cleanup(c);
+			if (cc == CURLE_OK)
+				sleep_ms(50);
+		}
+		ck_assert_int_ne(cc, CURLE_OK);
 	}
 	pthread_join(t, NULL);
 	ck_assert_int_eq(s.status, 201);
