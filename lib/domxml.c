@@ -52,6 +52,46 @@ domxml_is_local(const struct blockinfo_disk *d)
 	}
 }
 
+/*
+ * Writes dir "/" prefix name into out (as snprintf "%s/%s%s" would, without
+ * its cost). Returns the length, or -1 if it does not fit in out.
+ */
+static int
+domxml_path_join(char out[DOMXML_PATH_MAX], const char *dir, const char *prefix,
+    const char *name)
+{
+	const char *part[] = {dir, "/", prefix, name};
+	size_t n = 0;
+
+	for (size_t i = 0; i < ELEMENTSOF(part); i++) {
+		size_t len = strlen(part[i]);
+
+		if (len >= DOMXML_PATH_MAX - n)
+			return -1;
+		memcpy(out + n, part[i], len);
+		n += len;
+	}
+	out[n] = '\0';
+	return (int)n;
+}
+
+/*
+ * util_path_valid(path) for path = dir "/" rest of length len, where dir
+ * already passed util_path_valid (domxml_check_opts). When dir is not "/"
+ * and rest is not empty, path is valid exactly when "/" rest is (its
+ * rules hold component by component) and path is not too long, so only
+ * the new part is scanned; otherwise the whole path is.
+ */
+static bool
+domxml_joined_path_valid(const char *path, const char *dir, int len)
+{
+	size_t dlen = strlen(dir);
+
+	if (dlen > 1 && path[dlen + 1] != '\0' && len <= 1024)
+		return util_path_valid(path + dlen);
+	return util_path_valid(path);
+}
+
 /* Checks the options common to domain and disk XML. */
 static int
 domxml_check_opts(const struct domxml_opts *o, struct err *e)
@@ -107,13 +147,12 @@ domxml_disk_resolve(const struct blockinfo *bi, const struct blockinfo_disk *d,
 			return err_set(e, -EINVAL,
 			    "disk %s: a local disk needs the instance directory",
 			    dev);
-		n = snprintf(out->path, sizeof(out->path), "%s/%s%s",
-		    o->instance_dir, o->disk_prefix ? o->disk_prefix : "",
-		    d->name);
-		if (n < 0 || (size_t)n >= sizeof(out->path))
+		n = domxml_path_join(out->path, o->instance_dir,
+		    o->disk_prefix ? o->disk_prefix : "", d->name);
+		if (n < 0)
 			return err_set(e, -EINVAL,
 			    "disk %s: local disk path too long", dev);
-		if (!util_path_valid(out->path))
+		if (!domxml_joined_path_valid(out->path, o->instance_dir, n))
 			return err_set(e, -EINVAL,
 			    "disk %s: local disk path is not a normalised "
 			    "absolute path",
@@ -236,7 +275,13 @@ domxml_write_disk(struct xwriter *w, const struct blockinfo_disk *d,
 void
 domxml_domain_name(const char *uuid, char out[DOMXML_NAME_MAX])
 {
-	(void)snprintf(out, DOMXML_NAME_MAX, "%s%s", DOMXML_NAME_PREFIX, uuid);
+	const size_t plen = sizeof(DOMXML_NAME_PREFIX) - 1;
+	size_t n = strnlen(uuid, DOMXML_NAME_MAX - plen - 1);
+
+	/* snprintf "%s%s" would do; this is on every domain's path */
+	memcpy(out, DOMXML_NAME_PREFIX, plen);
+	memcpy(out + plen, uuid, n);
+	out[plen + n] = '\0';
 }
 
 static void
@@ -275,7 +320,7 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
 {
 	_cleanup_(xwriter_freep) struct xwriter *w = NULL;
 	_cleanup_free_ struct domxml_disk *disks = NULL;
-	char name[DOMXML_NAME_MAX], path[DOMXML_PATH_MAX], num[24];
+	char name[DOMXML_NAME_MAX], path[DOMXML_PATH_MAX];
 	const char *virt_type, *console = NULL;
 	int r;
 
@@ -304,14 +349,16 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
 	if (o->console_log != NULL)
 		console = o->console_log;
 	else if (o->instance_dir != NULL) {
-		r = snprintf(
-		    path, sizeof(path), "%s/console.log", o->instance_dir);
-		if (r < 0 || (size_t)r >= sizeof(path))
+		r = domxml_path_join(path, o->instance_dir, "", "console.log");
+		if (r < 0)
 			return err_set(e, -EINVAL,
 			    "domain xml: console log path too long");
 		console = path;
 	}
-	if (console != NULL && !util_path_valid(console))
+	if (console != NULL &&
+	    !(console == path
+		    ? domxml_joined_path_valid(path, o->instance_dir, r)
+		    : util_path_valid(console)))
 		return err_set(e, -EINVAL,
 		    "domain xml: console log is not a normalised absolute path");
 	if (bi->n_disks > 0) {
@@ -336,12 +383,11 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
 	domxml_write_metadata(w, inst, bi);
 	xwriter_start(w, "memory");
 	xwriter_attr(w, "unit", "MiB");
-	(void)snprintf(
-	    num, sizeof(num), "%lld", (long long)inst->flavor.memory_mb);
-	xwriter_text(w, num);
+	xwriter_text_int(w, inst->flavor.memory_mb);
 	xwriter_end(w);
-	(void)snprintf(num, sizeof(num), "%lld", (long long)inst->flavor.vcpus);
-	xwriter_element_text(w, "vcpu", num);
+	xwriter_start(w, "vcpu");
+	xwriter_text_int(w, inst->flavor.vcpus);
+	xwriter_end(w);
 
 	xwriter_start(w, "os");
 	xwriter_start(w, "type");

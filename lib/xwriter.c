@@ -6,11 +6,15 @@
  * '\'', so single quotes would be unsafe; it also writes non-ASCII in
  * attribute values as character references, which parse back the same).
  * libxml2 escapes markup but passes control characters through and
- * re-encodes invalid UTF-8, so every value is checked here first. This is the only file that includes
- * <libxml/...>.
+ * re-encodes invalid UTF-8, so every value is checked here first.
+ * The indentation is ours, not xmlTextWriterSetIndent's: libxml2 writes
+ * it one level per call into its output buffer (each write costs ~150
+ * instructions), while xwriter_space() writes the same bytes in one call;
+ * output is byte for byte what libxml2's indenting gave. Every element,
+ * attribute and text still goes through xmlTextWriter. This is the only
+ * file that includes <libxml/...>.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,10 +29,26 @@ struct xwriter {
 	xmlBufferPtr buf;
 	xmlTextWriterPtr tw;
 	const char *stack[XWRITER_MAX_DEPTH]; /* open elements (literals) */
+	/* The indentation state, as xmlTextWriter keeps it when indenting:
+	 * has_content[i]: stack[i]'s start tag is closed ('>' written: it has
+	 * a child or text); newline_owed: an element just ended, and its
+	 * "\n" is still to be written; indent_end: the next end tag of an
+	 * element with content goes on a line of its own (false right after
+	 * text, so <a>text</a> stays on one line). */
+	bool has_content[XWRITER_MAX_DEPTH];
+	bool newline_owed;
+	bool indent_end;
 	int depth;
 	bool done; /* xwriter_finish ran */
 	struct err err; /* the first error; err.code == 0 while none */
 };
+
+/* "\n" and enough two-space indentation for XWRITER_MAX_DEPTH levels. */
+static const char xwriter_ws[] = "\n"
+				 "                                "
+				 "                                ";
+_Static_assert(sizeof(xwriter_ws) - 2 >= 2 * XWRITER_MAX_DEPTH,
+    "xwriter_ws holds too little indentation");
 
 static bool
 xwriter_ok(struct xwriter *w)
@@ -40,6 +60,28 @@ static const char *
 xwriter_current(const struct xwriter *w)
 {
 	return w->depth > 0 ? w->stack[w->depth - 1] : "document";
+}
+
+/* True if s[0..len) is all printable ASCII or DEL (0x20-0x7f), eight
+ * bytes at a time: a byte at or above 0x80 shows in x itself, one below
+ * 0x20 borrows in x - 0x20..20 and sets its own top bit there. */
+static bool
+xwriter_plain_ascii(const unsigned char *s, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
+	uint64_t x, acc = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		memcpy(&x, s + i, 8);
+		acc |= (x - 0x20 * ones) | x;
+	}
+	if ((acc & tops) != 0)
+		return false;
+	for (; i < len; i++)
+		if (s[i] < 0x20 || s[i] >= 0x80)
+			return false;
+	return true;
 }
 
 /*
@@ -58,6 +100,9 @@ xwriter_check(struct xwriter *w, const char *s, const char *what_fmt,
 	char what[128];
 	size_t i;
 
+	/* most values (uuids, paths, literals) are plain ASCII */
+	if (xwriter_plain_ascii(p, strlen(s)))
+		return true;
 	for (i = 0; p[i]; i++) {
 		if (p[i] >= 0x20 && p[i] < 0x80)
 			continue;
@@ -69,7 +114,6 @@ xwriter_check(struct xwriter *w, const char *s, const char *what_fmt,
 		if (p[i] >= 0x80)
 			ascii = false;
 	}
-	/* plain ASCII (most values: uuids, paths, literals) is done */
 	if (p[i] == '\0' &&
 	    (ascii || (xmlCheckUTF8(p) && util_utf8_valid(s, i))))
 		return true;
@@ -98,6 +142,45 @@ xwriter_libxml_failed(struct xwriter *w, int rc, const char *op)
 		(void)err_set(&w->err, -ENOMEM, "xml writer: %s failed", op);
 }
 
+/*
+ * Writes the whitespace libxml2 would write before the next tag or text
+ * when indenting: the newline owed by the last end tag (or by a start tag
+ * just closed), then indent levels of two spaces. One raw write of
+ * whitespace; a pending '>' of the enclosing start tag is written by
+ * libxml2 first, as for any content.
+ */
+static void
+xwriter_space(struct xwriter *w, bool newline, int indent)
+{
+	const char *ws = newline ? xwriter_ws : xwriter_ws + 1;
+	int len = (newline ? 1 : 0) + 2 * indent;
+
+	w->newline_owed = false;
+	if (len > 0)
+		xwriter_libxml_failed(w,
+		    xmlTextWriterWriteRawLen(w->tw, BAD_CAST ws, len),
+		    "indent");
+}
+
+/* Formats v in decimal into buf (at least 21 bytes); returns buf. */
+static char *
+xwriter_fmt_int(char *buf, int64_t v)
+{
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	char tmp[20];
+	size_t n = 0, i = 0;
+
+	do
+		tmp[n++] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	if (v < 0)
+		buf[i++] = '-';
+	while (n > 0)
+		buf[i++] = tmp[--n];
+	buf[i] = '\0';
+	return buf;
+}
+
 /* A new writer (owned; xwriter_free). NULL on OOM. */
 struct xwriter *
 xwriter_new(void)
@@ -109,12 +192,11 @@ xwriter_new(void)
 	w->buf = xmlBufferCreateSize(4096);
 	if (w->buf == NULL)
 		return xwriter_free(w);
+	/* not xmlTextWriterSetIndent: xwriter_space() indents */
 	w->tw = xmlNewTextWriterMemory(w->buf, 0);
 	if (w->tw == NULL)
 		return xwriter_free(w);
-	if (xmlTextWriterSetIndent(w->tw, 1) < 0 ||
-	    xmlTextWriterSetIndentString(w->tw, BAD_CAST "  ") < 0)
-		return xwriter_free(w);
+	w->indent_end = true;
 	return w;
 }
 
@@ -144,6 +226,14 @@ xwriter_start_(struct xwriter *w, const char *name)
 		    XWRITER_MAX_DEPTH);
 		return;
 	}
+	/* a new line for the tag (the raw write first makes libxml2 close
+	 * the parent's start tag with '>', as any content does) */
+	xwriter_space(w,
+	    w->newline_owed || (w->depth > 0 && !w->has_content[w->depth - 1]),
+	    w->depth);
+	if (w->depth > 0)
+		w->has_content[w->depth - 1] = true;
+	w->has_content[w->depth] = false;
 	w->stack[w->depth++] = name;
 	xwriter_libxml_failed(w,
 	    xmlTextWriterStartElement(w->tw, BAD_CAST name), "start element");
@@ -161,6 +251,12 @@ xwriter_end(struct xwriter *w)
 		return;
 	}
 	w->depth--;
+	/* <x/> stays where it is; an end tag after children goes on a line
+	 * of its own, one after text does not */
+	if (w->has_content[w->depth])
+		xwriter_space(w, w->newline_owed, w->indent_end ? w->depth : 0);
+	w->indent_end = true;
+	w->newline_owed = true;
 	xwriter_libxml_failed(w, xmlTextWriterEndElement(w->tw), "end element");
 }
 
@@ -186,9 +282,9 @@ xwriter_attr_int_(struct xwriter *w, const char *name, int64_t value)
 
 	if (!xwriter_ok(w))
 		return;
-	(void)snprintf(buf, sizeof(buf), "%" PRId64, value);
 	xwriter_libxml_failed(w,
-	    xmlTextWriterWriteAttribute(w->tw, BAD_CAST name, BAD_CAST buf),
+	    xmlTextWriterWriteAttribute(
+		w->tw, BAD_CAST name, BAD_CAST xwriter_fmt_int(buf, value)),
 	    "attribute");
 }
 
@@ -200,8 +296,24 @@ xwriter_text(struct xwriter *w, const char *text)
 		return;
 	if (!xwriter_check(w, text, "text of <%s>%s", xwriter_current(w), ""))
 		return;
+	/* text after a child element starts on a new line (not "", which
+	 * writes nothing: the newline stays owed) */
+	if (w->newline_owed && text[0] != '\0')
+		xwriter_space(w, true, 0);
+	if (w->depth > 0)
+		w->has_content[w->depth - 1] = true;
+	w->indent_end = false;
 	xwriter_libxml_failed(
 	    w, xmlTextWriterWriteString(w->tw, BAD_CAST text), "text");
+}
+
+/* Writes v in decimal as text into the current element. */
+void
+xwriter_text_int(struct xwriter *w, int64_t v)
+{
+	char buf[24];
+
+	xwriter_text(w, xwriter_fmt_int(buf, v));
 }
 
 /* <name>text</name>; a NULL text omits the element. */

@@ -41,6 +41,8 @@ void xwriter_attr_(struct xwriter *w, const char *name, const char *value);
 void xwriter_attr_int_(struct xwriter *w, const char *name, int64_t value);
 /* Writes escaped text content into the current element. */
 void xwriter_text(struct xwriter *w, const char *text);
+/* Writes v in decimal as text content into the current element. */
+void xwriter_text_int(struct xwriter *w, int64_t v);
 /* <name>text</name>; NULL text omits the element. */
 void xwriter_element_text_(
     struct xwriter *w, const char *name, const char *text);
