@@ -1070,7 +1070,7 @@ START_TEST(test_virt_calls_to_a_hung_libvirtd_fail_with_eagain_by_keepalive)
 	    waited);
 	fflush(stdout);
 	t0 = util_now_ms();
-	while (!virt_alive(w) && util_now_ms() - t0 < 5000)
+	while (!virt_alive(w) && util_now_ms() - t0 < 30000)
 		usleep(100 * 1000);
 	ck_assert(virt_alive(w));
 	ck_assert_int_eq(virt_reconnects(w), 1);
@@ -1103,15 +1103,17 @@ START_TEST(test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect)
 	ck_assert_int_eq(virt_state(v, inst->uuid, &st, &e), -EAGAIN);
 	ck_assert_ptr_nonnull(strstr(e.msg, "libvirt unreachable"));
 	ck_assert(!virt_alive(v));
-	ck_assert_int_lt(util_now_ms() - t0, 2000);
+	/* fails fast (a refused connect), not after a timeout */
+	ck_assert_int_lt(util_now_ms() - t0, 5000);
 
 	ck_assert_int_ge(
 	    asprintf(&start, "'%s/start.sh' '%s' >/dev/null", harness, dir), 0);
 	ck_assert_int_eq(run(start), 0);
 	/* a reopen is due at most reconnect_interval_ms (1 s) after the
-	 * last failed one */
+	 * last failed one; the 30 s bound is for a loaded machine (the
+	 * loop ends as soon as the connection is back) */
 	t0 = util_now_ms();
-	while (!virt_alive(v) && util_now_ms() - t0 < 5000)
+	while (!virt_alive(v) && util_now_ms() - t0 < 30000)
 		usleep(100 * 1000);
 	ck_assert(virt_alive(v));
 	ck_assert_int_eq(virt_reconnects(v), 1);
