@@ -551,6 +551,13 @@ serve(struct cfg *c, const struct options *o)
 	 * operator's MALLOC_ARENA_MAX still wins. */
 	if (!getenv("MALLOC_ARENA_MAX"))
 		(void)mallopt(M_ARENA_MAX, 2);
+	/* glibc raises its mmap threshold to the size of each mmapped block
+	 * freed (up to 32 MiB), so after one list page (megabytes of JSON)
+	 * every later response buffer came from an arena and stayed there
+	 * when freed. A fixed threshold keeps blocks from 256 KiB up in
+	 * their own mappings, returned to the kernel by free(). */
+	if (!getenv("MALLOC_MMAP_THRESHOLD_"))
+		(void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
 
 	if ((r = make_dir(c->state_dir, 0750)) < 0 ||
 	    (r = make_dir(c->instances_path, 0751)) < 0 ||
