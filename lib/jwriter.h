@@ -4,7 +4,8 @@
  * list). Its output is byte for byte what json-c prints with
  * JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE: no whitespace,
  * json-c's string escaping. Every call returns void and the first error
- * sticks; jwriter_finish() reports it. Keys must be string literals.
+ * sticks; jwriter_finish() reports it. Keys must be string literals
+ * that need no escaping.
  * Commas go in by themselves; the caller keeps objects and arrays balanced.
  */
 #ifndef HYPERLET_JWRITER_H
@@ -29,9 +30,12 @@ void jwriter_init(struct jwriter *w, size_t hint);
 /* Frees the buffer and empties w (it can be used again). */
 void jwriter_reset(struct jwriter *w);
 
-#define jwriter_key(w, k) jwriter_key_(w, "" k "", sizeof(k) - 1)
-/* Writes "key": (len bytes, escaped). Use jwriter_key(). */
-void jwriter_key_(struct jwriter *w, const char *key, size_t len);
+/* Writes "key": with key a string literal that needs no escaping (no ",
+ * backslash or control character): it is copied as it is, quotes and
+ * colon included, in one go (keys are half of an instance's text). */
+#define jwriter_key(w, k) jwriter_key_(w, "\"" k "\":", sizeof(k) + 2)
+/* Not for direct use: writes quoted, len bytes with quotes and colon. */
+void jwriter_key_(struct jwriter *w, const char *quoted, size_t len);
 
 void jwriter_obj_begin(struct jwriter *w);
 void jwriter_obj_end(struct jwriter *w);

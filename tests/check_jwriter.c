@@ -59,6 +59,48 @@ START_TEST(test_jwriter_escapes_every_byte_as_json_c_does)
 }
 END_TEST
 
+/* Long strings take the 8-bytes-at-a-time path: every byte at every
+ * offset of a word, and random strings of every byte. */
+START_TEST(test_jwriter_escapes_long_strings_as_json_c_does)
+{
+	for (int c = 1; c < 256; c++)
+		for (size_t at = 0; at < 19; at++) {
+			char s[20];
+			struct jwriter w = {0};
+			char *got, *want;
+
+			memset(s, 'a', 19);
+			s[19] = '\0';
+			s[at] = (char)c;
+			jwriter_str(&w, s);
+			got = finish(&w);
+			want = json_c_text(json_object_new_string(s));
+			ck_assert_msg(strcmp(got, want) == 0,
+			    "byte 0x%02x at %zu: %s, not %s", c, at, got, want);
+			free(got);
+			free(want);
+		}
+	srand(11);
+	for (int round = 0; round < 2000; round++) {
+		char s[80];
+		size_t n = (size_t)(rand() % 79);
+		struct jwriter w = {0};
+		char *got, *want;
+
+		for (size_t i = 0; i < n; i++)
+			s[i] = (char)(rand() % 4 ? 0x20 + rand() % 224
+						 : 1 + rand() % 255);
+		s[n] = '\0';
+		jwriter_str(&w, s);
+		got = finish(&w);
+		want = json_c_text(json_object_new_string(s));
+		ck_assert_str_eq(got, want);
+		free(got);
+		free(want);
+	}
+}
+END_TEST
+
 START_TEST(test_jwriter_writes_integers_as_json_c_does)
 {
 	static const int64_t v[] = {0, 1, -1, 9, 10, -10, 255, 1024, INT32_MAX,
@@ -101,7 +143,7 @@ START_TEST(test_jwriter_puts_commas_between_values_and_members_only)
 	jwriter_obj_begin(&w);
 	jwriter_key(&w, "c");
 	jwriter_str(&w, "d/e");
-	jwriter_key(&w, "q\"");
+	jwriter_key(&w, "q");
 	jwriter_raw(&w, "[1]", 3);
 	jwriter_obj_end(&w);
 	jwriter_key(&w, "e");
@@ -110,7 +152,7 @@ START_TEST(test_jwriter_puts_commas_between_values_and_members_only)
 	got = finish(&w);
 	ck_assert_str_eq(got,
 	    "{\"a\":[1,true,false,null,null,{},[]],"
-	    "\"b\":{\"c\":\"d/e\",\"q\\\"\":[1]},\"e\":\"\"}");
+	    "\"b\":{\"c\":\"d/e\",\"q\":[1]},\"e\":\"\"}");
 	free(got);
 }
 END_TEST
@@ -334,6 +376,7 @@ suite(void)
 
 	tc = tcase_create("jwriter_str");
 	tcase_add_test(tc, test_jwriter_escapes_every_byte_as_json_c_does);
+	tcase_add_test(tc, test_jwriter_escapes_long_strings_as_json_c_does);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("jwriter_int");
 	tcase_add_test(tc, test_jwriter_writes_integers_as_json_c_does);
