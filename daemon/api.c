@@ -255,6 +255,14 @@ api_reply_json(struct api_req *r, int status, struct json_object *o)
 	reply_take(r, status, "application/json", copy, strlen(copy));
 }
 
+/* Takes text (len bytes, malloc'ed, NUL-terminated) as the reply body. */
+void
+api_reply_take(struct api_req *r, int status, const char *content_type,
+    char *text, size_t len)
+{
+	reply_take(r, status, content_type, text, len);
+}
+
 /* Copies text (len bytes) as the reply body. */
 void
 api_reply_text(struct api_req *r, int status, const char *content_type,

@@ -84,6 +84,10 @@ void api_reply_json(struct api_req *r, int status, struct json_object *o);
 void api_reply_text(struct api_req *r, int status, const char *content_type,
     const char *text, size_t len);
 void api_reply_empty(struct api_req *r, int status);
+/* As api_reply_text, but takes text (malloc'ed; freed with the request)
+ * instead of copying it: for large bodies. */
+void api_reply_take(struct api_req *r, int status, const char *content_type,
+    char *text, size_t len);
 /* An RFC 9457 problem from e (its code mapped by the one errno -> HTTP
  * table in api.c; e->field becomes "field"). */
 void api_reply_error(struct api_req *r, const struct err *e);

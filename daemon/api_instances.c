@@ -308,7 +308,7 @@ api_instances_list(struct api_req *r)
 		err_set(&e, rc, "out of memory");
 		goto fail;
 	}
-	api_reply_text(r, 200, "application/json", text, len);
+	api_reply_take(r, 200, "application/json", TAKE_PTR(text), len);
 	return;
 fail:
 	api_reply_error(r, &e);
