@@ -3,8 +3,11 @@
  * duplicate keys, bounded strings and depth) and read through sorted
  * field tables, one pass over each object's keys, so unknown keys are
  * refused as they are met and nothing is coerced. Only types, shapes and
- * string limits are checked here; Nova's rules live in bdm.c. Responses
- * are built with jfield's sticky-error helpers and handed out owned.
+ * string limits are checked here; Nova's rules live in bdm.c. Instances
+ * and BDMs are written as text with jwriter (one formatter, used by the
+ * list's stream and, parsed back, by the json-c constructors); the
+ * block_device_info tree is built with jfield's sticky-error helpers.
+ * Everything handed out is owned.
  */
 #include <errno.h>
 #include <stdio.h>
