@@ -82,15 +82,18 @@ load(struct api_req *r, struct instance **ret_inst, struct blockinfo **ret_bi,
 	return 0;
 }
 
-/* Answers the instance as GET shows it, with its ETag. */
+/* Answers the instance as GET shows it, with its ETag: the text the list
+ * writes for it, written the same way. */
 static void
 reply_instance(struct api_req *r, int status, struct instance *inst,
     const struct blockinfo *bi)
 {
-	_cleanup_(json_putp) struct json_object *o = NULL;
+	struct jwriter w = {0};
+	char *text;
+	size_t len;
 
-	o = bdm_json_format_instance(inst, bi);
-	if (o == NULL) {
+	bdm_json_write_instance(&w, inst, bi);
+	if (jwriter_finish(&w, &text, &len) < 0) {
 		struct err e = {0};
 
 		err_set(&e, -ENOMEM, "out of memory");
@@ -98,7 +101,7 @@ reply_instance(struct api_req *r, int status, struct instance *inst,
 		return;
 	}
 	set_etag(r, inst);
-	api_reply_json(r, status, o);
+	api_reply_take(r, status, "application/json", text, len);
 }
 
 /* Reloads the instance after a change and answers it. */
