@@ -36,6 +36,10 @@
 
 #define MIGRATE_BATCH 50 /* rows per online-migration batch */
 #define MIGRATE_PAUSE_MS 50 /* between background batches */
+/* compute_sweep after start-up: at 2 s, 10 s, then every 60 s */
+#define SWEEP_FIRST_MS 2000
+#define SWEEP_SECOND_MS 8000
+#define SWEEP_EVERY_MS 60000
 
 /* Exit codes of `db online-migrate`, as nova-manage's. */
 #define EXIT_MIGRATE_MORE 1 /* --max-count reached, rows remain */
@@ -57,6 +61,16 @@ struct migrator {
 	pthread_t thread;
 	bool started;
 	atomic_bool stop;
+	const char *db_path;
+	bool sync_normal;
+};
+
+/* The background sweep of rolled-back builds (compute_sweep). */
+struct sweeper {
+	pthread_t thread;
+	bool started;
+	atomic_bool stop;
+	struct hyperlet *h;
 	const char *db_path;
 	bool sync_normal;
 };
@@ -441,6 +455,54 @@ migrator_run(void *arg)
 	return NULL;
 }
 
+/* Sleeps ms in 100 ms steps; false if w->stop was set meanwhile. */
+static bool
+sweeper_sleep(struct sweeper *w, int ms)
+{
+	struct timespec step = {0, 100 * 1000000L};
+
+	for (; ms > 0 && !atomic_load(&w->stop); ms -= 100)
+		(void)nanosleep(&step, NULL);
+	return !atomic_load(&w->stop);
+}
+
+/*
+ * Sweeps rolled-back builds (compute_sweep) SWEEP_FIRST_MS after start-up,
+ * again SWEEP_SECOND_MS later and then every SWEEP_EVERY_MS, on its own
+ * connection: a define that libvirtd finishes after reconciliation rolled
+ * its build back is removed within seconds. Errors are logged and the next
+ * sweep tries again.
+ */
+static void *
+sweeper_run(void *arg)
+{
+	struct sweeper *w = arg;
+	struct store_opts so = {
+	    .no_migrate = true, .sync_normal = w->sync_normal};
+	struct store *s = NULL;
+	struct err e = {0};
+	int r, ms = SWEEP_FIRST_MS;
+
+	if ((r = store_open(w->db_path, &so, &s, &e)) < 0) {
+		log_err("rolled-back builds sweep: %s", e.msg);
+		return NULL;
+	}
+	while (sweeper_sleep(w, ms)) {
+		size_t n = 0;
+
+		err_clear(&e);
+		if (compute_sweep(w->h->compute, s, &n, &e) < 0)
+			log_warn("rolled-back builds sweep: %s", e.msg);
+		if (n)
+			log_info("rolled-back builds sweep: removed what %zu "
+				 "rolled-back builds left",
+			    n);
+		ms = ms == SWEEP_FIRST_MS ? SWEEP_SECOND_MS : SWEEP_EVERY_MS;
+	}
+	store_close(s);
+	return NULL;
+}
+
 /* SIGHUP: reopen the log and re-read the level from the file. Other keys
  * need a restart (they size threads and sockets). */
 static void
@@ -490,10 +552,10 @@ reconcile(struct hyperlet *h, struct store *s)
 	log_info("reconciliation: %zu instances, %zu redefined (%zu "
 		 "restarted), %zu builds kept, %zu rolled back, %zu deletes "
 		 "finished, %zu states refreshed, %zu failed, %zu unknown "
-		 "domains",
+		 "domains, %zu rolled-back builds swept",
 	    rep.instances, rep.redefined, rep.restarted, rep.builds_finished,
 	    rep.builds_rolled_back, rep.deletes_finished, rep.states_refreshed,
-	    rep.failed, rep.n_unknown);
+	    rep.failed, rep.n_unknown, rep.swept);
 	if (rep.failed)
 		log_warn("reconciliation: %zu instances could not be "
 			 "reconciled (state error); first: %s",
@@ -527,6 +589,8 @@ serve(struct cfg *c, const struct options *o)
 	    .db_path = c->db_path, .sync_normal = c->sync_normal};
 	struct hyperlet h = {
 	    .cfg = c, .db_path = c->db_path, .images_dir = c->images_path};
+	struct sweeper sw = {
+	    .h = &h, .db_path = c->db_path, .sync_normal = c->sync_normal};
 	struct store *store = NULL;
 	struct api *api = NULL;
 	struct err e = {0};
@@ -606,6 +670,13 @@ serve(struct cfg *c, const struct options *o)
 		mig.started = true;
 	}
 
+	if ((r = pthread_create(&sw.thread, NULL, sweeper_run, &sw)) != 0) {
+		log_err("cannot start the rolled-back builds sweep: %s",
+		    strerror(r));
+		goto out;
+	}
+	sw.started = true;
+
 	if ((r = api_start(&h, &api, &e)) < 0) {
 		log_err("cannot serve on %s: %s", c->listen, e.msg);
 		goto out;
@@ -652,6 +723,10 @@ out:
 	if (mig.started) {
 		atomic_store(&mig.stop, true);
 		(void)pthread_join(mig.thread, NULL);
+	}
+	if (sw.started) {
+		atomic_store(&sw.stop, true);
+		(void)pthread_join(sw.thread, NULL);
 	}
 	h.compute = compute_free(h.compute);
 	h.virt = virt_close(h.virt);

@@ -10,14 +10,19 @@
  * struct err for the cleanup calls.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "compute.h"
 
 #define COMPUTE_RECONCILE_RETRIES 3
+/* A tombstone is dropped this long after the first sweep that checked it:
+ * libvirtd finishes a define within its RPC timeout, far less. */
+#define COMPUTE_TOMBSTONE_TTL_MS (10 * 60 * 1000)
 
 struct compute {
 	struct virt *virt;
@@ -25,6 +30,9 @@ struct compute {
 	struct bdm_limits limits;
 	int stop_timeout_ms;
 	struct domxml_opts domxml;
+	/* Serialises a sweep's removal of one tombstone's leftovers with a
+	 * create of the same uuid (check tombstone + write the row). */
+	pthread_mutex_t tomb_lock;
 };
 
 DEFINE_FREEP(struct instance, instance_free)
@@ -54,6 +62,7 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	c->limits = o->limits;
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
 	c->domxml = o->domxml;
+	(void)pthread_mutex_init(&c->tomb_lock, NULL);
 	*ret = c;
 	return 0;
 }
@@ -64,6 +73,7 @@ compute_free(struct compute *c)
 {
 	if (c == NULL)
 		return NULL;
+	(void)pthread_mutex_destroy(&c->tomb_lock);
 	free(c->images_dir);
 	free(c);
 	return NULL;
@@ -237,21 +247,36 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	struct plan p = {0};
 	struct err ue = {0};
 	bool defined = false;
-	int rc;
+	int rc, tomb = 0;
 
 	/* Everything that can refuse the request runs before the first
 	 * write. */
 	if ((rc = plan_domain(c, s, inst, &p, e)) < 0)
 		goto out;
-	if ((rc = store_instance_create(s, inst, request_digest, e)) < 0)
+	/* A rolled-back build of this uuid may have left a domain or disks
+	 * (a client retrying with the same uuid): remove them and the
+	 * tombstone first, under the lock a sweep holds, so no sweep removes
+	 * what this create makes. */
+	(void)pthread_mutex_lock(&c->tomb_lock);
+	rc = store_tombstone_state(s, inst->uuid, &tomb, e);
+	if (rc == 0 && tomb == 1 &&
+	    (rc = virt_undefine(c->virt, inst->uuid, e)) == 0 &&
+	    (rc = virt_delete_disks(c->virt, inst->uuid, e)) == 0)
+		rc = store_tombstone_delete(s, inst->uuid, e);
+	if (rc == 0)
+		rc = store_instance_create(s, inst, request_digest, e);
+	(void)pthread_mutex_unlock(&c->tomb_lock);
+	if (rc < 0)
 		goto out;
 	/* From here the row (state building) exists: a crash leaves it for
 	 * reconcile, an error undoes below. */
 	if ((rc = create_disks(c, inst, &p, e)) < 0)
 		goto undo;
+	/* set before the call: a define that failed because libvirtd went
+	 * away may still have happened */
+	defined = true;
 	if ((rc = virt_define(c->virt, p.xml, e)) < 0)
 		goto undo;
-	defined = true;
 	if (inst->start && (rc = virt_start(c->virt, inst->uuid, e)) < 0)
 		goto undo;
 	if ((rc = store_instance_set_state(s, inst->uuid,
@@ -261,19 +286,26 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	return reload(s, inst->uuid, ret_inst, e);
 
 undo:
-	/* Reverse order. If the domain or the disks cannot be removed, the
-	 * row is marked error (deletable; reconcile would otherwise "finish"
-	 * a build whose domain exists); if only the row cannot be removed it
-	 * stays building, with nothing outside, and reconcile rolls it back. */
+	/* Reverse order; the row goes with a tombstone (libvirtd may still
+	 * finish a define or a volume it was sent: later sweeps remove
+	 * them). If the domain or the disks cannot be removed (libvirtd
+	 * away), the row is set to deleting with a tombstone: never shown as
+	 * a live instance, finished by the next sweep or reconciliation (or a
+	 * DELETE). If only the row cannot be removed it stays building, with
+	 * nothing outside, and reconcile rolls it back. */
 	if (defined)
 		(void)virt_undefine(c->virt, inst->uuid, &ue);
 	if (ue.code == 0)
 		(void)virt_delete_disks(c->virt, inst->uuid, &ue);
 	if (ue.code == 0)
-		(void)store_instance_delete(s, inst->uuid, &ue);
-	else
+		(void)store_instance_roll_back(s, inst->uuid, &ue);
+	else {
+		struct err se = {0};
+
 		(void)store_instance_set_state(
-		    s, inst->uuid, INSTANCE_ERROR, &ue);
+		    s, inst->uuid, INSTANCE_DELETING, &se);
+		(void)store_tombstone_add(s, inst->uuid, &se);
+	}
 out:
 	plan_clear(&p);
 	return rc;
@@ -281,9 +313,9 @@ out:
 
 /* Deletes an instance: deleting, domain, disks, row. Idempotent.
  * Returns 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
-int
-compute_delete(
-    struct compute *c, struct store *s, const char *uuid, struct err *e)
+static int
+delete_instance(struct compute *c, struct store *s, const char *uuid,
+    bool tombstone, struct err *e)
 {
 	int rc;
 
@@ -292,10 +324,19 @@ compute_delete(
 	if ((rc = virt_undefine(c->virt, uuid, e)) < 0 ||
 	    (rc = virt_delete_disks(c->virt, uuid, e)) < 0)
 		return rc;
+	if (tombstone)
+		return store_instance_roll_back(s, uuid, e);
 	rc = store_instance_delete(s, uuid, e);
 	if (rc == -ENOENT) /* a concurrent delete finished first */
 		err_clear(e);
 	return rc == -ENOENT ? 0 : rc;
+}
+
+int
+compute_delete(
+    struct compute *c, struct store *s, const char *uuid, struct err *e)
+{
+	return delete_instance(c, s, uuid, false, e);
 }
 
 /* --- actions ----------------------------------------------------------- */
@@ -562,7 +603,9 @@ reconcile_one(struct compute *c, struct store *s, struct instance *inst,
 
 	switch (inst->state) {
 	case INSTANCE_DELETING:
-		if ((rc = compute_delete(c, s, inst->uuid, e)) < 0)
+		/* with a tombstone: the delete the crash interrupted (or a
+		 * failed create) may have raced a define still in libvirtd */
+		if ((rc = delete_instance(c, s, inst->uuid, true, e)) < 0)
 			return rc;
 		r->deletes_finished++;
 		return 0;
@@ -578,12 +621,11 @@ reconcile_one(struct compute *c, struct store *s, struct instance *inst,
 			r->builds_finished++;
 			return 0;
 		}
-		if ((rc = virt_delete_disks(c->virt, inst->uuid, e)) < 0)
+		/* The killed daemon may have sent a define libvirtd has not
+		 * finished yet: the tombstone lets later sweeps remove it. */
+		if ((rc = virt_delete_disks(c->virt, inst->uuid, e)) < 0 ||
+		    (rc = store_instance_roll_back(s, inst->uuid, e)) < 0)
 			return rc;
-		rc = store_instance_delete(s, inst->uuid, e);
-		if (rc < 0 && rc != -ENOENT)
-			return rc;
-		err_clear(e);
 		r->builds_rolled_back++;
 		return 0;
 	default:
@@ -661,6 +703,7 @@ int
 compute_reconcile(
     struct compute *c, struct store *s, struct compute_report *r, struct err *e)
 {
+	struct err se = {0};
 	int rc, attempt;
 
 	*r = (struct compute_report){0};
@@ -670,7 +713,70 @@ compute_reconcile(
 			return rc;
 		}
 		if (r->failed == 0 || attempt == COMPUTE_RECONCILE_RETRIES)
-			return 0;
+			break;
 		(void)usleep((useconds_t)(500000u << attempt));
 	}
+	/* leftovers of builds rolled back by earlier runs */
+	if (compute_sweep(c, s, &r->swept, &se) < 0 && r->failed++ == 0)
+		(void)snprintf(r->first_error, sizeof(r->first_error),
+		    "rolled-back builds: %.200s", se.msg);
+	return 0;
+}
+
+/* 1 if the instance directory of uuid exists, else 0. */
+static int
+has_dir(struct compute *c, const char *uuid)
+{
+	_cleanup_free_ char *dir = NULL;
+	struct err e = {0};
+	struct stat st;
+
+	if (virt_instance_dir(c->virt, uuid, &dir, &e) < 0)
+		return 1; /* cannot tell: look */
+	return stat(dir, &st) == 0;
+}
+
+/* Removes what is left of rolled-back builds (see compute.h). */
+int
+compute_sweep(
+    struct compute *c, struct store *s, size_t *ret_removed, struct err *e)
+{
+	_cleanup_free_ struct virt_domain *doms = NULL;
+	_cleanup_free_ char(*t)[UUID_STR_LEN] = NULL;
+	size_t nd = 0, nt = 0, i, removed = 0;
+	int64_t now = util_now_ms();
+	int rc = 0, first = 0;
+
+	if ((rc = store_tombstone_list(s, &t, &nt, e)) < 0)
+		return rc;
+	if (nt && (rc = virt_list(c->virt, &doms, &nd, e)) < 0)
+		return rc;
+	for (i = 0; i < nt; i++) {
+		struct err ie = {0};
+		int st = 0;
+
+		if ((nd == 0 ||
+			!bsearch(t[i], doms, nd, sizeof(*doms), cmp_domain)) &&
+		    !has_dir(c, t[i]))
+			continue;
+		(void)pthread_mutex_lock(&c->tomb_lock);
+		rc = store_tombstone_state(s, t[i], &st, &ie);
+		if (rc == 0 && st == 1) {
+			if ((rc = virt_undefine(c->virt, t[i], &ie)) == 0)
+				rc = virt_delete_disks(c->virt, t[i], &ie);
+		} else if (rc == 0 && st == 2)
+			rc = delete_instance(c, s, t[i], true, &ie);
+		(void)pthread_mutex_unlock(&c->tomb_lock);
+		if (rc < 0 && first == 0) {
+			first = rc;
+			err_set(e, rc, "%s: %s", t[i], ie.msg);
+		} else if (rc == 0 && st)
+			removed++;
+	}
+	if (ret_removed)
+		*ret_removed += removed;
+	if (first)
+		return first;
+	return store_tombstone_sweep_done(
+	    s, now, now - COMPUTE_TOMBSTONE_TTL_MS, NULL, e);
 }

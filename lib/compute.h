@@ -133,6 +133,7 @@ struct compute_report {
 	size_t builds_rolled_back; /* building, no domain: disks + row gone */
 	size_t deletes_finished; /* deleting: domain, disks, row gone */
 	size_t states_refreshed; /* row state differed from libvirt's */
+	size_t swept; /* rolled-back builds whose leftovers were removed */
 	size_t failed; /* instances that could not be reconciled */
 	char first_error[ERR_MSG_MAX]; /* message of the first failure */
 	/* Domains that carry hyperlet metadata but have no row: reported,
@@ -151,7 +152,10 @@ struct compute_report {
  *    missing, domain redefined from the row, started again if the row
  *    said running (failure: state error);
  *  - with a domain: the row's state set to libvirt's when they differ;
- *  - domains with hyperlet metadata and no row: listed in r->unknown.
+ *  - domains with hyperlet metadata and no row: listed in r->unknown;
+ *  - building rows rolled back and deleting rows finished leave a
+ *    tombstone, and a final compute_sweep removes leftovers of earlier
+ *    rollbacks (r->swept).
  * One instance's failure does not stop the others (r->failed). *r is
  * filled (clear it with compute_report_clear). Returns 0, or -EAGAIN/-EIO
  * when the database or libvirt cannot be listed at all.
@@ -159,5 +163,27 @@ struct compute_report {
 int compute_reconcile(struct compute *c, struct store *s,
     struct compute_report *r, struct err *e);
 void compute_report_clear(struct compute_report *r);
+
+/*
+ * Removes what is left of rolled-back builds. A build rolled back (by
+ * reconcile, or by a failed create's undo) leaves a tombstone in the store
+ * (store_instance_roll_back): libvirtd may still finish a define or a disk
+ * volume the rolled-back request had sent (a daemon killed mid-call), after
+ * the rollback. For every tombstone without a row that has a domain or an
+ * instance directory, the domain is destroyed + undefined and the disks
+ * deleted; a tombstone whose row is deleting (a failed create libvirt was
+ * away for) is deleted through. Tombstones expire 10 minutes after the
+ * first sweep that checked them. Domains with hyperlet metadata but
+ * neither row nor tombstone are never touched (compute_reconcile reports
+ * them). compute_reconcile ends with a sweep; the daemon runs one a few
+ * seconds after start and then periodically, on its own store connection
+ * (s is the caller's). Safe against a concurrent compute_create of the same
+ * uuid (an internal lock; a create of a tombstoned uuid removes the
+ * leftovers itself first). *ret_removed (may be NULL) is increased by the
+ * number of builds cleaned. Returns 0, or the first error (-EAGAIN, -EIO;
+ * the other tombstones are still handled).
+ */
+int compute_sweep(
+    struct compute *c, struct store *s, size_t *ret_removed, struct err *e);
 
 #endif

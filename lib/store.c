@@ -391,6 +391,19 @@ static const char migrate_v3[] =
     " ON block_device_mappings (uuid);"
     "PRAGMA user_version = 3;";
 
+/* Rolled-back builds ("tombstones"): the uuid of every build that
+ * compute rolled back, so that a domain or disks libvirtd finishes making
+ * after the rollback (a define the killed daemon sent just before the
+ * kill) are removed later. first_checked_at is set by the first sweep
+ * that looked; expiry counts from it. */
+static const char migrate_v4[] =
+    "CREATE TABLE rolled_back_builds ("
+    " uuid TEXT PRIMARY KEY"
+    "  CHECK (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'),"
+    " rolled_back_at INTEGER NOT NULL,"
+    " first_checked_at INTEGER) WITHOUT ROWID;"
+    "PRAGMA user_version = 4;";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -411,6 +424,7 @@ static const struct migration {
     {migrate_v1, NULL},
     {migrate_v2, NULL},
     {migrate_v3, ready_v3},
+    {migrate_v4, NULL},
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -1824,5 +1838,227 @@ store_integrity_check(struct store *s, struct err *e)
 		    e, -EIO, "the database holds rows whose parent is missing");
 	if (rc != SQLITE_DONE)
 		return store_err(s, rc, e, "checking the database");
+	return 0;
+}
+
+/* --- tombstones (rolled-back builds) ---------------------------------- */
+
+/* 1 if the schema has rolled_back_builds (version 4), 0 if not yet (the
+ * online migration holds the database at 2), or a negative errno. */
+static int
+has_tombstones(struct store *s, struct err *e)
+{
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	return v >= 4;
+}
+
+static int
+tombstone_insert(struct store *s, const char *uuid, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT OR REPLACE INTO rolled_back_builds (uuid, rolled_back_at,"
+	    " first_checked_at) VALUES (?1, ?2, NULL)";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, util_now_ms());
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(
+		    s, rc, e, "recording rolled-back build %s", uuid);
+	return 0;
+}
+
+/* Row delete + tombstone in one transaction. Returns 0, -EINVAL, -EAGAIN,
+ * -EIO. */
+int
+store_instance_roll_back(struct store *s, const char *uuid, struct err *e)
+{
+	static const char sql[] = "DELETE FROM instances WHERE uuid = ?1";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, has;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((has = has_tombstones(s, e)) < 0)
+		return has;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "deleting instance %s", uuid);
+	stmt_resetp(&q);
+	if (has && (rc = tombstone_insert(s, uuid, e)) < 0)
+		return rc;
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+/* Records a tombstone only. Returns 0, -EINVAL, -EAGAIN, -EIO. */
+int
+store_tombstone_add(struct store *s, const char *uuid, struct err *e)
+{
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = has_tombstones(s, e)) <= 0)
+		return rc;
+	return tombstone_insert(s, uuid, e);
+}
+
+/* Tombstones without a row or with a deleting one. Returns 0, -EAGAIN,
+ * -EIO, -ENOMEM. */
+int
+store_tombstone_list(
+    struct store *s, char (**ret)[UUID_STR_LEN], size_t *ret_n, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT t.uuid FROM rolled_back_builds t"
+	    " LEFT JOIN instances i ON i.uuid = t.uuid"
+	    " WHERE i.id IS NULL OR i.state = 'deleting' ORDER BY t.uuid";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	char(*v)[UUID_STR_LEN] = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if ((rc = has_tombstones(s, e)) < 0)
+		return rc;
+	if (rc == 0) {
+		*ret = NULL;
+		*ret_n = 0;
+		return 0;
+	}
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(q, 0);
+
+		if (u == NULL || strlen(u) != UUID_STR_LEN - 1)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			char(*nv)[UUID_STR_LEN] = realloc(v, nc * sizeof(*v));
+
+			if (nv == NULL) {
+				free(v);
+				return err_set(e, -ENOMEM, "out of memory");
+			}
+			v = nv;
+			cap = nc;
+		}
+		memcpy(v[n++], u, UUID_STR_LEN);
+	}
+	if (rc != SQLITE_DONE) {
+		free(v);
+		return store_err(s, rc, e, "listing rolled-back builds");
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}
+
+/* 0 none, 1 tombstone without row, 2 tombstone with a deleting row (3:
+ * tombstone with a live row, reported as 0). Returns 0, -EINVAL, -EAGAIN,
+ * -EIO. */
+int
+store_tombstone_state(
+    struct store *s, const char *uuid, int *ret, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT i.state FROM rolled_back_builds t"
+	    " LEFT JOIN instances i ON i.uuid = t.uuid WHERE t.uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	const char *st;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = has_tombstones(s, e)) < 0)
+		return rc;
+	*ret = 0;
+	if (rc == 0)
+		return 0;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_err(
+		    s, rc, e, "reading rolled-back build %s", uuid);
+	st = (const char *)sqlite3_column_text(q, 0);
+	if (st == NULL)
+		*ret = 1;
+	else if (strcmp(st, "deleting") == 0)
+		*ret = 2;
+	return 0;
+}
+
+/* Deletes one tombstone. Returns 0, -EINVAL, -EAGAIN, -EIO. */
+int
+store_tombstone_delete(struct store *s, const char *uuid, struct err *e)
+{
+	static const char sql[] =
+	    "DELETE FROM rolled_back_builds WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = has_tombstones(s, e)) <= 0)
+		return rc;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(
+		    s, rc, e, "deleting rolled-back build %s", uuid);
+	return 0;
+}
+
+/* Marks unchecked tombstones checked and expires old ones. Returns 0,
+ * -EAGAIN, -EIO. */
+int
+store_tombstone_sweep_done(struct store *s, int64_t now_ms,
+    int64_t expire_before_ms, int *ret_expired, struct err *e)
+{
+	static const char sql_mark[] =
+	    "UPDATE rolled_back_builds SET first_checked_at = ?1"
+	    " WHERE first_checked_at IS NULL";
+	static const char sql_expire[] =
+	    "DELETE FROM rolled_back_builds WHERE first_checked_at < ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *x = NULL;
+	int rc;
+
+	if (ret_expired)
+		*ret_expired = 0;
+	if ((rc = has_tombstones(s, e)) <= 0)
+		return rc;
+	if ((rc = store_prepare(s, sql_mark, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, now_ms);
+	if ((rc = sqlite3_step(q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "marking rolled-back builds");
+	if ((rc = store_prepare(s, sql_expire, &x, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(x, 1, expire_before_ms);
+	if ((rc = sqlite3_step(x)) != SQLITE_DONE)
+		return store_err(s, rc, e, "expiring rolled-back builds");
+	if (ret_expired)
+		*ret_expired = sqlite3_changes(s->db);
 	return 0;
 }

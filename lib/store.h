@@ -41,8 +41,11 @@
  *      uuid: until then store_migrate() stops at 2 (not an error; the code
  *      works the same on 2 and 3) and store_online_migrate() applies it as
  *      soon as its last batch is done.
+ *   4  rolled_back_builds (tombstones, see store_instance_roll_back).
+ *      Behind 3, so a database still at 2 has no tombstones: the
+ *      tombstone functions then do nothing (the rest works the same).
  */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 struct store;
 
@@ -141,6 +144,44 @@ int store_instance_set_state(struct store *s, const char *uuid,
 /* Deletes the instance; its BDMs go with it (ON DELETE CASCADE). Returns
  * 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int store_instance_delete(struct store *s, const char *uuid, struct err *e);
+
+/*
+ * Tombstones: the uuids of builds compute rolled back (or failed creates
+ * it could not finish undoing), kept so later sweeps remove whatever
+ * libvirtd finishes making for them afterwards. On a database below
+ * schema version 4 (online migration pending) they are not kept: writes
+ * are skipped, lists are empty.
+ */
+
+/* In one transaction: deletes the instance row (if any; BDMs cascade) and
+ * records uuid as a tombstone (rolled_back_at = now, not yet checked).
+ * Idempotent. Returns 0, -EINVAL, -EAGAIN, -EIO. */
+int store_instance_roll_back(struct store *s, const char *uuid, struct err *e);
+
+/* Records uuid as a tombstone and leaves its row alone (a failed create
+ * whose row is set to deleting). Returns 0, -EINVAL, -EAGAIN, -EIO. */
+int store_tombstone_add(struct store *s, const char *uuid, struct err *e);
+
+/* Tombstones whose instance row is gone or in state deleting, i.e. what a
+ * sweep has to look at: *ret (owned, free()) of *ret_n uuids. Returns 0,
+ * -EAGAIN, -EIO, -ENOMEM. */
+int store_tombstone_list(
+    struct store *s, char (**ret)[UUID_STR_LEN], size_t *ret_n, struct err *e);
+
+/* *ret = 1 if uuid is a tombstone with no instance row, 2 if with a row
+ * in state deleting, else 0. Returns 0, -EINVAL, -EAGAIN, -EIO. */
+int store_tombstone_state(
+    struct store *s, const char *uuid, int *ret, struct err *e);
+
+/* Deletes the tombstone of uuid (absent is fine). Returns 0, -EINVAL,
+ * -EAGAIN, -EIO. */
+int store_tombstone_delete(struct store *s, const char *uuid, struct err *e);
+
+/* Ends a sweep: first_checked_at = now_ms where unset, then deletes the
+ * tombstones first checked before expire_before_ms; *ret_expired (may be
+ * NULL) counts them. Returns 0, -EAGAIN, -EIO. */
+int store_tombstone_sweep_done(struct store *s, int64_t now_ms,
+    int64_t expire_before_ms, int *ret_expired, struct err *e);
 
 /*
  * Adds one BDM (an attached volume, prepared by bdm_prepare_attach and

@@ -580,6 +580,38 @@ START_TEST(test_compute_reconcile_reports_a_hyperlet_domain_without_a_row)
 }
 END_TEST
 
+START_TEST(test_compute_sweep_removes_a_define_that_landed_after_its_rollback)
+{
+	struct instance *late = create(false), *other = create(false);
+	struct compute_report r;
+	struct err e = {0};
+	size_t n = 0;
+
+	/* Reconcile rolled late's build back (row gone, tombstone left)
+	 * before libvirtd finished the define the killed daemon had sent:
+	 * domain and disks exist without a row. other's row went without a
+	 * tombstone (a restored database): never touched. */
+	ck_assert_int_eq(store_instance_roll_back(s, late->uuid, &e), 0);
+	ck_assert_int_eq(store_instance_delete(s, other->uuid, &e), 0);
+	ck_assert_msg(compute_sweep(c, s, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(!dom_exists(late->uuid));
+	ck_assert(!instance_dir_exists(late->uuid));
+	ck_assert(dom_exists(other->uuid));
+	ck_assert(instance_dir_exists(other->uuid));
+	/* nothing left to do; reconcile still reports other only */
+	reconcile(&r);
+	ck_assert_uint_eq(r.swept, 0);
+	ck_assert_uint_eq(r.n_unknown, 1);
+	ck_assert_str_eq(r.unknown[0], other->uuid);
+	compute_report_clear(&r);
+	(void)virt_undefine(v, other->uuid, &e);
+	(void)virt_delete_disks(v, other->uuid, &e);
+	instance_free(late);
+	instance_free(other);
+}
+END_TEST
+
 START_TEST(test_compute_reconcile_takes_the_state_from_libvirt)
 {
 	struct instance *got = create(true);
@@ -756,6 +788,8 @@ main(void)
 	tcase_add_test(
 	    tc, test_compute_reconcile_reports_a_hyperlet_domain_without_a_row);
 	tcase_add_test(tc, test_compute_reconcile_takes_the_state_from_libvirt);
+	tcase_add_test(tc,
+	    test_compute_sweep_removes_a_define_that_landed_after_its_rollback);
 	/* test:///default lives in the process that is killed. */
 	if (real)
 		tcase_add_test(tc,

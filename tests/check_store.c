@@ -855,6 +855,62 @@ START_TEST(test_store_counts_instances_by_state)
 }
 END_TEST
 
+/* ---- tombstones (rolled-back builds) --------------------------------- */
+
+START_TEST(test_store_roll_back_deletes_the_row_and_leaves_a_tombstone)
+{
+	struct store *s = open_store();
+	struct instance *a = make_instance(create_body);
+	struct instance *b = make_instance(create_body);
+	struct instance *got = NULL;
+	char(*t)[UUID_STR_LEN] = NULL;
+	size_t n = 9;
+	int st = -1, x = -1;
+	struct err e = {0};
+
+	ck_assert_int_eq(store_instance_create(s, a, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_create(s, b, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_roll_back(s, a->uuid, &e), 0);
+	/* idempotent: the row is gone already */
+	ck_assert_int_eq(store_instance_roll_back(s, a->uuid, &e), 0);
+	ck_assert_int_eq(store_instance_get(s, a->uuid, &got, &e), -ENOENT);
+	err_clear(&e);
+	ck_assert_int_eq(store_tombstone_state(s, a->uuid, &st, &e), 0);
+	ck_assert_int_eq(st, 1);
+	/* a failed create whose row is deleting */
+	ck_assert_int_eq(
+	    store_instance_set_state(s, b->uuid, INSTANCE_DELETING, &e), 0);
+	ck_assert_int_eq(store_tombstone_add(s, b->uuid, &e), 0);
+	ck_assert_int_eq(store_tombstone_state(s, b->uuid, &st, &e), 0);
+	ck_assert_int_eq(st, 2);
+	ck_assert_int_eq(store_tombstone_list(s, &t, &n, &e), 0);
+	ck_assert_uint_eq(n, 2);
+	free(t);
+
+	/* first sweep marks them checked; expiry counts from then */
+	ck_assert_int_eq(store_tombstone_sweep_done(s, 1000, 0, &x, &e), 0);
+	ck_assert_int_eq(x, 0);
+	ck_assert_int_eq(store_tombstone_sweep_done(s, 5000, 999, &x, &e), 0);
+	ck_assert_int_eq(x, 0);
+	ck_assert_int_eq(store_tombstone_sweep_done(s, 5000, 1001, &x, &e), 0);
+	ck_assert_int_eq(x, 2);
+	ck_assert_int_eq(store_tombstone_list(s, &t, &n, &e), 0);
+	ck_assert_uint_eq(n, 0);
+	free(t);
+	ck_assert_int_eq(store_tombstone_state(s, a->uuid, &st, &e), 0);
+	ck_assert_int_eq(st, 0);
+
+	/* an explicit delete */
+	ck_assert_int_eq(store_tombstone_add(s, a->uuid, &e), 0);
+	ck_assert_int_eq(store_tombstone_delete(s, a->uuid, &e), 0);
+	ck_assert_int_eq(store_tombstone_state(s, a->uuid, &st, &e), 0);
+	ck_assert_int_eq(st, 0);
+	instance_free(a);
+	instance_free(b);
+	store_close(s);
+}
+END_TEST
+
 /* ---- list ------------------------------------------------------------ */
 
 START_TEST(test_store_list_pages_in_creation_order_after_the_marker)
@@ -1107,6 +1163,12 @@ main(void)
 	    tc, test_store_set_state_bumps_generation_and_updated_at);
 	tcase_add_test(tc, test_store_delete_takes_the_bdms_with_the_instance);
 	tcase_add_test(tc, test_store_counts_instances_by_state);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("store_tombstone");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(
+	    tc, test_store_roll_back_deletes_the_row_and_leaves_a_tombstone);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_instance_list");

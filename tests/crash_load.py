@@ -428,7 +428,11 @@ def phase_full_disk(base):
 
 
 def main():
-    random.seed(os.environ.get("CRASH_SEED"))
+    # the kill times come from this seed: CRASH_SEED=N repeats a run's
+    # schedule (the daemon's timing still varies)
+    seed = int(os.environ.get("CRASH_SEED") or random.randrange(1 << 30))
+    print("CRASH_SEED=%d" % seed, flush=True)
+    random.seed(seed)
     d = None
     try:
         if URI and LVDIR:
