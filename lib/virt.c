@@ -102,6 +102,10 @@ virt_init_once(void)
 	pthread_attr_t attr;
 	pthread_t t;
 
+	/* before any thread: libvirt's validating define parses RelaxNG,
+	 * whose libxml2 type tables are otherwise built racily on first use
+	 * (check_virt's threads test leaked one under ASan) */
+	xwriter_global_init();
 	virt_init_rc = virInitialize();
 	virSetErrorFunc(NULL, virt_quiet);
 	if (virt_init_rc == 0 && virEventRegisterDefaultImpl() == 0 &&

@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <libxml/parser.h>
+#include <libxml/relaxng.h>
+#include <libxml/xmlschemastypes.h>
 #include <libxml/xmlstring.h>
 #include <libxml/xmlwriter.h>
 
@@ -369,4 +372,13 @@ xwriter_finish(struct xwriter *w, char **ret_xml, struct err *e)
 	xml[len] = '\0';
 	*ret_xml = xml;
 	return 0;
+}
+
+/* libxml2's lazily built global tables, built now (see xwriter.h). */
+void
+xwriter_global_init(void)
+{
+	xmlInitParser();
+	(void)xmlRelaxNGInitTypes();
+	xmlSchemaInitTypes();
 }

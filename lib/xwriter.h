@@ -18,6 +18,13 @@
 
 struct xwriter;
 
+/* Builds libxml2's process-wide tables (the parser's, RelaxNG's and XML
+ * Schema's built-in types) now. libxml2 2.9 builds them lazily on first
+ * use without a lock, so two threads validating at once (libvirt's
+ * validating define) race on them: lost tables, and frees of the wrong
+ * ones at exit. Call before threads use libxml2; idempotent. */
+void xwriter_global_init(void);
+
 /* A new writer (owned; xwriter_free). NULL on OOM. */
 struct xwriter *xwriter_new(void);
 /* Frees w (NULL is fine). Returns NULL. */
