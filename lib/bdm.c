@@ -335,17 +335,6 @@ device_name_normalize(char **name)
 	return 0;
 }
 
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 /* A Cinder-style id (volume, snapshot): a safe serial, 1..255 bytes. */
 static bool
 id_valid(const char *s)
@@ -486,7 +475,7 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
 		return BDM_FAIL(-EINVAL, "guest_format",
 		    "field '%s': swap is only for blank local disks", _f);
 	if (b->tag != NULL &&
-	    (b->tag[0] == '\0' || utf8_chars(b->tag) > BDM_TAG_MAX ||
+	    (b->tag[0] == '\0' || util_utf8_chars(b->tag) > BDM_TAG_MAX ||
 		strpbrk(b->tag, ",/") != NULL))
 		return BDM_FAIL(-EINVAL, "tag",
 		    "field '%s': expected 1..%d characters without ',' or "
@@ -680,7 +669,7 @@ check_instance(const struct instance *inst, struct err *e)
 		return err_set_field(
 		    e, -EINVAL, "uuid", "field 'uuid': expected a UUID");
 	if (inst->name == NULL || inst->name[0] == '\0' ||
-	    utf8_chars(inst->name) > BDM_NAME_MAX)
+	    util_utf8_chars(inst->name) > BDM_NAME_MAX)
 		return err_set_field(e, -EINVAL, "name",
 		    "field 'name': expected 1..255 characters");
 	if (f->vcpus < 1 || f->memory_mb < 1 || f->root_gb < 0 ||
@@ -1189,7 +1178,7 @@ bdm_prepare_attach(const struct instance *inst, struct bdm *b,
 			    "vd, sd or hd and 1..3 letters, e.g. /dev/vdb");
 	}
 	if (b->tag != NULL &&
-	    (b->tag[0] == '\0' || utf8_chars(b->tag) > BDM_TAG_MAX ||
+	    (b->tag[0] == '\0' || util_utf8_chars(b->tag) > BDM_TAG_MAX ||
 		strpbrk(b->tag, ",/") != NULL))
 		return err_set_field(e, -EINVAL, "tag",
 		    "field 'tag': expected 1..%d characters without ',' or "

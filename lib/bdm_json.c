@@ -38,17 +38,6 @@ fail(const char *prefix, const char *key, struct err *e, const char *what)
 	return err_set_field(e, -EINVAL, path, "field '%s': %s", path, what);
 }
 
-static size_t
-utf8_chars(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xc0) != 0x80)
-			n++;
-	return n;
-}
-
 static int
 set_str(struct json_object *v, const char *prefix, const char *key,
     unsigned flags, char **dst, struct err *e)
@@ -437,7 +426,7 @@ parse_metadata(struct json_object *o, char **ret, struct err *e)
 		if ((r = jfield_value_str(
 			 val, "metadata", key, JFIELD_REQUIRED, &s, e)) < 0)
 			return r;
-		if (utf8_chars(s) > 255)
+		if (util_utf8_chars(s) > 255)
 			return fail("metadata", key, e,
 			    "values are at most 255 characters");
 	}
@@ -452,7 +441,7 @@ parse_metadata(struct json_object *o, char **ret, struct err *e)
 static int
 check_name(const char *s, struct err *e)
 {
-	size_t n = strlen(s), c = utf8_chars(s);
+	size_t n = strlen(s), c = util_utf8_chars(s);
 
 	if (c == 0 || c > BDM_JSON_NAME_MAX)
 		return fail(NULL, "name", e, "expected 1..255 characters");

@@ -159,6 +159,18 @@ util_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+/* The number of characters (code points) in s, a valid UTF-8 string. */
+size_t
+util_utf8_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xc0) != 0x80)
+			n++;
+	return n;
+}
+
 /* True if s[0..len) is UTF-8 text without NUL or C0 control characters
  * other than tab, newline and carriage return, and without DEL. */
 bool

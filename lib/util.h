@@ -16,6 +16,7 @@ void util_uuid_generate(char out[UUID_STR_LEN]);
 int util_uuid_normalize(const char *in, char out[UUID_STR_LEN]);
 bool util_uuid_is_canonical(const char *s);
 bool util_utf8_valid(const char *s, size_t len);
+size_t util_utf8_chars(const char *s);
 bool util_text_valid(const char *s, size_t len);
 bool util_serial_valid(const char *s);
 bool util_path_valid(const char *path);
