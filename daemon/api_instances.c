@@ -333,9 +333,13 @@ api_instance_get(struct api_req *r)
 	reply_instance(r, 200, inst, bi);
 }
 
-/* GET /v1/instances/{uuid}/block_device_mappings. */
-void
-api_instance_bdms(struct api_req *r)
+/* Answers GET of one view of an instance's disks: the JSON that format
+ * builds from the stored instance and its block_device_info, with the
+ * instance's ETag. */
+static void
+reply_disk_view(struct api_req *r,
+    struct json_object *(*format)(
+	const struct instance *, const struct blockinfo *))
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
@@ -347,7 +351,7 @@ api_instance_bdms(struct api_req *r)
 		api_reply_error(r, &e);
 		return;
 	}
-	o = bdm_json_format_bdms(inst, bi); /* {"block_device_mappings": []} */
+	o = format(inst, bi);
 	if (o == NULL) {
 		err_set(&e, -ENOMEM, "out of memory");
 		api_reply_error(r, &e);
@@ -357,28 +361,19 @@ api_instance_bdms(struct api_req *r)
 	api_reply_json(r, 200, o);
 }
 
+/* GET /v1/instances/{uuid}/block_device_mappings:
+ * {"block_device_mappings": [...]} with bdm_uuid, serial and by_id. */
+void
+api_instance_bdms(struct api_req *r)
+{
+	reply_disk_view(r, bdm_json_format_bdms);
+}
+
 /* GET /v1/instances/{uuid}/block_device_info. */
 void
 api_instance_blockinfo(struct api_req *r)
 {
-	_cleanup_(instance_freep) struct instance *inst = NULL;
-	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
-	_cleanup_(json_putp) struct json_object *o = NULL;
-	struct err e = {0};
-
-	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	if (load(r, &inst, &bi, &e) < 0) {
-		api_reply_error(r, &e);
-		return;
-	}
-	o = bdm_json_format_blockinfo(inst, bi);
-	if (o == NULL) {
-		err_set(&e, -ENOMEM, "out of memory");
-		api_reply_error(r, &e);
-		return;
-	}
-	set_etag(r, inst);
-	api_reply_json(r, 200, o);
+	reply_disk_view(r, bdm_json_format_blockinfo);
 }
 
 /* GET /v1/instances/{uuid}/domain: libvirt's XML (application/xml). */
