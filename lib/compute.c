@@ -680,16 +680,29 @@ reconcile_pass(
 	}
 	store_instance_list_free(v, n);
 
+	/* Domains without a row: only those named as hyperlet names its
+	 * domains can be hyperlet's, and only they cost a metadata read (a
+	 * node whose domains all have rows reads none). */
 	for (i = 0; i < nd; i++)
-		nu += doms[i].hyperlet && !seen[i];
+		nu += doms[i].named && !seen[i];
 	if (nu) {
 		r->unknown = calloc(nu, sizeof(*r->unknown));
 		if (r->unknown == NULL)
 			return err_set(e, -ENOMEM, "out of memory");
-		for (i = 0; i < nd; i++)
-			if (doms[i].hyperlet && !seen[i])
-				memcpy(r->unknown[r->n_unknown++], doms[i].uuid,
-				    UUID_STR_LEN);
+	}
+	for (i = 0; nu && i < nd; i++) {
+		if (!doms[i].named || seen[i])
+			continue;
+		rc = virt_has_metadata(c->virt, doms[i].uuid, e);
+		if (rc == -ENOENT) { /* undefined meanwhile */
+			err_clear(e);
+			continue;
+		}
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			memcpy(r->unknown[r->n_unknown++], doms[i].uuid,
+			    UUID_STR_LEN);
 	}
 	return 0;
 }

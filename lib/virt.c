@@ -982,52 +982,106 @@ virt_domain_cmp(const void *a, const void *b)
 	    ((const struct virt_domain *)b)->uuid);
 }
 
-/* Reads one domain into out; returns 1 when it vanished meanwhile. */
+/* uuid, and whether d is named as hyperlet names its domains. */
+static int
+virt_list_ident(virDomainPtr d, struct virt_domain *out)
+{
+	char name[DOMXML_NAME_MAX];
+	const char *got;
+
+	/* both local: a virDomainPtr carries its uuid and name */
+	if (virDomainGetUUIDString(d, out->uuid) < 0 ||
+	    (got = virDomainGetName(d)) == NULL)
+		return -1;
+	domxml_domain_name(out->uuid, name);
+	out->named = STREQ(got, name);
+	return 0;
+}
+
+/*
+ * The domains matching filter (persistent or transient) with their state,
+ * from virConnectGetAllDomainStats(VIR_DOMAIN_STATS_STATE): one round trip
+ * for all of them, however many there are. Appends to *out (grown as
+ * needed; *n and *cap its length and size). Returns 0, -ENOTSUP when the
+ * driver lacks the call (the caller falls back), -EAGAIN, -EIO, -ENOMEM.
+ */
+static int
+virt_list_stats(struct virt *v, virConnectPtr c, unsigned int filter,
+    struct virt_domain **out, size_t *n, size_t *cap, struct err *e)
+{
+	virDomainStatsRecordPtr *recs = NULL;
+	struct virt_domain *grown;
+	int nr, i, st, r = 0;
+
+	nr = virConnectGetAllDomainStats(
+	    c, VIR_DOMAIN_STATS_STATE, &recs, filter);
+	if (nr < 0) {
+		/* no such call, or no such filter: the per-domain way */
+		if (virt_last_code() == VIR_ERR_NO_SUPPORT ||
+		    virt_last_code() == VIR_ERR_INVALID_ARG) {
+			virResetLastError();
+			return -ENOTSUP;
+		}
+		return virt_fail(v, c, e, "domain stats");
+	}
+	if (*n + (size_t)nr > *cap) {
+		grown = realloc(*out, (*n + (size_t)nr + 1) * sizeof(**out));
+		if (grown == NULL) {
+			virDomainStatsRecordListFree(recs);
+			return err_set(e, -ENOMEM, "out of memory");
+		}
+		*out = grown;
+		*cap = *n + (size_t)nr + 1;
+	}
+	for (i = 0; i < nr; i++) {
+		struct virt_domain *d = &(*out)[*n];
+
+		if (virt_list_ident(recs[i]->dom, d) < 0) {
+			r = virt_fail(v, c, e, "domain uuid");
+			break;
+		}
+		if (virTypedParamsGetInt(recs[i]->params, recs[i]->nparams,
+			"state.state", &st) != 1)
+			st = VIR_DOMAIN_NOSTATE;
+		d->state = virt_map_state(st);
+		d->persistent = filter == VIR_CONNECT_LIST_DOMAINS_PERSISTENT;
+		(*n)++;
+	}
+	virDomainStatsRecordListFree(recs);
+	return r;
+}
+
+/* Reads one domain into out; returns 1 when it vanished meanwhile. Two
+ * round trips (state, persistence) per domain: only for drivers without
+ * virConnectGetAllDomainStats. */
 static int
 virt_list_one(struct virt *v, virConnectPtr c, virDomainPtr d,
     struct virt_domain *out, struct err *e)
 {
-	char *md;
-	int st, reason;
+	int st, reason, p;
 
-	if (virDomainGetUUIDString(d, out->uuid) < 0)
+	if (virt_list_ident(d, out) < 0)
 		return virt_fail(v, c, e, "domain uuid");
-	if (virDomainGetState(d, &st, &reason, 0) < 0)
+	if (virDomainGetState(d, &st, &reason, 0) < 0 ||
+	    (p = virDomainIsPersistent(d)) < 0)
 		return virt_last_code() == VIR_ERR_NO_DOMAIN
 		    ? 1
 		    : virt_fail(v, c, e, "domain state");
 	out->state = virt_map_state(st);
-	out->persistent = virDomainIsPersistent(d) == 1;
-	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
-	if (md) {
-		out->hyperlet = true;
-		free(md);
-		return 0;
-	}
-	switch (virt_last_code()) {
-	case VIR_ERR_NO_DOMAIN_METADATA:
-		out->hyperlet = false;
-		return 0;
-	case VIR_ERR_NO_DOMAIN:
-		return 1;
-	default:
-		return virt_fail(v, c, e, "domain metadata");
-	}
+	out->persistent = p == 1;
+	return 0;
 }
 
-/* Every domain, for reconciliation. See virt.h. */
-int
-virt_list(
-    struct virt *v, struct virt_domain **ret, size_t *ret_n, struct err *e)
+/* virt_list for drivers without virConnectGetAllDomainStats. */
+static int
+virt_list_each(struct virt *v, virConnectPtr c, struct virt_domain **ret,
+    size_t *ret_n, struct err *e)
 {
-	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
 	_cleanup_free_ struct virt_domain *out = NULL;
 	virDomainPtr *doms = NULL;
 	size_t n_out = 0;
 	int n, i, r;
 
-	if ((r = virt_conn_get(v, &c, e)) < 0)
-		return r;
 	n = virConnectListAllDomains(c, &doms, 0);
 	if (n < 0)
 		return virt_fail(v, c, e, "list domains");
@@ -1046,8 +1100,67 @@ virt_list(
 	free(doms);
 	if (r < 0)
 		return r;
-	qsort(out, n_out, sizeof(*out), virt_domain_cmp);
 	*ret = TAKE_PTR(out);
 	*ret_n = n_out;
 	return 0;
+}
+
+/* Every domain, for reconciliation. See virt.h. */
+int
+virt_list(
+    struct virt *v, struct virt_domain **ret, size_t *ret_n, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_free_ struct virt_domain *out = NULL;
+	size_t n = 0, cap = 0, i, k;
+	int r;
+
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	/* persistent and transient apart: the records do not say which */
+	r = virt_list_stats(
+	    v, c, VIR_CONNECT_LIST_DOMAINS_PERSISTENT, &out, &n, &cap, e);
+	if (r == 0)
+		r = virt_list_stats(v, c, VIR_CONNECT_LIST_DOMAINS_TRANSIENT,
+		    &out, &n, &cap, e);
+	if (r == -ENOTSUP) {
+		free(TAKE_PTR(out));
+		n = 0;
+		r = virt_list_each(v, c, &out, &n, e);
+	}
+	if (r < 0)
+		return r;
+	if (out == NULL && (out = calloc(1, sizeof(*out))) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	qsort(out, n, sizeof(*out), virt_domain_cmp);
+	/* a domain made persistent between the two calls is in both */
+	for (i = k = 0; i < n; i++)
+		if (k == 0 || !STREQ(out[k - 1].uuid, out[i].uuid))
+			out[k++] = out[i];
+	*ret = TAKE_PTR(out);
+	*ret_n = k;
+	return 0;
+}
+
+/* Whether the domain carries hyperlet's metadata. See virt.h. */
+int
+virt_has_metadata(struct virt *v, const char *uuid, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	char *md;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
+	if (md) {
+		free(md);
+		return 1;
+	}
+	if (virt_last_code() == VIR_ERR_NO_DOMAIN_METADATA) {
+		virResetLastError();
+		return 0;
+	}
+	return virt_fail(v, c, e, "domain metadata");
 }

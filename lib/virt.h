@@ -2,9 +2,9 @@
  * The libvirt seam: one shared connection (reopened when it drops), the
  * instance's local disks as volumes of a transient `dir` storage pool on
  * <instances_path>/<instance uuid>, and the domain life cycle (define,
- * start, stop, reboot, undefine, attach/detach, state, list). Domains are
- * named by the instance uuid; the XML comes from domxml. lib/virt.c is the
- * only file that includes <libvirt/libvirt.h>.
+ * start, stop, reboot, undefine, attach/detach, state, list). A domain's
+ * uuid is its instance's, its name "instance-<uuid>"; the XML comes from
+ * domxml. lib/virt.c is the only file that includes <libvirt/libvirt.h>.
  *
  * Errors (negative errno, libvirt's message copied into e): -ENOENT no such
  * domain/volume, -EBUSY operation invalid in the domain's state, -EEXIST
@@ -143,15 +143,26 @@ int virt_detach_disk(
 /* One domain as reconciliation sees it. */
 struct virt_domain {
 	char uuid[UUID_STR_LEN];
-	bool hyperlet; /* carries <metadata> in DOMXML_NS */
+	/* named "instance-<uuid>", as hyperlet names its domains: only such
+	 * a domain can be hyperlet's (virt_has_metadata tells) */
+	bool named;
 	bool persistent;
 	enum instance_state state;
 };
 
-/* Every domain libvirt knows (defined or running), sorted by uuid. *ret is
- * an owned array (free), *ret_n its length. Returns 0, -EAGAIN, -EIO,
- * -ENOMEM. */
+/* Every domain libvirt knows (defined or running) with its state, sorted
+ * by uuid. A constant number of libvirt calls however many domains there
+ * are (virConnectGetAllDomainStats; one call per domain only with a driver
+ * that lacks it), so start-up against a remote libvirtd does not pay a
+ * round trip per domain. *ret is an owned array (free), *ret_n its length.
+ * Returns 0, -EAGAIN, -EIO, -ENOMEM. */
 int virt_list(
     struct virt *v, struct virt_domain **ret, size_t *ret_n, struct err *e);
+
+/* Whether the domain carries hyperlet's <metadata> (DOMXML_NS): 1 yes, 0
+ * no. Two libvirt calls: for the few domains reconciliation cannot match
+ * with a row. Returns 1, 0, -EINVAL, -ENOENT (no such domain), -EAGAIN,
+ * -EIO. */
+int virt_has_metadata(struct virt *v, const char *uuid, struct err *e);
 
 #endif

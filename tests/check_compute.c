@@ -580,6 +580,28 @@ START_TEST(test_compute_reconcile_reports_a_hyperlet_domain_without_a_row)
 }
 END_TEST
 
+START_TEST(test_compute_reconcile_does_not_report_a_lookalike_without_metadata)
+{
+	static const char lookalike[] =
+	    "<domain type='qemu'>"
+	    "<name>instance-0f0f0f0f-0000-4000-8000-000000000003</name>"
+	    "<uuid>0f0f0f0f-0000-4000-8000-000000000003</uuid>"
+	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>";
+	struct compute_report r;
+	struct err e = {0};
+
+	/* Named as hyperlet names its domains, so its metadata is read;
+	 * there is none: someone else's domain, not reported. */
+	ck_assert_msg(virt_define(v, lookalike, &e) == 0, "%s", e.msg);
+	reconcile(&r);
+	ck_assert_uint_eq(r.n_unknown, 0);
+	compute_report_clear(&r);
+	ck_assert_int_eq(
+	    virt_undefine(v, "0f0f0f0f-0000-4000-8000-000000000003", &e), 0);
+}
+END_TEST
+
 START_TEST(test_compute_sweep_removes_a_define_that_landed_after_its_rollback)
 {
 	struct instance *late = create(false), *other = create(false);
@@ -787,6 +809,8 @@ main(void)
 	tcase_add_test(tc, test_compute_reconcile_finishes_a_delete);
 	tcase_add_test(
 	    tc, test_compute_reconcile_reports_a_hyperlet_domain_without_a_row);
+	tcase_add_test(tc,
+	    test_compute_reconcile_does_not_report_a_lookalike_without_metadata);
 	tcase_add_test(tc, test_compute_reconcile_takes_the_state_from_libvirt);
 	tcase_add_test(tc,
 	    test_compute_sweep_removes_a_define_that_landed_after_its_rollback);

@@ -606,39 +606,75 @@ END_TEST
 
 /* --- list -------------------------------------------------------------- */
 
-START_TEST(test_virt_list_tells_hyperlet_domains_from_foreign_ones)
+/* A domain hyperlet did not make: named as given, no hyperlet metadata. */
+static void
+define_foreign(const char *name, const char *uuid)
 {
-	static const char foreign[] =
-	    "<domain type='qemu'><name>not-ours</name>"
-	    "<uuid>0f0f0f0f-0000-4000-8000-000000000001</uuid>"
+	char xml[512];
+	struct err e = {0};
+
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
 	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
-	    "<os><type arch='x86_64'>hvm</type></os></domain>";
+	    "<os><type arch='x86_64'>hvm</type></os></domain>",
+	    name, uuid);
+	ck_assert_msg(virt_define(v, xml, &e) == 0, "%s", e.msg);
+}
+
+#define FOREIGN_UUID "0f0f0f0f-0000-4000-8000-000000000001"
+#define LOOKALIKE_UUID "0f0f0f0f-0000-4000-8000-000000000002"
+
+START_TEST(test_virt_list_reads_every_domain_with_its_state_and_name)
+{
 	_cleanup_free_ struct virt_domain *l = NULL;
 	struct err e = {0};
-	bool seen_ours = false, seen_foreign = false;
+	int seen = 0;
 	size_t n = 0, i;
 
 	build_default(1);
+	create_disks();
 	define();
-	ck_assert_msg(virt_define(v, foreign, &e) == 0, "%s", e.msg);
+	ck_assert_msg(virt_start(v, inst->uuid, &e) == 0, "start: %s", e.msg);
+	define_foreign("not-ours", FOREIGN_UUID);
+	define_foreign("instance-" LOOKALIKE_UUID, LOOKALIKE_UUID);
 	ck_assert_msg(virt_list(v, &l, &n, &e) == 0, "list: %s", e.msg);
 	for (i = 0; i < n; i++) {
 		if (i > 0)
 			ck_assert_str_lt(l[i - 1].uuid, l[i].uuid);
 		if (STREQ(l[i].uuid, inst->uuid)) {
-			seen_ours = true;
-			ck_assert(l[i].hyperlet);
+			seen |= 1;
+			ck_assert(l[i].named);
+			ck_assert(l[i].persistent);
+			ck_assert_int_eq(l[i].state, INSTANCE_RUNNING);
+		} else if (STREQ(l[i].uuid, FOREIGN_UUID)) {
+			seen |= 2;
+			ck_assert(!l[i].named);
 			ck_assert(l[i].persistent);
 			ck_assert_int_eq(l[i].state, INSTANCE_STOPPED);
-		}
-		if (STREQ(l[i].uuid, "0f0f0f0f-0000-4000-8000-000000000001")) {
-			seen_foreign = true;
-			ck_assert(!l[i].hyperlet);
+		} else if (STREQ(l[i].uuid, LOOKALIKE_UUID)) {
+			seen |= 4;
+			ck_assert(l[i].named);
 		}
 	}
-	ck_assert(seen_ours && seen_foreign);
-	ck_assert_int_eq(
-	    virt_undefine(v, "0f0f0f0f-0000-4000-8000-000000000001", &e), 0);
+	ck_assert_int_eq(seen, 7);
+	ck_assert_int_eq(virt_undefine(v, FOREIGN_UUID, &e), 0);
+	ck_assert_int_eq(virt_undefine(v, LOOKALIKE_UUID, &e), 0);
+}
+END_TEST
+
+START_TEST(test_virt_has_metadata_tells_hyperlet_domains_from_lookalikes)
+{
+	struct err e = {0};
+
+	build_default(1);
+	define();
+	define_foreign("instance-" LOOKALIKE_UUID, LOOKALIKE_UUID);
+	ck_assert_int_eq(virt_has_metadata(v, inst->uuid, &e), 1);
+	ck_assert_int_eq(virt_has_metadata(v, LOOKALIKE_UUID, &e), 0);
+	ck_assert_int_eq(e.code, 0);
+	ck_assert_int_eq(virt_undefine(v, LOOKALIKE_UUID, &e), 0);
+	ck_assert_int_eq(virt_has_metadata(v, LOOKALIKE_UUID, &e), -ENOENT);
+	ck_assert_int_eq(virt_has_metadata(v, "not-a-uuid", &e), -EINVAL);
 }
 END_TEST
 
@@ -1230,7 +1266,10 @@ main(void)
 
 	TC("virt_list");
 	tcase_add_test(
-	    tc, test_virt_list_tells_hyperlet_domains_from_foreign_ones);
+	    tc, test_virt_list_reads_every_domain_with_its_state_and_name);
+	TC("virt_has_metadata");
+	tcase_add_test(
+	    tc, test_virt_has_metadata_tells_hyperlet_domains_from_lookalikes);
 
 	TC("virt_create_disks");
 	tcase_add_test(tc, test_virt_create_disks_makes_the_instance_directory);
