@@ -150,6 +150,8 @@ bdm_clear(struct bdm *b)
 	free(b->snapshot_id);
 	free(b->tag);
 	free(b->connection_info);
+	free(b->conn_type);
+	free(b->conn_path);
 	memset(b, 0, sizeof(*b));
 	b->boot_index = BDM_BOOT_NONE;
 	b->volume_size = BDM_SIZE_NONE;
@@ -175,14 +177,17 @@ bdm_copy(const struct bdm *src, struct bdm *dst, struct err *e)
 	int r = 0;
 
 	t.guest_format = t.device_name = t.image_id = t.volume_id =
-	    t.snapshot_id = t.tag = t.connection_info = NULL;
+	    t.snapshot_id = t.tag = t.connection_info = t.conn_type =
+		t.conn_path = NULL;
 	if ((r = dup_str(src->guest_format, &t.guest_format, e)) < 0 ||
 	    (r = dup_str(src->device_name, &t.device_name, e)) < 0 ||
 	    (r = dup_str(src->image_id, &t.image_id, e)) < 0 ||
 	    (r = dup_str(src->volume_id, &t.volume_id, e)) < 0 ||
 	    (r = dup_str(src->snapshot_id, &t.snapshot_id, e)) < 0 ||
 	    (r = dup_str(src->tag, &t.tag, e)) < 0 ||
-	    (r = dup_str(src->connection_info, &t.connection_info, e)) < 0) {
+	    (r = dup_str(src->connection_info, &t.connection_info, e)) < 0 ||
+	    (r = dup_str(src->conn_type, &t.conn_type, e)) < 0 ||
+	    (r = dup_str(src->conn_path, &t.conn_path, e)) < 0) {
 		bdm_clear(&t);
 		bdm_clear(dst);
 		return r;
@@ -507,8 +512,6 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
 		/* local disks always go with the instance */
 		b->delete_on_termination = true;
 	} else {
-		_cleanup_free_ char *type = NULL;
-		_cleanup_free_ char *path = NULL;
 		char f[ERR_FIELD_MAX];
 
 		if (b->volume_id == NULL)
@@ -528,11 +531,14 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
 			    "field '%s': is required for destination_type "
 			    "volume",
 			    _f);
-		r = bdm_json_conn_source(b->connection_info,
-		    bdm_field(f, o, b, i, "connection_info"), &type, &path, e);
-		if (r < 0)
+		/* read once: bdm_json may have read it while parsing */
+		if (b->conn_type == NULL &&
+		    (r = bdm_json_conn_source(b->connection_info,
+			 bdm_field(f, o, b, i, "connection_info"),
+			 &b->conn_type, &b->conn_path, e)) < 0)
 			return r;
-		if (b->device_type == BDM_DEVICE_LUN && !STREQ(type, "block"))
+		if (b->device_type == BDM_DEVICE_LUN &&
+		    !STREQ(b->conn_type, "block"))
 			return BDM_FAIL(-EINVAL,
 			    "connection_info.driver_volume_type",
 			    "field '%s': a lun needs a block device", _f);
@@ -1136,8 +1142,6 @@ int
 bdm_prepare_attach(const struct instance *inst, struct bdm *b,
     const struct bdm_limits *lim, struct err *e)
 {
-	_cleanup_free_ char *type = NULL;
-	_cleanup_free_ char *path = NULL;
 	int r;
 
 	(void)lim;
@@ -1157,8 +1161,9 @@ bdm_prepare_attach(const struct instance *inst, struct bdm *b,
 	if (b->connection_info == NULL)
 		return err_set_field(e, -EINVAL, "connection_info",
 		    "field 'connection_info': is required");
-	if ((r = bdm_json_conn_source(
-		 b->connection_info, "connection_info", &type, &path, e)) < 0)
+	if (b->conn_type == NULL &&
+	    (r = bdm_json_conn_source(b->connection_info, "connection_info",
+		 &b->conn_type, &b->conn_path, e)) < 0)
 		return r;
 	if (b->device_type == BDM_DEVICE_UNSET)
 		b->device_type = BDM_DEVICE_DISK;

@@ -75,10 +75,48 @@ set_uuid(struct json_object *v, const char *prefix, const char *key,
 	return r;
 }
 
-/* connection_info: an object, kept as compact JSON text. */
+/*
+ * Keeps the volume source of connection_info o in b (conn_type, conn_path)
+ * when it is one bdm_json_conn_source would accept from o's text, so that
+ * neither bdm_instance_prepare nor blockinfo_build scans that text again.
+ * Anything else leaves them NULL, for bdm_json_conn_source to report at
+ * prepare with its own message. Returns 0 or -ENOMEM.
+ */
 static int
-set_conn(struct json_object *v, const char *prefix, const char *key, char **dst,
-    struct err *e)
+conn_remember(struct json_object *o, struct bdm *b, struct err *e)
+{
+	struct json_object *t = NULL, *d = NULL, *p = NULL;
+	const char *type, *path;
+
+	free(b->conn_type);
+	free(b->conn_path);
+	b->conn_type = b->conn_path = NULL;
+	if (!json_object_object_get_ex(o, "driver_volume_type", &t) ||
+	    !json_object_is_type(t, json_type_string) ||
+	    !json_object_object_get_ex(o, "data", &d) ||
+	    !json_object_is_type(d, json_type_object) ||
+	    !json_object_object_get_ex(d, "device_path", &p) ||
+	    !json_object_is_type(p, json_type_string))
+		return 0;
+	type = json_object_get_string(t);
+	path = json_object_get_string(p);
+	if ((!STREQ(type, "file") && !STREQ(type, "block")) ||
+	    !util_path_valid(path))
+		return 0;
+	if ((b->conn_type = strdup(type)) == NULL ||
+	    (b->conn_path = strdup(path)) == NULL) {
+		free(b->conn_type);
+		b->conn_type = NULL;
+		return err_set(e, -ENOMEM, "out of memory");
+	}
+	return 0;
+}
+
+/* connection_info: an object, kept as compact JSON text (and its source
+ * in b, see conn_remember). */
+static int
+set_conn(struct json_object *v, const char *prefix, const char *key,
+    struct bdm *b, struct err *e)
 {
 	struct json_object *o = NULL;
 	char *t;
@@ -88,8 +126,10 @@ set_conn(struct json_object *v, const char *prefix, const char *key, char **dst,
 		return r;
 	if ((t = jfield_to_text(o)) == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
-	free(*dst);
-	*dst = t;
+	free(b->connection_info);
+	b->connection_info = t;
+	if ((r = conn_remember(o, b, e)) < 0)
+		return r;
 	return 1;
 }
 
@@ -156,7 +196,7 @@ parse_bdm(
 				b->boot_index = (int)x;
 			break;
 		case BK_CONNECTION_INFO:
-			r = set_conn(val, prefix, key, &b->connection_info, e);
+			r = set_conn(val, prefix, key, b, e);
 			break;
 		case BK_DELETE_ON_TERMINATION:
 			r = jfield_value_bool(val, prefix, key, JFIELD_OPTIONAL,
@@ -624,7 +664,7 @@ bdm_json_parse_attach(
 			b.uuid_given = r > 0;
 			break;
 		case AK_CONNECTION_INFO:
-			r = set_conn(val, NULL, key, &b.connection_info, e);
+			r = set_conn(val, NULL, key, &b, e);
 			break;
 		case AK_DELETE_ON_TERMINATION:
 			r = jfield_value_bool(val, NULL, key, JFIELD_OPTIONAL,

@@ -672,13 +672,21 @@ given_names_reserve(struct mapctx *m, struct err *e)
 	return 0;
 }
 
-/* The volume's source from connection_info, through bdm_json. */
+/* The volume's source from connection_info: as read before (bdm_json or
+ * bdm_instance_prepare kept it in b), else through bdm_json. */
 static int
 conn_source(
     const struct bdm *b, size_t i, struct blockinfo_disk *disk, struct err *e)
 {
 	char field[FIELD_MAX];
 
+	if (b->conn_type != NULL && b->conn_path != NULL &&
+	    b->connection_info != NULL) {
+		if ((disk->conn_type = strdup(b->conn_type)) == NULL ||
+		    (disk->conn_path = strdup(b->conn_path)) == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		return 0;
+	}
 	if (b->connection_info == NULL)
 		return err_set_field(e, -EINVAL,
 		    bdm_field(i, "connection_info", field),

@@ -9,8 +9,13 @@
  * (model_parse_us, model_prepare_us = parse + prepare, model_noxml_us =
  * parse + prepare + blockinfo). Wall-clock figures; the *_cpu_us lines are
  * the same in process CPU time, steadier on a shared machine.
- * Usage: bench_model [request.json [calls [rounds]]]
+ * Usage: bench_model [request.json [calls [rounds [stage]]]]; "-" for
+ * request.json is the built-in body. With stage (1 parse, 2 prepare,
+ * 3 blockinfo, 4 XML) only that line is measured, without the warm-up:
+ * for counting instructions per call under callgrind, e.g.
+ * valgrind --tool=callgrind bench_model - 2000 1 4.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,26 +161,32 @@ main(int argc, char **argv)
 	    [STAGE_BLOCKINFO] = "model_noxml_cpu_us",
 	    [STAGE_XML] = "model_cpu_us"};
 	double cpu[STAGE_XML + 1] = {0};
-	char *file = argc > 1 ? bench_read_file(argv[1]) : NULL;
+	bool builtin = argc < 2 || strcmp(argv[1], "-") == 0;
+	char *file = builtin ? NULL : bench_read_file(argv[1]);
 	const char *body = file ? file : five_disks;
 	long calls = argc > 2 ? atol(argv[2]) : CALLS;
 	int rounds = argc > 3 ? atoi(argv[3]) : ROUNDS;
+	int only = argc > 4 ? atoi(argv[4]) : 0;
 	double us, cpu_us;
 	size_t bytes = 0;
 
-	if ((argc > 1 && file == NULL) || calls < 1 || rounds < 1 ||
-	    rounds > 64) {
+	if ((!builtin && file == NULL) || calls < 1 || rounds < 1 ||
+	    rounds > 64 || only < 0 || only > STAGE_XML) {
 		fprintf(stderr,
-		    "usage: bench_model [request.json [calls [rounds<=64]]]\n");
+		    "usage: bench_model [request.json|- [calls "
+		    "[rounds<=64 [stage 1-4]]]]\n");
 		return 2;
 	}
 	/* warm up caches and the allocator */
-	if (measure(body, STAGE_XML, calls / 10 + 1, 1, &us, &cpu_us, &bytes) <
-	    0) {
+	if (only == 0 &&
+	    measure(body, STAGE_XML, calls / 10 + 1, 1, &us, &cpu_us, &bytes) <
+		0) {
 		free(file);
 		return 1;
 	}
 	for (int st = STAGE_PARSE; st <= STAGE_XML; st++) {
+		if (only != 0 && st != only)
+			continue;
 		if (measure(body, (enum stage)st, calls, rounds, &us, &cpu_us,
 			&bytes) < 0) {
 			free(file);
@@ -185,7 +196,8 @@ main(int argc, char **argv)
 		cpu[st] = cpu_us;
 	}
 	for (int st = STAGE_PARSE; st <= STAGE_XML; st++)
-		printf("%s %.2f us\n", cpu_names[st], cpu[st]);
+		if (only == 0 || st == only)
+			printf("%s %.2f us\n", cpu_names[st], cpu[st]);
 	printf("model_xml_bytes %zu B\n", bytes);
 	free(file);
 	return 0;
