@@ -11,13 +11,21 @@
  * it one level per call into its output buffer (each write costs ~150
  * instructions), while xwriter_space() writes the same bytes in one call;
  * output is byte for byte what libxml2's indenting gave. Every element,
- * attribute and text still goes through xmlTextWriter. This is the only
- * file that includes <libxml/...>.
+ * attribute and text still goes through xmlTextWriter. A value made only
+ * of bytes that libxml2's escaping copies unchanged (printable ASCII but
+ * '"', '&', '<' and '>'; most values: uuids, paths, names) is written
+ * with xmlTextWriterWriteRawLen inside the attribute or element that
+ * xmlTextWriter opened, which skips its escaping pass (a copy and a
+ * malloc for text) and gives the same bytes; anything else is escaped by
+ * libxml2. The writer writes straight into its xmlOutputBuffer (no
+ * encoder, no second buffer). This is the only file that includes
+ * <libxml/...>.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/types.h>
 
 #include <libxml/parser.h>
 #include <libxml/relaxng.h>
@@ -29,7 +37,7 @@
 #include "xwriter.h"
 
 struct xwriter {
-	xmlBufferPtr buf;
+	xmlOutputBufferPtr out; /* owned by tw once tw exists */
 	xmlTextWriterPtr tw;
 	const char *stack[XWRITER_MAX_DEPTH]; /* open elements (literals) */
 	/* The indentation state, as xmlTextWriter keeps it when indenting:
@@ -65,26 +73,28 @@ xwriter_current(const struct xwriter *w)
 	return w->depth > 0 ? w->stack[w->depth - 1] : "document";
 }
 
-/* True if s[0..len) is all printable ASCII or DEL (0x20-0x7f), eight
- * bytes at a time: a byte at or above 0x80 shows in x itself, one below
- * 0x20 borrows in x - 0x20..20 and sets its own top bit there. */
-static bool
-xwriter_plain_ascii(const unsigned char *s, size_t len)
+/* The bytes libxml2 writes unchanged both in attribute values
+ * (xmlBufAttrSerializeTxtContent) and in text (xmlEncodeSpecialChars):
+ * printable ASCII except '"', '&', '<' and '>'. DEL, tab, newline, carriage
+ * return and non-ASCII go the escaping way. */
+static const bool xwriter_verbatim[256] = {
+    [0x20 ... 0x21] = true, /* '"' is 0x22 */
+    [0x23 ... 0x25] = true, /* '&' is 0x26 */
+    [0x27 ... 0x3b] = true, /* '<' is 0x3c */
+    [0x3d] = true, /* '>' is 0x3e */
+    [0x3f ... 0x7e] = true,
+};
+
+/* The length of s if every byte of it is verbatim (above), else -1. */
+static ssize_t
+xwriter_verbatim_len(const char *s)
 {
-	const uint64_t ones = 0x0101010101010101u, tops = 0x8080808080808080u;
-	uint64_t x, acc = 0;
+	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 
-	for (; i + 8 <= len; i += 8) {
-		memcpy(&x, s + i, 8);
-		acc |= (x - 0x20 * ones) | x;
-	}
-	if ((acc & tops) != 0)
-		return false;
-	for (; i < len; i++)
-		if (s[i] < 0x20 || s[i] >= 0x80)
-			return false;
-	return true;
+	while (xwriter_verbatim[p[i]])
+		i++;
+	return p[i] == '\0' ? (ssize_t)i : -1;
 }
 
 /*
@@ -103,9 +113,6 @@ xwriter_check(struct xwriter *w, const char *s, const char *what_fmt,
 	char what[128];
 	size_t i;
 
-	/* most values (uuids, paths, literals) are plain ASCII */
-	if (xwriter_plain_ascii(p, strlen(s)))
-		return true;
 	for (i = 0; p[i]; i++) {
 		if (p[i] >= 0x20 && p[i] < 0x80)
 			continue;
@@ -192,11 +199,13 @@ xwriter_new(void)
 
 	if (w == NULL)
 		return NULL;
-	w->buf = xmlBufferCreateSize(4096);
-	if (w->buf == NULL)
+	/* no encoder: the text is UTF-8 as given; no write callback: it
+	 * stays in out's buffer until xwriter_finish copies it */
+	w->out = xmlAllocOutputBuffer(NULL);
+	if (w->out == NULL)
 		return xwriter_free(w);
 	/* not xmlTextWriterSetIndent: xwriter_space() indents */
-	w->tw = xmlNewTextWriterMemory(w->buf, 0);
+	w->tw = xmlNewTextWriter(w->out);
 	if (w->tw == NULL)
 		return xwriter_free(w);
 	w->indent_end = true;
@@ -210,9 +219,9 @@ xwriter_free(struct xwriter *w)
 	if (w == NULL)
 		return NULL;
 	if (w->tw != NULL)
-		xmlFreeTextWriter(w->tw);
-	if (w->buf != NULL)
-		xmlBufferFree(w->buf);
+		xmlFreeTextWriter(w->tw); /* closes out */
+	else if (w->out != NULL)
+		(void)xmlOutputBufferClose(w->out);
 	free(w);
 	return NULL;
 }
@@ -263,12 +272,34 @@ xwriter_end(struct xwriter *w)
 	xwriter_libxml_failed(w, xmlTextWriterEndElement(w->tw), "end element");
 }
 
+/* name="value" through xmlTextWriter: value (len bytes, all verbatim)
+ * goes raw between the attribute's quotes, which escaping would leave
+ * as it is. */
+static void
+xwriter_attr_verbatim(
+    struct xwriter *w, const char *name, const char *value, ssize_t len)
+{
+	int rc = xmlTextWriterStartAttribute(w->tw, BAD_CAST name);
+
+	if (rc >= 0 && len > 0)
+		rc = xmlTextWriterWriteRawLen(w->tw, BAD_CAST value, (int)len);
+	if (rc >= 0)
+		rc = xmlTextWriterEndAttribute(w->tw);
+	xwriter_libxml_failed(w, rc, "attribute");
+}
+
 /* Adds name="value" to the element just opened; a NULL value omits it. */
 void
 xwriter_attr_(struct xwriter *w, const char *name, const char *value)
 {
+	ssize_t len;
+
 	if (!xwriter_ok(w) || value == NULL)
 		return;
+	if ((len = xwriter_verbatim_len(value)) >= 0) {
+		xwriter_attr_verbatim(w, name, value, len);
+		return;
+	}
 	if (!xwriter_check(
 		w, value, "attribute '%s' of <%s>", name, xwriter_current(w)))
 		return;
@@ -285,19 +316,21 @@ xwriter_attr_int_(struct xwriter *w, const char *name, int64_t value)
 
 	if (!xwriter_ok(w))
 		return;
-	xwriter_libxml_failed(w,
-	    xmlTextWriterWriteAttribute(
-		w->tw, BAD_CAST name, BAD_CAST xwriter_fmt_int(buf, value)),
-	    "attribute");
+	xwriter_fmt_int(buf, value);
+	xwriter_attr_verbatim(w, name, buf, (ssize_t)strlen(buf));
 }
 
 /* Writes text (escaped) into the current element; NULL writes nothing. */
 void
 xwriter_text(struct xwriter *w, const char *text)
 {
+	ssize_t len;
+
 	if (!xwriter_ok(w) || text == NULL)
 		return;
-	if (!xwriter_check(w, text, "text of <%s>%s", xwriter_current(w), ""))
+	len = xwriter_verbatim_len(text);
+	if (len < 0 &&
+	    !xwriter_check(w, text, "text of <%s>%s", xwriter_current(w), ""))
 		return;
 	/* text after a child element starts on a new line (not "", which
 	 * writes nothing: the newline stays owed) */
@@ -306,8 +339,15 @@ xwriter_text(struct xwriter *w, const char *text)
 	if (w->depth > 0)
 		w->has_content[w->depth - 1] = true;
 	w->indent_end = false;
-	xwriter_libxml_failed(
-	    w, xmlTextWriterWriteString(w->tw, BAD_CAST text), "text");
+	/* raw, verbatim text: the '>' still owed by the start tag is
+	 * written first, as for escaped text */
+	if (len >= 0)
+		xwriter_libxml_failed(w,
+		    xmlTextWriterWriteRawLen(w->tw, BAD_CAST text, (int)len),
+		    "text");
+	else
+		xwriter_libxml_failed(
+		    w, xmlTextWriterWriteString(w->tw, BAD_CAST text), "text");
 }
 
 /* Writes v in decimal as text into the current element. */
@@ -361,8 +401,8 @@ xwriter_finish(struct xwriter *w, char **ret_xml, struct err *e)
 		return w->err.code;
 	}
 
-	content = xmlBufferContent(w->buf);
-	len = xmlBufferLength(w->buf);
+	content = xmlOutputBufferGetContent(w->out);
+	len = (int)xmlOutputBufferGetSize(w->out);
 	xml = malloc((size_t)len + 2);
 	if (xml == NULL)
 		return err_set(e, -ENOMEM, "xml writer: out of memory");

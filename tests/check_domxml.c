@@ -19,6 +19,7 @@
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlwriter.h>
 #include <libxml/xpath.h>
 
 #include <json-c/json.h>
@@ -128,6 +129,59 @@ START_TEST(test_xwriter_escapes_markup_in_text_and_attributes)
 	ck_assert_str_eq((char *)v, nasty);
 	xmlFree(v);
 	xmlFreeDoc(doc);
+	free(xml);
+	xwriter_free(w);
+}
+END_TEST
+
+/* "<a v=\"VALUE\">VALUE</a>\n" as libxml2's own xmlTextWriter escapes
+ * it (owned). */
+static char *
+libxml2_reference(const char *value)
+{
+	xmlBufferPtr b = xmlBufferCreate();
+	xmlTextWriterPtr tw = xmlNewTextWriterMemory(b, 0);
+	char *ref;
+
+	ck_assert_ptr_nonnull(tw);
+	ck_assert_int_ge(xmlTextWriterStartElement(tw, BAD_CAST "a"), 0);
+	ck_assert_int_ge(
+	    xmlTextWriterWriteAttribute(tw, BAD_CAST "v", BAD_CAST value), 0);
+	ck_assert_int_ge(xmlTextWriterWriteString(tw, BAD_CAST value), 0);
+	ck_assert_int_ge(xmlTextWriterEndElement(tw), 0);
+	ck_assert_int_ge(xmlTextWriterFlush(tw), 0);
+	ref = malloc((size_t)xmlBufferLength(b) + 2);
+	ck_assert_ptr_nonnull(ref);
+	sprintf(ref, "%s\n", (const char *)xmlBufferContent(b));
+	xmlFreeTextWriter(tw);
+	xmlBufferFree(b);
+	return ref;
+}
+
+/* xwriter writes values made of verbatim bytes raw (no escaping pass):
+ * every byte it accepts must come out as libxml2's escaping writes it. */
+START_TEST(test_xwriter_writes_every_byte_as_libxml2_escapes_it)
+{
+	char value[8];
+	struct err e = {0};
+	char *xml = NULL, *ref;
+	struct xwriter *w;
+	int c = _i;
+
+	if (c == 0)
+		value[0] = '\0'; /* the empty value: <a v="">, then "" text */
+	else
+		(void)snprintf(value, sizeof(value), "x%cy", c);
+	w = xwriter_new();
+	ck_assert_ptr_nonnull(w);
+	xwriter_start(w, "a");
+	xwriter_attr(w, "v", value);
+	xwriter_text(w, value);
+	xwriter_end(w);
+	ck_assert_int_eq(xwriter_finish(w, &xml, &e), 0);
+	ref = libxml2_reference(value);
+	ck_assert_str_eq(xml, ref);
+	free(ref);
 	free(xml);
 	xwriter_free(w);
 }
@@ -321,6 +375,15 @@ tcase_xwriter(void)
 	tcase_add_test(tc, test_xwriter_indents_like_libvirt);
 	tcase_add_test(tc, test_xwriter_escapes_markup_in_text_and_attributes);
 	tcase_add_test(tc, test_xwriter_keeps_utf8_text_and_attribute_values);
+	/* 0 (empty), then tab, newline, carriage return and 0x20-0x7f */
+	tcase_add_loop_test(
+	    tc, test_xwriter_writes_every_byte_as_libxml2_escapes_it, 0, 1);
+	tcase_add_loop_test(
+	    tc, test_xwriter_writes_every_byte_as_libxml2_escapes_it, 9, 11);
+	tcase_add_loop_test(
+	    tc, test_xwriter_writes_every_byte_as_libxml2_escapes_it, 13, 14);
+	tcase_add_loop_test(
+	    tc, test_xwriter_writes_every_byte_as_libxml2_escapes_it, 32, 128);
 	tcase_add_loop_test(tc, test_xwriter_refuses_invalid_utf8_in_attributes,
 	    0, (int)ELEMENTSOF(bad_utf8));
 	tcase_add_loop_test(tc, test_xwriter_refuses_invalid_utf8_in_text, 0,
