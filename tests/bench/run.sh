@@ -12,7 +12,10 @@
 # the BENCH_URI figures), BENCH_RUNS (3), BENCH_N (creates per run, 200),
 # BENCH_LIST_N (instances for list/memory/start-up, 10000), BENCH_URI
 # (also measure create against this libvirt URI, e.g. a private libvirtd),
-# BENCH_VIRT_TYPE (virt_type for BENCH_URI, qemu), BENCH_OUT (also write
+# BENCH_VIRT_TYPE (virt_type for BENCH_URI, qemu), BENCH_STARTUP_LIBVIRTD
+# (0: skip the start-up/memory figures with the test driver hosted by a
+# private libvirtd; on by default where tests/libvirtd/start.sh can run),
+# BENCH_OUT (also write
 # the figures to this file), BENCH_MD (a Markdown report with the machine), BENCH_PARTS ("create model list": which
 # parts to run). BUILDDIR/SRCDIR are set by make.
 set -eu
@@ -33,13 +36,19 @@ NURI=${BENCH_URI_N:-100}
 HYPERLETD=${HYPERLETD:-$B/daemon/hyperletd}
 LOADGEN=$B/tests/bench/bench_loadgen
 FLOOR=$B/tests/bench/bench_floor
+STARTFLOOR=$B/tests/bench/bench_startfloor
+HOLD=$B/tests/bench/bench_hold
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hl-bench.XXXXXX")
 raw=$tmp/raw.txt # every figure of every run
 : >"$raw"
 pid=""
+hold="" # bench_hold's pid
+lvd="" # the private libvirtd's dir, when this script started it
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+	[ -n "$hold" ] && kill "$hold" 2>/dev/null && wait "$hold" 2>/dev/null
+	[ -n "$lvd" ] && "$S/tests/libvirtd/stop.sh" "$lvd"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -92,6 +101,19 @@ stop_daemon() {
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
 
 figure() { echo "$1 $2 $3" >>"$raw"; }
+
+# startfloor NAME URI DB: bench_startfloor (list URI's domains with their
+# state, read DB's instances) timed from exec to exit as figure
+# NAME_floor; its phases as startfloor_* and its RSS as rss_NAME_floor.
+startfloor() {
+	t0=$(date +%s%N)
+	"$STARTFLOOR" "startfloor_${1#startup_}" "$2" "$3" >"$tmp/sf.out" \
+	    2>>"$tmp/startfloor.log" ||
+	    { log "bench_startfloor failed: $(tail -1 "$tmp/startfloor.log")"; exit 1; }
+	figure "${1}_floor" $((($(date +%s%N) - t0) / 1000000)) ms
+	cat "$tmp/sf.out" >>"$raw"
+	figure "rss_${1#startup_}_floor" "$(awk '/_rss / { print $2 }' "$tmp/sf.out")" KiB
+}
 
 # upload_image: a 1 MiB raw base image; sets $img.
 upload_image() {
@@ -225,7 +247,13 @@ for r in $(seq "$RUNS"); do
 	    "$tmp/node.xml"
 	start_daemon "$tmp/state-list" "test://$tmp/node.xml" kvm
 	figure "startup_${NLIST}_defined" "$startup_ms" ms
+	sleep 1
+	figure "rss_${NLIST}_defined" "$(rss_kib)" KiB
 	stop_daemon
+	# Its floor (startup_N_defined_floor): the same node file parsed by
+	# the same in-process test driver, listed, and the rows read.
+	startfloor "startup_${NLIST}_defined" "test://$tmp/node.xml" \
+	    "$tmp/state-list/hyperlet.db"
 	rm -f "$tmp/node.xml"
 	# How much of that the libvirt test driver holds (its NLIST domains
 	# live inside hyperletd): the floor process after NLIST defines.
@@ -235,6 +263,68 @@ for r in $(seq "$RUNS"); do
 		    "$NLIST" 8 "n$NLIST" | grep '^floor_rss_' >>"$raw" || true
 	fi
 done
+
+# --- start-up and memory with libvirt's state out of process ------------------
+# The production shape (as qemu:///system): the test driver hosted by a
+# private libvirtd (tests/libvirtd/start.sh; the one BENCH_LIBVIRTD=1
+# started, if any), its test:///default filled with the NLIST domains by
+# bench_hold, which keeps a connection open: libvirtd frees test:///default
+# when its last client leaves, and hyperletd restarts. Figures:
+# startup_N_libvirtd (exec to READY, reconciliation included) and
+# rss_N_libvirtd (idle after start-up), rss_N_libvirtd_after_list, each
+# with its _floor (bench_startfloor on the same URI and database), and
+# libvirtd_rss_N (libvirtd holding the domains, for scale).
+lvd_dir=${HL_LIBVIRT_DIR:-}
+if [ "${BENCH_STARTUP_LIBVIRTD:-1}" != 0 ] && [ -z "$lvd_dir" ] &&
+    [ "$(id -u)" = 0 ]; then
+	"$S/tests/libvirtd/reap.sh"
+	lvd=$(mktemp -d /tmp/hlv-XXXXXX)
+	echo "$$ $(sed 's/^.*) //' /proc/$$/stat | cut -d' ' -f20)" >"$lvd/owner"
+	if "$S/tests/libvirtd/start.sh" "$lvd" >/dev/null 2>"$tmp/libvirtd.err"; then
+		lvd_dir=$lvd
+	else
+		log "no private libvirtd here, start-up with libvirtd skipped: $(tail -1 "$tmp/libvirtd.err")"
+		"$S/tests/libvirtd/stop.sh" "$lvd"
+		lvd=""
+	fi
+fi
+if [ "${BENCH_STARTUP_LIBVIRTD:-1}" != 0 ] && [ -n "$lvd_dir" ]; then
+	lvuri="test+unix:///default?socket=$lvd_dir/sock/libvirt-sock"
+	log "libvirtd-hosted test driver: defining $NLIST domains ($lvuri)"
+	"$B/tests/bench/bench_nodexml" "$tmp/state-list/hyperlet.db" \
+	    "$tmp/state-list/instances" "$tmp/state-list/images" kvm \
+	    "$tmp/node.xml"
+	rm -f "$tmp/hold.ready"
+	"$HOLD" "$lvuri" "$tmp/node.xml" "$tmp/hold.ready" 2>>"$tmp/hold.log" &
+	hold=$!
+	until [ -s "$tmp/hold.ready" ]; do
+		kill -0 "$hold" 2>/dev/null ||
+		    { log "bench_hold failed: $(tail -1 "$tmp/hold.log")"; exit 1; }
+		sleep 0.1
+	done
+	rm -f "$tmp/node.xml"
+	for r in $(seq "$RUNS"); do
+		log "start-up/memory with libvirtd run $r/$RUNS ($NLIST instances)"
+		start_daemon "$tmp/state-list" "$lvuri" kvm
+		figure "startup_${NLIST}_libvirtd" "$startup_ms" ms
+		sleep 1
+		figure "rss_${NLIST}_libvirtd" "$(rss_kib)" KiB
+		"$LOADGEN" list "$base" 100 3 lvd_p100 >>"$raw"
+		"$LOADGEN" list "$base" 1000 10 lvd_p1000 >>"$raw"
+		figure "rss_${NLIST}_libvirtd_after_list" "$(rss_kib)" KiB
+		stop_daemon
+		startfloor "startup_${NLIST}_libvirtd" "$lvuri" \
+		    "$tmp/state-list/hyperlet.db"
+	done
+	figure "libvirtd_rss_${NLIST}" \
+	    "$(awk '/^VmRSS:/ { print $2 }' "/proc/$(cat "$lvd_dir/daemon.pid")/status")" KiB
+	kill "$hold" && wait "$hold" 2>/dev/null || true
+	hold=""
+	if [ -n "$lvd" ]; then
+		"$S/tests/libvirtd/stop.sh" "$lvd"
+		lvd=""
+	fi
+fi
 ;; esac
 
 # --- medians and the summary --------------------------------------------------
@@ -250,12 +340,19 @@ END {
 }' "$raw" >"$tmp/median.txt"
 # Ratios to the floor: throughput, hyperlet / floor.
 awk '
-{ val[$1] = $2 }
+{ val[$1] = $2; unit[$1] = $3 }
 END {
 	for (k in val) if (k ~ /^create_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
 	for (k in val) if (k ~ /^delete_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
+	# start-up and memory: X next to X_floor; X_own = X - X_floor
+	for (k in val) if (k ~ /^(startup|rss)_.*_floor$/) {
+		b = substr(k, 1, length(k) - 6)
+		if (!(b in val) || val[k] <= 0) continue
+		printf "ratio_%s %.2f x\n", b, val[b] / val[k]
+		printf "%s_own %d %s\n", b, val[b] - val[k], unit[k]
+	}
 }' "$tmp/median.txt" | sort >>"$tmp/median.txt"
 cat "$tmp/median.txt"
 [ -n "${BENCH_OUT:-}" ] && cp "$tmp/median.txt" "$BENCH_OUT"
@@ -277,7 +374,7 @@ END {
 	}
 	printf "list limit=100:  p50 %s ms, p99 %s ms;  limit=1000: p50 %s ms, p99 %s ms (target p99 < 25)\n", g("list_p100_p50"), g("list_p100_p99"), g("list_p1000_p50"), g("list_p1000_p99")
 	for (k in val) if (k ~ /^rss_|^floor_rss_/) printf "%s %s KiB\n", k, val[k]
-	for (k in val) if (k ~ /^startup_/) printf "%s %s ms\n", k, val[k]
+	for (k in val) if (k ~ /^startup_|^startfloor_|^libvirtd_rss_|^ratio_(startup|rss)_/) printf "%s %s %s\n", k, val[k], unit[k]
 	for (k in val) if (k ~ /^model_|^store_/) printf "%s %s %s\n", k, val[k], unit[k]
 }' "$tmp/median.txt"
 }
