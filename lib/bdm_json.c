@@ -307,6 +307,27 @@ parse_bdm(
 	return 0;
 }
 
+/* "block_device_mapping_v2[i]" into buf, as jfield_path_index writes it,
+ * without snprintf: every entry of every request gets one. */
+static const char *
+bdm_prefix(char buf[JFIELD_PATH_MAX], size_t i)
+{
+	static const char key[] = "block_device_mapping_v2[";
+	_Static_assert(sizeof(key) + 21 <= JFIELD_PATH_MAX, "prefix too long");
+	char digits[24];
+	size_t n = 0, len = sizeof(key) - 1;
+
+	do
+		digits[n++] = (char)('0' + i % 10);
+	while ((i /= 10) != 0);
+	memcpy(buf, key, len);
+	while (n > 0)
+		buf[len++] = digits[--n];
+	buf[len++] = ']';
+	buf[len] = '\0';
+	return buf;
+}
+
 static int
 parse_bdms(struct json_object *arr, struct instance *inst, struct err *e)
 {
@@ -319,9 +340,8 @@ parse_bdms(struct json_object *arr, struct instance *inst, struct err *e)
 
 		if ((r = instance_bdm_append(inst, &b, e)) < 0)
 			return r;
-		jfield_path_index(prefix, NULL, "block_device_mapping_v2", i);
-		if ((r = parse_bdm(
-			 json_object_array_get_idx(arr, i), prefix, b, e)) < 0)
+		if ((r = parse_bdm(json_object_array_get_idx(arr, i),
+			 bdm_prefix(prefix, i), b, e)) < 0)
 			return r;
 	}
 	return 0;

@@ -319,7 +319,7 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
     const struct domxml_opts *o, char **ret_xml, struct err *e)
 {
 	_cleanup_(xwriter_freep) struct xwriter *w = NULL;
-	_cleanup_free_ struct domxml_disk *disks = NULL;
+	struct domxml_disk x;
 	char name[DOMXML_NAME_MAX], path[DOMXML_PATH_MAX];
 	const char *virt_type, *console = NULL;
 	int r;
@@ -361,16 +361,6 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
 		    : util_path_valid(console)))
 		return err_set(e, -EINVAL,
 		    "domain xml: console log is not a normalised absolute path");
-	if (bi->n_disks > 0) {
-		disks = malloc(bi->n_disks * sizeof(*disks));
-		if (disks == NULL)
-			return err_set(e, -ENOMEM, "domain xml: out of memory");
-	}
-	for (size_t i = 0; i < bi->n_disks; i++)
-		if ((r = domxml_disk_resolve(
-			 bi, &bi->disks[i], o, &disks[i], e)) < 0)
-			return r;
-
 	w = xwriter_new();
 	if (w == NULL)
 		return err_set(e, -ENOMEM, "domain xml: out of memory");
@@ -416,8 +406,15 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
 	xwriter_element_text(w, "on_crash", "destroy");
 
 	xwriter_start(w, "devices");
-	for (size_t i = 0; i < bi->n_disks; i++)
-		domxml_write_disk(w, &bi->disks[i], &disks[i], o);
+	for (size_t i = 0; i < bi->n_disks; i++) {
+		/* A refused disk drops the half-written document; the error
+		 * is the same as if the disks had been resolved first, since
+		 * the writer's own errors are only reported by
+		 * xwriter_finish. */
+		if ((r = domxml_disk_resolve(bi, &bi->disks[i], o, &x, e)) < 0)
+			return r;
+		domxml_write_disk(w, &bi->disks[i], &x, o);
+	}
 	if (bi->virtio_scsi) {
 		xwriter_start(w, "controller");
 		xwriter_attr(w, "type", "scsi");
