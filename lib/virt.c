@@ -986,13 +986,23 @@ virt_domain_cmp(const void *a, const void *b)
 static int
 virt_list_ident(virDomainPtr d, struct virt_domain *out)
 {
-	char name[DOMXML_NAME_MAX];
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[VIR_UUID_BUFLEN];
+	char name[DOMXML_NAME_MAX], *p = out->uuid;
 	const char *got;
 
-	/* both local: a virDomainPtr carries its uuid and name */
-	if (virDomainGetUUIDString(d, out->uuid) < 0 ||
-	    (got = virDomainGetName(d)) == NULL)
+	/* both local: a virDomainPtr carries its uuid and name. The uuid is
+	 * formatted here: virDomainGetUUIDString's g_snprintf was a tenth of
+	 * a 10,000-domain reconciliation. */
+	if (virDomainGetUUID(d, raw) < 0 || (got = virDomainGetName(d)) == NULL)
 		return -1;
+	for (size_t i = 0; i < VIR_UUID_BUFLEN; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*p++ = '-';
+		*p++ = hex[raw[i] >> 4];
+		*p++ = hex[raw[i] & 15];
+	}
+	*p = '\0';
 	domxml_domain_name(out->uuid, name);
 	out->named = STREQ(got, name);
 	return 0;
