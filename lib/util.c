@@ -186,53 +186,64 @@ util_text_valid(const char *s, size_t len)
 	return util_utf8_valid(s, len);
 }
 
+/* The bytes of a serial: [A-Za-z0-9_.+-]. */
+static const bool util_serial_char[256] = {
+    ['a' ... 'z'] = true,
+    ['A' ... 'Z'] = true,
+    ['0' ... '9'] = true,
+    ['_'] = true,
+    ['.'] = true,
+    ['+'] = true,
+    ['-'] = true,
+};
+
 /* True if s is non-empty and holds only [A-Za-z0-9_.+-]. */
 bool
 util_serial_valid(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
+
 	if (s == NULL || *s == '\0')
 		return false;
-	for (; *s; s++) {
-		char c = *s;
-
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			(c >= '0' && c <= '9') || c == '_' || c == '.' ||
-			c == '+' || c == '-'))
-			return false;
-	}
-	return true;
+	while (util_serial_char[*p])
+		p++;
+	return *p == '\0';
 }
 
 /* True if path is absolute and normalised: no empty, "." or ".."
  * components, no trailing slash, no control characters, at most 1024
- * bytes. */
+ * bytes. One pass over the bytes (the UTF-8 check only for non-ASCII):
+ * every domain checks several paths. */
 bool
 util_path_valid(const char *path)
 {
-	size_t len;
-	const char *p;
+	const unsigned char *p = (const unsigned char *)path;
+	unsigned char high = 0;
+	size_t i;
 
 	if (path == NULL || path[0] != '/')
 		return false;
-	len = strlen(path);
-	if (len > 1024 || !util_text_valid(path, len) ||
-	    strpbrk(path, "\t\n\r") != NULL)
-		return false;
-	if (len == 1)
-		return true;
-	if (path[len - 1] == '/')
-		return false;
-	for (p = path; *p; p++) {
-		if (*p != '/')
+	for (i = 0; p[i] != '\0'; i++) {
+		unsigned char c = p[i];
+
+		if (c < 0x20 || c == 0x7f || i == 1024)
+			return false;
+		high |= c;
+		if (c != '/')
 			continue;
-		if (p[1] == '/')
+		/* an empty, "." or ".." component after this slash */
+		if (p[i + 1] == '/')
 			return false;
-		if (p[1] == '.' && (p[2] == '/' || p[2] == '\0'))
+		if (p[i + 1] == '.' && (p[i + 2] == '/' || p[i + 2] == '\0'))
 			return false;
-		if (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))
+		if (p[i + 1] == '.' && p[i + 2] == '.' &&
+		    (p[i + 3] == '/' || p[i + 3] == '\0'))
 			return false;
 	}
-	return true;
+	/* "/" alone is fine; any other path must not end in a slash */
+	if (i > 1 && p[i - 1] == '/')
+		return false;
+	return (high & 0x80) == 0 || util_utf8_valid(path, i);
 }
 
 /* True if path is valid (util_path_valid) and lies strictly below dir,
