@@ -100,6 +100,11 @@ stop_daemon() {
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
 
+# cpu_ticks: hyperletd's user + system CPU time so far, in clock ticks
+# (fields 14 and 15 of /proc/PID/stat; the name in field 2 has no spaces).
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+
 figure() { echo "$1 $2 $3" >>"$raw"; }
 
 # startfloor NAME URI DB: bench_startfloor (list URI's domains with their
@@ -177,8 +182,16 @@ create_figures() {
 	for r in $(seq "$RUNS"); do
 		for c in 1 8 32; do
 			log "$label run $r/$RUNS: $n creates at concurrency $c"
+			t0=$(cpu_ticks)
 			"$LOADGEN" create "$base" "$tmp/body.json" "$n" "$c" \
 			    "${label}_c$c" >>"$raw"
+			# hyperletd's CPU time per create and its delete
+			# (the loadgen deletes what it created; the floor
+			# counts its own the same way): steadier than req/s
+			# on a shared machine
+			figure "create_${label}_c${c}_cpu" "$(awk -v a="$t0" \
+			    -v b="$(cpu_ticks)" -v n="$n" -v hz="$HZ" \
+			    'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
 			rm -f "$tmp/floor-$label.db"*
 			"$FLOOR" "$tmp/floor-$label.db" "$2" \
 			    "$tmp/domain-$label.xml" "$n" "$c" "${label}_c$c" >>"$raw"
@@ -346,6 +359,10 @@ END {
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
 	for (k in val) if (k ~ /^delete_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
+	# CPU per request: floor / hyperlet, so that 1 is as cheap as the
+	# floor and lower is worse, as for req/s
+	for (k in val) if (k ~ /^create_.*_cpu$/ && ("floor_" k) in val && val[k] > 0)
+		printf "ratio_%s %.2f x\n", k, val["floor_" k] / val[k]
 	# start-up and memory: X next to X_floor; X_own = X - X_floor
 	for (k in val) if (k ~ /^(startup|rss)_.*_floor$/) {
 		b = substr(k, 1, length(k) - 6)
@@ -363,12 +380,12 @@ awk '
 { val[$1] = $2; unit[$1] = $3 }
 function g(k) { return (k in val) ? val[k] : "-" }
 END {
-	printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "create", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "floor r/s", "ratio"
+	printf "%-22s %10s %9s %9s %9s %6s | %10s %7s | %7s %7s %7s\n", "create", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "floor r/s", "ratio", "cpu ms", "floor", "ratio"
 	split("test uri", labels, " ")
 	for (l = 1; l <= 2; l++) for (c = 1; c <= 32; c *= (c == 1 ? 8 : 4)) {
 		p = "create_" labels[l] "_c" c
 		if (!((p "_rps") in val)) continue
-		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", labels[l] " c=" c, g(p "_rps"), g(p "_p50"), g(p "_p99"), g(p "_max"), g(p "_errors"), g("floor_" p "_rps"), g("ratio_" p "_rps")
+		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s | %7s %7s %7s\n", labels[l] " c=" c, g(p "_rps"), g(p "_p50"), g(p "_p99"), g(p "_max"), g(p "_errors"), g("floor_" p "_rps"), g("ratio_" p "_rps"), g(p "_cpu"), g("floor_" p "_cpu"), g("ratio_" p "_cpu")
 		d = "delete_" labels[l] "_c" c
 		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "  delete", g(d "_rps"), g(d "_p50"), g(d "_p99"), g(d "_max"), g(d "_errors"), g("floor_" d "_rps"), g("ratio_" d "_rps")
 	}
