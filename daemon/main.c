@@ -677,12 +677,18 @@ serve(struct cfg *c, const struct options *o)
 		return EXIT_FAILURE;
 	}
 	(void)signal(SIGPIPE, SIG_IGN);
-	/* glibc gives each of the request threads its own malloc arena and
-	 * keeps what large responses freed there: bench/RESULTS.md saw RSS
-	 * go 94 -> 270 MiB over list walks, 133 MiB with 2 arenas. An
-	 * operator's MALLOC_ARENA_MAX still wins. */
+	/* glibc would give each request thread its own malloc arena (up to
+	 * 8 per core) and keep what large responses freed there: RSS went
+	 * 94 -> 270 MiB over list walks before lib/jwriter and the fixed
+	 * mmap threshold below. 2 arenas were too few once creates ran on
+	 * the 8 job threads beside the 8 MHD workers: libvirt's validated
+	 * define parses the RelaxNG schema with thousands of mallocs, and
+	 * contended arena locks cost a create 11.3 ms of CPU instead of 8.4
+	 * (create_test_c8_cpu in make bench; ratio to the floor 0.70 ->
+	 * 0.88). 8 arenas cost 3.5 MiB more after the list walks over
+	 * 10,000 instances. An operator's MALLOC_ARENA_MAX still wins. */
 	if (!getenv("MALLOC_ARENA_MAX"))
-		(void)mallopt(M_ARENA_MAX, 2);
+		(void)mallopt(M_ARENA_MAX, 8);
 	/* glibc raises its mmap threshold to the size of each mmapped block
 	 * freed (up to 32 MiB), so after one list page (megabytes of JSON)
 	 * every later response buffer came from an arena and stayed there
@@ -753,6 +759,10 @@ serve(struct cfg *c, const struct options *o)
 	}
 	log_info("hyperletd %s serving on %s (port %d, %d threads)",
 	    PACKAGE_VERSION, c->listen, api_port(api), c->threads);
+	/* start-up (migrations, reconciliation, libvirt's and MHD's set-up)
+	 * leaves free chunks inside the heap that glibc keeps mapped: give
+	 * their pages back before idling (about 0.2 MiB on a new database) */
+	(void)malloc_trim(0);
 	(void)notify("READY=1\nSTATUS=serving on %s\nMAINPID=%lu", c->listen,
 	    (unsigned long)getpid());
 	wd_usec = watchdog_usec();
