@@ -423,10 +423,14 @@ jscan_key(struct jscan *s, struct jframe *f)
 	struct jkey *k;
 	int r;
 
-	/* keys end up in single-line messages and paths */
-	for (size_t i = 0; i < s->str_len; i++)
-		if (s->sp[i] == '\t' || s->sp[i] == '\n' || s->sp[i] == '\r')
-			return jscan_fail(s, "control character in key");
+	/* keys end up in single-line messages and paths; only an escape
+	 * can bring one of these in (jscan_string refuses them raw) */
+	if (escaped)
+		for (size_t i = 0; i < s->str_len; i++)
+			if (s->sp[i] == '\t' || s->sp[i] == '\n' ||
+			    s->sp[i] == '\r')
+				return jscan_fail(
+				    s, "control character in key");
 
 	if (f->first_key + 16 > s->nkeys)
 		for (size_t i = f->first_key; i < s->nkeys && !dup; i++)
