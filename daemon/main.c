@@ -763,10 +763,6 @@ serve(struct cfg *c, const struct options *o)
 	 * leaves free chunks inside the heap that glibc keeps mapped: give
 	 * their pages back before idling (about 0.2 MiB on a new database) */
 	(void)malloc_trim(0);
-	/* start-up (migrations, reconciliation, libvirt's and MHD's set-up)
-	 * leaves free chunks inside the heap that glibc keeps mapped: give
-	 * their pages back before idling (about 0.2 MiB on a new database) */
-	(void)malloc_trim(0);
 	(void)notify("READY=1\nSTATUS=serving on %s\nMAINPID=%lu", c->listen,
 	    (unsigned long)getpid());
 	wd_usec = watchdog_usec();
