@@ -73,23 +73,29 @@ util_uuid_generate(char out[UUID_STR_LEN])
 	uuid_unparse_lower(u, out);
 }
 
-/* True if s is a UUID in lower-case canonical 8-4-4-4-12 form. */
+/* Lower-case hexadecimal digits. */
+static const bool util_hex_lower[256] = {
+    ['0' ... '9'] = true,
+    ['a' ... 'f'] = true,
+};
+
+/* True if s is a UUID in lower-case canonical 8-4-4-4-12 form. Every
+ * model stage checks the instance's and each BDM's. */
 bool
 util_uuid_is_canonical(const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	size_t i;
 
-	if (s == NULL || strlen(s) != 36)
+	if (s == NULL)
 		return false;
-	for (i = 0; i < 36; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-			       (s[i] >= 'a' && s[i] <= 'f')))
+	/* a NUL before 36 fails here without reading past it */
+	for (i = 0; i < 36; i++)
+		if (!util_hex_lower[p[i]] &&
+		    !(p[i] == '-' && (i == 8 || i == 13 || i == 18 || i == 23)))
 			return false;
-	}
-	return true;
+	return p[8] == '-' && p[13] == '-' && p[18] == '-' && p[23] == '-' &&
+	    p[36] == '\0';
 }
 
 /* Writes the canonical lower-case form of the UUID in to out. Accepts
