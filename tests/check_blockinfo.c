@@ -336,6 +336,67 @@ START_TEST(test_build_reads_the_volume_source_from_connection_info)
 }
 END_TEST
 
+/* Parsing keeps each volume's source with its BDM; a BDM without it (a
+ * stored row, which holds only the connection_info text) has it read
+ * from the text, with the same result. */
+START_TEST(test_build_reads_connection_info_when_the_source_was_not_kept)
+{
+	struct instance *inst = prepared(five_disks, NULL);
+	struct blockinfo *bi = NULL;
+	struct err e = {0};
+	size_t n_vol = 0;
+
+	for (size_t i = 0; i < inst->n_bdms; i++) {
+		struct bdm *b = &inst->bdms[i];
+
+		if (!bdm_is_volume(b))
+			continue;
+		n_vol++;
+		ck_assert_str_eq(b->conn_type, "file");
+		ck_assert_ptr_nonnull(b->conn_path);
+		free(b->conn_type);
+		free(b->conn_path);
+		b->conn_type = b->conn_path = NULL;
+	}
+	ck_assert_uint_eq(n_vol, 2);
+	ck_assert_int_eq(blockinfo_build(inst, NULL, &bi, &e), 0);
+	ck_assert_str_eq(bi->volumes[0]->conn_type, "file");
+	ck_assert_str_eq(bi->volumes[0]->conn_path, "/srv/volumes/" VOL1);
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
+/* bdm_copy takes the kept source along, as its own strings. */
+START_TEST(test_build_of_copied_bdms_keeps_the_volume_source)
+{
+	struct instance *inst = prepared(five_disks, NULL);
+	struct blockinfo *bi = NULL;
+	struct err e = {0};
+
+	for (size_t i = 0; i < inst->n_bdms; i++) {
+		struct bdm *a = &inst->bdms[i], b;
+
+		memset(&b, 0, sizeof(b));
+		ck_assert_int_eq(bdm_copy(a, &b, &e), 0);
+		if (a->conn_type == NULL)
+			ck_assert_ptr_null(b.conn_type);
+		else {
+			ck_assert_str_eq(b.conn_type, a->conn_type);
+			ck_assert_str_eq(b.conn_path, a->conn_path);
+			ck_assert_ptr_ne(b.conn_type, a->conn_type);
+			ck_assert_ptr_ne(b.conn_path, a->conn_path);
+		}
+		bdm_clear(a);
+		*a = b; /* the instance now holds only copies */
+	}
+	ck_assert_int_eq(blockinfo_build(inst, NULL, &bi, &e), 0);
+	ck_assert_str_eq(bi->volumes[1]->conn_path, "/srv/volumes/" VOL2);
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
 START_TEST(test_build_writes_picked_names_and_buses_back)
 {
 	struct instance *inst;
@@ -1221,6 +1282,9 @@ main(void)
 	tcase_add_test(tc, test_build_writes_scsi_serials_whole);
 	tcase_add_test(
 	    tc, test_build_reads_the_volume_source_from_connection_info);
+	tcase_add_test(
+	    tc, test_build_reads_connection_info_when_the_source_was_not_kept);
+	tcase_add_test(tc, test_build_of_copied_bdms_keeps_the_volume_source);
 	tcase_add_test(tc, test_build_writes_picked_names_and_buses_back);
 	tcase_add_test(tc, test_build_never_picks_a_name_some_bdm_asks_for);
 	tcase_add_test(tc, test_build_boots_from_volume_without_local_root);
