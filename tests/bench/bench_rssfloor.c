@@ -101,15 +101,22 @@ report(const char *name, const char *status)
 	fflush(stdout);
 }
 
+static bool
+stages_wanted(void)
+{
+	const char *stages = getenv("BENCH_RSS_STAGES");
+
+	return stages && strcmp(stages, "1") == 0;
+}
+
 /* After step: the stage figure if asked for; true if the run stops here. */
 static bool
 stage(const char *step)
 {
 	const char *stop = getenv("BENCH_RSS_STOP");
-	const char *stages = getenv("BENCH_RSS_STAGES");
 	char name[64];
 
-	if (stages && strcmp(stages, "1") == 0) {
+	if (stages_wanted()) {
 		snprintf(name, sizeof(name), "floor_rss_after_%s", step);
 		report(name, NULL);
 	}
@@ -148,7 +155,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_rssfloor DB URI\n");
 		return 2;
 	}
-	if (getenv("BENCH_RSS_STAGES") && status_relocated[0])
+	if (stages_wanted() && status_relocated[0])
 		report("floor_rss_after_relocation", status_relocated);
 	if (stage("linked"))
 		goto out;
