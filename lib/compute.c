@@ -10,9 +10,6 @@
  * struct err for the cleanup calls.
  */
 #include <errno.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -736,13 +733,6 @@ compute_reconcile(
 	if (compute_sweep(c, s, &r->swept, &se) < 0 && r->failed++ == 0)
 		(void)snprintf(r->first_error, sizeof(r->first_error),
 		    "rolled-back builds: %.200s", se.msg);
-#ifdef __GLIBC__
-	/* Every row with its BDMs and every domain was loaded and freed:
-	 * with 10,000 instances some 19 MiB of small chunks that glibc keeps
-	 * (later allocations pin the top of the heap), nearly half an idle
-	 * daemon's RSS. Hand the free pages back; a few ms, once. */
-	(void)malloc_trim(0);
-#endif
 	return 0;
 }
 
