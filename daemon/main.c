@@ -15,17 +15,16 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <systemd/sd-daemon.h>
 
 #include "api.h"
 #include "cfg.h"
@@ -77,8 +76,6 @@ struct sweeper {
 	struct store *store; /* owned; the thread closes it */
 };
 
-static int notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static uint64_t watchdog_usec(void);
 static void usage(FILE *f);
 static int parse_options(int argc, char **argv, struct options *o);
 static int load_config(const struct options *o, bool to_log, struct cfg *c);
@@ -92,77 +89,6 @@ static void *migrator_run(void *arg);
 static int reconcile(struct hyperlet *h, struct store *s);
 static int serve(struct cfg *c, const struct options *o);
 static void reload(const struct options *o);
-
-/*
- * sd_notify(3) without libsystemd: the protocol is one datagram to the
- * AF_UNIX socket $NOTIFY_SOCKET names (a path, or "@name" in the abstract
- * namespace). libsystemd and what it alone pulls in (libgcrypt,
- * libgpg-error, liblz4, libcap) cost an idle hyperletd about 1 MiB of RSS
- * for these three calls. Returns 1 if sent, 0 without $NOTIFY_SOCKET, or a
- * negative errno (callers ignore it, as they would sd_notify's).
- */
-static int
-notify(const char *fmt, ...)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	socklen_t salen;
-	char msg[1024];
-	va_list ap;
-	size_t len;
-	int fd, n, r = 1;
-
-	if (path == NULL || path[0] == '\0')
-		return 0;
-	len = strlen(path);
-	if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path))
-		return -EAFNOSUPPORT;
-	memcpy(sa.sun_path, path, len);
-	/* a path's address includes its NUL, an abstract name's does not */
-	salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len +
-	    (path[0] == '/'));
-	if (path[0] == '@')
-		sa.sun_path[0] = '\0';
-	va_start(ap, fmt);
-	n = vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(msg))
-		return -EMSGSIZE;
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
-		return -errno;
-	if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
-		salen) < 0)
-		r = -errno;
-	(void)close(fd);
-	return r;
-}
-
-/* sd_watchdog_enabled(3): $WATCHDOG_USEC if set, positive and meant for
- * us ($WATCHDOG_PID unset or our pid), else 0. */
-static uint64_t
-watchdog_usec(void)
-{
-	const char *u = getenv("WATCHDOG_USEC"), *p = getenv("WATCHDOG_PID");
-	unsigned long long v;
-	char *end;
-
-	if (u == NULL || *u < '0' || *u > '9')
-		return 0;
-	errno = 0;
-	v = strtoull(u, &end, 10);
-	if (errno || *end)
-		return 0;
-	if (p) {
-		unsigned long pid;
-
-		if (*p < '0' || *p > '9')
-			return 0;
-		pid = strtoul(p, &end, 10);
-		if (errno || *end || pid != (unsigned long)getpid())
-			return 0;
-	}
-	return v;
-}
 
 static void
 usage(FILE *f)
@@ -706,7 +632,7 @@ serve(struct cfg *c, const struct options *o)
 	}
 
 	/* STATUS= shows in `systemctl status` while start-up runs */
-	(void)notify("STATUS=opening and migrating the database");
+	(void)sd_notify(0, "STATUS=opening and migrating the database");
 	if ((r = store_open(c->db_path, &so, &store, &e)) < 0 ||
 	    (r = store_schema_version(store, &v, &e)) < 0) {
 		log_err("database %s: %s", c->db_path, e.msg);
@@ -714,7 +640,7 @@ serve(struct cfg *c, const struct options *o)
 	}
 	log_info("database %s: schema version %d", c->db_path, v);
 
-	(void)notify("STATUS=connecting to libvirt");
+	(void)sd_notify(0, "STATUS=connecting to libvirt");
 	if ((r = virt_open(&vo, &h.virt, &e)) < 0) {
 		log_err("libvirt %s: %s", c->libvirt_uri, e.msg);
 		goto out;
@@ -730,7 +656,7 @@ serve(struct cfg *c, const struct options *o)
 	}
 	/* before the API serves: requests then see a database that agrees
 	 * with libvirt */
-	(void)notify("STATUS=reconciling instances with libvirt");
+	(void)sd_notify(0, "STATUS=reconciling instances with libvirt");
 	if ((r = reconcile(&h, store)) < 0)
 		goto out;
 
@@ -763,9 +689,10 @@ serve(struct cfg *c, const struct options *o)
 	 * leaves free chunks inside the heap that glibc keeps mapped: give
 	 * their pages back before idling (about 0.2 MiB on a new database) */
 	(void)malloc_trim(0);
-	(void)notify("READY=1\nSTATUS=serving on %s\nMAINPID=%lu", c->listen,
-	    (unsigned long)getpid());
-	wd_usec = watchdog_usec();
+	(void)sd_notifyf(0, "READY=1\nSTATUS=serving on %s\nMAINPID=%lu",
+	    c->listen, (unsigned long)getpid());
+	if (sd_watchdog_enabled(0, &wd_usec) <= 0)
+		wd_usec = 0;
 
 	for (;;) {
 		struct timespec ts;
@@ -773,7 +700,7 @@ serve(struct cfg *c, const struct options *o)
 		int sig;
 
 		if (wd_usec) {
-			(void)notify("WATCHDOG=1");
+			(void)sd_notify(0, "WATCHDOG=1");
 			ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
 			ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
 			sig = sigtimedwait(&set, &si, &ts);
@@ -791,7 +718,7 @@ serve(struct cfg *c, const struct options *o)
 		}
 		log_info("%s: stopping (draining requests for up to %d s)",
 		    sig == SIGTERM ? "SIGTERM" : "SIGINT", c->drain_timeout);
-		(void)notify("STOPPING=1\nSTATUS=draining requests");
+		(void)sd_notify(0, "STOPPING=1\nSTATUS=draining requests");
 		status = EXIT_SUCCESS;
 		break;
 	}

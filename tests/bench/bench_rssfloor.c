@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <systemd/sd-daemon.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,7 @@ __attribute__((used)) static void *const keep_needed[] = {
     (void *)ini_parse,
     (void *)gnutls_hash_fast,
     (void *)xmlNewTextWriterMemory,
+    (void *)sd_notify,
 };
 
 static void
