@@ -50,6 +50,20 @@ struct store {
  */
 static pthread_mutex_t store_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static pthread_once_t store_config_once = PTHREAD_ONCE_INIT;
+
+/* Process-wide SQLite settings, before its first connection: no bulk
+ * page-cache allocation per connection (SQLite's default allocates 20
+ * pages up front in each one, ~70 KiB of every thread's connection
+ * before it has read a page; the cache still grows to cache_size on
+ * demand). Refused (SQLITE_MISUSE, ignored) if SQLite was already
+ * initialised by someone else in the process. */
+static void
+store_config(void)
+{
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+}
+
 /* A BDM that was read without a uuid: where it is and which row it is. */
 struct missing_uuid {
 	struct instance *inst;
@@ -635,6 +649,7 @@ store_open(const char *path, const struct store_opts *o, struct store **ret,
 
 	if (o == NULL)
 		o = &def;
+	(void)pthread_once(&store_config_once, store_config);
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
