@@ -582,30 +582,34 @@ out:
  * one virt_list read a moment ago: no libvirt call per instance (start-up
  * with 10,000 domains compares, it does not look each one up again). */
 static int
-refresh_state(struct store *s, const struct instance *inst,
+refresh_state(struct store *s, const struct store_instance_state *row,
     const struct virt_domain *dom, struct compute_report *r, struct err *e)
 {
 	int rc;
 
-	if (dom->state == inst->state)
+	if (dom->state == row->state)
 		return 0;
-	if ((rc = store_instance_set_state(s, inst->uuid, dom->state, e)) < 0)
+	if ((rc = store_instance_set_state(s, row->uuid, dom->state, e)) < 0)
 		return rc;
 	r->states_refreshed++;
 	return 0;
 }
 
+/* Only the row's uuid and state are read up front: the instance is loaded
+ * whole only to define its domain again. */
 static int
-reconcile_one(struct compute *c, struct store *s, struct instance *inst,
-    const struct virt_domain *dom, struct compute_report *r, struct err *e)
+reconcile_one(struct compute *c, struct store *s,
+    const struct store_instance_state *row, const struct virt_domain *dom,
+    struct compute_report *r, struct err *e)
 {
+	_cleanup_(instance_freep) struct instance *inst = NULL;
 	int rc;
 
-	switch (inst->state) {
+	switch (row->state) {
 	case INSTANCE_DELETING:
 		/* with a tombstone: the delete the crash interrupted (or a
 		 * failed create) may have raced a define still in libvirtd */
-		if ((rc = delete_instance(c, s, inst->uuid, true, e)) < 0)
+		if ((rc = delete_instance(c, s, row->uuid, true, e)) < 0)
 			return rc;
 		r->deletes_finished++;
 		return 0;
@@ -616,22 +620,29 @@ reconcile_one(struct compute *c, struct store *s, struct instance *inst,
 		 * libvirt reports; without it, it is rolled back. */
 		if (dom) {
 			if ((rc = store_instance_set_state(
-				 s, inst->uuid, dom->state, e)) < 0)
+				 s, row->uuid, dom->state, e)) < 0)
 				return rc;
 			r->builds_finished++;
 			return 0;
 		}
 		/* The killed daemon may have sent a define libvirtd has not
 		 * finished yet: the tombstone lets later sweeps remove it. */
-		if ((rc = virt_delete_disks(c->virt, inst->uuid, e)) < 0 ||
-		    (rc = store_instance_roll_back(s, inst->uuid, e)) < 0)
+		if ((rc = virt_delete_disks(c->virt, row->uuid, e)) < 0 ||
+		    (rc = store_instance_roll_back(s, row->uuid, e)) < 0)
 			return rc;
 		r->builds_rolled_back++;
 		return 0;
 	default:
-		if (dom == NULL)
-			return redefine(c, s, inst, r, e);
-		return refresh_state(s, inst, dom, r, e);
+		if (dom != NULL)
+			return refresh_state(s, row, dom, r, e);
+		rc = store_instance_get(s, row->uuid, &inst, e);
+		if (rc == -ENOENT) { /* deleted since the list was read */
+			err_clear(e);
+			return 0;
+		}
+		if (rc < 0)
+			return rc;
+		return redefine(c, s, inst, r, e);
 	}
 }
 
@@ -642,8 +653,8 @@ reconcile_pass(
     struct compute *c, struct store *s, struct compute_report *r, struct err *e)
 {
 	_cleanup_free_ struct virt_domain *doms = NULL;
+	_cleanup_free_ struct store_instance_state *v = NULL;
 	_cleanup_free_ bool *seen = NULL;
-	struct instance **v = NULL;
 	size_t nd = 0, n = 0, i, nu = 0;
 	int rc;
 
@@ -654,13 +665,11 @@ reconcile_pass(
 	r->n_unknown = 0;
 	if ((rc = virt_list(c->virt, &doms, &nd, e)) < 0)
 		return rc;
-	if ((rc = store_instance_list(s, NULL, 0, &v, &n, e)) < 0)
+	if ((rc = store_instance_states(s, &v, &n, e)) < 0)
 		return rc;
 	seen = calloc(nd ? nd : 1, sizeof(*seen));
-	if (seen == NULL) {
-		store_instance_list_free(v, n);
+	if (seen == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
-	}
 	r->instances = n;
 	for (i = 0; i < n; i++) {
 		const struct virt_domain *dom = NULL;
@@ -668,17 +677,16 @@ reconcile_pass(
 
 		if (nd)
 			dom = bsearch(
-			    v[i]->uuid, doms, nd, sizeof(*doms), cmp_domain);
+			    v[i].uuid, doms, nd, sizeof(*doms), cmp_domain);
 		if (dom)
 			seen[dom - doms] = true;
-		if (reconcile_one(c, s, v[i], dom, r, &ie) < 0) {
+		if (reconcile_one(c, s, &v[i], dom, r, &ie) < 0) {
 			if (r->failed++ == 0)
 				(void)snprintf(r->first_error,
 				    sizeof(r->first_error),
-				    "instance %s: %.200s", v[i]->uuid, ie.msg);
+				    "instance %s: %.200s", v[i].uuid, ie.msg);
 		}
 	}
-	store_instance_list_free(v, n);
 
 	/* Domains without a row: only those named as hyperlet names its
 	 * domains can be hyperlet's, and only they cost a metadata read (a

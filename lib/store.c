@@ -1177,6 +1177,48 @@ store_instance_list(struct store *s, const char *marker, size_t limit,
 	return 0;
 }
 
+/* Every instance's uuid and state in creation order (see store.h). */
+int
+store_instance_states(struct store *s, struct store_instance_state **ret,
+    size_t *ret_n, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT uuid, state FROM instances ORDER BY id";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	_cleanup_free_ struct store_instance_state *v = NULL;
+	size_t n = 0, cap = 0;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	while ((rc = store_step(s, q)) == SQLITE_ROW) {
+		const char *u = (const char *)sqlite3_column_text(q, 0);
+		const char *t = (const char *)sqlite3_column_text(q, 1);
+
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 256;
+			struct store_instance_state *nv =
+			    reallocarray(v, ncap, sizeof(*v));
+
+			if (nv == NULL)
+				return err_set(e, -ENOMEM, "out of memory");
+			v = nv;
+			cap = ncap;
+		}
+		if (u == NULL || strlen(u) != UUID_STR_LEN - 1)
+			return bad_row("instance uuid", u, e);
+		if (t == NULL || instance_state_from_string(t, &v[n].state) < 0)
+			return bad_row("instance state", t, e);
+		memcpy(v[n].uuid, u, UUID_STR_LEN);
+		n++;
+	}
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "listing instance states");
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
 /* --- writing instances and BDMs --------------------------------------- */
 
 static const char *

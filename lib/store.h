@@ -136,6 +136,21 @@ int store_instance_list(struct store *s, const char *marker, size_t limit,
     struct instance ***ret, size_t *ret_n, struct err *e);
 void store_instance_list_free(struct instance **v, size_t n);
 
+/* An instance's uuid and state, as store_instance_states lists them. */
+struct store_instance_state {
+	char uuid[UUID_STR_LEN];
+	enum instance_state state;
+};
+
+/*
+ * Every instance's uuid and state in creation order, nothing else: one
+ * query, no BDMs (reconciliation compares these with libvirt and loads
+ * an instance whole only when it has work to do). *ret (owned, free();
+ * may be NULL when *ret_n is 0). Returns 0, -EAGAIN, -EIO, -ENOMEM.
+ */
+int store_instance_states(struct store *s, struct store_instance_state **ret,
+    size_t *ret_n, struct err *e);
+
 /* Sets the state, bumps generation and updated_at. Returns 0, -EINVAL,
  * -ENOENT, -EAGAIN, -EIO. */
 int store_instance_set_state(struct store *s, const char *uuid,

@@ -855,6 +855,35 @@ START_TEST(test_store_counts_instances_by_state)
 }
 END_TEST
 
+START_TEST(test_store_instance_states_lists_uuid_and_state_in_order)
+{
+	struct store *s = open_store();
+	struct instance *a = make_instance(create_body);
+	struct instance *b = make_instance(create_body);
+	struct store_instance_state *v = NULL;
+	struct err e = {0};
+	size_t n = 99;
+
+	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 0);
+	free(v);
+	ck_assert_int_eq(store_instance_create(s, a, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_create(s, b, NULL, &e), 0);
+	ck_assert_int_eq(
+	    store_instance_set_state(s, a->uuid, INSTANCE_RUNNING, &e), 0);
+	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].uuid, a->uuid);
+	ck_assert_int_eq(v[0].state, INSTANCE_RUNNING);
+	ck_assert_str_eq(v[1].uuid, b->uuid);
+	ck_assert_int_eq(v[1].state, INSTANCE_BUILDING);
+	free(v);
+	instance_free(a);
+	instance_free(b);
+	store_close(s);
+}
+END_TEST
+
 /* ---- tombstones (rolled-back builds) --------------------------------- */
 
 START_TEST(test_store_roll_back_deletes_the_row_and_leaves_a_tombstone)
@@ -1163,6 +1192,8 @@ main(void)
 	    tc, test_store_set_state_bumps_generation_and_updated_at);
 	tcase_add_test(tc, test_store_delete_takes_the_bdms_with_the_instance);
 	tcase_add_test(tc, test_store_counts_instances_by_state);
+	tcase_add_test(
+	    tc, test_store_instance_states_lists_uuid_and_state_in_order);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_tombstone");
