@@ -238,6 +238,15 @@ for r in $(seq "$RUNS"); do
 	start_daemon "$tmp/state-list" test:///default kvm
 	sleep 1
 	figure rss_idle "$(rss_kib)" KiB
+	figure rss_idle_anon "$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status")" KiB
+	figure rss_idle_file "$(awk '/^RssFile:/ { print $2 }' "/proc/$pid/status")" KiB
+	# its floor (rss_idle_floor, _anon_floor, _file_floor): a program
+	# linking what hyperletd links that opens the same URI and database
+	# and listens, then idles (bench_rssfloor)
+	"$B/tests/bench/bench_rssfloor" "$tmp/state-list/hyperlet.db" \
+	    test:///default 2>>"$tmp/rssfloor.log" |
+	    sed -n 's/^floor_rss_idle\(_anon\|_file\)\{0,1\} /rss_idle\1_floor /p' \
+	    >>"$raw" || true
 	figure startup_empty "$startup_ms" ms
 	upload_image
 	stop_daemon
@@ -391,9 +400,12 @@ END {
 		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "  delete", g(d "_rps"), g(d "_p50"), g(d "_p99"), g(d "_max"), g(d "_errors"), g("floor_" d "_rps"), g("ratio_" d "_rps")
 	}
 	printf "list limit=100:  p50 %s ms, p99 %s ms;  limit=1000: p50 %s ms, p99 %s ms (target p99 < 25)\n", g("list_p100_p50"), g("list_p100_p99"), g("list_p1000_p50"), g("list_p1000_p99")
-	for (k in val) if (k ~ /^rss_|^floor_rss_/) printf "%s %s KiB\n", k, val[k]
-	for (k in val) if (k ~ /^startup_|^startfloor_|^libvirtd_rss_|^ratio_(startup|rss)_/) printf "%s %s %s\n", k, val[k], unit[k]
-	for (k in val) if (k ~ /^model_|^store_/) printf "%s %s %s\n", k, val[k], unit[k]
+	for (k in val) if (k ~ /^rss_|^floor_rss_/) printf "%s %s KiB\n", k, val[k] | "sort"
+	close("sort")
+	for (k in val) if (k ~ /^startup_|^startfloor_|^libvirtd_rss_|^ratio_(startup|rss)_/) printf "%s %s %s\n", k, val[k], unit[k] | "sort"
+	close("sort")
+	for (k in val) if (k ~ /^model_|^store_|^ratio_model/) printf "%s %s %s\n", k, val[k], unit[k] | "sort"
+	close("sort")
 }' "$tmp/median.txt"
 }
 echo
