@@ -499,8 +499,11 @@ virt_vol_xml(const char *name, uint64_t capacity, const char *backing,
 /*
  * Starts the transient pool on the instance directory of uuid (making the
  * directory first when mkdir_it) and returns it. A pool of that name left
- * active by an earlier process is taken over. Call with the uuid's storage lock held;
- * virt_pool_close ends it.
+ * active by an earlier process is taken over. Call with the uuid's storage
+ * lock held; virt_pool_close ends it.
+ * The pool is created first and looked up only when that fails: almost
+ * every call finds no pool (the last one destroyed it), so a lookup
+ * first was an RPC that failed on every create and delete.
  */
 static int
 virt_pool_open(struct virt *v, virConnectPtr c, const char *uuid, bool mkdir_it,
@@ -516,9 +519,19 @@ virt_pool_open(struct virt *v, virConnectPtr c, const char *uuid, bool mkdir_it,
 	if (mkdir_it && mkdir(dir, 0755) < 0 && errno != EEXIST)
 		return err_set(e, -errno, "mkdir %s: %s", dir, strerror(errno));
 	(void)snprintf(name, sizeof(name), "%s%s", VIRT_POOL_PREFIX, uuid);
-
+	if ((r = virt_pool_xml(name, dir, &xml, e)) < 0)
+		return r;
+	p = virStoragePoolCreateXML(c, xml, 0);
+	if (p) {
+		*ret = p;
+		return 0;
+	}
+	/* the create's error is the one to report if there is no pool */
+	if ((r = virt_fail(v, c, e, "storage pool create")) == -EAGAIN)
+		return r;
 	p = virStoragePoolLookupByName(c, name);
 	if (p) {
+		err_clear(e);
 		if (virStoragePoolIsActive(p) != 1 &&
 		    virStoragePoolCreate(p, 0) < 0) {
 			r = virt_fail(v, c, e, "storage pool start");
@@ -533,15 +546,11 @@ virt_pool_open(struct virt *v, virConnectPtr c, const char *uuid, bool mkdir_it,
 		*ret = p;
 		return 0;
 	}
-	if (virt_last_code() != VIR_ERR_NO_STORAGE_POOL)
+	if (virt_last_code() != VIR_ERR_NO_STORAGE_POOL) {
+		err_clear(e);
 		return virt_fail(v, c, e, "storage pool lookup");
-	if ((r = virt_pool_xml(name, dir, &xml, e)) < 0)
-		return r;
-	p = virStoragePoolCreateXML(c, xml, 0);
-	if (p == NULL)
-		return virt_fail(v, c, e, "storage pool create");
-	*ret = p;
-	return 0;
+	}
+	return r;
 }
 
 /* Ends a transient pool (destroying it forgets it) and frees it. */

@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt.h>
+
 #include "bdm.h"
 #include "bdm_json.h"
 #include "blockinfo.h"
@@ -785,6 +787,55 @@ START_TEST(test_virt_create_disks_again_is_eexist_and_keeps_the_first_disks)
 }
 END_TEST
 
+/* The instance's transient pool, made behind hyperlet's back on a
+ * connection of the test's own, as a daemon killed between starting the
+ * pool and ending it leaves it. NULL xml: just looks it up. */
+static bool
+foreign_pool(virConnectPtr c, const char *xml)
+{
+	_cleanup_free_ char *name = NULL;
+	virStoragePoolPtr p;
+
+	ck_assert_int_ge(asprintf(&name, "hyperlet-%s", inst->uuid), 0);
+	p = xml ? virStoragePoolCreateXML(c, xml, 0)
+		: virStoragePoolLookupByName(c, name);
+	if (p == NULL)
+		return false;
+	virStoragePoolFree(p);
+	return true;
+}
+
+START_TEST(test_virt_disks_take_over_a_pool_left_active_and_end_it)
+{
+	_cleanup_free_ char *dir = NULL, *xml = NULL;
+	struct err e = {0};
+	virConnectPtr c;
+
+	build_default(1);
+	ck_assert_int_eq(virt_instance_dir(v, inst->uuid, &dir, &e), 0);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	ck_assert_int_ge(asprintf(&xml,
+			     "<pool type='dir'><name>hyperlet-%s</name>"
+			     "<target><path>%s</path></target></pool>",
+			     inst->uuid, dir),
+	    0);
+	/* test:///default is one driver per process: this connection sees
+	 * the pools of virt's */
+	c = virConnectOpen(uri ? uri : "test:///default");
+	ck_assert_ptr_nonnull(c);
+
+	ck_assert(foreign_pool(c, xml));
+	create_disks();
+	ck_assert(!foreign_pool(c, NULL));
+
+	ck_assert(foreign_pool(c, xml));
+	ck_assert_msg(
+	    virt_delete_disks(v, inst->uuid, &e) == 0, "delete: %s", e.msg);
+	ck_assert(!foreign_pool(c, NULL));
+	virConnectClose(c);
+}
+END_TEST
+
 START_TEST(test_virt_delete_disks_removes_everything_and_is_idempotent)
 {
 	_cleanup_free_ char *dir = NULL;
@@ -1286,6 +1337,8 @@ main(void)
 	TC("virt_delete_disks");
 	tcase_add_test(
 	    tc, test_virt_delete_disks_removes_everything_and_is_idempotent);
+	tcase_add_test(
+	    tc, test_virt_disks_take_over_a_pool_left_active_and_end_it);
 	tcase_add_test(
 	    tc, test_virt_delete_disks_removes_the_console_log_of_a_run);
 
