@@ -8,8 +8,10 @@
 #
 #   FUZZ_SECONDS=60       time per target
 #   FUZZ_TARGETS="request xml cfg"
-#   FUZZ_LIBVIRT=1        fuzz_xml also defines every domain on
-#                         test:///default with VIR_DOMAIN_DEFINE_VALIDATE
+#   FUZZ_LIBVIRT=shapes   fuzz_xml defines each domain of a shape not seen
+#                         before on test:///default with
+#                         VIR_DOMAIN_DEFINE_VALIDATE (the default; 1:
+#                         every domain, much slower; 0: none)
 #   FUZZ_BUILDDIR=DIR     where the clang build lives (kept between runs,
 #                         with the grown corpora)
 set -eu
@@ -82,6 +84,7 @@ for t in $TARGETS; do
 	else
 		grep -E '^stat::number_of_executed_units|^stat::peak_rss_mb' \
 		    "$B/fuzz_$t.log" | sed "s/^/fuzz_$t /"
+		grep -E '^fuzz_xml: libvirt validated' "$B/fuzz_$t.log" || true
 		echo "fuzz: fuzz_$t: no crash in ${SECONDS_EACH}s, corpus $(ls "$B/corpus/$t" | wc -l) inputs"
 	fi
 done
