@@ -100,8 +100,9 @@ shape_is_new(const char *xml)
 	size_t i;
 
 	while (*p) {
-		if (*p ==
-		    '"') { /* an attribute value (xwriter quotes with ") */
+		/* an attribute value (xwriter quotes with "; a '"' in a value
+		 * is written as &quot;), a text, or markup */
+		if (*p == '"') {
 			const char *end = strchr(p + 1, '"');
 
 			if (end == NULL)
