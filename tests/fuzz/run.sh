@@ -7,7 +7,7 @@
 # tests/fuzz/regressions/<target>/ and make check replays it from then on.
 #
 #   FUZZ_SECONDS=60       time per target
-#   FUZZ_TARGETS="request xml cfg"
+#   FUZZ_TARGETS="request xml cfg qcow2"
 #   FUZZ_LIBVIRT=shapes   fuzz_xml defines each domain of a shape not seen
 #                         before on test:///default with
 #                         VIR_DOMAIN_DEFINE_VALIDATE (the default; 1:
@@ -18,7 +18,7 @@ set -eu
 S=${SRCDIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 B=${FUZZ_BUILDDIR:-${BUILDDIR:-$(pwd)}/fuzz-build}
 SECONDS_EACH=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-request xml cfg}
+TARGETS=${FUZZ_TARGETS:-request xml cfg qcow2}
 CC=${FUZZ_CC:-clang}
 
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all"
@@ -53,6 +53,9 @@ seeds() { # target corpus_dir
 		for f in "$S"/tests/conf/*.conf "$S"/conf/hyperlet.conf; do
 			[ -f "$f" ] && cp "$f" "$2/seed-$(basename "$f")"
 		done
+		;;
+	qcow2)
+		cp "$S"/tests/fuzz/seeds/qcow2/* "$2"/ 2>/dev/null || true
 		;;
 	esac
 	cp "$S"/tests/fuzz/regressions/"$1"/* "$2"/ 2>/dev/null || true
