@@ -2,10 +2,10 @@
  * api_images: the image routes. PUT /v1/images/{id} streams the body into
  * a temporary file in the images directory while hashing it (sha256 always,
  * md5 too when the caller's checksum is md5), then checks the checksum,
- * detects the format (qcow2 by its "QFI\xfb" header, with the virtual size
- * from the header; anything else is raw) and publishes the file under its
- * id with a no-replace rename before recording it. A failed upload leaves
- * neither a file nor a row. GET lists, DELETE refuses images in use.
+ * lets lib/imgfmt judge the format (raw or a self-contained qcow2; anything
+ * else refused) and publishes the file under its id with a no-replace
+ * rename before recording it. A failed upload leaves neither a file nor a
+ * row. GET lists, DELETE refuses images in use.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +21,9 @@
 #include "api_impl.h"
 #include "bdm.h"
 #include "cfg.h"
+#include "imgfmt.h"
 #include "log.h"
 #include "store.h"
-
-#define QCOW2_HEAD 32 /* bytes of the qcow2 header we read */
 
 struct upload {
 	int fd;
@@ -33,7 +32,6 @@ struct upload {
 	gnutls_hash_hd_t sha256;
 	gnutls_hash_hd_t md5; /* only when the caller sent md5 */
 	uint64_t size;
-	unsigned char head[QCOW2_HEAD];
 	char want_algo[8]; /* "sha256", "md5" or "" */
 	char want_hex[65];
 	char *properties; /* JSON object text, owned */
@@ -244,12 +242,6 @@ upload_data(struct api_req *r, const char *buf, size_t len, struct err *e)
 	if (u->size + len > (uint64_t)max)
 		return err_set(e, -EFBIG, "the image is larger than %lld bytes",
 		    (long long)max);
-	if (u->size < QCOW2_HEAD) {
-		size_t n =
-		    QCOW2_HEAD - u->size < len ? QCOW2_HEAD - u->size : len;
-
-		memcpy(u->head + u->size, buf, n);
-	}
 	(void)gnutls_hash(u->sha256, buf, len);
 	if (u->md5)
 		(void)gnutls_hash(u->md5, buf, len);
@@ -267,22 +259,16 @@ upload_data(struct api_req *r, const char *buf, size_t len, struct err *e)
 	return 0;
 }
 
-static uint64_t
-be64(const unsigned char *p)
+static int64_t
+fd_pread(void *cls, void *buf, size_t len, uint64_t off)
 {
-	uint64_t v = 0;
-	int i;
+	const int *fd = cls;
+	ssize_t n;
 
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint32_t
-be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-	    (uint32_t)p[2] << 8 | p[3];
+	do
+		n = pread(*fd, buf, len, (off_t)off);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : (int64_t)n;
 }
 
 static void
@@ -295,6 +281,7 @@ upload_finish(struct api_req *r)
 	struct json_object *o;
 	unsigned char d[32];
 	char sha[65], md5hex[33], checksum[80];
+	struct imgfmt_info fmt;
 	struct store *s;
 	int dfd;
 
@@ -320,34 +307,10 @@ upload_finish(struct api_req *r)
 	}
 	memcpy(img.id, r->id, sizeof(img.id));
 	img.file_size = (int64_t)u->size;
-	if (u->size >= QCOW2_HEAD && memcmp(u->head, "QFI\xfb", 4) == 0) {
-		uint32_t version = be32(u->head + 4);
-		uint64_t vsize = be64(u->head + 24);
-
-		if (version != 2 && version != 3) {
-			err_set(&e, -EINVAL,
-			    "qcow2 version %u is not supported", version);
-			goto out;
-		}
-		/* A backing file would let an upload name any file on the
-		 * host as its base: refused. */
-		if (be64(u->head + 8) != 0) {
-			err_set(&e, -EINVAL,
-			    "qcow2 images with a backing file are refused");
-			goto out;
-		}
-		if (vsize == 0 || vsize > (uint64_t)INT64_MAX) {
-			err_set(&e, -EINVAL,
-			    "qcow2 virtual size %llu is invalid",
-			    (unsigned long long)vsize);
-			goto out;
-		}
-		img.format = "qcow2";
-		img.virtual_size = (int64_t)vsize;
-	} else {
-		img.format = "raw";
-		img.virtual_size = (int64_t)u->size;
-	}
+	if (imgfmt_inspect(fd_pread, &u->fd, u->size, &fmt, &e) < 0)
+		goto out;
+	img.format = (char *)fmt.format; /* static; img is not freed */
+	img.virtual_size = (int64_t)fmt.virtual_size;
 	(void)snprintf(checksum, sizeof(checksum), "sha256:%s", sha);
 	img.checksum = checksum;
 	img.properties = u->properties;

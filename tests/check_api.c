@@ -1337,23 +1337,70 @@ END_TEST
 
 /* ---- images ---------------------------------------------------------- */
 
+/* The images directory holds exactly n entries (no temporary leftovers). */
+static void
+ck_images_dir_has(int n)
+{
+	char cmd[700];
+	FILE *p;
+	int count = -1;
+
+	(void)snprintf(
+	    cmd, sizeof(cmd), "ls -A '%s/state/images' | wc -l", D.dir);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(fscanf(p, "%d", &count), 1);
+	pclose(p);
+	ck_assert_int_eq(count, n);
+}
+
+/* Runs a shell command line (qemu-img), asserting exit 0. */
+static void
+run(const char *cmd)
+{
+	int st = system(cmd);
+
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: %d", cmd, st);
+}
+
+/* PUTs the bytes of data as image id; the response lands in *r. */
+static void
+upload_bytes(const char *id, const void *data, size_t len, struct resp *r)
+{
+	struct upload_src src = {data, len, 0, 0, 0};
+	struct req_opts o = {.ctype = "application/octet-stream", .src = &src};
+	char path[128];
+
+	(void)snprintf(path, sizeof(path), "/v1/images/%s", id);
+	http_ex("PUT", path, NULL, 0, &o, r);
+}
+
+/* PUTs the file at path (as qemu-img made it) as image id. */
+static void
+upload_file(const char *id, const char *path, struct resp *r)
+{
+	size_t len = 0;
+	char *data = testutil_read_file(path, &len);
+
+	ck_assert_msg(data != NULL, "%s: %s", path, strerror(errno));
+	upload_bytes(id, data, len, r);
+	free(data);
+}
+
 START_TEST(test_image_upload_detects_raw_and_qcow2)
 {
-	unsigned char q[512] = {'Q', 'F', 'I', 0xfb, 0, 0, 0, 3};
-	uint64_t vsize = 10ull << 30;
-	struct upload_src src = {(char *)q, sizeof(q), 0, 0, 0};
-	struct req_opts o = {.ctype = "application/octet-stream", .src = &src};
+	char cmd[1024], path[600];
 	struct resp r;
 
-	for (int i = 0; i < 8; i++)
-		q[24 + i] = (unsigned char)(vsize >> (56 - 8 * i));
-	http_ex("PUT", "/v1/images/aaaaaaaa-0000-4000-8000-000000000001", NULL,
-	    0, &o, &r);
+	(void)snprintf(path, sizeof(path), "%s/ten-gib.qcow2", D.dir);
+	(void)snprintf(
+	    cmd, sizeof(cmd), "qemu-img create -q -f qcow2 '%s' 10G", path);
+	run(cmd);
+	upload_file("aaaaaaaa-0000-4000-8000-000000000001", path, &r);
 	ck_status(&r, 201);
 	ck_assert_str_eq(jstr(r.json, "format"), "qcow2");
 	ck_assert_int_eq(json_object_get_int64(jget(r.json, "virtual_size")),
-	    (int64_t)vsize);
-	ck_assert_int_eq(json_object_get_int64(jget(r.json, "size")), 512);
+	    (int64_t)10 << 30);
 	ck_assert_str_eq(hdr(&r, "Location"),
 	    "/v1/images/aaaaaaaa-0000-4000-8000-000000000001");
 	resp_clear(&r);
@@ -1366,6 +1413,93 @@ START_TEST(test_image_upload_detects_raw_and_qcow2)
 	/* sha256 of 3 MiB of zeros */
 	ck_assert_str_eq(jstr(r.json, "checksum"),
 	    "sha256:bbd05cf6097ac9b1f89ea29d2542c1b7b67ee46848393895f5a9e43fa1f621e5");
+	resp_clear(&r);
+}
+END_TEST
+
+/* qemu-img's own images with the tricks of CVE-2024-32498 and the other
+ * formats are refused (400, no file, no row); an ISO is raw. */
+START_TEST(test_image_formats_that_reach_outside_or_disguise_are_refused)
+{
+	static const struct {
+		const char *what;
+		const char *create; /* qemu-img create arguments, %s: dir */
+	} bad[] = {
+	    {"qcow2 with an external data file",
+		"-f qcow2 -o data_file=%s/df.raw '%s/x' 1M"},
+	    {"qcow2 with a backing file",
+		"-f qcow2 -b /etc/hostname -F raw '%s/x' 1M"},
+	    {"vmdk", "-f vmdk '%s/x' 1M"},
+	    {"vmdk with flat extents (a descriptor naming files)",
+		"-f vmdk -o subformat=monolithicFlat '%s/x' 1M"},
+	    {"vhd", "-f vpc '%s/x' 1M"},
+	    {"vdi", "-f vdi '%s/x' 1M"},
+	    {"qed", "-f qed '%s/x' 1M"},
+	};
+	char cmd[1200], path[600], *img;
+	size_t i, len;
+	struct resp r;
+
+	(void)snprintf(path, sizeof(path), "%s/x", D.dir);
+	for (i = 0; i < ELEMENTSOF(bad); i++) {
+		char args[600];
+
+		(void)unlink(path);
+		if (strstr(bad[i].create, "data_file"))
+			(void)snprintf(
+			    args, sizeof(args), bad[i].create, D.dir, D.dir);
+		else
+			(void)snprintf(
+			    args, sizeof(args), bad[i].create, D.dir);
+		(void)snprintf(cmd, sizeof(cmd), "qemu-img create -q %s", args);
+		run(cmd);
+		upload_file("aaaaaaaa-0000-4000-8000-000000000009", path, &r);
+		ck_assert_msg(r.status == 400, "%s: %ld %s", bad[i].what,
+		    r.status, r.body);
+		ck_problem(&r, 400, NULL);
+		resp_clear(&r);
+		ck_images_dir_has(0);
+	}
+	/* an ISO 9660 image is raw; a qcow2 that is also an ISO is refused */
+	len = 34816;
+	img = calloc(1, len);
+	memcpy(img + 32768,
+	    "\x01"
+	    "CD001\x01",
+	    7);
+	upload_bytes("aaaaaaaa-0000-4000-8000-00000000000a", img, len, &r);
+	ck_status(&r, 201);
+	ck_assert_str_eq(jstr(r.json, "format"), "raw");
+	resp_clear(&r);
+	ck_images_dir_has(1);
+	(void)unlink(path);
+	(void)snprintf(cmd, sizeof(cmd),
+	    "qemu-img create -q -f qcow2 -o cluster_size=512 '%s' 1M", path);
+	run(cmd);
+	{
+		size_t ql = 0;
+		char *q = testutil_read_file(path, &ql);
+
+		ck_assert_ptr_nonnull(q);
+		ck_assert_uint_lt(ql, 32768);
+		memcpy(img, q, ql);
+		free(q);
+	}
+	upload_bytes("aaaaaaaa-0000-4000-8000-00000000000b", img, len, &r);
+	ck_problem(&r, 400, NULL);
+	ck_assert_msg(strstr(r.body, "qcow2 and iso"), "%s", r.body);
+	resp_clear(&r);
+	/* the same qcow2 without the ISO signature is fine */
+	memset(img + 32768, 0, 8);
+	upload_bytes("aaaaaaaa-0000-4000-8000-00000000000b", img, len, &r);
+	ck_status(&r, 201);
+	ck_assert_str_eq(jstr(r.json, "format"), "qcow2");
+	resp_clear(&r);
+	ck_images_dir_has(2);
+	free(img);
+	http("GET", "/v1/images", NULL, &r);
+	ck_assert_int_eq(
+	    (int)json_object_array_length(jget(r.json, "images")), 2);
 	resp_clear(&r);
 }
 END_TEST
@@ -1414,23 +1548,6 @@ START_TEST(test_image_checksums_are_verified)
 	resp_clear(&r);
 }
 END_TEST
-
-/* The images directory holds exactly n entries (no temporary leftovers). */
-static void
-ck_images_dir_has(int n)
-{
-	char cmd[700];
-	FILE *p;
-	int count = -1;
-
-	(void)snprintf(
-	    cmd, sizeof(cmd), "ls -A '%s/state/images' | wc -l", D.dir);
-	p = popen(cmd, "r");
-	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(fscanf(p, "%d", &count), 1);
-	pclose(p);
-	ck_assert_int_eq(count, n);
-}
 
 START_TEST(test_image_refusals_leave_no_file_and_no_row)
 {
@@ -2247,11 +2364,14 @@ main(void)
 
 	tc = tcase_create("images");
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_image_upload_detects_raw_and_qcow2);
 	tcase_add_test(tc, test_image_checksums_are_verified);
 	tcase_add_test(tc, test_image_refusals_leave_no_file_and_no_row);
 	tcase_add_test(
 	    tc, test_image_over_the_size_limit_is_413_announced_or_streamed);
+	tcase_add_test(
+	    tc, test_image_formats_that_reach_outside_or_disguise_are_refused);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("serving");

@@ -314,6 +314,7 @@ daemon_stop(void)
 struct snap {
 	int64_t instances, bdms, images;
 	int files;
+	int image_files; /* entries in the images directory */
 	int listed;
 };
 
@@ -361,6 +362,15 @@ snap_take(struct snap *s)
 	n_files = 0;
 	(void)nftw(instances_dir, count_file, 16, FTW_PHYS);
 	s->files = n_files;
+	{
+		char images_dir[600];
+
+		snprintf(images_dir, sizeof(images_dir), "%s/state/images",
+		    state_dir);
+		n_files = 0;
+		(void)nftw(images_dir, count_file, 16, FTW_PHYS);
+		s->image_files = n_files;
+	}
 	ck_assert_int_eq(http_get("/v1/instances?limit=1000", &r), 200);
 	o = json_tokener_parse(r.body);
 	ck_assert_msg(o && json_object_object_get_ex(o, "instances", &arr),
@@ -401,6 +411,9 @@ assert_unchanged(const char *what)
 	    instances_dir);
 	ck_assert_msg(s.listed == baseline.listed, "%s: list %d -> %d", what,
 	    baseline.listed, s.listed);
+	ck_assert_msg(s.image_files == baseline.image_files,
+	    "%s: %d files in the images directory, was %d", what, s.image_files,
+	    baseline.image_files);
 }
 
 /* --- the table ------------------------------------------------------------ */
@@ -433,6 +446,8 @@ enum {
 	F_MAYCREATE = 1 << 1, /* 201 allowed: XML checked, then deleted */
 	F_NOCT = 1 << 2, /* no Content-Type */
 	F_RAW = 1 << 3, /* gen() returns the whole request */
+	F_IMAGE = 1 << 4, /* an image upload: application/octet-stream; a
+			     201 is deleted again */
 };
 
 struct bad_case {
@@ -445,6 +460,7 @@ struct bad_case {
 	const char *headers;
 	unsigned flags;
 	int status[4]; /* acceptable statuses, 0-terminated */
+	const char *detail; /* in the answer, when set (why it was refused) */
 };
 
 static char *
@@ -628,6 +644,206 @@ static char *
 gen_http2_preface(size_t *l)
 {
 	return gen_raw("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", l);
+}
+
+/* --- crafted image files ---------------------------------------------------
+ * A small valid qcow2 v3 (512-byte clusters: header, refcount table,
+ * refcount block, L1 table; 1 MiB virtual) that each row bends one way. */
+
+struct q2 {
+	uint32_t version, backing_size, cluster_bits, crypt, l1_size;
+	uint32_t reftable_clusters, snapshots, refcount_order, header_length;
+	uint64_t backing_off, size, l1_off, reftable_off, snapshots_off;
+	uint64_t incompat, autoclear;
+	int compression; /* -1: none written */
+	const char *ext; /* header extensions (bytes) at header_length */
+	size_t ext_len;
+	size_t file_len;
+	bool iso; /* an ISO 9660 signature at 32769 too */
+};
+
+#define Q2_BASE                                                          \
+	{                                                                \
+		.version = 3, .cluster_bits = 9, .l1_size = 32,          \
+		.reftable_clusters = 1, .refcount_order = 4,             \
+		.header_length = 104, .size = 1 << 20, .l1_off = 1536,   \
+		.reftable_off = 512, .compression = -1, .file_len = 2048 \
+	}
+
+static void
+put_be(unsigned char *p, uint64_t v, int n)
+{
+	while (n-- > 0) {
+		p[n] = (unsigned char)v;
+		v >>= 8;
+	}
+}
+
+static char *
+q2_make(const struct q2 *q, size_t *ret_len)
+{
+	size_t len = q->iso ? 34816 : q->file_len;
+	unsigned char *h = calloc(1, len < 4096 ? 4096 : len);
+
+	memcpy(h, "QFI\xfb", 4);
+	put_be(h + 4, q->version, 4);
+	put_be(h + 8, q->backing_off, 8);
+	put_be(h + 16, q->backing_size, 4);
+	put_be(h + 20, q->cluster_bits, 4);
+	put_be(h + 24, q->size, 8);
+	put_be(h + 32, q->crypt, 4);
+	put_be(h + 36, q->l1_size, 4);
+	put_be(h + 40, q->l1_off, 8);
+	put_be(h + 48, q->reftable_off, 8);
+	put_be(h + 56, q->reftable_clusters, 4);
+	put_be(h + 60, q->snapshots, 4);
+	put_be(h + 64, q->snapshots_off, 8);
+	if (q->version >= 3) {
+		put_be(h + 72, q->incompat, 8);
+		put_be(h + 88, q->autoclear, 8);
+		put_be(h + 96, q->refcount_order, 4);
+		put_be(h + 100, q->header_length, 4);
+	}
+	if (q->compression >= 0)
+		h[104] = (unsigned char)q->compression;
+	if (q->ext)
+		memcpy(h + (q->version >= 3 ? q->header_length : 72), q->ext,
+		    q->ext_len);
+	if (q->iso)
+		memcpy(h + 32768,
+		    "\x01"
+		    "CD001\x01",
+		    7);
+	*ret_len = len;
+	return (char *)h;
+}
+
+/* header extensions: type, length, data padded to 8 */
+#define EXT_DATA_FILE "\x44\x41\x54\x41\0\0\0\x0b/etc/shadow\0\0\0\0\0"
+#define EXT_BACKING_FMT "\xe2\x79\x2a\xca\0\0\0\x03raw\0\0\0\0\0"
+#define EXT_CRYPTO \
+	"\x05\x37\xbe\x77\0\0\0\x10\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x10\0"
+#define EXT_UNKNOWN "\x12\x34\x56\x78\0\0\0\x08\0\0\0\0\0\0\0\0"
+#define EXT_HUGE "\x68\x03\xf8\x57\xff\xff\xff\xf0"
+#define EXT(x) q.ext = x, q.ext_len = sizeof(x) - 1
+
+/* gen_q_<name>: the base qcow2 with the statements of ... applied */
+#define QGEN(name, ...)                \
+	static char *name(size_t *l)   \
+	{                              \
+		struct q2 q = Q2_BASE; \
+                                       \
+		__VA_ARGS__;           \
+		return q2_make(&q, l); \
+	}
+
+QGEN(gen_q_valid, (void)0)
+QGEN(gen_q_datafile, q.incompat = 1 << 2; EXT(EXT_DATA_FILE))
+QGEN(gen_q_datafile_ext_only, EXT(EXT_DATA_FILE))
+QGEN(gen_q_datafile_bit_only, q.incompat = 1 << 2)
+QGEN(gen_q_datafile_raw_bit, q.autoclear = 1 << 1)
+QGEN(gen_q_v2_datafile_ext, q.version = 2; EXT(EXT_DATA_FILE))
+QGEN(gen_q_dirty, q.incompat = 1 << 0)
+QGEN(gen_q_corrupt, q.incompat = 1 << 1)
+QGEN(gen_q_unknown_bit5, q.incompat = 1 << 5)
+QGEN(gen_q_unknown_bit63, q.incompat = 1ull << 63)
+QGEN(gen_q_backing, q.backing_off = 256; q.backing_size = 11)
+QGEN(gen_q_backing_size_only, q.backing_size = 11)
+QGEN(gen_q_backing_fmt_ext, EXT(EXT_BACKING_FMT))
+QGEN(gen_q_crypto_ext, EXT(EXT_CRYPTO))
+QGEN(gen_q_aes, q.crypt = 1)
+QGEN(gen_q_luks, q.crypt = 2)
+QGEN(gen_q_unknown_ext, EXT(EXT_UNKNOWN))
+QGEN(gen_q_huge_ext, EXT(EXT_HUGE))
+QGEN(gen_q_cluster_bits_8, q.cluster_bits = 8)
+QGEN(gen_q_cluster_bits_22, q.cluster_bits = 22)
+QGEN(gen_q_cluster_bits_64, q.cluster_bits = 64)
+QGEN(gen_q_header_length_100, q.header_length = 100)
+QGEN(gen_q_header_length_108, q.header_length = 108)
+QGEN(gen_q_header_length_1024, q.header_length = 1024)
+QGEN(gen_q_size_0, q.size = 0)
+QGEN(gen_q_size_2_63, q.size = 1ull << 63)
+QGEN(gen_q_size_1_ei, q.size = 1ull << 60)
+QGEN(gen_q_l1_too_small, q.l1_size = 1)
+QGEN(gen_q_l1_huge, q.l1_size = 0xffffffffu)
+QGEN(gen_q_l1_past_the_end, q.l1_off = 1u << 30)
+QGEN(gen_q_l1_unaligned, q.l1_off = 1540)
+QGEN(gen_q_l1_in_the_header, q.l1_off = 0)
+QGEN(gen_q_reftable_past_the_end, q.reftable_clusters = 100000)
+QGEN(gen_q_reftable_none, q.reftable_off = 0)
+QGEN(gen_q_version_1, q.version = 1)
+QGEN(gen_q_version_4, q.version = 4)
+QGEN(gen_q_refcount_order_7, q.refcount_order = 7)
+QGEN(gen_q_snapshots_70000, q.snapshots = 70000; q.snapshots_off = 1024)
+QGEN(gen_q_compression_2, q.header_length = 112; q.compression = 2;
+     q.incompat = 1 << 3)
+QGEN(gen_q_compression_bit_no_type, q.incompat = 1 << 3)
+QGEN(gen_q_extl2_small_clusters, q.incompat = 1 << 4)
+QGEN(gen_q_truncated, q.file_len = 50)
+QGEN(gen_q_also_iso, q.iso = true)
+
+static char *
+gen_q_endless_ext(size_t *l)
+{
+	struct q2 q = Q2_BASE;
+	char ext[512];
+
+	/* empty feature tables to the end of the cluster, no end marker */
+	for (size_t i = 0; i < sizeof(ext); i += 8)
+		memcpy(ext + i, "\x68\x03\xf8\x57\0\0\0\0", 8);
+	q.ext = ext;
+	q.ext_len = 512 - 104;
+	return q2_make(&q, l);
+}
+
+static char *
+gen_bytes(const char *head, size_t head_len, size_t off, size_t *ret_len)
+{
+	char *b = calloc(1, 1024);
+
+	memcpy(b + off, head, head_len);
+	*ret_len = 1024;
+	return b;
+}
+
+static char *
+gen_vmdk_descriptor(size_t *l)
+{
+	static const char d[] = "# Disk DescriptorFile\nversion=1\n"
+				"createType=\"monolithicFlat\"\n"
+				"RW 2048 FLAT \"/etc/shadow\" 0\n";
+
+	return gen_bytes(d, sizeof(d) - 1, 0, l);
+}
+
+static char *
+gen_vmdk_sparse(size_t *l)
+{
+	return gen_bytes("KDMV\x03\0\0\0", 8, 0, l);
+}
+
+static char *
+gen_vhd(size_t *l)
+{
+	return gen_bytes("conectix", 8, 0, l);
+}
+
+static char *
+gen_vhdx(size_t *l)
+{
+	return gen_bytes("vhdxfile", 8, 0, l);
+}
+
+static char *
+gen_vdi(size_t *l)
+{
+	return gen_bytes("\x7f\x10\xda\xbe", 4, 0x40, l);
+}
+
+static char *
+gen_qed(size_t *l)
+{
+	return gen_bytes("QED\0", 4, 0, l);
 }
 
 #define S(...)                 \
@@ -978,6 +1194,92 @@ static const struct bad_case cases[] = {
 	.path = "/v1/instances/0c3a9d52-7f1e-4b2a-9d3c-5b1f0e2a7c11",
 	.body = "{" BASE "}", .status = S(405, 404)},
 
+/* image formats (16.3): CVE-2024-32498's qcow2 with an external data
+     * file, every other header trick, and the formats hyperlet does not
+     * take; each 400 with no file and no row */
+#define IMGROW(name, g, why)                                                   \
+	{                                                                      \
+		name,                                                          \
+		    .method = "PUT",                                           \
+		    .path = "/v1/images/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a99", \
+		    .gen = g, .flags = F_IMAGE, .status = S(400),              \
+		    .detail = why                                              \
+	}
+    {"a valid crafted qcow2 (control)", .method = "PUT",
+	.path = "/v1/images/0b6c58b8-0f0a-4b8e-9c55-3f3b9d3c0a99",
+	.gen = gen_q_valid, .flags = F_IMAGE, .status = S(201)},
+    IMGROW("qcow2 with an external data file (bit and extension)",
+	gen_q_datafile, "external data file"),
+    IMGROW("qcow2 with only the data file extension", gen_q_datafile_ext_only,
+	"external data file"),
+    IMGROW("qcow2 with only the data file bit", gen_q_datafile_bit_only,
+	"external data file"),
+    IMGROW("qcow2 with the raw external data bit", gen_q_datafile_raw_bit,
+	"external data file"),
+    IMGROW("qcow2 v2 with a data file extension", gen_q_v2_datafile_ext,
+	"external data file"),
+    IMGROW("qcow2 marked dirty", gen_q_dirty, "dirty"),
+    IMGROW("qcow2 marked corrupt", gen_q_corrupt, "corrupt"),
+    IMGROW("qcow2 with incompatible bit 5", gen_q_unknown_bit5,
+	"unknown incompatible"),
+    IMGROW("qcow2 with incompatible bit 63", gen_q_unknown_bit63,
+	"unknown incompatible"),
+    IMGROW("qcow2 with a backing file", gen_q_backing, "backing file"),
+    IMGROW("qcow2 with only a backing file size", gen_q_backing_size_only,
+	"backing file"),
+    IMGROW("qcow2 with a backing format extension", gen_q_backing_fmt_ext,
+	"backing file format"),
+    IMGROW("qcow2 with a LUKS extension", gen_q_crypto_ext, "encryption"),
+    IMGROW("qcow2 encrypted with AES", gen_q_aes, "encryption"),
+    IMGROW("qcow2 encrypted with LUKS", gen_q_luks, "encryption"),
+    IMGROW("qcow2 with an unknown header extension", gen_q_unknown_ext,
+	"unknown header extension"),
+    IMGROW("qcow2 with a 4 GiB header extension", gen_q_huge_ext,
+	"past the first cluster"),
+    IMGROW("qcow2 with extensions and no end marker", gen_q_endless_ext,
+	"past the first cluster"),
+    IMGROW("qcow2 with cluster_bits 8", gen_q_cluster_bits_8, "cluster_bits"),
+    IMGROW("qcow2 with cluster_bits 22", gen_q_cluster_bits_22, "cluster_bits"),
+    IMGROW("qcow2 with cluster_bits 64", gen_q_cluster_bits_64, "cluster_bits"),
+    IMGROW("qcow2 with header_length 100", gen_q_header_length_100,
+	"header_length"),
+    IMGROW("qcow2 with header_length 108", gen_q_header_length_108,
+	"header_length"),
+    IMGROW("qcow2 with a header longer than its cluster",
+	gen_q_header_length_1024, "header_length"),
+    IMGROW("qcow2 of size 0", gen_q_size_0, "virtual size"),
+    IMGROW("qcow2 of size 2^63", gen_q_size_2_63, "virtual size"),
+    IMGROW("qcow2 of 1 EiB with a 32-entry L1", gen_q_size_1_ei, "L1"),
+    IMGROW("qcow2 with an L1 table too small", gen_q_l1_too_small, "L1"),
+    IMGROW("qcow2 with 2^32-1 L1 entries", gen_q_l1_huge, "L1"),
+    IMGROW("qcow2 with its L1 table past the end", gen_q_l1_past_the_end, "L1"),
+    IMGROW("qcow2 with an unaligned L1 table", gen_q_l1_unaligned, "L1"),
+    IMGROW(
+	"qcow2 with its L1 table in the header", gen_q_l1_in_the_header, "L1"),
+    IMGROW("qcow2 with its refcount table past the end",
+	gen_q_reftable_past_the_end, "refcount table"),
+    IMGROW("qcow2 without a refcount table", gen_q_reftable_none,
+	"refcount table"),
+    IMGROW("qcow2 version 1", gen_q_version_1, "version 1"),
+    IMGROW("qcow2 version 4", gen_q_version_4, "version 4"),
+    IMGROW("qcow2 with refcount_order 7", gen_q_refcount_order_7,
+	"refcount_order"),
+    IMGROW("qcow2 with 70000 snapshots", gen_q_snapshots_70000, "snapshots"),
+    IMGROW("qcow2 with compression type 2", gen_q_compression_2, "compression"),
+    IMGROW("qcow2 with the compression bit and zlib",
+	gen_q_compression_bit_no_type, "compression"),
+    IMGROW("qcow2 with extended L2 on 512-byte clusters",
+	gen_q_extl2_small_clusters, "extended L2"),
+    IMGROW("a qcow2 header cut at 50 bytes", gen_q_truncated, "truncated"),
+    IMGROW("a qcow2 that is also an ISO", gen_q_also_iso, "qcow2 and iso"),
+    IMGROW("a vmdk descriptor naming /etc/shadow", gen_vmdk_descriptor, "vmdk"),
+    IMGROW("a sparse vmdk", gen_vmdk_sparse, "vmdk"),
+    IMGROW("a vhd", gen_vhd, "vhd"),
+    IMGROW("a vhdx", gen_vhdx, "vhdx"),
+    IMGROW("a vdi", gen_vdi, "vdi"),
+    IMGROW("a qed", gen_qed, "qed"),
+#undef IMGROW
+
     /* tokens */
     {"no token", .body = "{" BASE "}", .flags = F_NOAUTH, .status = S(401)},
     {"a wrong token", .body = "{" BASE "}", .flags = F_NOAUTH,
@@ -1055,9 +1357,10 @@ START_TEST(test_hostile_request_gets_its_status_and_changes_nothing)
 		http(c->method ? c->method : "POST",
 		    c->path ? c->path : "/v1/instances", c->headers,
 		    (c->flags & F_NOAUTH) ? AUTH_NONE : AUTH_GOOD,
-		    (c->flags & F_NOCT) ? "text/plain"
-			: body          ? "application/json"
-					: NULL,
+		    (c->flags & F_NOCT)        ? "text/plain"
+			: (c->flags & F_IMAGE) ? "application/octet-stream"
+			: body                 ? "application/json"
+					       : NULL,
 		    body, len, &r);
 	}
 	free(gen);
@@ -1068,8 +1371,20 @@ START_TEST(test_hostile_request_gets_its_status_and_changes_nothing)
 	ck_assert_msg(ok, "%s: got %d, want %d%s: %.400s", c->name, r.status,
 	    c->status[0], c->status[1] ? " (or another listed)" : "",
 	    r.raw ? r.raw : "(nothing)");
+	if (c->detail)
+		ck_assert_msg(r.raw && strstr(r.raw, c->detail),
+		    "%s: the answer does not say '%s': %.400s", c->name,
+		    c->detail, r.raw ? r.raw : "(nothing)");
 	if (r.status == 201 && (c->flags & F_MAYCREATE))
 		check_created(c, &r);
+	if (r.status == 201 && (c->flags & F_IMAGE)) {
+		struct resp x;
+
+		http("DELETE", c->path, NULL, AUTH_GOOD, NULL, NULL, 0, &x);
+		ck_assert_msg(x.status == 204, "%s: DELETE answered %d",
+		    c->name, x.status);
+		resp_clear(&x);
+	}
 	resp_clear(&r);
 	assert_unchanged(c->name);
 }
