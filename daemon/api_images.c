@@ -1,11 +1,14 @@
 /*
- * api_images: the image routes. PUT /v1/images/{id} streams the body into
- * a temporary file in the images directory while hashing it (sha256 always,
- * md5 too when the caller's checksum is md5), then checks the checksum,
- * lets lib/imgfmt judge the format (raw or a self-contained qcow2; anything
- * else refused) and publishes the file under its id with a no-replace
- * rename before recording it. A failed upload leaves neither a file nor a
- * row. GET lists, DELETE refuses images in use.
+ * api_images: the image routes. PUT /v1/images/{id} first claims the id:
+ * its temporary file <images>/.upload-<id> is created O_EXCL, so a second
+ * upload (or a DELETE, which claims the same name) of the id is 409 at
+ * once. The body is streamed into that file while hashing it (sha256
+ * always, md5 too when the caller's checksum is md5); then the checksum is
+ * checked, lib/imgfmt judges the format (raw or a self-contained qcow2;
+ * anything else refused) and the file is published under its id with
+ * link() (never replacing a file), the row recorded, and only then the
+ * claim released. A failed upload leaves neither a file nor a row. GET
+ * lists, DELETE refuses images in use.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,9 +28,11 @@
 #include "log.h"
 #include "store.h"
 
+#define CLAIM_PREFIX ".upload-"
+
 struct upload {
 	int fd;
-	char *tmp_path; /* owned; unlinked at cleanup unless published */
+	char *tmp_path; /* owned; the id's claim, unlinked at cleanup */
 	char *final_path; /* owned */
 	gnutls_hash_hd_t sha256;
 	gnutls_hash_hd_t md5; /* only when the caller sent md5 */
@@ -35,7 +40,6 @@ struct upload {
 	char want_algo[8]; /* "sha256", "md5" or "" */
 	char want_hex[65];
 	char *properties; /* JSON object text, owned */
-	bool published;
 };
 
 static const char *
@@ -211,16 +215,22 @@ upload_begin(struct api_req *r, struct err *e)
 		u->final_path = NULL;
 		return err_set(e, -ENOMEM, "out of memory");
 	}
-	if (asprintf(&u->tmp_path, "%s/.upload-%s-XXXXXX", images_dir(r),
+	if (asprintf(&u->tmp_path, "%s/" CLAIM_PREFIX "%s", images_dir(r),
 		r->id) < 0) {
 		u->tmp_path = NULL;
 		return err_set(e, -ENOMEM, "out of memory");
 	}
-	u->fd = mkostemp(u->tmp_path, O_CLOEXEC);
+	/* The claim: O_EXCL, so of two uploads of one id (or an upload and
+	 * a DELETE) only one goes on; the other is 409 before its body. */
+	u->fd = open(u->tmp_path,
+	    O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (u->fd < 0) {
 		rc = -errno;
 		free(u->tmp_path);
 		u->tmp_path = NULL;
+		if (rc == -EEXIST)
+			return err_set_field(e, -EBUSY, "image_id",
+			    "image %s is being uploaded or deleted", r->id);
 		return err_set(e, rc == -ENOENT ? -EIO : rc,
 		    "cannot create a file in the images directory: %s",
 		    strerror(-rc));
@@ -269,6 +279,32 @@ fd_pread(void *cls, void *buf, size_t len, uint64_t off)
 		n = pread(*fd, buf, len, (off_t)off);
 	while (n < 0 && errno == EINTR);
 	return n < 0 ? -errno : (int64_t)n;
+}
+
+/* Publishes the upload under its id without ever replacing a file: a
+ * file there without a row (a crash after an earlier publish, or a
+ * planted name) is removed first, which only the claim holder may do. */
+static int
+publish(struct api_req *r, struct store *s, struct upload *u, struct err *e)
+{
+	struct store_image *row = NULL;
+	int tries;
+
+	for (tries = 0; tries < 2; tries++) {
+		if (link(u->tmp_path, u->final_path) == 0)
+			return 0;
+		if (errno != EEXIST)
+			break;
+		if (store_image_get(s, r->id, &row, NULL) == 0) {
+			store_image_free(row);
+			return err_set_field(e, -EEXIST, "image_id",
+			    "image %s already exists", r->id);
+		}
+		log_warn("image %s: removing a file without a row", r->id);
+		if (unlink(u->final_path) < 0 && errno != ENOENT)
+			break;
+	}
+	return err_set(e, -EIO, "publishing the image: %s", strerror(errno));
 }
 
 static void
@@ -322,39 +358,17 @@ upload_finish(struct api_req *r)
 	(void)fchmod(u->fd, 0644);
 	if (!(s = api_store(r, &e)))
 		goto out;
-	/* Publish without replacing: two uploads of one id race here and
-	 * the loser gets 409. A file without a row (a crash between rename
-	 * and insert) is replaced. */
-	if (renameat2(AT_FDCWD, u->tmp_path, AT_FDCWD, u->final_path,
-		RENAME_NOREPLACE) < 0) {
-		struct store_image *row = NULL;
-
-		if (errno != EEXIST) {
-			err_set(&e, -EIO, "publishing the image: %s",
-			    strerror(errno));
-			goto out;
-		}
-		if (store_image_get(s, r->id, &row, NULL) == 0) {
-			store_image_free(row);
-			err_set_field(&e, -EEXIST, "image_id",
-			    "image %s already exists", r->id);
-			goto out;
-		}
-		if (rename(u->tmp_path, u->final_path) < 0) {
-			err_set(&e, -EIO, "publishing the image: %s",
-			    strerror(errno));
-			goto out;
-		}
-	}
-	u->published = true;
-	if (store_image_put(s, &img, &e) < 0) {
-		(void)unlink(u->final_path);
+	if (publish(r, s, u, &e) < 0)
 		goto out;
-	}
+	/* the file's name is durable before the row that names it */
 	dfd = open(images_dir(r), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd >= 0) {
 		(void)fsync(dfd);
 		close(dfd);
+	}
+	if (store_image_put(s, &img, &e) < 0) {
+		(void)unlink(u->final_path);
+		goto out;
 	}
 	if (store_image_get(s, r->id, &back, &e) < 0)
 		goto out;
@@ -384,7 +398,8 @@ upload_cleanup(struct api_req *r)
 		return;
 	if (u->fd >= 0)
 		close(u->fd);
-	if (u->tmp_path && !u->published)
+	/* the published file is a second link: this releases the claim */
+	if (u->tmp_path)
 		(void)unlink(u->tmp_path);
 	if (u->sha256)
 		gnutls_hash_deinit(u->sha256, NULL);
@@ -451,29 +466,57 @@ api_image_get(struct api_req *r)
 }
 
 /* DELETE /v1/images/{image_id}: 204, 404, or 409 while an instance or a
- * BDM names it. The row goes first, so a failed unlink leaves only a
- * stray file (logged), never a row without its file. */
+ * BDM names it or an upload of it runs. It claims the id as an upload
+ * does, so no upload publishes a file that this removes. The row goes
+ * first, so a failed unlink leaves only a stray file (logged), never a row
+ * without its file. */
 void
 api_image_delete(struct api_req *r)
 {
 	struct err e = {0};
 	struct store *s;
-	char *path = NULL;
+	char *path = NULL, *claim = NULL;
+	int fd = -1;
 
+	if (asprintf(&path, "%s/%s", images_dir(r), r->id) < 0 ||
+	    asprintf(&claim, "%s/" CLAIM_PREFIX "%s", images_dir(r), r->id) <
+		0) {
+		err_set(&e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	fd = open(
+	    claim, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			err_set_field(&e, -EBUSY, "image_id",
+			    "image %s is being uploaded or deleted", r->id);
+		else
+			err_set(&e, -EIO, "claiming image %s: %s", r->id,
+			    strerror(errno));
+		free(claim);
+		claim = NULL;
+		goto out;
+	}
 	api_images_lock(r, true);
 	if (!(s = api_store(r, &e)) || store_image_delete(s, r->id, &e) < 0) {
 		api_images_unlock(r);
 		if (e.code == -EBUSY)
 			(void)snprintf(e.field, sizeof(e.field), "image_id");
-		api_reply_error(r, &e);
-		return;
+		goto out;
 	}
-	if (asprintf(&path, "%s/%s", images_dir(r), r->id) >= 0) {
-		if (unlink(path) < 0 && errno != ENOENT)
-			log_warn("image %s: removing %s: %s", r->id, path,
-			    strerror(errno));
-		free(path);
-	}
+	if (unlink(path) < 0 && errno != ENOENT)
+		log_warn(
+		    "image %s: removing %s: %s", r->id, path, strerror(errno));
 	api_images_unlock(r);
-	api_reply_empty(r, 204);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (claim)
+		(void)unlink(claim);
+	free(claim);
+	free(path);
+	if (e.code)
+		api_reply_error(r, &e);
+	else
+		api_reply_empty(r, 204);
 }

@@ -1626,6 +1626,103 @@ START_TEST(test_image_over_the_size_limit_is_413_announced_or_streamed)
 }
 END_TEST
 
+/* sha256 of a file as 64 hex digits (static buffer), or "" if none. */
+static const char *
+file_sha256(const char *path)
+{
+	static char hexd[65];
+	char cmd[700];
+	FILE *p;
+
+	hexd[0] = '\0';
+	if (access(path, F_OK) != 0)
+		return hexd;
+	(void)snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	if (fscanf(p, "%64s", hexd) != 1)
+		hexd[0] = '\0';
+	pclose(p);
+	return hexd;
+}
+
+struct racer {
+	char id[40];
+	char *body;
+	size_t len;
+	pthread_barrier_t *start;
+	long status;
+};
+
+static void *
+racer_run(void *p)
+{
+	struct racer *x = p;
+	struct resp r;
+
+	pthread_barrier_wait(x->start);
+	upload_bytes(x->id, x->body, x->len, &r);
+	x->status = r.status;
+	resp_clear(&r);
+	return NULL;
+}
+
+/* Two uploads of one id with different bodies at once, 40 times: one
+ * wins (201) and its file is the one recorded, the other is 409 and
+ * leaves the winner's file alone; no row without its file. */
+START_TEST(test_racing_uploads_of_one_id_leave_the_winners_file)
+{
+	enum { PAIRS = 40, SIZE = 256 << 10 };
+	pthread_barrier_t start;
+	int pair, won = 0;
+
+	for (pair = 0; pair < PAIRS; pair++) {
+		struct racer x[2];
+		pthread_t t[2];
+		struct resp r;
+		char path[700], want[80];
+		int i, w = -1;
+
+		pthread_barrier_init(&start, NULL, 2);
+		for (i = 0; i < 2; i++) {
+			(void)snprintf(x[i].id, sizeof(x[i].id),
+			    "bbbbbbbb-0000-4000-8000-0000000000%02d", pair);
+			x[i].len = SIZE;
+			x[i].body = malloc(SIZE);
+			memset(x[i].body, 'a' + i, SIZE);
+			x[i].body[0] = (char)pair;
+			x[i].start = &start;
+			pthread_create(&t[i], NULL, racer_run, &x[i]);
+		}
+		for (i = 0; i < 2; i++) {
+			pthread_join(t[i], NULL);
+			free(x[i].body);
+			if (x[i].status == 201)
+				w = i;
+		}
+		pthread_barrier_destroy(&start);
+		ck_assert_msg(w >= 0 && x[1 - w].status == 409,
+		    "pair %d: statuses %ld and %ld", pair, x[0].status,
+		    x[1].status);
+		won++;
+		(void)snprintf(path, sizeof(path), "/v1/images/%s", x[0].id);
+		http("GET", path, NULL, &r);
+		ck_status(&r, 200);
+		(void)snprintf(want, sizeof(want), "%s",
+		    jstr(r.json, "checksum") ? jstr(r.json, "checksum") : "");
+		resp_clear(&r);
+		(void)snprintf(
+		    path, sizeof(path), "%s/state/images/%s", D.dir, x[0].id);
+		ck_assert_msg(strncmp(want, "sha256:", 7) == 0 &&
+			STREQ(want + 7, file_sha256(path)),
+		    "pair %d: the row says %s, the file's is '%s'", pair, want,
+		    file_sha256(path));
+	}
+	ck_assert_int_eq(won, PAIRS);
+	ck_images_dir_has(PAIRS); /* no temporary file left */
+}
+END_TEST
+
 /* ---- auth, TLS, connections ------------------------------------------ */
 
 START_TEST(test_bearer_token_is_required_except_for_health)
@@ -2372,6 +2469,8 @@ main(void)
 	    tc, test_image_over_the_size_limit_is_413_announced_or_streamed);
 	tcase_add_test(
 	    tc, test_image_formats_that_reach_outside_or_disguise_are_refused);
+	tcase_add_test(
+	    tc, test_racing_uploads_of_one_id_leave_the_winners_file);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("serving");
