@@ -98,7 +98,7 @@ static const struct route routes[] = {
     {"/v1/images/{image_id}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_image_get},
 	    {"PUT", NULL, BODY_STREAM, &api_image_upload, ID_CREATE, true},
-	    {"DELETE", api_image_delete}}},
+	    {"DELETE", api_image_delete, BODY_NONE, NULL, ID_LOOKUP, true}}},
 };
 
 /* The one errno -> HTTP table (style.md 3). Codes the lib modules return
@@ -1179,6 +1179,7 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 {
 	const struct cfg *cfg = h->cfg;
 	struct api *a;
+	pthread_rwlockattr_t rwa;
 	struct MHD_OptionItem opts[16];
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
@@ -1191,7 +1192,12 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		return err_set(e, -ENOMEM, "out of memory");
 	a->h = h;
 	a->cfg = cfg;
-	pthread_rwlock_init(&a->images_lock, NULL);
+	/* a waiting image delete is not starved by a stream of creates */
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(
+	    &rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&a->images_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	pthread_mutex_init(&a->claims_lock, NULL);
 	pthread_mutex_init(&a->jobs_lock, NULL);
 	pthread_cond_init(&a->jobs_cond, NULL);

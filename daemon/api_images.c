@@ -8,7 +8,7 @@
  * anything else refused) and the file is published under its id with
  * link() (never replacing a file), the row recorded, and only then the
  * claim released. A failed upload leaves neither a file nor a row. GET
- * lists, DELETE refuses images in use.
+ * lists, DELETE (a job: it waits for creates) refuses images in use.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -466,10 +466,11 @@ api_image_get(struct api_req *r)
 }
 
 /* DELETE /v1/images/{image_id}: 204, 404, or 409 while an instance or a
- * BDM names it or an upload of it runs. It claims the id as an upload
- * does, so no upload publishes a file that this removes. The row goes
- * first, so a failed unlink leaves only a stray file (logged), never a row
- * without its file. */
+ * BDM names it or an upload of it runs. A job (route slow): it waits for
+ * the images lock, which creates hold across libvirt calls. It claims the
+ * id as an upload does, so no upload publishes a file that this removes.
+ * The row goes first, so a failed unlink leaves only a stray file
+ * (logged), never a row without its file. */
 void
 api_image_delete(struct api_req *r)
 {

@@ -2383,6 +2383,115 @@ START_TEST(test_metrics_count_a_domain_without_a_row_after_restart)
 }
 END_TEST
 
+/* The private libvirtd's pid (tests/libvirtd/start.sh's daemon.pid). */
+static pid_t
+libvirtd_pid(void)
+{
+	char path[128], *t;
+	pid_t pid;
+
+	(void)snprintf(path, sizeof(path), "%s/daemon.pid", hlv_dir);
+	t = testutil_read_file(path, NULL);
+	ck_assert_msg(t != NULL, "%s: %s", path, strerror(errno));
+	pid = (pid_t)atoi(t);
+	free(t);
+	ck_assert_int_gt(pid, 1);
+	return pid;
+}
+
+struct bg_req {
+	const char *method;
+	char path[160];
+	const char *body;
+	long status;
+};
+
+static void *
+bg_req_run(void *p)
+{
+	struct bg_req *b = p;
+	struct resp r;
+
+	http(b->method, b->path, b->body, &r);
+	b->status = r.status;
+	resp_clear(&r);
+	return NULL;
+}
+
+static size_t
+on_discard(char *data, size_t size, size_t n, void *cls)
+{
+	(void)data;
+	(void)cls;
+	return size * n;
+}
+
+/* A GET with its own deadline (ms): the status, or 0 if none came. */
+static long
+get_within(const char *path, long ms)
+{
+	CURL *c = curl_easy_init();
+	char url[512];
+	long status = 0;
+
+	(void)snprintf(url, sizeof(url), "%s%s", D.base, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, ms);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_discard);
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+/* An image DELETE while a create waits on a stopped libvirtd (holding the
+ * images lock) waits on a job thread, not on an HTTP worker: reads still
+ * answer (threads = 1: one MHD worker, one job thread). */
+START_TEST(test_image_delete_during_a_stalled_create_leaves_reads_answering)
+{
+	struct bg_req create = {"POST", "/v1/instances",
+	    "{\"name\": \"c\", \"imageRef\": \"" IMG "\", "
+	    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 64, "
+	    "\"root_gb\": 1}, \"start\": false}",
+	    0};
+	struct bg_req del = {"DELETE", "/v1/images/" IMG, NULL, 0};
+	long got[5];
+	pthread_t tc, td;
+	pid_t lv;
+	int i;
+
+	if (!real_start())
+		return;
+	upload_raw(IMG, 1 << 20);
+	lv = libvirtd_pid();
+	ck_assert_int_eq(kill(lv, SIGSTOP), 0);
+	pthread_create(&tc, NULL, bg_req_run, &create);
+	if (!wait_in_flight(&D, 2, 30000)) {
+		(void)kill(lv, SIGCONT);
+		ck_abort_msg("the create never arrived");
+	}
+	sleep_ms(300); /* it takes the images lock, then waits on libvirtd */
+	pthread_create(&td, NULL, bg_req_run, &del);
+	sleep_ms(300);
+	for (i = 0; i < 5; i++)
+		got[i] = get_within("/v1/instances", 2000);
+	ck_assert_int_eq(kill(lv, SIGCONT), 0);
+	pthread_join(tc, NULL);
+	pthread_join(td, NULL);
+	for (i = 0; i < 5; i++)
+		ck_assert_msg(got[i] == 200,
+		    "GET /v1/instances %d answered %ld while a DELETE of an "
+		    "image waited",
+		    i, got[i]);
+	/* the create went first: the image is in use */
+	if (create.status == 201)
+		ck_assert_int_eq(del.status, 409);
+	else
+		ck_assert_int_eq(del.status, 204);
+	real_stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -2496,6 +2605,8 @@ main(void)
 	tcase_add_test(tc, test_health_is_503_when_libvirt_is_gone);
 	tcase_add_test(
 	    tc, test_metrics_count_a_domain_without_a_row_after_restart);
+	tcase_add_test(tc,
+	    test_image_delete_during_a_stalled_create_leaves_reads_answering);
 	suite_add_tcase(s, tc);
 
 	rc = testutil_run(s);
