@@ -34,4 +34,10 @@ int api_port(const struct api *a);
  */
 void api_stop(struct api *a, int drain_seconds);
 
+/* Start-up, before api_start: removes interrupted uploads and image files
+ * without a row from the images directory (api_images.c). Returns the
+ * number removed or -EIO. */
+struct store;
+int api_images_clean(const char *images_dir, struct store *s);
+
 #endif

@@ -7,9 +7,12 @@
  * checked, lib/imgfmt judges the format (raw or a self-contained qcow2;
  * anything else refused) and the file is published under its id with
  * link() (never replacing a file), the row recorded, and only then the
- * claim released. A failed upload leaves neither a file nor a row. GET
- * lists, DELETE (a job: it waits for creates) refuses images in use.
+ * claim released. A failed upload leaves neither a file nor a row; a crash
+ * leaves a claim or a file without a row, which api_images_clean removes
+ * at start-up. GET lists, DELETE (a job: it waits for creates) refuses
+ * images in use.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
@@ -21,6 +24,7 @@
 
 #include <json-c/json.h>
 
+#include "api.h"
 #include "api_impl.h"
 #include "bdm.h"
 #include "cfg.h"
@@ -469,8 +473,8 @@ api_image_get(struct api_req *r)
  * BDM names it or an upload of it runs. A job (route slow): it waits for
  * the images lock, which creates hold across libvirt calls. It claims the
  * id as an upload does, so no upload publishes a file that this removes.
- * The row goes first, so a failed unlink leaves only a stray file
- * (logged), never a row without its file. */
+ * The row goes first, so a failed unlink (or a crash) leaves only a stray
+ * file (removed at start-up), never a row without its file. */
 void
 api_image_delete(struct api_req *r)
 {
@@ -520,4 +524,50 @@ out:
 		api_reply_error(r, &e);
 	else
 		api_reply_empty(r, 204);
+}
+
+/* Start-up (before the API serves): removes what a crash left in the
+ * images directory, i.e. claims and temporary files (.upload-*) and
+ * published files whose id has no row. Files with a row, and names that
+ * are neither, are left alone. Returns the number removed, or -EIO when
+ * the directory cannot be read (nothing removed then). */
+int
+api_images_clean(const char *dir, struct store *s)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL) {
+		log_warn("images %s: %s", dir, strerror(errno));
+		return -EIO;
+	}
+	while ((de = readdir(d)) != NULL) {
+		struct store_image *img = NULL;
+		struct err e = {0};
+		const char *why;
+		int rc;
+
+		if (strncmp(de->d_name, CLAIM_PREFIX, strlen(CLAIM_PREFIX)) ==
+		    0)
+			why = "an interrupted upload";
+		else if (util_uuid_is_canonical(de->d_name) &&
+		    de->d_type != DT_DIR) {
+			rc = store_image_get(s, de->d_name, &img, &e);
+			store_image_free(img);
+			if (rc != -ENOENT)
+				continue;
+			why = "an image without a row";
+		} else
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) < 0) {
+			log_warn("images: removing %s (%s): %s", de->d_name,
+			    why, strerror(errno));
+			continue;
+		}
+		log_info("images: removed %s (%s)", de->d_name, why);
+		n++;
+	}
+	closedir(d);
+	return n;
 }

@@ -659,6 +659,7 @@ serve(struct cfg *c, const struct options *o)
 	(void)sd_notify(0, "STATUS=reconciling instances with libvirt");
 	if ((r = reconcile(&h, store)) < 0)
 		goto out;
+	(void)api_images_clean(c->images_path, store);
 
 	if (v < STORE_SCHEMA_VERSION) {
 		if ((r = pthread_create(

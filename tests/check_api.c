@@ -1723,6 +1723,38 @@ START_TEST(test_racing_uploads_of_one_id_leave_the_winners_file)
 }
 END_TEST
 
+/* What a kill -9 leaves in the images directory (an upload's temporary
+ * file, a published file whose row was never written) is gone after the
+ * next start; an image with its row stays. */
+START_TEST(test_start_removes_stale_uploads_and_images_without_a_row)
+{
+	static const char *const stale[] = {
+	    ".upload-cccccccc-0000-4000-8000-000000000001",
+	    ".upload-cccccccc-0000-4000-8000-000000000002-Ab12Cd",
+	    "cccccccc-0000-4000-8000-000000000003",
+	};
+	char path[700];
+	size_t i;
+	struct resp r;
+
+	upload_raw(IMG, 1 << 20);
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	for (i = 0; i < ELEMENTSOF(stale); i++) {
+		(void)snprintf(
+		    path, sizeof(path), "%s/state/images/%s", D.dir, stale[i]);
+		write_file(path, "left by a crash\n");
+	}
+	ck_images_dir_has(4);
+	daemon_restart(&D);
+	ck_images_dir_has(1);
+	(void)snprintf(path, sizeof(path), "%s/state/images/" IMG, D.dir);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	http("GET", "/v1/images/" IMG, NULL, &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+}
+END_TEST
+
 /* ---- auth, TLS, connections ------------------------------------------ */
 
 START_TEST(test_bearer_token_is_required_except_for_health)
@@ -2580,6 +2612,8 @@ main(void)
 	    tc, test_image_formats_that_reach_outside_or_disguise_are_refused);
 	tcase_add_test(
 	    tc, test_racing_uploads_of_one_id_leave_the_winners_file);
+	tcase_add_test(
+	    tc, test_start_removes_stale_uploads_and_images_without_a_row);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("serving");
