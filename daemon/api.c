@@ -744,7 +744,7 @@ queue_reply(struct api *a, struct req *q)
 	q->queued_status = r->status;
 	/* Counted when queued (not when the client has read it), so that a
 	 * client's next request already sees this one in /metrics. */
-	metrics_observe(a->h->metrics, r->route ? r->route : "unmatched",
+	metrics_observe(a->h->metrics, r->route ? r->route : METRICS_UNMATCHED,
 	    q->method, r->status, now_us() - q->t0_us);
 	return ret;
 }
@@ -781,11 +781,13 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 			r->sub = sub;
 		}
 	}
-	r->route = rt ? rt->tmpl : "unmatched";
+	r->route = rt ? rt->tmpl : METRICS_UNMATCHED;
 	if ((rt == NULL || !rt->public) && a->token && !auth_ok(a, q->conn)) {
 		q->auth_challenge =
 		    MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
+		/* one series: nothing such a client sends becomes a label */
+		r->route = METRICS_UNAUTHENTICATED;
 		return err_set(e, -EACCES,
 		    q->auth_challenge ? "wrong bearer token"
 				      : "a bearer token is required");
@@ -1090,7 +1092,8 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		: " (connection closed)");
 	if (!q->queued)
 		metrics_observe(a->h->metrics,
-		    r->route ? r->route : "unmatched", q->method, status, us);
+		    r->route ? r->route : METRICS_UNMATCHED, q->method, status,
+		    us);
 	free(r->body);
 	free(r->reply);
 	free(r->location);
@@ -1248,7 +1251,14 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		}
 		h->compute = a->own_compute;
 	}
-	h->metrics = metrics_new();
+	{
+		const char *tmpls[ELEMENTSOF(routes)];
+		size_t i;
+
+		for (i = 0; i < ELEMENTSOF(routes); i++)
+			tmpls[i] = routes[i].tmpl;
+		h->metrics = metrics_new(tmpls, ELEMENTSOF(routes));
+	}
 	if (h->metrics == NULL) {
 		api_free(a);
 		return err_set(e, -ENOMEM, "out of memory");

@@ -1,0 +1,441 @@
+/*
+ * check_http: the HTTP layer under abuse (issue 16), end to end against
+ * the real daemon ($HYPERLETD) on a free port with test:///default:
+ * metrics after a flood of 401s.
+ */
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "testutil.h"
+
+#define TOKEN "check-http-token-0123456789"
+#define IMG "5b2f9c1e-3d4a-4e6f-8a7b-9c0d1e2f3a4b"
+
+/* ---- the daemon under test ------------------------------------------- */
+
+static pid_t daemon_pid;
+static int port;
+static char *dir; /* owned temp dir: conf, log, state */
+static char log_path[512];
+static bool use_token, use_tls;
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+static void
+write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	fputs(text, f);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+static char *
+read_log(void)
+{
+	char *s = testutil_read_file(log_path, NULL);
+
+	return s ? s : strdup("");
+}
+
+/* Starts the daemon on [api] keys extra (plus a token or TLS as the
+ * flags say) and waits for its port. */
+static void
+daemon_start(const char *extra)
+{
+	const char *bin = getenv("HYPERLETD");
+	char conf[600], tok[600];
+	char *text = NULL;
+	int64_t deadline;
+
+	ck_assert_msg(bin && *bin, "HYPERLETD is not set (run via make check)");
+	if (dir == NULL)
+		dir = testutil_mkdtemp("check_http");
+	ck_assert_ptr_nonnull(dir);
+	(void)snprintf(conf, sizeof(conf), "%s/hyperlet.conf", dir);
+	(void)snprintf(tok, sizeof(tok), "%s/token", dir);
+	(void)snprintf(log_path, sizeof(log_path), "%s/hyperletd.log", dir);
+	write_file(tok, TOKEN "\n");
+	ck_assert_int_ge(
+	    asprintf(&text,
+		"[api]\nlisten = 127.0.0.1:0\n%s%s%s%s%s%s%s%s"
+		"[storage]\nstate_dir = %s/state\n"
+		"synchronous = normal\n",
+		use_token ? "auth_token_file = " : "", use_token ? tok : "",
+		use_token ? "\n" : "", use_tls ? "tls_cert_file = " : "",
+		use_tls ? dir : "", use_tls ? "/cert.pem\ntls_key_file = " : "",
+		use_tls ? dir : "", use_tls ? "/key.pem\n" : "", dir),
+	    0);
+	if (extra) {
+		char *t2 = NULL;
+
+		/* extra's lines go into [api] (the first section) */
+		ck_assert_int_ge(asprintf(&t2, "%.*s%s%s",
+				     (int)(strstr(text, "[storage]") - text),
+				     text, extra, strstr(text, "[storage]")),
+		    0);
+		free(text);
+		text = t2;
+	}
+	write_file(conf, text);
+	free(text);
+	(void)unlink(log_path);
+	daemon_pid = fork();
+	ck_assert_int_ge(daemon_pid, 0);
+	if (daemon_pid == 0) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+		testutil_child_allow_core(dir);
+		execl(bin, bin, "--config", conf, (char *)NULL);
+		_exit(127);
+	}
+	port = 0;
+	for (deadline = now_ms() + 60000; now_ms() < deadline && !port;) {
+		char *log = read_log();
+		char *p = strstr(log, "(port ");
+		int st;
+
+		port = p ? atoi(p + 6) : 0;
+		free(log);
+		if (!port && waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
+			daemon_pid = 0;
+			break;
+		}
+		if (!port)
+			sleep_ms(20);
+	}
+	if (port <= 0) {
+		char *log = read_log();
+
+		ck_abort_msg("hyperletd did not start:\n%s", log);
+	}
+}
+
+static void
+setup(void)
+{
+	use_token = use_tls = false;
+	dir = NULL;
+	daemon_pid = 0;
+}
+
+static void
+teardown(void)
+{
+	if (daemon_pid > 0) {
+		int64_t deadline = now_ms() + 30000;
+		int st = 0;
+		bool gone = false;
+
+		kill(daemon_pid, SIGTERM);
+		while (now_ms() < deadline && !gone) {
+			if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid)
+				gone = true;
+			else
+				sleep_ms(10);
+		}
+		if (!gone) {
+			kill(daemon_pid, SIGKILL);
+			waitpid(daemon_pid, &st, 0);
+		}
+		daemon_pid = 0;
+		if (!gone || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			char *log = read_log();
+			size_t l = strlen(log);
+
+			ck_abort_msg("hyperletd did not exit 0; log tail:\n%s",
+			    log + (l > 3000 ? l - 3000 : 0));
+		}
+	}
+	if (dir && !getenv("KEEP_TEST_DIR"))
+		testutil_rm_rf(dir);
+	free(dir);
+	dir = NULL;
+}
+
+/* ---- HTTP ------------------------------------------------------------ */
+
+struct resp {
+	long status;
+	char *body, *headers;
+	size_t len, hlen;
+	double seconds;
+	CURLcode cc;
+};
+
+struct buf {
+	char **p;
+	size_t *len;
+};
+
+static size_t
+on_bytes(char *data, size_t size, size_t n, void *cls)
+{
+	struct buf *b = cls;
+	size_t add = size * n;
+	char *np = realloc(*b->p, *b->len + add + 1);
+
+	if (np == NULL)
+		return 0;
+	memcpy(np + *b->len, data, add);
+	*b->len += add;
+	np[*b->len] = '\0';
+	*b->p = np;
+	return add;
+}
+
+static void
+resp_clear(struct resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof(*r));
+}
+
+struct upload_src {
+	size_t len, off;
+	size_t chunk; /* bytes per read callback */
+	int delay_ms; /* sleep before each chunk */
+};
+
+static size_t
+on_read(char *out, size_t size, size_t n, void *cls)
+{
+	struct upload_src *s = cls;
+	size_t want = size * n, left = s->len - s->off;
+
+	if (s->chunk && want > s->chunk)
+		want = s->chunk;
+	if (want > left)
+		want = left;
+	if (want && s->delay_ms)
+		sleep_ms(s->delay_ms);
+	memset(out, 0, want);
+	s->off += want;
+	return want;
+}
+
+struct req_opts {
+	bool auth; /* send the token */
+	long timeout_s; /* 0: 60 */
+	struct upload_src *src; /* an octet-stream body */
+	CURL *reuse; /* keep-alive: this handle (not cleaned up) */
+};
+
+/* One request; the response (or curl's error in r->cc) lands in *r. */
+static void
+http_ex(const char *method, const char *path, const struct req_opts *o,
+    struct resp *r)
+{
+	static const struct req_opts none = {0};
+	CURL *c;
+	struct curl_slist *h = NULL;
+	char url[1024];
+	struct buf bb = {&r->body, &r->len}, hb = {&r->headers, &r->hlen};
+
+	o = o ? o : &none;
+	c = o->reuse ? o->reuse : curl_easy_init();
+	memset(r, 0, sizeof(*r));
+	ck_assert_ptr_nonnull(c);
+	(void)snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s",
+	    use_tls ? "https" : "http", port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_NOBODY, STREQ(method, "HEAD") ? 1L : 0L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_bytes);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s ? o->timeout_s : 60L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+	if (o->src) {
+		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(c, CURLOPT_READDATA, o->src);
+		curl_easy_setopt(
+		    c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)o->src->len);
+		h = curl_slist_append(
+		    h, "Content-Type: application/octet-stream");
+		h = curl_slist_append(h, "Expect:");
+	}
+	if (o->auth)
+		h = curl_slist_append(h, "Authorization: Bearer " TOKEN);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	r->cc = curl_easy_perform(c);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(h);
+	if (!o->reuse)
+		curl_easy_cleanup(c);
+}
+
+static void
+http(const char *method, const char *path, bool auth, struct resp *r)
+{
+	struct req_opts o = {.auth = auth};
+
+	http_ex(method, path, &o, r);
+	ck_assert_msg(r->cc == CURLE_OK, "%s %s: %s", method, path,
+	    curl_easy_strerror(r->cc));
+}
+
+#define ck_status(r, want)                                              \
+	ck_assert_msg((r)->status == (want), "status %ld, want %d: %s", \
+	    (r)->status, (want), (r)->body ? (r)->body : "")
+
+/* ---- 16.7: metrics after a flood of 401s ----------------------------- */
+
+/* The value of the series line starting with prefix in text, or -1. */
+static long long
+series(const char *text, const char *prefix)
+{
+	const char *p = text;
+	size_t n = strlen(prefix);
+
+	while (p && *p) {
+		if (strncmp(p, prefix, n) == 0 && p[n] == ' ')
+			return atoll(p + n + 1);
+		p = strchr(p, '\n');
+		p = p ? p + 1 : NULL;
+	}
+	return -1;
+}
+
+START_TEST(test_metrics_count_authenticated_requests_after_1000_unauthenticated)
+{
+	static const char *const methods[] = {
+	    "GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD", "BREW"};
+	CURL *c = curl_easy_init();
+	struct req_opts flood = {.reuse = c};
+	struct resp r;
+	char path[128], method[32];
+	long long lines = 0;
+
+	use_token = true;
+	daemon_start(NULL);
+	for (int i = 0; i < 1000; i++) {
+		/* every route that needs the token and none, with every
+		 * method known and some not: 12 x 8 combinations, which
+		 * filled main's 96-row table */
+		static const char *const paths[] = {"/metrics", "/v1/instances",
+		    "/v1/instances/%d", "/v1/instances/%d/action",
+		    "/v1/instances/%d/block_device_mappings",
+		    "/v1/instances/%d/block_device_info",
+		    "/v1/instances/%d/domain", "/v1/instances/%d/volumes",
+		    "/v1/instances/%d/volumes/%d", "/v1/images",
+		    "/v1/images/%d", "/v1/nope%d"};
+
+		(void)snprintf(path, sizeof(path), paths[i % 12], i, i);
+		(void)snprintf(method, sizeof(method), "%s%s",
+		    methods[(i / 12) % 8], i >= 96 && i % 7 == 0 ? "Z" : "");
+		http_ex(method, path, &flood, &r);
+		ck_assert_msg(r.cc == CURLE_OK, "%s %s: %s", method, path,
+		    curl_easy_strerror(r.cc));
+		ck_status(&r, 401);
+		resp_clear(&r);
+	}
+	curl_easy_cleanup(c);
+	for (int i = 0; i < 3; i++) {
+		http("GET", "/v1/instances", true, &r);
+		ck_status(&r, 200);
+		resp_clear(&r);
+	}
+	http("GET", "/v1/nowhere", true, &r);
+	ck_status(&r, 404);
+	resp_clear(&r);
+	http("DELETE", "/v1/images/" IMG, true, &r);
+	ck_status(&r, 404);
+	resp_clear(&r);
+	http("GET", "/metrics", true, &r);
+	ck_status(&r, 200);
+	ck_assert_int_eq(series(r.body,
+			     "hyperlet_http_requests_total{route=\"/v1/"
+			     "instances\",method=\"GET\",status=\"200\"}"),
+	    3);
+	ck_assert_int_eq(series(r.body,
+			     "hyperlet_http_requests_total{route=\"unmatched\","
+			     "method=\"GET\",status=\"404\"}"),
+	    1);
+	ck_assert_int_eq(series(r.body,
+			     "hyperlet_http_requests_total{route=\"/v1/images/"
+			     "{image_id}\",method=\"DELETE\",status=\"404\"}"),
+	    1);
+	ck_assert_int_eq(series(r.body,
+			     "hyperlet_http_requests_total{route="
+			     "\"unauthenticated\",method=\"any\","
+			     "status=\"401\"}"),
+	    1000);
+	for (const char *p = r.body;
+	     (p = strstr(p, "\nhyperlet_http_requests_total{")); p++)
+		lines++;
+	ck_assert_msg(lines == 4, "%lld request series:\n%s", lines, r.body);
+	resp_clear(&r);
+}
+END_TEST
+
+int
+main(void)
+{
+	Suite *s = suite_create("http");
+	TCase *tc;
+	int rc;
+
+	if (getenv("HYPERLETD") == NULL) {
+		fprintf(
+		    stderr, "HYPERLETD is not set (run under make check)\n");
+		return 77;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	tc = tcase_create("metrics");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc,
+	    test_metrics_count_authenticated_requests_after_1000_unauthenticated);
+	suite_add_tcase(s, tc);
+
+	rc = testutil_run(s);
+	curl_global_cleanup();
+	return rc;
+}
