@@ -33,6 +33,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "tls.h"
 
 enum body_kind {
 	BODY_NONE = 0, /* a body is read (within max_body) and ignored */
@@ -130,7 +131,7 @@ struct api {
 	const struct cfg *cfg;
 	const char *token; /* borrowed from cfg; NULL: no auth */
 	size_t token_len;
-	char *tls_cert, *tls_key; /* PEM text, owned */
+	struct tls *tls; /* HTTPS certificate and key; NULL: plain HTTP */
 	struct compute *own_compute; /* made here when main gave none */
 	const char *db_path;
 	pthread_key_t store_key; /* each worker's struct store */
@@ -1118,35 +1119,6 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn("libmicrohttpd: %s", buf);
 }
 
-static int
-read_pem(const char *path, char **ret, struct err *e)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0;
-	int rc = 0;
-
-	if (f == NULL)
-		return err_set(e, -errno, "%s: %s", path, strerror(errno));
-	buf = malloc(1 << 20);
-	if (buf == NULL)
-		rc = err_set(e, -ENOMEM, "out of memory");
-	else {
-		len = fread(buf, 1, (1 << 20) - 1, f);
-		if (ferror(f) || len == 0)
-			rc = err_set(
-			    e, -EINVAL, "%s: empty or unreadable", path);
-		buf[len] = '\0';
-	}
-	fclose(f);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	*ret = buf;
-	return 0;
-}
-
 static struct api *
 api_free(struct api *a)
 {
@@ -1159,11 +1131,7 @@ api_free(struct api *a)
 			a->h->compute = NULL;
 		a->own_compute = compute_free(a->own_compute);
 	}
-	if (a->tls_key) {
-		explicit_bzero(a->tls_key, strlen(a->tls_key));
-		free(a->tls_key);
-	}
-	free(a->tls_cert);
+	a->tls = tls_free(a->tls);
 	pthread_rwlock_destroy(&a->images_lock);
 	pthread_cond_destroy(&a->claims_cond);
 	pthread_cond_destroy(&a->jobs_cond);
@@ -1222,16 +1190,18 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 			return err_set(e, -EINVAL,
 			    "TLS needs both tls_cert_file and tls_key_file");
 		}
-		if ((rc = read_pem(cfg->tls_cert_file, &a->tls_cert, e)) < 0 ||
-		    (rc = read_pem(cfg->tls_key_file, &a->tls_key, e)) < 0) {
+		if ((rc = tls_priorities_check(cfg->tls_priorities, e)) < 0 ||
+		    (rc = tls_new(cfg->tls_cert_file, cfg->tls_key_file,
+			 &a->tls, e)) < 0) {
 			api_free(a);
 			return rc;
 		}
 		flags |= MHD_USE_TLS;
+		/* served by tls.c, so that SIGHUP can replace them */
 		opts[n++] = (struct MHD_OptionItem){
-		    MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert};
+		    MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback()};
 		opts[n++] = (struct MHD_OptionItem){
-		    MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key};
+		    MHD_OPTION_HTTPS_PRIORITIES, 0, cfg->tls_priorities};
 	}
 	if (cfg->listen_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -1309,10 +1279,23 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	a->port = info ? info->port : cfg->listen_port;
 	log_info("api: listening on %s (port %d, %d threads%s%s)",
 	    cfg->listen ? cfg->listen : "?", a->port,
-	    cfg->threads > 0 ? cfg->threads : 8, a->tls_cert ? ", TLS" : "",
+	    cfg->threads > 0 ? cfg->threads : 8, a->tls ? ", TLS" : "",
 	    a->token ? ", bearer token" : "");
 	*ret = a;
 	return 0;
+}
+
+/* Reloads the TLS certificate and key (see api.h). */
+int
+api_tls_reload(struct api *a, struct err *e)
+{
+	int rc;
+
+	if (a == NULL || a->tls == NULL)
+		return 0;
+	if ((rc = tls_reload(a->tls, e)) == 0)
+		log_info("api: TLS certificate and key reloaded");
+	return rc;
 }
 
 /* The bound TCP port. */

@@ -87,6 +87,8 @@ static const struct cfg_key cfg_keys[] = {
     {"api", "auth_token_file", CFG_PATH, OFF(auth_token_file), ""},
     {"api", "tls_cert_file", CFG_PATH, OFF(tls_cert_file), ""},
     {"api", "tls_key_file", CFG_PATH, OFF(tls_key_file), ""},
+    {"api", "tls_priorities", CFG_STR, OFF(tls_priorities),
+	CFG_DEFAULT_TLS_PRIORITIES},
     {"api", "max_body_bytes", CFG_BYTES, OFF(max_body_bytes), "65536", 1024,
 	16 * MiB},
     {"api", "max_image_bytes", CFG_BYTES, OFF(max_image_bytes), "68719476736",
@@ -584,6 +586,24 @@ cfg_err_at(const struct cfg *c, size_t idx, struct err *e, int code,
 	return err_set(e, code, "%s", msg);
 }
 
+/* err_set with "path:line: " for a key checked outside cfg.c. See cfg.h. */
+int
+cfg_err_key(const struct cfg *c, const char *section, const char *name,
+    struct err *e, int code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	size_t idx;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cfg_key_find(section, name, &idx) && c->path && c->line_[idx] > 0)
+		return err_set(
+		    e, code, "%s:%d: %s", c->path, c->line_[idx], msg);
+	return err_set(e, code, "%s", msg);
+}
+
 /* The absolute, lexically normalised form of path (relative to the working
  * directory): no ".", "..", empty components or trailing slash. */
 static int
@@ -816,6 +836,7 @@ cfg_clear(struct cfg *c)
 	}
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
+	free(c->tls_priorities);
 	free(c->libvirt_uri);
 	free(c->state_dir);
 	free(c->instances_path);

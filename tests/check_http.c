@@ -1,7 +1,8 @@
 /*
  * check_http: the HTTP layer under abuse (issue 16), end to end against
  * the real daemon ($HYPERLETD) on a free port with test:///default:
- * metrics after a flood of 401s.
+ * metrics after a flood of 401s, TLS versions and suites and a
+ * certificate swapped by SIGHUP. libcurl and openssl(1).
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -414,6 +415,182 @@ START_TEST(test_metrics_count_authenticated_requests_after_1000_unauthenticated)
 }
 END_TEST
 
+/* ---- 16.8: TLS -------------------------------------------------------- */
+
+static bool
+make_cert(const char *cert, const char *key, const char *cn)
+{
+	char cmd[2048];
+
+	(void)snprintf(cmd, sizeof(cmd),
+	    "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=%s "
+	    "-keyout '%s' -out '%s' >/dev/null 2>&1",
+	    cn, key, cert);
+	return system(cmd) == 0;
+}
+
+/* openssl s_client with args; true if the handshake succeeded. */
+static bool
+handshake(const char *args, char *fp, size_t fp_size)
+{
+	char cmd[1024], line[512];
+	FILE *p;
+	bool ok = false;
+
+	(void)snprintf(cmd, sizeof(cmd),
+	    "openssl s_client -connect 127.0.0.1:%d %s </dev/null "
+	    "2>/dev/null | sed -n '/BEGIN CERT/,/END CERT/p;/^New, /p' | "
+	    "tee '%s/sclient.out' | sed -n '/BEGIN CERT/,/END CERT/p' | "
+	    "openssl x509 -noout -fingerprint -sha256 2>/dev/null",
+	    port, args, dir);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	if (fp && fp_size)
+		fp[0] = '\0';
+	while (fgets(line, sizeof(line), p))
+		if (fp && strncmp(line, "sha256 Fingerprint=", 19) == 0)
+			(void)snprintf(fp, fp_size, "%s", line + 19);
+	pclose(p);
+	{
+		char path[600], *out;
+
+		(void)snprintf(path, sizeof(path), "%s/sclient.out", dir);
+		out = testutil_read_file(path, NULL);
+		/* "New, TLSv1.2, Cipher is X" or "New, (NONE), Cipher is
+		 * (NONE)" */
+		ok = out && strstr(out, "New, ") &&
+		    !strstr(out, "Cipher is (NONE)");
+		free(out);
+	}
+	return ok;
+}
+
+static void
+file_fingerprint(const char *cert, char *fp, size_t size)
+{
+	char cmd[700], line[512];
+	FILE *p;
+
+	(void)snprintf(cmd, sizeof(cmd),
+	    "openssl x509 -in '%s' -noout -fingerprint -sha256", cert);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	fp[0] = '\0';
+	while (fgets(line, sizeof(line), p))
+		if (strncmp(line, "sha256 Fingerprint=", 19) == 0)
+			(void)snprintf(fp, size, "%s", line + 19);
+	pclose(p);
+	ck_assert_msg(fp[0], "no fingerprint for %s", cert);
+}
+
+START_TEST(test_tls_refuses_old_versions_and_static_rsa_and_reloads_on_sighup)
+{
+	char cert[600], key[600], tmpc[600], tmpk[600];
+	char fp1[512], fp2[512], got[512];
+	struct resp r;
+	int64_t deadline;
+	char *log;
+
+	dir = testutil_mkdtemp("check_http");
+	ck_assert_ptr_nonnull(dir);
+	(void)snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+	(void)snprintf(key, sizeof(key), "%s/key.pem", dir);
+	(void)snprintf(tmpc, sizeof(tmpc), "%s/cert2.pem", dir);
+	(void)snprintf(tmpk, sizeof(tmpk), "%s/key2.pem", dir);
+	if (!make_cert(cert, key, "first") ||
+	    !make_cert(tmpc, tmpk, "second")) {
+		fprintf(stderr, "SKIP: openssl cannot make a certificate\n");
+		return;
+	}
+	file_fingerprint(cert, fp1, sizeof(fp1));
+	file_fingerprint(tmpc, fp2, sizeof(fp2));
+	use_tls = true;
+	daemon_start(NULL);
+	http("GET", "/v1/health", false, &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+
+	/* The client offers only the old version (its own floor lowered,
+	 * so that the server is the one that refuses). */
+	ck_assert_msg(!handshake("-tls1 -cipher DEFAULT@SECLEVEL=0", NULL, 0),
+	    "a TLS 1.0 handshake succeeded");
+	ck_assert_msg(!handshake("-tls1_1 -cipher DEFAULT@SECLEVEL=0", NULL, 0),
+	    "a TLS 1.1 handshake succeeded");
+	/* static RSA key exchange: no forward secrecy */
+	ck_assert_msg(!handshake("-tls1_2 -cipher AES128-SHA", NULL, 0),
+	    "a TLS 1.2 handshake with AES128-SHA (static RSA) succeeded");
+	ck_assert_msg(!handshake("-tls1_2 -cipher AES128-GCM-SHA256", NULL, 0),
+	    "a TLS 1.2 handshake with AES128-GCM-SHA256 (static RSA) "
+	    "succeeded");
+	ck_assert_msg(handshake("-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256",
+			  got, sizeof(got)),
+	    "a TLS 1.2 ECDHE handshake failed");
+	ck_assert_str_eq(got, fp1);
+	ck_assert_msg(handshake("-tls1_3", got, sizeof(got)),
+	    "a TLS 1.3 handshake failed");
+
+	/* SIGHUP with a new pair: new connections get it */
+	ck_assert_int_eq(rename(tmpc, cert), 0);
+	ck_assert_int_eq(rename(tmpk, key), 0);
+	ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
+	for (deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(100))
+		if (handshake("-tls1_2", got, sizeof(got)) && STREQ(got, fp2))
+			break;
+	ck_assert_msg(STREQ(got, fp2),
+	    "after SIGHUP the old certificate "
+	    "is still served");
+	/* A key that does not load is refused; the pair in use stays. */
+	write_file(key, "not a key\n");
+	ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
+	for (deadline = now_ms() + 10000; now_ms() < deadline; sleep_ms(50)) {
+		log = read_log();
+		if (strstr(log, "keeping the current TLS certificate")) {
+			free(log);
+			break;
+		}
+		free(log);
+	}
+	log = read_log();
+	ck_assert_ptr_nonnull(
+	    strstr(log, "keeping the current TLS certificate"));
+	free(log);
+	ck_assert(handshake("-tls1_2", got, sizeof(got)));
+	ck_assert_str_eq(got, fp2);
+	http("GET", "/v1/health", false, &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+}
+END_TEST
+
+START_TEST(test_a_tls_priority_string_gnutls_refuses_fails_the_config_check)
+{
+	const char *bin = getenv("HYPERLETD");
+	char conf[600], cmd[1400], out[1024] = "";
+	FILE *p;
+	int st;
+	size_t n;
+
+	dir = testutil_mkdtemp("check_http");
+	ck_assert_ptr_nonnull(dir);
+	(void)snprintf(conf, sizeof(conf), "%s/bad.conf", dir);
+	write_file(conf,
+	    "[api]\n"
+	    "tls_priorities = NORMAL:+NO-SUCH-THING\n");
+	(void)snprintf(cmd, sizeof(cmd),
+	    "'%s' --check-config --config '%s' 2>&1", bin, conf);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	n = fread(out, 1, sizeof(out) - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	ck_assert_msg(
+	    WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit %d: %s", st, out);
+	ck_assert_msg(strstr(out, "bad.conf:2: tls_priorities") &&
+		strstr(out, "NO-SUCH-THING"),
+	    "%s", out);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -433,6 +610,15 @@ main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc,
 	    test_metrics_count_authenticated_requests_after_1000_unauthenticated);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("tls");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc,
+	    test_tls_refuses_old_versions_and_static_rsa_and_reloads_on_sighup);
+	tcase_add_test(tc,
+	    test_a_tls_priority_string_gnutls_refuses_fails_the_config_check);
 	suite_add_tcase(s, tc);
 
 	rc = testutil_run(s);
