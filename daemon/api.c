@@ -163,6 +163,8 @@ struct api {
 	pthread_cond_t reaper_cond; /* with conns_lock: wakes it to stop */
 	bool reaper_stop;
 	int64_t deadline_us; /* connection_timeout */
+	int64_t header_us; /* header_timeout, at most deadline_us */
+	int64_t min_upload_rate; /* bytes/s over deadline_us; 0: none */
 	int port;
 };
 
@@ -172,12 +174,19 @@ struct claim {
 };
 
 /* One open connection. Its socket is shut down by the reaper when the
- * client takes longer than connection_timeout to send a request's headers
- * (and a JSON body). */
+ * client takes longer than header_timeout to send a request's headers
+ * (until one of its requests passed authentication; then
+ * connection_timeout, also for a JSON body), or when an upload averages
+ * less than min_upload_rate over a connection_timeout window. */
 struct conn_track {
 	struct conn_track *prev, *next;
 	int fd;
 	int64_t deadline_us; /* 0: none (a handler runs, or an upload) */
+	int64_t deadline_len_us; /* what deadline_us allowed, for the log */
+	bool authed; /* a request of it passed authentication */
+	bool upload; /* an upload's body is being read */
+	int64_t win_start_us; /* the upload's current rate window */
+	uint64_t win_bytes; /* bytes received in it */
 	bool cut;
 };
 
@@ -520,16 +529,74 @@ track_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* Sets the connection's deadline: now + connection_timeout, or none. */
+enum track_mode {
+	TRACK_NONE, /* a handler runs, or an upload (its rate is watched) */
+	TRACK_BODY, /* a JSON body: connection_timeout */
+	TRACK_NEXT, /* the next request's headers: header_timeout until a
+		       request passed authentication, then
+		       connection_timeout */
+};
+
+/* Sets the connection's deadline (see enum track_mode). */
 static void
-track_deadline(struct api *a, struct MHD_Connection *c, bool on)
+track_deadline(struct api *a, struct MHD_Connection *c, enum track_mode m)
+{
+	struct conn_track *t = track_of(c);
+	int64_t len = 0;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	if (m == TRACK_BODY || (m == TRACK_NEXT && t->authed))
+		len = a->deadline_us;
+	else if (m == TRACK_NEXT)
+		len = a->header_us;
+	t->deadline_us = len ? now_us() + len : 0;
+	t->deadline_len_us = len;
+	if (m != TRACK_NONE)
+		t->upload = false;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* A request of the connection passed authentication: its next requests'
+ * headers get connection_timeout, not header_timeout. */
+static void
+track_authed(struct api *a, struct MHD_Connection *c)
 {
 	struct conn_track *t = track_of(c);
 
 	if (t == NULL)
 		return;
 	pthread_mutex_lock(&a->conns_lock);
-	t->deadline_us = on ? now_us() + a->deadline_us : 0;
+	t->authed = true;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* Starts (on) or ends watching the rate of the connection's upload. */
+static void
+track_upload(struct api *a, struct MHD_Connection *c, bool on)
+{
+	struct conn_track *t = track_of(c);
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	t->upload = on;
+	t->win_start_us = now_us();
+	t->win_bytes = 0;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* Counts len bytes of the connection's upload. */
+static void
+track_bytes(struct api *a, struct MHD_Connection *c, size_t len)
+{
+	struct conn_track *t = track_of(c);
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	t->win_bytes += len;
 	pthread_mutex_unlock(&a->conns_lock);
 }
 
@@ -551,7 +618,8 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 		}
 		t->fd = ci->connect_fd;
 		pthread_mutex_lock(&a->conns_lock);
-		t->deadline_us = now_us() + a->deadline_us;
+		t->deadline_us = now_us() + a->header_us;
+		t->deadline_len_us = a->header_us;
 		t->next = a->conns;
 		if (a->conns)
 			a->conns->prev = t;
@@ -576,8 +644,9 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	*socket_context = NULL;
 }
 
-/* Shuts down the sockets of clients past their deadline; MHD then sees
- * the connection end and closes it in its own thread. */
+/* Shuts down the sockets of clients past their deadline, and of uploads
+ * under min_upload_rate over the last window; MHD then sees the
+ * connection end and closes it in its own thread. */
 static void *
 reaper_run(void *p)
 {
@@ -589,14 +658,36 @@ reaper_run(void *p)
 		int64_t now = now_us();
 		struct conn_track *t;
 
-		for (t = a->conns; t; t = t->next)
-			if (t->deadline_us && now > t->deadline_us && !t->cut) {
+		for (t = a->conns; t; t = t->next) {
+			int64_t win = now - t->win_start_us;
+
+			if (t->cut)
+				continue;
+			if (t->deadline_us && now > t->deadline_us) {
 				t->cut = true;
 				(void)shutdown(t->fd, SHUT_RDWR);
 				log_info("api: cut off a client that sent no "
 					 "complete request in %lld s",
-				    (long long)(a->deadline_us / 1000000));
+				    (long long)(t->deadline_len_us / 1000000));
+			} else if (t->upload && a->min_upload_rate > 0 &&
+			    win >= a->deadline_us) {
+				/* bytes/s averaged over the window */
+				if ((double)t->win_bytes * 1e6 <
+				    (double)a->min_upload_rate * (double)win) {
+					t->cut = true;
+					(void)shutdown(t->fd, SHUT_RDWR);
+					log_info("api: cut off an upload that "
+						 "sent %llu bytes in %lld s "
+						 "(min_upload_rate %lld)",
+					    (unsigned long long)t->win_bytes,
+					    (long long)(win / 1000000),
+					    (long long)a->min_upload_rate);
+				} else {
+					t->win_start_us = now;
+					t->win_bytes = 0;
+				}
 			}
+		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 250 * 1000 * 1000;
 		if (ts.tv_nsec >= 1000000000) {
@@ -771,6 +862,7 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 	char id[64];
 	size_t i, j;
 	int64_t max;
+	bool authed;
 
 	if (atomic_load(&a->stopping))
 		return err_set(e, -ESHUTDOWN, "the daemon is shutting down");
@@ -783,7 +875,8 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 		}
 	}
 	r->route = rt ? rt->tmpl : METRICS_UNMATCHED;
-	if ((rt == NULL || !rt->public) && a->token && !auth_ok(a, q->conn)) {
+	authed = a->token == NULL || auth_ok(a, q->conn);
+	if ((rt == NULL || !rt->public) && !authed) {
 		q->auth_challenge =
 		    MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
@@ -793,6 +886,8 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 		    q->auth_challenge ? "wrong bearer token"
 				      : "a bearer token is required");
 	}
+	if (authed)
+		track_authed(a, q->conn);
 	if (rt == NULL)
 		return err_set(e, -ENOENT, "no such resource");
 	for (j = 0; j < ELEMENTSOF(rt->m) && rt->m[j].method; j++)
@@ -1015,16 +1110,18 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		atomic_fetch_add(&a->inflight, 1);
 		*con_cls = q;
 		/* headers are in: a JSON body gets a fresh deadline, an upload
-		 * only the idle timeout */
-		track_deadline(a, c, true);
+		 * a minimum rate (and the idle timeout) */
+		track_deadline(a, c, TRACK_BODY);
 		if (req_begin(a, q, url, method, &e) < 0) {
 			if (q->rm && q->rm->body == BODY_STREAM)
 				q->rm->stream->cleanup(&q->pub);
-			track_deadline(a, c, false);
+			track_deadline(a, c, TRACK_NONE);
 			return queue_error(a, q, &e);
 		}
-		if (q->rm->body == BODY_STREAM)
-			track_deadline(a, c, false);
+		if (q->rm->body == BODY_STREAM) {
+			track_deadline(a, c, TRACK_NONE);
+			track_upload(a, c, true);
+		}
 		return MHD_YES;
 	}
 	if (q->queued)
@@ -1032,6 +1129,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (q->job_done) /* resumed: the job thread set the reply */
 		return queue_reply(a, q);
 	if (*upload_data_size) {
+		if (q->rm->body == BODY_STREAM)
+			track_bytes(a, c, *upload_data_size);
 		if (!q->failed &&
 		    req_data(a, q, upload_data, *upload_data_size, &q->err) <
 			0) {
@@ -1045,7 +1144,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	/* the whole request is in: no deadline while it is handled */
-	track_deadline(a, c, false);
+	track_deadline(a, c, TRACK_NONE);
+	track_upload(a, c, false);
 	if (q->failed)
 		return queue_error(a, q, &q->err);
 	if (q->rm->claim && api_instance_claim(&q->pub, false, &e) < 0)
@@ -1071,9 +1171,9 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 	if (q == NULL)
 		return;
-	/* a kept-alive connection has connection_timeout for the next
-	 * request's headers */
-	track_deadline(a, c, true);
+	/* a kept-alive connection has header_timeout (connection_timeout
+	 * once authenticated) for the next request's headers */
+	track_deadline(a, c, TRACK_NEXT);
 	r = &q->pub;
 	if (q->rm && q->rm->body == BODY_STREAM && q->rm->stream->cleanup)
 		q->rm->stream->cleanup(r); /* also after a failed begin */
@@ -1173,6 +1273,12 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	    (int64_t)(cfg->connection_timeout > 0 ? cfg->connection_timeout
 						  : 30) *
 	    1000000;
+	a->header_us =
+	    (int64_t)(cfg->header_timeout > 0 ? cfg->header_timeout : 5) *
+	    1000000;
+	if (a->header_us > a->deadline_us)
+		a->header_us = a->deadline_us;
+	a->min_upload_rate = cfg->min_upload_rate;
 	a->db_path = h->db_path ? h->db_path : cfg->db_path;
 	if (cfg->auth_token_file) {
 		if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') {
@@ -1243,6 +1349,10 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	    cfg->threads > 0 ? cfg->threads : 8, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
 	    cfg->connection_limit > 0 ? cfg->connection_limit : 256, NULL};
+	if (cfg->per_ip_connection_limit > 0)
+		opts[n++] =
+		    (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+			cfg->per_ip_connection_limit, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
 	    cfg->connection_timeout > 0 ? cfg->connection_timeout : 30, NULL};
 	opts[n++] = (struct MHD_OptionItem){

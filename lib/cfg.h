@@ -59,6 +59,12 @@ struct cfg {
 	int64_t max_image_bytes; /* image upload, default 64 GiB */
 	int connection_limit; /* concurrent connections, default 256 */
 	int connection_timeout; /* seconds idle before close, default 30 */
+	int per_ip_connection_limit; /* per client address, 0: none, 64 */
+	int header_timeout; /* seconds for a new connection's first request
+			       headers (and until a request passes auth), 5 */
+	int64_t min_upload_rate; /* bytes/s an upload must average over every
+				    connection_timeout window, 0: none,
+				    default 65536 */
 	int drain_timeout; /* seconds to finish requests on SIGTERM, 20 */
 
 	/* [libvirt] */

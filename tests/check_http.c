@@ -1,8 +1,10 @@
 /*
  * check_http: the HTTP layer under abuse (issue 16), end to end against
- * the real daemon ($HYPERLETD) on a free port with test:///default:
- * metrics after a flood of 401s, TLS versions and suites and a
- * certificate swapped by SIGHUP. libcurl and openssl(1).
+ * the real daemon ($HYPERLETD) on a free port with test:///default: a
+ * client holding every connection slot, unauthenticated connections that
+ * idle, a trickling upload, metrics after a flood of 401s, TLS versions
+ * and suites and a certificate swapped by SIGHUP. Raw sockets where every
+ * byte matters, libcurl and openssl(1) elsewhere.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -325,6 +327,163 @@ http(const char *method, const char *path, bool auth, struct resp *r)
 	ck_assert_msg((r)->status == (want), "status %ld, want %d: %s", \
 	    (r)->status, (want), (r)->body ? (r)->body : "")
 
+/* A TCP connection to the daemon from source address src (127.0.0.x),
+ * connected without waiting (the kernel finishes it). */
+static int
+connect_from(const char *src)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct sockaddr_in s = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(inet_pton(AF_INET, src, &s.sin_addr), 1);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&s, sizeof(s)), 0);
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
+	    "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* Waits up to timeout_ms for the server to close fd (EOF or reset). */
+static bool
+closed_within(int fd, int timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+
+	while (now_ms() < deadline) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		char b[512];
+
+		if (poll(&p, 1, (int)(deadline - now_ms())) == 1) {
+			ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+
+			if (n <= 0 && !(n < 0 && errno == EAGAIN))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* ---- 16.4: connection exhaustion ------------------------------------- */
+
+START_TEST(test_one_client_holding_256_idle_connections_leaves_health_answering)
+{
+	enum { N = 256 };
+	int fds[N], closed = 0;
+	int64_t t0;
+
+	/* the defaults: connection_limit 256, per_ip_connection_limit 64,
+	 * header_timeout 5 */
+	daemon_start(NULL);
+	/* The attacker: 127.0.0.2, a loopback address of its own, opens
+	 * as many idle connections as the daemon has slots and holds them. */
+	for (int i = 0; i < N; i++)
+		fds[i] = connect_from("127.0.0.2");
+	sleep_ms(300); /* let the daemon accept what it takes */
+	t0 = now_ms();
+	/* Meanwhile another client's health checks are answered at once. */
+	for (int i = 0; i < 5; i++) {
+		struct req_opts o = {.timeout_s = 5};
+		struct resp r;
+
+		http_ex("GET", "/v1/health", &o, &r);
+		ck_assert_msg(r.cc == CURLE_OK,
+		    "health while %d idle connections are held: %s", N,
+		    curl_easy_strerror(r.cc));
+		ck_status(&r, 200);
+		ck_assert_msg(r.seconds < 1.0,
+		    "health took %.2f s while %d idle connections are held",
+		    r.seconds, N);
+		resp_clear(&r);
+	}
+	/* and every idle connection is gone within header_timeout: over the
+	 * per-address limit at once, the others when their deadline
+	 * passed */
+	for (int i = 0; i < N; i++) {
+		int left = 9000 - (int)(now_ms() - t0);
+
+		if (closed_within(fds[i], left > 0 ? left : 1))
+			closed++;
+		close(fds[i]);
+	}
+	ck_assert_msg(closed == N, "only %d of %d idle connections were closed",
+	    closed, N);
+}
+END_TEST
+
+START_TEST(test_an_unauthenticated_connection_has_header_timeout_to_idle)
+{
+	const char *health =
+	    "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	const char *authed = "GET /v1/instances HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+			     "Authorization: Bearer " TOKEN "\r\n\r\n";
+	int64_t t0;
+	int fd1, fd2;
+	char b[4096];
+
+	use_token = true;
+	daemon_start("header_timeout = 1\nconnection_timeout = 30\n");
+	/* A connection that sends nothing: cut after header_timeout. */
+	fd1 = connect_from("127.0.0.1");
+	t0 = now_ms();
+	ck_assert_msg(closed_within(fd1, 4000),
+	    "an idle new connection was not cut off after header_timeout");
+	ck_assert_int_ge(now_ms() - t0, 500);
+	close(fd1);
+	/* A public request without the token does not earn the longer
+	 * deadline; an authenticated one does. */
+	fd1 = connect_from("127.0.0.1");
+	fd2 = connect_from("127.0.0.1");
+	ck_assert_int_gt(send(fd1, health, strlen(health), MSG_NOSIGNAL), 0);
+	ck_assert_int_gt(send(fd2, authed, strlen(authed), MSG_NOSIGNAL), 0);
+	ck_assert_int_gt(recv(fd1, b, sizeof(b), 0), 0);
+	ck_assert_int_gt(recv(fd2, b, sizeof(b), 0), 0);
+	ck_assert_msg(closed_within(fd1, 4000),
+	    "an unauthenticated kept-alive connection was not cut off");
+	ck_assert_msg(!closed_within(fd2, 2500),
+	    "an authenticated kept-alive connection was cut off after "
+	    "header_timeout");
+	close(fd1);
+	close(fd2);
+}
+END_TEST
+
+START_TEST(test_a_trickling_upload_is_cut_off_and_leaves_no_image)
+{
+	struct upload_src slow = {1 << 20, 0, 1024, 100}; /* ~10 KiB/s */
+	struct upload_src fast = {1 << 20, 0, 0, 0};
+	struct req_opts o = {.src = &slow, .timeout_s = 30};
+	struct resp r;
+	int64_t t0;
+	char *log;
+
+	/* min_upload_rate: the default, 64 KiB/s */
+	daemon_start("connection_timeout = 2\n");
+	t0 = now_ms();
+	/* never idle for connection_timeout, but far under 64 KiB/s */
+	http_ex("PUT", "/v1/images/" IMG, &o, &r);
+	ck_assert_msg(r.cc != CURLE_OK || r.status != 201,
+	    "a 10 KiB/s upload was accepted (status %ld)", r.status);
+	ck_assert_msg(now_ms() - t0 < 15000, "cut off only after %lld ms",
+	    (long long)(now_ms() - t0));
+	resp_clear(&r);
+	http("GET", "/v1/images/" IMG, false, &r);
+	ck_status(&r, 404);
+	resp_clear(&r);
+	log = read_log();
+	ck_assert_ptr_nonnull(strstr(log, "cut off an upload"));
+	free(log);
+	/* the same image at full speed is fine */
+	o.src = &fast;
+	http_ex("PUT", "/v1/images/" IMG, &o, &r);
+	ck_assert_int_eq(r.cc, CURLE_OK);
+	ck_status(&r, 201);
+	resp_clear(&r);
+}
+END_TEST
+
 /* ---- 16.7: metrics after a flood of 401s ----------------------------- */
 
 /* The value of the series line starting with prefix in text, or -1. */
@@ -604,6 +763,17 @@ main(void)
 		return 77;
 	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	tc = tcase_create("connections");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc,
+	    test_one_client_holding_256_idle_connections_leaves_health_answering);
+	tcase_add_test(
+	    tc, test_an_unauthenticated_connection_has_header_timeout_to_idle);
+	tcase_add_test(
+	    tc, test_a_trickling_upload_is_cut_off_and_leaves_no_image);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("metrics");
 	tcase_add_checked_fixture(tc, setup, teardown);
