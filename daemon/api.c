@@ -10,6 +10,7 @@
  * connection on it, ever waits for libvirt. Every thread keeps its own
  * store connection. Slow clients are cut off by a reaper thread.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,6 +125,13 @@ static const struct {
     {-ESTALE, 412, "precondition-failed", "Precondition failed"},
     {-EMEDIUMTYPE, 415, "unsupported-media-type", "Unsupported media type"},
     {-ESHUTDOWN, 503, "unavailable", "Service unavailable"},
+    {-ENXIO, 421, "misdirected-request", "Misdirected request"},
+};
+
+/* A log line kind that is written at most once a second. */
+struct log_limit {
+	int64_t last_us;
+	uint64_t quiet; /* lines not written since */
 };
 
 struct api {
@@ -165,6 +174,14 @@ struct api {
 	int64_t deadline_us; /* connection_timeout */
 	int64_t header_us; /* header_timeout, at most deadline_us */
 	int64_t min_upload_rate; /* bytes/s over deadline_us; 0: none */
+	/* Request ids: a random prefix per start, then a counter. */
+	uint32_t id_seed;
+	atomic_uint_fast32_t id_next;
+	/* Lines any client can cause without a token (401s, connections
+	 * cut off or refused, MHD's complaints) are logged at most once a
+	 * second each (log_pass). */
+	pthread_mutex_t noise_lock; /* guards the three below */
+	struct log_limit log401, log_cut, log_mhd;
 	int port;
 };
 
@@ -203,6 +220,7 @@ struct req {
 	bool failed; /* err holds the answer; discard the body */
 	bool queued;
 	int queued_status;
+	char req_id[20]; /* X-Request-Id, in 5xx bodies and the log line */
 	const char *allow; /* Allow header for 405 */
 	bool auth_challenge; /* WWW-Authenticate for 401 */
 	struct req *job_next; /* in the job queue */
@@ -326,8 +344,22 @@ api_reply_error(struct api_req *r, const struct err *e)
 	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "title", json_object_new_string(title));
 	json_object_object_add(o, "status", json_object_new_int(status));
-	json_object_object_add(o, "detail",
-	    json_object_new_string(e && e->msg[0] ? e->msg : title));
+	if (status >= 500) {
+		/* The cause (libvirt's words, host paths) is for the log
+		 * line, not the client: it gets the id to find it there. */
+		const char *id = req_of(r)->req_id;
+		char detail[160];
+
+		(void)snprintf(detail, sizeof(detail),
+		    "%s; the daemon's log has the cause under request id %s",
+		    title, id);
+		json_object_object_add(
+		    o, "detail", json_object_new_string(detail));
+		json_object_object_add(
+		    o, "request_id", json_object_new_string(id));
+	} else
+		json_object_object_add(o, "detail",
+		    json_object_new_string(e && e->msg[0] ? e->msg : title));
 	if (e && e->field[0]) {
 		json_object_object_add(
 		    o, "field", json_object_new_string(e->field));
@@ -537,6 +569,32 @@ enum track_mode {
 		       connection_timeout */
 };
 
+/* Whether to write a line of kind l now: at most one a second. The line
+ * written also tells how many were not (quiet gets " (and N more <what>
+ * not logged)" or ""). */
+static bool
+log_pass(struct api *a, struct log_limit *l, const char *what, char *quiet,
+    size_t size)
+{
+	int64_t now = now_us();
+	bool pass = false;
+
+	quiet[0] = '\0';
+	pthread_mutex_lock(&a->noise_lock);
+	if (l->last_us == 0 || now - l->last_us >= 1000000) {
+		if (l->quiet)
+			(void)snprintf(quiet, size,
+			    " (and %llu more %s not logged)",
+			    (unsigned long long)l->quiet, what);
+		l->last_us = now;
+		l->quiet = 0;
+		pass = true;
+	} else
+		l->quiet++;
+	pthread_mutex_unlock(&a->noise_lock);
+	return pass;
+}
+
 /* Sets the connection's deadline (see enum track_mode). */
 static void
 track_deadline(struct api *a, struct MHD_Connection *c, enum track_mode m)
@@ -660,15 +718,21 @@ reaper_run(void *p)
 
 		for (t = a->conns; t; t = t->next) {
 			int64_t win = now - t->win_start_us;
+			char quiet[64];
 
 			if (t->cut)
 				continue;
 			if (t->deadline_us && now > t->deadline_us) {
 				t->cut = true;
 				(void)shutdown(t->fd, SHUT_RDWR);
-				log_info("api: cut off a client that sent no "
-					 "complete request in %lld s",
-				    (long long)(t->deadline_len_us / 1000000));
+				if (log_pass(a, &a->log_cut, "cut off", quiet,
+					sizeof(quiet)))
+					log_info("api: cut off a client that "
+						 "sent no complete request in "
+						 "%lld s%s",
+					    (long long)(t->deadline_len_us /
+						1000000),
+					    quiet);
 			} else if (t->upload && a->min_upload_rate > 0 &&
 			    win >= a->deadline_us) {
 				/* bytes/s averaged over the window */
@@ -761,6 +825,50 @@ media_type_is(const char *v, const char *want)
 	return n == strlen(want) && strncasecmp(v, want, n) == 0;
 }
 
+/* True if the Host header value v names the loopback: localhost,
+ * 127.0.0.0/8 or [::1], each with an optional port. A page that DNS
+ * rebinding points at the daemon sends its own name. */
+static bool
+host_is_loopback(const char *v)
+{
+	char name[64];
+	const char *port;
+	size_t n;
+
+	if (v[0] == '[') {
+		struct in6_addr a6;
+		const char *end = strchr(v, ']');
+
+		if (end == NULL || (size_t)(end - v - 1) >= sizeof(name))
+			return false;
+		n = (size_t)(end - v - 1);
+		memcpy(name, v + 1, n);
+		name[n] = '\0';
+		port = end + 1;
+		if (inet_pton(AF_INET6, name, &a6) != 1 ||
+		    memcmp(&a6, &in6addr_loopback, sizeof(a6)) != 0)
+			return false;
+	} else {
+		struct in_addr a4;
+
+		n = strcspn(v, ":");
+		if (n == 0 || n >= sizeof(name))
+			return false;
+		memcpy(name, v, n);
+		name[n] = '\0';
+		port = v + n;
+		if (strcasecmp(name, "localhost") != 0 &&
+		    !(inet_pton(AF_INET, name, &a4) == 1 &&
+			(ntohl(a4.s_addr) >> 24) == 127))
+			return false;
+	}
+	if (*port == '\0')
+		return true;
+	if (*port++ != ':' || *port == '\0' || strlen(port) > 5)
+		return false;
+	return strspn(port, "0123456789") == strlen(port);
+}
+
 /* Constant-time comparison of the Authorization header with the token. */
 static bool
 auth_ok(struct api *a, struct MHD_Connection *c)
@@ -827,6 +935,7 @@ queue_reply(struct api *a, struct req *q)
 				      : "Bearer realm=\"hyperlet\"");
 	(void)MHD_add_response_header(
 	    resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	(void)MHD_add_response_header(resp, "X-Request-Id", q->req_id);
 	if (atomic_load(&a->stopping) || q->failed)
 		(void)MHD_add_response_header(
 		    resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -885,6 +994,21 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 		return err_set(e, -EACCES,
 		    q->auth_challenge ? "wrong bearer token"
 				      : "a bearer token is required");
+	}
+	if (a->token == NULL) {
+		/* Without a token the daemon listens on the loopback only,
+		 * and whoever reaches it is trusted: a browser page must not
+		 * reach it through a rebound DNS name. (HTTP/1.0 may omit
+		 * Host; browsers never do.) */
+		const char *host = MHD_lookup_connection_value(
+		    q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+
+		if (host && !host_is_loopback(host))
+			return err_set(e, -ENXIO,
+			    "Host '%.64s' is not a loopback name: without an "
+			    "auth token only localhost, 127.0.0.0/8 and [::1] "
+			    "are served",
+			    host);
 	}
 	if (authed)
 		track_authed(a, q->conn);
@@ -1107,6 +1231,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			free(q);
 			return MHD_NO;
 		}
+		(void)snprintf(q->req_id, sizeof(q->req_id), "%08x%08x",
+		    (unsigned)a->id_seed,
+		    (unsigned)atomic_fetch_add(&a->id_next, 1));
 		atomic_fetch_add(&a->inflight, 1);
 		*con_cls = q;
 		/* headers are in: a JSON body gets a fresh deadline, an upload
@@ -1168,6 +1295,7 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct api_req *r;
 	int64_t us;
 	int status;
+	char quiet[64] = "";
 
 	if (q == NULL)
 		return;
@@ -1182,15 +1310,19 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	/* 499: the client went away (or the daemon stopped) before an
 	 * answer was queued (nginx's convention). */
 	status = q->queued ? q->queued_status : 499;
-	log_write(status >= 500 ? LOG_WARNING : LOG_INFO,
-	    "%s %s %d %lldms%s%s%s%s%s%s%s", q->method, q->path, status,
-	    (long long)(us / 1000), r->log_uuid[0] ? " instance=" : "",
-	    r->log_uuid, r->problem_field[0] ? " field=" : "", r->problem_field,
-	    r->problem_detail[0] ? ": " : "", r->problem_detail,
-	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-		: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
-		? " (timed out)"
-		: " (connection closed)");
+	if (status != 401 ||
+	    log_pass(a, &a->log401, "401s", quiet, sizeof(quiet)))
+		log_write(status >= 500 ? LOG_WARNING : LOG_INFO,
+		    "%s %s %d %lldms id=%s%s%s%s%s%s%s%s%s", q->method, q->path,
+		    status, (long long)(us / 1000), q->req_id,
+		    r->log_uuid[0] ? " instance=" : "", r->log_uuid,
+		    r->problem_field[0] ? " field=" : "", r->problem_field,
+		    r->problem_detail[0] ? ": " : "", r->problem_detail,
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+			: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+			? " (timed out)"
+			: " (connection closed)",
+		    quiet);
 	if (!q->queued)
 		metrics_observe(a->h->metrics,
 		    r->route ? r->route : METRICS_UNMATCHED, q->method, status,
@@ -1205,18 +1337,23 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&a->inflight, 1);
 }
 
+/* MHD's own messages: mostly about clients (a connection over the limit,
+ * a malformed request), so at most one a second. */
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char buf[512];
+	struct api *a = cls;
+	char buf[512], quiet[64];
 	size_t n;
 
-	(void)cls;
+	if (!log_pass(
+		a, &a->log_mhd, "libmicrohttpd messages", quiet, sizeof(quiet)))
+		return;
 	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	log_warn("libmicrohttpd: %s", buf);
+	log_warn("libmicrohttpd: %s%s", buf, quiet);
 }
 
 static struct api *
@@ -1240,6 +1377,7 @@ api_free(struct api *a)
 	pthread_mutex_destroy(&a->claims_lock);
 	pthread_cond_destroy(&a->reaper_cond);
 	pthread_mutex_destroy(&a->conns_lock);
+	pthread_mutex_destroy(&a->noise_lock);
 	free(a);
 	return NULL;
 }
@@ -1269,6 +1407,7 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
+	pthread_mutex_init(&a->noise_lock, NULL);
 	a->deadline_us =
 	    (int64_t)(cfg->connection_timeout > 0 ? cfg->connection_timeout
 						  : 30) *
@@ -1279,6 +1418,9 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	if (a->header_us > a->deadline_us)
 		a->header_us = a->deadline_us;
 	a->min_upload_rate = cfg->min_upload_rate;
+	if (getrandom(&a->id_seed, sizeof(a->id_seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(a->id_seed))
+		a->id_seed = (uint32_t)now_us() ^ (uint32_t)getpid();
 	a->db_path = h->db_path ? h->db_path : cfg->db_path;
 	if (cfg->auth_token_file) {
 		if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') {

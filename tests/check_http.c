@@ -3,8 +3,10 @@
  * the real daemon ($HYPERLETD) on a free port with test:///default: a
  * client holding every connection slot, unauthenticated connections that
  * idle, a trickling upload, metrics after a flood of 401s, TLS versions
- * and suites and a certificate swapped by SIGHUP. Raw sockets where every
- * byte matters, libcurl and openssl(1) elsewhere.
+ * and suites and a certificate swapped by SIGHUP, 5xx bodies that keep
+ * their cause for the log, X-Request-Id, rate-limited 401 log lines and
+ * the Host check against DNS rebinding. Raw sockets where every byte
+ * matters, libcurl and openssl(1) elsewhere.
  */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -234,6 +236,35 @@ resp_clear(struct resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* A response header's value (static buffer) or NULL. */
+static const char *
+hdr(const struct resp *r, const char *name)
+{
+	static char v[512];
+	const char *p = r->headers;
+	size_t n = strlen(name);
+
+	while (p && *p) {
+		const char *eol = strstr(p, "\r\n");
+
+		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+			const char *s = p + n + 1;
+			size_t l;
+
+			while (*s == ' ')
+				s++;
+			l = eol ? (size_t)(eol - s) : strlen(s);
+			if (l >= sizeof(v))
+				l = sizeof(v) - 1;
+			memcpy(v, s, l);
+			v[l] = '\0';
+			return v;
+		}
+		p = eol ? eol + 2 : NULL;
+	}
+	return NULL;
+}
+
 struct upload_src {
 	size_t len, off;
 	size_t chunk; /* bytes per read callback */
@@ -364,6 +395,44 @@ closed_within(int fd, int timeout_ms)
 		}
 	}
 	return false;
+}
+
+/* Sends a raw request on a fresh connection and returns the status of the
+ * answer (0: none), with the whole answer in *ret (owned) if ret. */
+static int
+raw_request(const char *req, char **ret)
+{
+	int fd = connect_from("127.0.0.1");
+	char *all = NULL;
+	size_t len = 0;
+	int status = 0;
+	struct timeval tv = {10, 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ck_assert_int_eq(
+	    send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	for (;;) {
+		char b[4096];
+		ssize_t n = recv(fd, b, sizeof(b), 0);
+		char *na;
+
+		if (n <= 0)
+			break;
+		na = realloc(all, len + (size_t)n + 1);
+		ck_assert_ptr_nonnull(na);
+		all = na;
+		memcpy(all + len, b, (size_t)n);
+		len += (size_t)n;
+		all[len] = '\0';
+	}
+	close(fd);
+	if (all && strncmp(all, "HTTP/1.", 7) == 0 && all[8] == ' ')
+		status = atoi(all + 9);
+	if (ret)
+		*ret = all ? all : strdup("");
+	else
+		free(all);
+	return status;
 }
 
 /* ---- 16.4: connection exhaustion ------------------------------------- */
@@ -750,6 +819,171 @@ START_TEST(test_a_tls_priority_string_gnutls_refuses_fails_the_config_check)
 }
 END_TEST
 
+/* ---- 16.10: request ids, 5xx bodies, 401 log lines, Host ------------- */
+
+START_TEST(test_every_response_has_a_request_id_and_5xx_bodies_no_cause)
+{
+	char db[600], moved[620], id[64];
+	struct json_object *o, *v;
+	struct resp r;
+	char *log;
+
+	daemon_start(NULL);
+	/* The database gone before any worker opened it: 503, whose cause
+	 * names the file. */
+	(void)snprintf(db, sizeof(db), "%s/state/hyperlet.db", dir);
+	(void)snprintf(moved, sizeof(moved), "%s.away", db);
+	ck_assert_int_eq(rename(db, moved), 0);
+	http("GET", "/v1/instances", false, &r);
+	ck_status(&r, 503);
+	ck_assert_ptr_nonnull(hdr(&r, "X-Request-Id"));
+	(void)snprintf(id, sizeof(id), "%s", hdr(&r, "X-Request-Id"));
+	ck_assert_int_eq(strlen(id), 16);
+	ck_assert_msg(!strstr(r.body, dir) && !strstr(r.body, "hyperlet.db"),
+	    "the 503 body names a host path: %s", r.body);
+	o = json_tokener_parse(r.body);
+	ck_assert_ptr_nonnull(o);
+	ck_assert(json_object_object_get_ex(o, "request_id", &v));
+	ck_assert_str_eq(json_object_get_string(v), id);
+	ck_assert(json_object_object_get_ex(o, "detail", &v));
+	ck_assert_ptr_nonnull(strstr(json_object_get_string(v), id));
+	json_object_put(o);
+	resp_clear(&r);
+	ck_assert_int_eq(rename(moved, db), 0);
+	/* the log line has the id and the cause */
+	for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+		log = read_log();
+		if (strstr(log, id)) {
+			free(log);
+			break;
+		}
+		free(log);
+	}
+	log = read_log();
+	{
+		const char *line = strstr(log, id);
+		const char *eol = line ? strchr(line, '\n') : NULL;
+		const char *cause = line ? strstr(line, "hyperlet.db") : NULL;
+
+		ck_assert_msg(line && cause && (!eol || cause < eol),
+		    "no log line with id %s and the cause:\n%s", id, log);
+	}
+	free(log);
+	/* every answer has an id of its own */
+	http("GET", "/v1/health", false, &r);
+	ck_assert_ptr_nonnull(hdr(&r, "X-Request-Id"));
+	ck_assert_str_ne(hdr(&r, "X-Request-Id"), id);
+	resp_clear(&r);
+	http("GET", "/v1/nowhere", false, &r);
+	ck_status(&r, 404);
+	ck_assert_ptr_nonnull(hdr(&r, "X-Request-Id"));
+	ck_assert_ptr_null(strstr(r.body, "request_id"));
+	resp_clear(&r);
+}
+END_TEST
+
+START_TEST(test_401s_are_logged_at_most_once_a_second)
+{
+	CURL *c = curl_easy_init();
+	struct req_opts o = {.reuse = c};
+	struct resp r;
+	int64_t t0 = now_ms(), secs;
+	int lines = 0;
+	char *log, *p;
+
+	use_token = true;
+	daemon_start(NULL);
+	t0 = now_ms();
+	for (int i = 0; i < 300; i++) {
+		http_ex("GET", "/v1/instances", &o, &r);
+		ck_status(&r, 401);
+		resp_clear(&r);
+	}
+	secs = (now_ms() - t0) / 1000 + 1;
+	sleep_ms(1100);
+	http_ex("GET", "/v1/images", &o, &r); /* logged, with the count */
+	ck_status(&r, 401);
+	resp_clear(&r);
+	curl_easy_cleanup(c);
+	for (int64_t end = now_ms() + 5000; now_ms() < end; sleep_ms(20)) {
+		log = read_log();
+		p = strstr(log, "GET /v1/images 401");
+		free(log);
+		if (p)
+			break;
+	}
+	log = read_log();
+	for (p = log; (p = strstr(p, " 401 ")); p++)
+		lines++;
+	ck_assert_msg(lines >= 2 && lines <= secs + 2,
+	    "%d log lines for 301 401s in %lld s; the last: %.300s", lines,
+	    (long long)secs, log + (strlen(log) > 300 ? strlen(log) - 300 : 0));
+	p = strstr(log, "GET /v1/images 401");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(strstr(p, "more 401s not logged"),
+	    "the line after a quiet second does not count them: %.300s", p);
+	free(log);
+}
+END_TEST
+
+START_TEST(test_without_a_token_only_loopback_host_names_are_served)
+{
+	static const char *const good[] = {"127.0.0.1", "127.0.0.1:%d",
+	    "localhost", "LOCALHOST:%d", "127.1.2.3:8080", "[::1]", "[::1]:%d"};
+	static const char *const bad[] = {"evil.example", "evil.example:%d",
+	    "localhost.evil.example", "127.0.0.1.nip.io:%d", "10.0.0.1",
+	    "[::2]:%d", "127.0.0.1:x", "", "[::1", "localhost:%d:1"};
+	char host[128], req[512], *all;
+
+	daemon_start(NULL);
+	for (size_t i = 0; i < ELEMENTSOF(good); i++) {
+		(void)snprintf(host, sizeof(host), good[i], port);
+		(void)snprintf(req, sizeof(req),
+		    "GET /v1/instances HTTP/1.1\r\nHost: %s\r\n"
+		    "Connection: close\r\n\r\n",
+		    host);
+		ck_assert_msg(
+		    raw_request(req, NULL) == 200, "Host %s refused", host);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		int st;
+
+		(void)snprintf(host, sizeof(host), bad[i], port);
+		(void)snprintf(req, sizeof(req),
+		    "GET /v1/instances HTTP/1.1\r\nHost: %s\r\n"
+		    "Connection: close\r\n\r\n",
+		    host);
+		st = raw_request(req, &all);
+		ck_assert_msg(st == 421 || (st == 400 && host[0] == '\0'),
+		    "Host '%s' answered %d:\n%s", host, st, all);
+		if (st == 421)
+			ck_assert_msg(strstr(all, "application/problem+json") &&
+				strstr(all, "misdirected-request"),
+			    "%s", all);
+		free(all);
+	}
+	/* HTTP/1.0 without Host (no browser sends that) */
+	ck_assert_int_eq(
+	    raw_request("GET /v1/health HTTP/1.0\r\n\r\n", NULL), 200);
+}
+END_TEST
+
+START_TEST(test_with_a_token_any_host_name_is_served)
+{
+	char *all;
+
+	use_token = true;
+	daemon_start(NULL);
+	ck_assert_int_eq(
+	    raw_request("GET /v1/instances HTTP/1.1\r\nHost: hv1.example\r\n"
+			"Authorization: Bearer " TOKEN "\r\n"
+			"Connection: close\r\n\r\n",
+		&all),
+	    200);
+	free(all);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -789,6 +1023,17 @@ main(void)
 	    test_tls_refuses_old_versions_and_static_rsa_and_reloads_on_sighup);
 	tcase_add_test(tc,
 	    test_a_tls_priority_string_gnutls_refuses_fails_the_config_check);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("leaks_and_noise");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(
+	    tc, test_every_response_has_a_request_id_and_5xx_bodies_no_cause);
+	tcase_add_test(tc, test_401s_are_logged_at_most_once_a_second);
+	tcase_add_test(
+	    tc, test_without_a_token_only_loopback_host_names_are_served);
+	tcase_add_test(tc, test_with_a_token_any_host_name_is_served);
 	suite_add_tcase(s, tc);
 
 	rc = testutil_run(s);
