@@ -174,6 +174,7 @@ struct api {
 	int64_t deadline_us; /* connection_timeout */
 	int64_t header_us; /* header_timeout, at most deadline_us */
 	int64_t min_upload_rate; /* bytes/s over deadline_us; 0: none */
+	int per_ip_limit; /* per_ip_connection_limit; 0: none */
 	/* Request ids: a random prefix per start, then a counter. */
 	uint32_t id_seed;
 	atomic_uint_fast32_t id_next;
@@ -201,6 +202,10 @@ struct conn_track {
 	int64_t deadline_us; /* 0: none (a handler runs, or an upload) */
 	int64_t deadline_len_us; /* what deadline_us allowed, for the log */
 	bool authed; /* a request of it passed authentication */
+	bool waiting; /* for a request's headers (idle or slow) */
+	int64_t since_us; /* when it began waiting */
+	int family; /* the client's address, for per_ip_connection_limit */
+	unsigned char ip[16];
 	bool upload; /* an upload's body is being read */
 	int64_t win_start_us; /* the upload's current rate window */
 	uint64_t win_bytes; /* bytes received in it */
@@ -611,6 +616,9 @@ track_deadline(struct api *a, struct MHD_Connection *c, enum track_mode m)
 		len = a->header_us;
 	t->deadline_us = len ? now_us() + len : 0;
 	t->deadline_len_us = len;
+	t->waiting = m == TRACK_NEXT;
+	if (t->waiting)
+		t->since_us = now_us();
 	if (m != TRACK_NONE)
 		t->upload = false;
 	pthread_mutex_unlock(&a->conns_lock);
@@ -658,6 +666,68 @@ track_bytes(struct api *a, struct MHD_Connection *c, size_t len)
 	pthread_mutex_unlock(&a->conns_lock);
 }
 
+/* Notes the client's address in t (IPv4, IPv6; others are not limited). */
+static void
+track_address(struct conn_track *t, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		t->family = AF_INET;
+		memcpy(t->ip, &in->sin_addr, sizeof(in->sin_addr));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		t->family = AF_INET6;
+		memcpy(t->ip, &in6->sin6_addr, sizeof(in6->sin6_addr));
+	}
+}
+
+/*
+ * per_ip_connection_limit for the new connection t (not yet listed;
+ * conns_lock held). When its address holds the limit already, the oldest
+ * of that address's connections that wait for a request's headers
+ * (unauthenticated ones first) is cut, and t is served; only when none
+ * waits is t itself cut. So a client that holds its slots idle cannot
+ * lock out another on the same address (the scheduler and a local
+ * attacker both come from 127.0.0.1): a new connection costs the idler
+ * its oldest one, while connections busy with a request are never cut.
+ */
+static void
+track_per_ip(struct api *a, struct conn_track *t)
+{
+	struct conn_track *o, *victim = NULL;
+	int n = 0;
+	char quiet[64];
+
+	if (a->per_ip_limit <= 0 || t->family == 0)
+		return;
+	for (o = a->conns; o; o = o->next) {
+		if (o->cut || o->family != t->family ||
+		    memcmp(o->ip, t->ip, sizeof(o->ip)) != 0)
+			continue;
+		n++;
+		if (o->waiting &&
+		    (victim == NULL || (victim->authed && !o->authed) ||
+			(victim->authed == o->authed &&
+			    o->since_us < victim->since_us)))
+			victim = o;
+	}
+	if (n < a->per_ip_limit)
+		return;
+	if (victim == NULL)
+		victim = t;
+	victim->cut = true;
+	(void)shutdown(victim->fd, SHUT_RDWR);
+	if (log_pass(a, &a->log_cut, "cut off", quiet, sizeof(quiet)))
+		log_info("api: a client address holds %d connections "
+			 "(per_ip_connection_limit): %s%s",
+		    n,
+		    victim == t ? "refused a new one"
+				: "closed its oldest idle one",
+		    quiet);
+}
+
 static void
 on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
     enum MHD_ConnectionNotificationCode code)
@@ -668,6 +738,8 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 		    c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ai = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
 		t = calloc(1, sizeof(*t));
 		if (t == NULL || ci == NULL) {
@@ -675,9 +747,14 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 			return; /* untracked: the idle timeout still holds */
 		}
 		t->fd = ci->connect_fd;
+		if (ai && ai->client_addr)
+			track_address(t, ai->client_addr);
 		pthread_mutex_lock(&a->conns_lock);
 		t->deadline_us = now_us() + a->header_us;
 		t->deadline_len_us = a->header_us;
+		t->waiting = true;
+		t->since_us = now_us();
+		track_per_ip(a, t);
 		t->next = a->conns;
 		if (a->conns)
 			a->conns->prev = t;
@@ -1418,6 +1495,7 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	if (a->header_us > a->deadline_us)
 		a->header_us = a->deadline_us;
 	a->min_upload_rate = cfg->min_upload_rate;
+	a->per_ip_limit = cfg->per_ip_connection_limit;
 	if (getrandom(&a->id_seed, sizeof(a->id_seed), GRND_NONBLOCK) !=
 	    (ssize_t)sizeof(a->id_seed))
 		a->id_seed = (uint32_t)now_us() ^ (uint32_t)getpid();
@@ -1491,10 +1569,6 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	    cfg->threads > 0 ? cfg->threads : 8, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
 	    cfg->connection_limit > 0 ? cfg->connection_limit : 256, NULL};
-	if (cfg->per_ip_connection_limit > 0)
-		opts[n++] =
-		    (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-			cfg->per_ip_connection_limit, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
 	    cfg->connection_timeout > 0 ? cfg->connection_timeout : 30, NULL};
 	opts[n++] = (struct MHD_OptionItem){
