@@ -10,6 +10,7 @@
  * connection on it, ever waits for libvirt. Every thread keeps its own
  * store connection. Slow clients are cut off by a reaper thread.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -33,6 +35,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
+#include "tls.h"
 
 enum body_kind {
 	BODY_NONE = 0, /* a body is read (within max_body) and ignored */
@@ -122,6 +125,13 @@ static const struct {
     {-ESTALE, 412, "precondition-failed", "Precondition failed"},
     {-EMEDIUMTYPE, 415, "unsupported-media-type", "Unsupported media type"},
     {-ESHUTDOWN, 503, "unavailable", "Service unavailable"},
+    {-ENXIO, 421, "misdirected-request", "Misdirected request"},
+};
+
+/* A log line kind that is written at most once a second. */
+struct log_limit {
+	int64_t last_us;
+	uint64_t quiet; /* lines not written since */
 };
 
 struct api {
@@ -130,7 +140,7 @@ struct api {
 	const struct cfg *cfg;
 	const char *token; /* borrowed from cfg; NULL: no auth */
 	size_t token_len;
-	char *tls_cert, *tls_key; /* PEM text, owned */
+	struct tls *tls; /* HTTPS certificate and key; NULL: plain HTTP */
 	struct compute *own_compute; /* made here when main gave none */
 	const char *db_path;
 	pthread_key_t store_key; /* each worker's struct store */
@@ -162,6 +172,17 @@ struct api {
 	pthread_cond_t reaper_cond; /* with conns_lock: wakes it to stop */
 	bool reaper_stop;
 	int64_t deadline_us; /* connection_timeout */
+	int64_t header_us; /* header_timeout, at most deadline_us */
+	int64_t min_upload_rate; /* bytes/s over deadline_us; 0: none */
+	int per_ip_limit; /* per_ip_connection_limit; 0: none */
+	/* Request ids: a random prefix per start, then a counter. */
+	uint32_t id_seed;
+	atomic_uint_fast32_t id_next;
+	/* Lines any client can cause without a token (401s, connections
+	 * cut off or refused, MHD's complaints) are logged at most once a
+	 * second each (log_pass). */
+	pthread_mutex_t noise_lock; /* guards the three below */
+	struct log_limit log401, log_cut, log_mhd;
 	int port;
 };
 
@@ -171,12 +192,23 @@ struct claim {
 };
 
 /* One open connection. Its socket is shut down by the reaper when the
- * client takes longer than connection_timeout to send a request's headers
- * (and a JSON body). */
+ * client takes longer than header_timeout to send a request's headers
+ * (until one of its requests passed authentication; then
+ * connection_timeout, also for a JSON body), or when an upload averages
+ * less than min_upload_rate over a connection_timeout window. */
 struct conn_track {
 	struct conn_track *prev, *next;
 	int fd;
 	int64_t deadline_us; /* 0: none (a handler runs, or an upload) */
+	int64_t deadline_len_us; /* what deadline_us allowed, for the log */
+	bool authed; /* a request of it passed authentication */
+	bool waiting; /* for a request's headers (idle or slow) */
+	int64_t since_us; /* when it began waiting */
+	int family; /* the client's address, for per_ip_connection_limit */
+	unsigned char ip[16];
+	bool upload; /* an upload's body is being read */
+	int64_t win_start_us; /* the upload's current rate window */
+	uint64_t win_bytes; /* bytes received in it */
 	bool cut;
 };
 
@@ -193,6 +225,7 @@ struct req {
 	bool failed; /* err holds the answer; discard the body */
 	bool queued;
 	int queued_status;
+	char req_id[20]; /* X-Request-Id, in 5xx bodies and the log line */
 	const char *allow; /* Allow header for 405 */
 	bool auth_challenge; /* WWW-Authenticate for 401 */
 	struct req *job_next; /* in the job queue */
@@ -316,8 +349,22 @@ api_reply_error(struct api_req *r, const struct err *e)
 	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "title", json_object_new_string(title));
 	json_object_object_add(o, "status", json_object_new_int(status));
-	json_object_object_add(o, "detail",
-	    json_object_new_string(e && e->msg[0] ? e->msg : title));
+	if (status >= 500) {
+		/* The cause (libvirt's words, host paths) is for the log
+		 * line, not the client: it gets the id to find it there. */
+		const char *id = req_of(r)->req_id;
+		char detail[160];
+
+		(void)snprintf(detail, sizeof(detail),
+		    "%s; the daemon's log has the cause under request id %s",
+		    title, id);
+		json_object_object_add(
+		    o, "detail", json_object_new_string(detail));
+		json_object_object_add(
+		    o, "request_id", json_object_new_string(id));
+	} else
+		json_object_object_add(o, "detail",
+		    json_object_new_string(e && e->msg[0] ? e->msg : title));
 	if (e && e->field[0]) {
 		json_object_object_add(
 		    o, "field", json_object_new_string(e->field));
@@ -519,17 +566,166 @@ track_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* Sets the connection's deadline: now + connection_timeout, or none. */
+enum track_mode {
+	TRACK_NONE, /* a handler runs, or an upload (its rate is watched) */
+	TRACK_BODY, /* a JSON body: connection_timeout */
+	TRACK_NEXT, /* the next request's headers: header_timeout until a
+		       request passed authentication, then
+		       connection_timeout */
+};
+
+/* Whether to write a line of kind l now: at most one a second. The line
+ * written also tells how many were not (quiet gets " (and N more <what>
+ * not logged)" or ""). */
+static bool
+log_pass(struct api *a, struct log_limit *l, const char *what, char *quiet,
+    size_t size)
+{
+	int64_t now = now_us();
+	bool pass = false;
+
+	quiet[0] = '\0';
+	pthread_mutex_lock(&a->noise_lock);
+	if (l->last_us == 0 || now - l->last_us >= 1000000) {
+		if (l->quiet)
+			(void)snprintf(quiet, size,
+			    " (and %llu more %s not logged)",
+			    (unsigned long long)l->quiet, what);
+		l->last_us = now;
+		l->quiet = 0;
+		pass = true;
+	} else
+		l->quiet++;
+	pthread_mutex_unlock(&a->noise_lock);
+	return pass;
+}
+
+/* Sets the connection's deadline (see enum track_mode). */
 static void
-track_deadline(struct api *a, struct MHD_Connection *c, bool on)
+track_deadline(struct api *a, struct MHD_Connection *c, enum track_mode m)
+{
+	struct conn_track *t = track_of(c);
+	int64_t len = 0;
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	if (m == TRACK_BODY || (m == TRACK_NEXT && t->authed))
+		len = a->deadline_us;
+	else if (m == TRACK_NEXT)
+		len = a->header_us;
+	t->deadline_us = len ? now_us() + len : 0;
+	t->deadline_len_us = len;
+	t->waiting = m == TRACK_NEXT;
+	if (t->waiting)
+		t->since_us = now_us();
+	if (m != TRACK_NONE)
+		t->upload = false;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* A request of the connection passed authentication: its next requests'
+ * headers get connection_timeout, not header_timeout. */
+static void
+track_authed(struct api *a, struct MHD_Connection *c)
 {
 	struct conn_track *t = track_of(c);
 
 	if (t == NULL)
 		return;
 	pthread_mutex_lock(&a->conns_lock);
-	t->deadline_us = on ? now_us() + a->deadline_us : 0;
+	t->authed = true;
 	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* Starts (on) or ends watching the rate of the connection's upload. */
+static void
+track_upload(struct api *a, struct MHD_Connection *c, bool on)
+{
+	struct conn_track *t = track_of(c);
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	t->upload = on;
+	t->win_start_us = now_us();
+	t->win_bytes = 0;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* Counts len bytes of the connection's upload. */
+static void
+track_bytes(struct api *a, struct MHD_Connection *c, size_t len)
+{
+	struct conn_track *t = track_of(c);
+
+	if (t == NULL)
+		return;
+	pthread_mutex_lock(&a->conns_lock);
+	t->win_bytes += len;
+	pthread_mutex_unlock(&a->conns_lock);
+}
+
+/* Notes the client's address in t (IPv4, IPv6; others are not limited). */
+static void
+track_address(struct conn_track *t, const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+
+		t->family = AF_INET;
+		memcpy(t->ip, &in->sin_addr, sizeof(in->sin_addr));
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+
+		t->family = AF_INET6;
+		memcpy(t->ip, &in6->sin6_addr, sizeof(in6->sin6_addr));
+	}
+}
+
+/*
+ * per_ip_connection_limit for the new connection t (not yet listed;
+ * conns_lock held). When its address holds the limit already, the oldest
+ * of that address's connections that wait for a request's headers
+ * (unauthenticated ones first) is cut, and t is served; only when none
+ * waits is t itself cut. So a client that holds its slots idle cannot
+ * lock out another on the same address (the scheduler and a local
+ * attacker both come from 127.0.0.1): a new connection costs the idler
+ * its oldest one, while connections busy with a request are never cut.
+ */
+static void
+track_per_ip(struct api *a, struct conn_track *t)
+{
+	struct conn_track *o, *victim = NULL;
+	int n = 0;
+	char quiet[64];
+
+	if (a->per_ip_limit <= 0 || t->family == 0)
+		return;
+	for (o = a->conns; o; o = o->next) {
+		if (o->cut || o->family != t->family ||
+		    memcmp(o->ip, t->ip, sizeof(o->ip)) != 0)
+			continue;
+		n++;
+		if (o->waiting &&
+		    (victim == NULL || (victim->authed && !o->authed) ||
+			(victim->authed == o->authed &&
+			    o->since_us < victim->since_us)))
+			victim = o;
+	}
+	if (n < a->per_ip_limit)
+		return;
+	if (victim == NULL)
+		victim = t;
+	victim->cut = true;
+	(void)shutdown(victim->fd, SHUT_RDWR);
+	if (log_pass(a, &a->log_cut, "cut off", quiet, sizeof(quiet)))
+		log_info("api: a client address holds %d connections "
+			 "(per_ip_connection_limit): %s%s",
+		    n,
+		    victim == t ? "refused a new one"
+				: "closed its oldest idle one",
+		    quiet);
 }
 
 static void
@@ -542,6 +738,8 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
 		    c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *ai = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
 		t = calloc(1, sizeof(*t));
 		if (t == NULL || ci == NULL) {
@@ -549,8 +747,14 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 			return; /* untracked: the idle timeout still holds */
 		}
 		t->fd = ci->connect_fd;
+		if (ai && ai->client_addr)
+			track_address(t, ai->client_addr);
 		pthread_mutex_lock(&a->conns_lock);
-		t->deadline_us = now_us() + a->deadline_us;
+		t->deadline_us = now_us() + a->header_us;
+		t->deadline_len_us = a->header_us;
+		t->waiting = true;
+		t->since_us = now_us();
+		track_per_ip(a, t);
 		t->next = a->conns;
 		if (a->conns)
 			a->conns->prev = t;
@@ -575,8 +779,9 @@ on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 	*socket_context = NULL;
 }
 
-/* Shuts down the sockets of clients past their deadline; MHD then sees
- * the connection end and closes it in its own thread. */
+/* Shuts down the sockets of clients past their deadline, and of uploads
+ * under min_upload_rate over the last window; MHD then sees the
+ * connection end and closes it in its own thread. */
 static void *
 reaper_run(void *p)
 {
@@ -588,14 +793,42 @@ reaper_run(void *p)
 		int64_t now = now_us();
 		struct conn_track *t;
 
-		for (t = a->conns; t; t = t->next)
-			if (t->deadline_us && now > t->deadline_us && !t->cut) {
+		for (t = a->conns; t; t = t->next) {
+			int64_t win = now - t->win_start_us;
+			char quiet[64];
+
+			if (t->cut)
+				continue;
+			if (t->deadline_us && now > t->deadline_us) {
 				t->cut = true;
 				(void)shutdown(t->fd, SHUT_RDWR);
-				log_info("api: cut off a client that sent no "
-					 "complete request in %lld s",
-				    (long long)(a->deadline_us / 1000000));
+				if (log_pass(a, &a->log_cut, "cut off", quiet,
+					sizeof(quiet)))
+					log_info("api: cut off a client that "
+						 "sent no complete request in "
+						 "%lld s%s",
+					    (long long)(t->deadline_len_us /
+						1000000),
+					    quiet);
+			} else if (t->upload && a->min_upload_rate > 0 &&
+			    win >= a->deadline_us) {
+				/* bytes/s averaged over the window */
+				if ((double)t->win_bytes * 1e6 <
+				    (double)a->min_upload_rate * (double)win) {
+					t->cut = true;
+					(void)shutdown(t->fd, SHUT_RDWR);
+					log_info("api: cut off an upload that "
+						 "sent %llu bytes in %lld s "
+						 "(min_upload_rate %lld)",
+					    (unsigned long long)t->win_bytes,
+					    (long long)(win / 1000000),
+					    (long long)a->min_upload_rate);
+				} else {
+					t->win_start_us = now;
+					t->win_bytes = 0;
+				}
 			}
+		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 250 * 1000 * 1000;
 		if (ts.tv_nsec >= 1000000000) {
@@ -669,6 +902,50 @@ media_type_is(const char *v, const char *want)
 	return n == strlen(want) && strncasecmp(v, want, n) == 0;
 }
 
+/* True if the Host header value v names the loopback: localhost,
+ * 127.0.0.0/8 or [::1], each with an optional port. A page that DNS
+ * rebinding points at the daemon sends its own name. */
+static bool
+host_is_loopback(const char *v)
+{
+	char name[64];
+	const char *port;
+	size_t n;
+
+	if (v[0] == '[') {
+		struct in6_addr a6;
+		const char *end = strchr(v, ']');
+
+		if (end == NULL || (size_t)(end - v - 1) >= sizeof(name))
+			return false;
+		n = (size_t)(end - v - 1);
+		memcpy(name, v + 1, n);
+		name[n] = '\0';
+		port = end + 1;
+		if (inet_pton(AF_INET6, name, &a6) != 1 ||
+		    memcmp(&a6, &in6addr_loopback, sizeof(a6)) != 0)
+			return false;
+	} else {
+		struct in_addr a4;
+
+		n = strcspn(v, ":");
+		if (n == 0 || n >= sizeof(name))
+			return false;
+		memcpy(name, v, n);
+		name[n] = '\0';
+		port = v + n;
+		if (strcasecmp(name, "localhost") != 0 &&
+		    !(inet_pton(AF_INET, name, &a4) == 1 &&
+			(ntohl(a4.s_addr) >> 24) == 127))
+			return false;
+	}
+	if (*port == '\0')
+		return true;
+	if (*port++ != ':' || *port == '\0' || strlen(port) > 5)
+		return false;
+	return strspn(port, "0123456789") == strlen(port);
+}
+
 /* Constant-time comparison of the Authorization header with the token. */
 static bool
 auth_ok(struct api *a, struct MHD_Connection *c)
@@ -735,6 +1012,7 @@ queue_reply(struct api *a, struct req *q)
 				      : "Bearer realm=\"hyperlet\"");
 	(void)MHD_add_response_header(
 	    resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	(void)MHD_add_response_header(resp, "X-Request-Id", q->req_id);
 	if (atomic_load(&a->stopping) || q->failed)
 		(void)MHD_add_response_header(
 		    resp, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -744,7 +1022,7 @@ queue_reply(struct api *a, struct req *q)
 	q->queued_status = r->status;
 	/* Counted when queued (not when the client has read it), so that a
 	 * client's next request already sees this one in /metrics. */
-	metrics_observe(a->h->metrics, r->route ? r->route : "unmatched",
+	metrics_observe(a->h->metrics, r->route ? r->route : METRICS_UNMATCHED,
 	    q->method, r->status, now_us() - q->t0_us);
 	return ret;
 }
@@ -770,6 +1048,7 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 	char id[64];
 	size_t i, j;
 	int64_t max;
+	bool authed;
 
 	if (atomic_load(&a->stopping))
 		return err_set(e, -ESHUTDOWN, "the daemon is shutting down");
@@ -781,15 +1060,35 @@ req_begin(struct api *a, struct req *q, const char *url, const char *method,
 			r->sub = sub;
 		}
 	}
-	r->route = rt ? rt->tmpl : "unmatched";
-	if ((rt == NULL || !rt->public) && a->token && !auth_ok(a, q->conn)) {
+	r->route = rt ? rt->tmpl : METRICS_UNMATCHED;
+	authed = a->token == NULL || auth_ok(a, q->conn);
+	if ((rt == NULL || !rt->public) && !authed) {
 		q->auth_challenge =
 		    MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
 			MHD_HTTP_HEADER_AUTHORIZATION) != NULL;
+		/* one series: nothing such a client sends becomes a label */
+		r->route = METRICS_UNAUTHENTICATED;
 		return err_set(e, -EACCES,
 		    q->auth_challenge ? "wrong bearer token"
 				      : "a bearer token is required");
 	}
+	if (a->token == NULL) {
+		/* Without a token the daemon listens on the loopback only,
+		 * and whoever reaches it is trusted: a browser page must not
+		 * reach it through a rebound DNS name. (HTTP/1.0 may omit
+		 * Host; browsers never do.) */
+		const char *host = MHD_lookup_connection_value(
+		    q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+
+		if (host && !host_is_loopback(host))
+			return err_set(e, -ENXIO,
+			    "Host '%.64s' is not a loopback name: without an "
+			    "auth token only localhost, 127.0.0.0/8 and [::1] "
+			    "are served",
+			    host);
+	}
+	if (authed)
+		track_authed(a, q->conn);
 	if (rt == NULL)
 		return err_set(e, -ENOENT, "no such resource");
 	for (j = 0; j < ELEMENTSOF(rt->m) && rt->m[j].method; j++)
@@ -1009,19 +1308,24 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 			free(q);
 			return MHD_NO;
 		}
+		(void)snprintf(q->req_id, sizeof(q->req_id), "%08x%08x",
+		    (unsigned)a->id_seed,
+		    (unsigned)atomic_fetch_add(&a->id_next, 1));
 		atomic_fetch_add(&a->inflight, 1);
 		*con_cls = q;
 		/* headers are in: a JSON body gets a fresh deadline, an upload
-		 * only the idle timeout */
-		track_deadline(a, c, true);
+		 * a minimum rate (and the idle timeout) */
+		track_deadline(a, c, TRACK_BODY);
 		if (req_begin(a, q, url, method, &e) < 0) {
 			if (q->rm && q->rm->body == BODY_STREAM)
 				q->rm->stream->cleanup(&q->pub);
-			track_deadline(a, c, false);
+			track_deadline(a, c, TRACK_NONE);
 			return queue_error(a, q, &e);
 		}
-		if (q->rm->body == BODY_STREAM)
-			track_deadline(a, c, false);
+		if (q->rm->body == BODY_STREAM) {
+			track_deadline(a, c, TRACK_NONE);
+			track_upload(a, c, true);
+		}
 		return MHD_YES;
 	}
 	if (q->queued)
@@ -1029,6 +1333,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (q->job_done) /* resumed: the job thread set the reply */
 		return queue_reply(a, q);
 	if (*upload_data_size) {
+		if (q->rm->body == BODY_STREAM)
+			track_bytes(a, c, *upload_data_size);
 		if (!q->failed &&
 		    req_data(a, q, upload_data, *upload_data_size, &q->err) <
 			0) {
@@ -1042,7 +1348,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 	/* the whole request is in: no deadline while it is handled */
-	track_deadline(a, c, false);
+	track_deadline(a, c, TRACK_NONE);
+	track_upload(a, c, false);
 	if (q->failed)
 		return queue_error(a, q, &q->err);
 	if (q->rm->claim && api_instance_claim(&q->pub, false, &e) < 0)
@@ -1065,12 +1372,13 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct api_req *r;
 	int64_t us;
 	int status;
+	char quiet[64] = "";
 
 	if (q == NULL)
 		return;
-	/* a kept-alive connection has connection_timeout for the next
-	 * request's headers */
-	track_deadline(a, c, true);
+	/* a kept-alive connection has header_timeout (connection_timeout
+	 * once authenticated) for the next request's headers */
+	track_deadline(a, c, TRACK_NEXT);
 	r = &q->pub;
 	if (q->rm && q->rm->body == BODY_STREAM && q->rm->stream->cleanup)
 		q->rm->stream->cleanup(r); /* also after a failed begin */
@@ -1079,18 +1387,23 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	/* 499: the client went away (or the daemon stopped) before an
 	 * answer was queued (nginx's convention). */
 	status = q->queued ? q->queued_status : 499;
-	log_write(status >= 500 ? LOG_WARNING : LOG_INFO,
-	    "%s %s %d %lldms%s%s%s%s%s%s%s", q->method, q->path, status,
-	    (long long)(us / 1000), r->log_uuid[0] ? " instance=" : "",
-	    r->log_uuid, r->problem_field[0] ? " field=" : "", r->problem_field,
-	    r->problem_detail[0] ? ": " : "", r->problem_detail,
-	    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
-		: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
-		? " (timed out)"
-		: " (connection closed)");
+	if (status != 401 ||
+	    log_pass(a, &a->log401, "401s", quiet, sizeof(quiet)))
+		log_write(status >= 500 ? LOG_WARNING : LOG_INFO,
+		    "%s %s %d %lldms id=%s%s%s%s%s%s%s%s%s", q->method, q->path,
+		    status, (long long)(us / 1000), q->req_id,
+		    r->log_uuid[0] ? " instance=" : "", r->log_uuid,
+		    r->problem_field[0] ? " field=" : "", r->problem_field,
+		    r->problem_detail[0] ? ": " : "", r->problem_detail,
+		    toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? ""
+			: toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED
+			? " (timed out)"
+			: " (connection closed)",
+		    quiet);
 	if (!q->queued)
 		metrics_observe(a->h->metrics,
-		    r->route ? r->route : "unmatched", q->method, status, us);
+		    r->route ? r->route : METRICS_UNMATCHED, q->method, status,
+		    us);
 	free(r->body);
 	free(r->reply);
 	free(r->location);
@@ -1101,47 +1414,23 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	atomic_fetch_sub(&a->inflight, 1);
 }
 
+/* MHD's own messages: mostly about clients (a connection over the limit,
+ * a malformed request), so at most one a second. */
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	char buf[512];
+	struct api *a = cls;
+	char buf[512], quiet[64];
 	size_t n;
 
-	(void)cls;
+	if (!log_pass(
+		a, &a->log_mhd, "libmicrohttpd messages", quiet, sizeof(quiet)))
+		return;
 	(void)vsnprintf(buf, sizeof(buf), fmt, ap);
 	n = strlen(buf);
 	while (n && buf[n - 1] == '\n')
 		buf[--n] = '\0';
-	log_warn("libmicrohttpd: %s", buf);
-}
-
-static int
-read_pem(const char *path, char **ret, struct err *e)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0;
-	int rc = 0;
-
-	if (f == NULL)
-		return err_set(e, -errno, "%s: %s", path, strerror(errno));
-	buf = malloc(1 << 20);
-	if (buf == NULL)
-		rc = err_set(e, -ENOMEM, "out of memory");
-	else {
-		len = fread(buf, 1, (1 << 20) - 1, f);
-		if (ferror(f) || len == 0)
-			rc = err_set(
-			    e, -EINVAL, "%s: empty or unreadable", path);
-		buf[len] = '\0';
-	}
-	fclose(f);
-	if (rc < 0) {
-		free(buf);
-		return rc;
-	}
-	*ret = buf;
-	return 0;
+	log_warn("libmicrohttpd: %s%s", buf, quiet);
 }
 
 static struct api *
@@ -1156,11 +1445,7 @@ api_free(struct api *a)
 			a->h->compute = NULL;
 		a->own_compute = compute_free(a->own_compute);
 	}
-	if (a->tls_key) {
-		explicit_bzero(a->tls_key, strlen(a->tls_key));
-		free(a->tls_key);
-	}
-	free(a->tls_cert);
+	a->tls = tls_free(a->tls);
 	pthread_rwlock_destroy(&a->images_lock);
 	pthread_cond_destroy(&a->claims_cond);
 	pthread_cond_destroy(&a->jobs_cond);
@@ -1169,6 +1454,7 @@ api_free(struct api *a)
 	pthread_mutex_destroy(&a->claims_lock);
 	pthread_cond_destroy(&a->reaper_cond);
 	pthread_mutex_destroy(&a->conns_lock);
+	pthread_mutex_destroy(&a->noise_lock);
 	free(a);
 	return NULL;
 }
@@ -1204,10 +1490,21 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
+	pthread_mutex_init(&a->noise_lock, NULL);
 	a->deadline_us =
 	    (int64_t)(cfg->connection_timeout > 0 ? cfg->connection_timeout
 						  : 30) *
 	    1000000;
+	a->header_us =
+	    (int64_t)(cfg->header_timeout > 0 ? cfg->header_timeout : 5) *
+	    1000000;
+	if (a->header_us > a->deadline_us)
+		a->header_us = a->deadline_us;
+	a->min_upload_rate = cfg->min_upload_rate;
+	a->per_ip_limit = cfg->per_ip_connection_limit;
+	if (getrandom(&a->id_seed, sizeof(a->id_seed), GRND_NONBLOCK) !=
+	    (ssize_t)sizeof(a->id_seed))
+		a->id_seed = (uint32_t)now_us() ^ (uint32_t)getpid();
 	a->db_path = h->db_path ? h->db_path : cfg->db_path;
 	if (cfg->auth_token_file) {
 		if (cfg->auth_token == NULL || cfg->auth_token[0] == '\0') {
@@ -1225,16 +1522,18 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 			return err_set(e, -EINVAL,
 			    "TLS needs both tls_cert_file and tls_key_file");
 		}
-		if ((rc = read_pem(cfg->tls_cert_file, &a->tls_cert, e)) < 0 ||
-		    (rc = read_pem(cfg->tls_key_file, &a->tls_key, e)) < 0) {
+		if ((rc = tls_priorities_check(cfg->tls_priorities, e)) < 0 ||
+		    (rc = tls_new(cfg->tls_cert_file, cfg->tls_key_file,
+			 &a->tls, e)) < 0) {
 			api_free(a);
 			return rc;
 		}
 		flags |= MHD_USE_TLS;
+		/* served by tls.c, so that SIGHUP can replace them */
 		opts[n++] = (struct MHD_OptionItem){
-		    MHD_OPTION_HTTPS_MEM_CERT, 0, a->tls_cert};
+		    MHD_OPTION_HTTPS_CERT_CALLBACK, 0, tls_cert_callback()};
 		opts[n++] = (struct MHD_OptionItem){
-		    MHD_OPTION_HTTPS_MEM_KEY, 0, a->tls_key};
+		    MHD_OPTION_HTTPS_PRIORITIES, 0, cfg->tls_priorities};
 	}
 	if (cfg->listen_addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -1254,7 +1553,14 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		}
 		h->compute = a->own_compute;
 	}
-	h->metrics = metrics_new();
+	{
+		const char *tmpls[ELEMENTSOF(routes)];
+		size_t i;
+
+		for (i = 0; i < ELEMENTSOF(routes); i++)
+			tmpls[i] = routes[i].tmpl;
+		h->metrics = metrics_new(tmpls, ELEMENTSOF(routes));
+	}
 	if (h->metrics == NULL) {
 		api_free(a);
 		return err_set(e, -ENOMEM, "out of memory");
@@ -1305,10 +1611,23 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	a->port = info ? info->port : cfg->listen_port;
 	log_info("api: listening on %s (port %d, %d threads%s%s)",
 	    cfg->listen ? cfg->listen : "?", a->port,
-	    cfg->threads > 0 ? cfg->threads : 8, a->tls_cert ? ", TLS" : "",
+	    cfg->threads > 0 ? cfg->threads : 8, a->tls ? ", TLS" : "",
 	    a->token ? ", bearer token" : "");
 	*ret = a;
 	return 0;
+}
+
+/* Reloads the TLS certificate and key (see api.h). */
+int
+api_tls_reload(struct api *a, struct err *e)
+{
+	int rc;
+
+	if (a == NULL || a->tls == NULL)
+		return 0;
+	if ((rc = tls_reload(a->tls, e)) == 0)
+		log_info("api: TLS certificate and key reloaded");
+	return rc;
 }
 
 /* The bound TCP port. */

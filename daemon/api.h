@@ -24,6 +24,13 @@ struct api;
  */
 int api_start(struct hyperlet *h, struct api **ret, struct err *e);
 
+/*
+ * SIGHUP: loads the TLS certificate and key files again; connections made
+ * after it get the new pair. Without TLS (or a NULL a) it does nothing.
+ * Returns 0, or an error of tls_new() (tls.h) with the old pair kept.
+ */
+int api_tls_reload(struct api *a, struct err *e);
+
 /* The TCP port actually bound (useful with listen port 0). */
 int api_port(const struct api *a);
 

@@ -32,6 +32,7 @@
 #include "hyperlet.h"
 #include "log.h"
 #include "store.h"
+#include "tls.h"
 #include "virt.h"
 
 #define MIGRATE_BATCH 50 /* rows per online-migration batch */
@@ -88,7 +89,7 @@ static int db_online_migrate(const struct cfg *c, long max_count);
 static void *migrator_run(void *arg);
 static int reconcile(struct hyperlet *h, struct store *s);
 static int serve(struct cfg *c, const struct options *o);
-static void reload(const struct options *o);
+static void reload(const struct options *o, struct api *api);
 
 static void
 usage(FILE *f)
@@ -242,6 +243,15 @@ load_config(const struct options *o, bool to_log, struct cfg *c)
 		c->log_level = LOG_DEBUG;
 	if ((r = cfg_finish(c, &e)) < 0)
 		goto fail;
+	/* GnuTLS judges it (cfg.c does not link GnuTLS) */
+	if ((r = tls_priorities_check(c->tls_priorities, &e)) < 0) {
+		struct err ke = {0};
+
+		r = cfg_err_key(
+		    c, "api", "tls_priorities", &ke, r, "%s", e.msg);
+		e = ke;
+		goto fail;
+	}
 	return 0;
 fail:
 	if (to_log)
@@ -498,15 +508,20 @@ sweeper_run(void *arg)
 	return NULL;
 }
 
-/* SIGHUP: reopen the log and re-read the level from the file. Other keys
- * need a restart (they size threads and sockets). */
+/* SIGHUP: reopen the log, re-read the level from the file and reload the
+ * TLS certificate and key. Other keys need a restart (they size threads
+ * and sockets). */
 static void
-reload(const struct options *o)
+reload(const struct options *o, struct api *api)
 {
 	struct cfg nc;
 	struct err e = {0};
 
 	log_reopen();
+	if (api_tls_reload(api, &e) < 0)
+		log_err(
+		    "SIGHUP: %s; keeping the current TLS certificate", e.msg);
+	err_clear(&e);
 	if (!o->config || o->debug) {
 		log_info("SIGHUP: log reopened (level %s)",
 		    log_level_to_string(log_get_level()));
@@ -714,7 +729,7 @@ serve(struct cfg *c, const struct options *o)
 			break;
 		}
 		if (sig == SIGHUP) {
-			reload(o);
+			reload(o, api);
 			continue;
 		}
 		log_info("%s: stopping (draining requests for up to %d s)",

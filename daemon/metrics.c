@@ -1,8 +1,13 @@
 /*
- * metrics: request counters and latency histograms kept in a small fixed
- * table under one mutex, formatted as Prometheus text (version 0.0.4).
- * Labels are route templates, never raw paths, so the series count is
- * bounded by the route table (a few dozen rows), whatever clients send.
+ * metrics: request counters and latency histograms in a table whose size
+ * is fixed when the API starts, under one mutex, formatted as Prometheus
+ * text (version 0.0.4). A series is route label x method x status, each
+ * from a closed set: the route templates (plus "unmatched" for a path no
+ * route matches and "unauthenticated" for every request refused 401
+ * before routing, as one series), eight methods (others are OTHER) and
+ * the statuses the API answers (others by class, "5xx"). Whatever clients
+ * send, the series count is bounded by construction and every request is
+ * counted.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -14,44 +19,63 @@
 #include "bdm.h"
 #include "metrics.h"
 
-#define METRICS_ROWS 96
-#define METRICS_ROUTES 32
-
 /* Latency buckets in seconds (upper bounds), Prometheus' defaults. */
 static const double buckets[] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
 #define N_BUCKETS ELEMENTSOF(buckets)
 
-struct metrics_row {
-	const char *route; /* static */
-	char method[8];
-	int status;
-	uint64_t count;
-};
+/* The last one collects every other method: clients choose it. */
+static const char *const methods[] = {
+    "GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS", "OTHER"};
+#define N_METHODS ELEMENTSOF(methods)
+
+/* The statuses the API answers; any other is counted by its class. */
+static const int statuses[] = {200, 201, 202, 204, 304, 400, 401, 403, 404, 405,
+    409, 412, 413, 415, 421, 499, 500, 503};
+#define N_CLASSES 5 /* 1xx..5xx, after statuses[] */
+#define N_STATUSES (ELEMENTSOF(statuses) + N_CLASSES)
 
 struct metrics_hist {
-	const char *route; /* static */
 	uint64_t bucket[N_BUCKETS]; /* non-cumulative counts */
 	uint64_t count;
 	double sum; /* seconds */
 };
 
 struct metrics {
-	pthread_mutex_t lock; /* guards everything below */
-	struct metrics_row rows[METRICS_ROWS];
-	size_t n_rows;
-	struct metrics_hist hist[METRICS_ROUTES];
-	size_t n_hist;
+	pthread_mutex_t lock; /* guards count and hist */
+	const char **labels; /* route templates, then "unmatched",
+				"unauthenticated" (static strings) */
+	size_t n_labels;
+	/* [label][method][status] */
+	uint64_t *count;
+	struct metrics_hist *hist; /* [label] */
 };
 
-/* A new zeroed metrics set, or NULL. */
+/* A new zeroed metrics set for these route templates, or NULL. */
 struct metrics *
-metrics_new(void)
+metrics_new(const char *const *routes, size_t n_routes)
 {
 	struct metrics *m = calloc(1, sizeof(*m));
+	size_t i;
 
 	if (m == NULL)
 		return NULL;
+	m->n_labels = n_routes + 2;
+	m->labels = calloc(m->n_labels, sizeof(*m->labels));
+	m->count =
+	    calloc(m->n_labels * N_METHODS * N_STATUSES, sizeof(*m->count));
+	m->hist = calloc(m->n_labels, sizeof(*m->hist));
+	if (!m->labels || !m->count || !m->hist) {
+		free(m->labels);
+		free(m->count);
+		free(m->hist);
+		free(m);
+		return NULL;
+	}
+	for (i = 0; i < n_routes; i++)
+		m->labels[i] = routes[i];
+	m->labels[n_routes] = METRICS_UNMATCHED;
+	m->labels[n_routes + 1] = METRICS_UNAUTHENTICATED;
 	pthread_mutex_init(&m->lock, NULL);
 	return m;
 }
@@ -63,41 +87,46 @@ metrics_free(struct metrics *m)
 	if (m == NULL)
 		return NULL;
 	pthread_mutex_destroy(&m->lock);
+	free(m->labels);
+	free(m->count);
+	free(m->hist);
 	free(m);
 	return NULL;
 }
 
-static struct metrics_row *
-row_find(struct metrics *m, const char *route, const char *method, int status)
+static size_t
+label_index(const struct metrics *m, const char *route)
 {
 	size_t i;
 
-	for (i = 0; i < m->n_rows; i++)
-		if (STREQ(m->rows[i].route, route) &&
-		    STREQ(m->rows[i].method, method) &&
-		    m->rows[i].status == status)
-			return &m->rows[i];
-	if (m->n_rows == METRICS_ROWS)
-		return NULL;
-	m->rows[m->n_rows].route = route;
-	(void)snprintf(
-	    m->rows[m->n_rows].method, sizeof(m->rows[0].method), "%s", method);
-	m->rows[m->n_rows].status = status;
-	return &m->rows[m->n_rows++];
+	for (i = 0; route && i < m->n_labels; i++)
+		if (STREQ(m->labels[i], route))
+			return i;
+	return m->n_labels - 2; /* unmatched */
 }
 
-static struct metrics_hist *
-hist_find(struct metrics *m, const char *route)
+static size_t
+method_index(const char *method)
 {
 	size_t i;
 
-	for (i = 0; i < m->n_hist; i++)
-		if (STREQ(m->hist[i].route, route))
-			return &m->hist[i];
-	if (m->n_hist == METRICS_ROUTES)
-		return NULL;
-	m->hist[m->n_hist].route = route;
-	return &m->hist[m->n_hist++];
+	for (i = 0; method && i < N_METHODS - 1; i++)
+		if (STREQ(method, methods[i]))
+			return i;
+	return N_METHODS - 1;
+}
+
+static size_t
+status_index(int status)
+{
+	size_t i;
+
+	for (i = 0; i < ELEMENTSOF(statuses); i++)
+		if (statuses[i] == status)
+			return i;
+	if (status < 100 || status > 599)
+		status = 500;
+	return ELEMENTSOF(statuses) + (size_t)(status / 100 - 1);
 }
 
 /* Counts one request (see metrics.h). */
@@ -105,37 +134,29 @@ void
 metrics_observe(struct metrics *m, const char *route, const char *method,
     int status, int64_t elapsed_us)
 {
-	static const char *const known[] = {
-	    "GET", "PUT", "POST", "DELETE", "HEAD", "PATCH", "OPTIONS"};
-	struct metrics_row *r;
-	struct metrics_hist *h;
 	double s = (double)elapsed_us / 1e6;
-	size_t i;
+	size_t l, i;
+	struct metrics_hist *h;
 
 	if (m == NULL)
 		return;
-	/* A method outside the list becomes OTHER: clients choose it. */
-	for (i = 0; i < ELEMENTSOF(known); i++)
-		if (STREQ(method, known[i]))
-			break;
-	if (i == ELEMENTSOF(known))
+	l = label_index(m, route);
+	/* one series: nothing an unauthenticated client sends is a label */
+	if (STREQ(m->labels[l], METRICS_UNAUTHENTICATED)) {
 		method = "OTHER";
-	pthread_mutex_lock(&m->lock);
-	r = row_find(m, route, method, status);
-	if (r == NULL)
-		r = row_find(m, "other", method, status);
-	if (r)
-		r->count++;
-	h = hist_find(m, route);
-	if (h) {
-		for (i = 0; i < N_BUCKETS; i++)
-			if (s <= buckets[i]) {
-				h->bucket[i]++;
-				break;
-			}
-		h->count++;
-		h->sum += s;
+		status = 401;
 	}
+	pthread_mutex_lock(&m->lock);
+	m->count[(l * N_METHODS + method_index(method)) * N_STATUSES +
+	    status_index(status)]++;
+	h = &m->hist[l];
+	for (i = 0; i < N_BUCKETS; i++)
+		if (s <= buckets[i]) {
+			h->bucket[i]++;
+			break;
+		}
+	h->count++;
+	h->sum += s;
 	pthread_mutex_unlock(&m->lock);
 }
 
@@ -188,33 +209,57 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
     size_t *ret_len)
 {
 	struct sbuf b = {0};
-	size_t i, j;
+	size_t i, j, k;
 
 	sb_printf(&b,
 	    "# HELP hyperlet_http_requests_total HTTP requests answered, "
-	    "by route template, method and status.\n"
+	    "by route template, method and status (unauthenticated ones as "
+	    "one series).\n"
 	    "# TYPE hyperlet_http_requests_total counter\n");
 	pthread_mutex_lock(&m->lock);
-	for (i = 0; i < m->n_rows; i++)
-		sb_printf(&b,
-		    "hyperlet_http_requests_total{route=\"%s\",method=\"%s\","
-		    "status=\"%d\"} %llu\n",
-		    m->rows[i].route, m->rows[i].method, m->rows[i].status,
-		    (unsigned long long)m->rows[i].count);
+	for (i = 0; i < m->n_labels; i++)
+		for (j = 0; j < N_METHODS; j++)
+			for (k = 0; k < N_STATUSES; k++) {
+				uint64_t n =
+				    m->count[(i * N_METHODS + j) * N_STATUSES +
+					k];
+				char st[8];
+
+				if (n == 0)
+					continue;
+				if (k < ELEMENTSOF(statuses))
+					(void)snprintf(
+					    st, sizeof(st), "%d", statuses[k]);
+				else
+					(void)snprintf(st, sizeof(st), "%dxx",
+					    (int)(k - ELEMENTSOF(statuses)) +
+						1);
+				sb_printf(&b,
+				    "hyperlet_http_requests_total{route=\"%s\","
+				    "method=\"%s\",status=\"%s\"} %llu\n",
+				    m->labels[i],
+				    STREQ(m->labels[i], METRICS_UNAUTHENTICATED)
+					? "any"
+					: methods[j],
+				    st, (unsigned long long)n);
+			}
 	sb_printf(&b,
 	    "# HELP hyperlet_http_request_duration_seconds Time from the "
 	    "request's headers to its response, by route template.\n"
 	    "# TYPE hyperlet_http_request_duration_seconds histogram\n");
-	for (i = 0; i < m->n_hist; i++) {
+	for (i = 0; i < m->n_labels; i++) {
 		const struct metrics_hist *h = &m->hist[i];
+		const char *route = m->labels[i];
 		uint64_t cum = 0;
 
+		if (h->count == 0)
+			continue;
 		for (j = 0; j < N_BUCKETS; j++) {
 			cum += h->bucket[j];
 			sb_printf(&b,
 			    "hyperlet_http_request_duration_seconds_bucket{"
 			    "route=\"%s\",le=\"%g\"} %llu\n",
-			    h->route, buckets[j], (unsigned long long)cum);
+			    route, buckets[j], (unsigned long long)cum);
 		}
 		sb_printf(&b,
 		    "hyperlet_http_request_duration_seconds_bucket{route=\"%s\","
@@ -223,8 +268,8 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
 		    "%.6f\n"
 		    "hyperlet_http_request_duration_seconds_count{route=\"%s\"} "
 		    "%llu\n",
-		    h->route, (unsigned long long)h->count, h->route, h->sum,
-		    h->route, (unsigned long long)h->count);
+		    route, (unsigned long long)h->count, route, h->sum, route,
+		    (unsigned long long)h->count);
 	}
 	pthread_mutex_unlock(&m->lock);
 

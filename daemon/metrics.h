@@ -13,15 +13,22 @@
 
 struct metrics;
 
-/* A new, zeroed set of counters (owned: metrics_free), or NULL (OOM). */
-struct metrics *metrics_new(void);
+/* The route labels besides the templates: a path no route matches, and
+ * every request refused 401 before routing (one series, method "any"). */
+#define METRICS_UNMATCHED "unmatched"
+#define METRICS_UNAUTHENTICATED "unauthenticated"
+
+/* A new, zeroed set of counters for these route templates (static strings,
+ * borrowed) plus the two labels above (owned: metrics_free), or NULL
+ * (OOM). */
+struct metrics *metrics_new(const char *const *routes, size_t n_routes);
 /* Frees m; accepts NULL; returns NULL. */
 struct metrics *metrics_free(struct metrics *m);
 
-/* Counts one finished request. route is a static string (the route
- * template, "/v1/instances/{uuid}", or "unmatched"); method is copied if
- * new. Never fails: a request that does not fit the table is counted
- * under route "other". */
+/* Counts one finished request. route is one of the labels (a route
+ * template, METRICS_UNMATCHED, METRICS_UNAUTHENTICATED; anything else
+ * counts as unmatched); a method outside the eight known ones counts as
+ * OTHER, a status outside the known ones by its class. Never fails. */
 void metrics_observe(struct metrics *m, const char *route, const char *method,
     int status, int64_t elapsed_us);
 

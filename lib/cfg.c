@@ -87,6 +87,8 @@ static const struct cfg_key cfg_keys[] = {
     {"api", "auth_token_file", CFG_PATH, OFF(auth_token_file), ""},
     {"api", "tls_cert_file", CFG_PATH, OFF(tls_cert_file), ""},
     {"api", "tls_key_file", CFG_PATH, OFF(tls_key_file), ""},
+    {"api", "tls_priorities", CFG_STR, OFF(tls_priorities),
+	CFG_DEFAULT_TLS_PRIORITIES},
     {"api", "max_body_bytes", CFG_BYTES, OFF(max_body_bytes), "65536", 1024,
 	16 * MiB},
     {"api", "max_image_bytes", CFG_BYTES, OFF(max_image_bytes), "68719476736",
@@ -95,6 +97,11 @@ static const struct cfg_key cfg_keys[] = {
 	10000},
     {"api", "connection_timeout", CFG_INT, OFF(connection_timeout), "30", 0,
 	3600},
+    {"api", "per_ip_connection_limit", CFG_INT, OFF(per_ip_connection_limit),
+	"64", 0, 10000},
+    {"api", "header_timeout", CFG_INT, OFF(header_timeout), "5", 1, 3600},
+    {"api", "min_upload_rate", CFG_BYTES, OFF(min_upload_rate), "65536", 0,
+	GiB},
     {"api", "drain_timeout", CFG_INT, OFF(drain_timeout), "20", 0, 3600},
     {"libvirt", "uri", CFG_STR, OFF(libvirt_uri), CFG_DEFAULT_URI},
     {"libvirt", "virt_type", CFG_ENUM_STR, OFF(virt_type), "kvm", 0, 0,
@@ -584,6 +591,24 @@ cfg_err_at(const struct cfg *c, size_t idx, struct err *e, int code,
 	return err_set(e, code, "%s", msg);
 }
 
+/* err_set with "path:line: " for a key checked outside cfg.c. See cfg.h. */
+int
+cfg_err_key(const struct cfg *c, const char *section, const char *name,
+    struct err *e, int code, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	size_t idx;
+	va_list ap;
+
+	va_start(ap, fmt);
+	(void)vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (cfg_key_find(section, name, &idx) && c->path && c->line_[idx] > 0)
+		return err_set(
+		    e, code, "%s:%d: %s", c->path, c->line_[idx], msg);
+	return err_set(e, code, "%s", msg);
+}
+
 /* The absolute, lexically normalised form of path (relative to the working
  * directory): no ".", "..", empty components or trailing slash. */
 static int
@@ -816,6 +841,7 @@ cfg_clear(struct cfg *c)
 	}
 	free(c->tls_cert_file);
 	free(c->tls_key_file);
+	free(c->tls_priorities);
 	free(c->libvirt_uri);
 	free(c->state_dir);
 	free(c->instances_path);

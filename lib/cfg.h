@@ -28,6 +28,11 @@
 #define CFG_DEFAULT_LISTEN "127.0.0.1:8080"
 #define CFG_DEFAULT_URI "test:///default"
 #define CFG_DEFAULT_STATE_DIR "./state"
+/* TLS 1.2 and 1.3 only, forward-secret key exchange only (no static RSA),
+ * AEAD ciphers only, the server's order. */
+#define CFG_DEFAULT_TLS_PRIORITIES                                          \
+	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-CIPHER-ALL:+AES-" \
+	"256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
 #define CFG_MAX_KEYS 40 /* capacity of the key table (cfg.c) */
 
 /* The effective configuration. Owns every char * member; const char *
@@ -48,10 +53,18 @@ struct cfg {
 			     removed); NULL when no auth_token_file */
 	char *tls_cert_file; /* both or neither; NULL: plain HTTP */
 	char *tls_key_file;
+	char *tls_priorities; /* GnuTLS priority string (daemon/tls.c checks
+				 it); default CFG_DEFAULT_TLS_PRIORITIES */
 	int64_t max_body_bytes; /* JSON request body, default 65536 */
 	int64_t max_image_bytes; /* image upload, default 64 GiB */
 	int connection_limit; /* concurrent connections, default 256 */
 	int connection_timeout; /* seconds idle before close, default 30 */
+	int per_ip_connection_limit; /* per client address, 0: none, 64 */
+	int header_timeout; /* seconds for a new connection's first request
+			       headers (and until a request passes auth), 5 */
+	int64_t min_upload_rate; /* bytes/s an upload must average over every
+				    connection_timeout window, 0: none,
+				    default 65536 */
 	int drain_timeout; /* seconds to finish requests on SIGTERM, 20 */
 
 	/* [libvirt] */
@@ -127,6 +140,14 @@ int cfg_finish(struct cfg *c, struct err *e);
  * or -ENOMEM.
  */
 int cfg_format(const struct cfg *c, char **ret);
+
+/*
+ * For checks made outside cfg.c (the daemon checks tls_priorities with
+ * GnuTLS): err_set(e, code, ...) with "path:line: " in front when the key
+ * [section] name came from the file. Returns code.
+ */
+int cfg_err_key(const struct cfg *c, const char *section, const char *name,
+    struct err *e, int code, const char *fmt, ...) _printf_(6, 7);
 
 /* Frees the members of c and zeroes it. Accepts a zeroed cfg. */
 void cfg_clear(struct cfg *c);

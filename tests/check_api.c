@@ -1880,7 +1880,9 @@ START_TEST(test_a_client_dribbling_its_headers_is_cut_off_but_uploads_are_not)
 
 	teardown();
 	memset(&D, 0, sizeof(D));
-	daemon_start_conf(&D, "[api]\nconnection_timeout = 2\n");
+	/* the upload below averages ~53 KiB/s */
+	daemon_start_conf(
+	    &D, "[api]\nconnection_timeout = 2\nmin_upload_rate = 16k\n");
 	fd = connect_raw(D.port);
 	t0 = now_ms();
 	/* one byte every 250 ms: never idle for 2 s, but the headers take
@@ -1925,7 +1927,8 @@ START_TEST(test_connections_over_the_limit_are_refused)
 
 	teardown();
 	memset(&D, 0, sizeof(D));
-	daemon_start_conf(&D, "[api]\nconnection_limit = 4\nthreads = 1\n");
+	daemon_start_conf(&D,
+	    "[api]\nconnection_limit = 4\nthreads = 1\nheader_timeout = 30\n");
 	for (int i = 0; i < 4; i++) {
 		fds[i] = connect_raw(D.port);
 		ck_assert_int_gt(write(fds[i], "GET", 3), 0);

@@ -116,6 +116,10 @@ START_TEST(test_cfg_defaults_are_the_documented_embedded_defaults)
 	ck_assert_int_eq(c.threads, 8);
 	ck_assert_ptr_null(c.auth_token_file);
 	ck_assert_ptr_null(c.tls_cert_file);
+	ck_assert_str_eq(c.tls_priorities, CFG_DEFAULT_TLS_PRIORITIES);
+	ck_assert_int_eq(c.per_ip_connection_limit, 64);
+	ck_assert_int_eq(c.header_timeout, 5);
+	ck_assert_int_eq(c.min_upload_rate, 65536);
 	ck_assert_int_eq(c.max_body_bytes, 65536);
 	ck_assert_str_eq(c.libvirt_uri, "test:///default");
 	ck_assert_str_eq(c.virt_type, "kvm");
@@ -199,6 +203,10 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.max_image_bytes, 1099511627776LL);
 	ck_assert_int_eq(c.connection_limit, 100);
 	ck_assert_int_eq(c.connection_timeout, 10);
+	ck_assert_str_eq(c.tls_priorities, "SECURE256:-VERS-ALL:+VERS-TLS1.3");
+	ck_assert_int_eq(c.per_ip_connection_limit, 20);
+	ck_assert_int_eq(c.header_timeout, 3);
+	ck_assert_int_eq(c.min_upload_rate, 1024);
 	ck_assert_int_eq(c.drain_timeout, 5);
 	ck_assert_str_eq(c.libvirt_uri, "qemu:///system");
 	ck_assert_str_eq(c.virt_type, "qemu");

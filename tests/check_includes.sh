@@ -13,6 +13,7 @@ check 'libxml/' 'lib/xwriter\.c'
 check 'uuid/uuid\.h' 'lib/util\.c'
 check 'microhttpd\.h' 'daemon/api\.c'
 check 'ini\.h' 'lib/cfg\.c'
+check 'gnutls/' 'daemon/tls\.c|daemon/api_images\.c'
 check 'json-c/' 'lib/jfield\.c|lib/jfield\.h|lib/bdm_json\.c|daemon/api\.c|daemon/api_instances\.c|daemon/api_images\.c|lib/store\.c'
 if [ $fail = 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi
 exit $fail
