@@ -9,6 +9,12 @@
  *   detach  live+config detach -> BDM row        (a missing disk is fine)
  * A failed call undoes what it made and returns the first error.
  *
+ * Only hyperlet's own domains are ever changed or removed: virt refuses a
+ * domain whose <metadata> does not name the instance (-EPERM), a create
+ * of a uuid libvirt already has a domain for is -EEXIST before anything
+ * is written, and removals (delete, rollback, sweep) pass over a foreign
+ * domain of the uuid as if there were none.
+ *
  * struct compute holds configuration only and may be shared by threads;
  * each call takes the calling thread's store connection. Callers serialise
  * changes to one instance (the API's striped per-instance lock;
@@ -151,6 +157,9 @@ struct compute_report {
  *  - running/stopped/error without a domain: disks recreated where
  *    missing, domain redefined from the row, started again if the row
  *    said running (failure: state error);
+ *  - a row whose uuid libvirt has a domain for that hyperlet did not name
+ *    (not instance-<uuid>): never refreshed from or defined over; state
+ *    error (deleting and building rows go on as without a domain);
  *  - with a domain: the row's state set to libvirt's when they differ;
  *  - domains with hyperlet metadata and no row: listed in r->unknown;
  *  - building rows rolled back and deleting rows finished leave a

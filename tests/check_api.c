@@ -964,6 +964,36 @@ START_TEST(test_post_with_a_taken_uuid_is_409)
 }
 END_TEST
 
+/* test:///default's stock domain "test" (running): not hyperlet's. */
+#define TEST_DRIVER_DOMAIN "6695eb01-f6a4-8304-79aa-97f2502e193f"
+
+START_TEST(test_put_and_post_over_a_foreign_domain_are_409_and_leave_it)
+{
+	struct resp r;
+	char body[1024];
+	int i;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(body, sizeof(body), "{\"uuid\": \"%s\", %s",
+	    TEST_DRIVER_DOMAIN, create_body + 1);
+	/* twice each: a create that had destroyed and undefined the domain
+	 * would succeed the second time */
+	for (i = 0; i < 2; i++) {
+		http("PUT", "/v1/instances/" TEST_DRIVER_DOMAIN, create_body,
+		    &r);
+		ck_problem(&r, 409, "uuid");
+		resp_clear(&r);
+		http("POST", "/v1/instances", body, &r);
+		ck_problem(&r, 409, "uuid");
+		resp_clear(&r);
+	}
+	http("GET", "/v1/instances/" TEST_DRIVER_DOMAIN, NULL, &r);
+	ck_problem(&r, 404, NULL);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
 /* ---- reads ----------------------------------------------------------- */
 
 START_TEST(test_get_answers_the_instance_with_an_etag)
@@ -2099,6 +2129,7 @@ END_TEST
 /* ---- a real hypervisor: private libvirtd, QEMU (TCG) ------------------ */
 
 static char hlv_dir[64];
+static char hlv_uri[256]; /* the private libvirtd's, once real_start ran */
 
 /* Starts a private libvirtd (tests/libvirtd/start.sh) and the daemon on it
  * with virt_type qemu, a 6 s stop_timeout and ONE request thread (so one
@@ -2150,6 +2181,7 @@ real_start(void)
 		return false;
 	}
 	ck_assert_msg(rc == 0 && uri[0], "start.sh failed (%d)", rc);
+	(void)snprintf(hlv_uri, sizeof(hlv_uri), "%s", uri);
 	(void)snprintf(extra, sizeof(extra),
 	    "[api]\nthreads = 1\n"
 	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n",
@@ -2352,6 +2384,75 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	http("DELETE", base, NULL, &r);
 	ck_status(&r, 204);
 	resp_clear(&r);
+	real_stop();
+}
+END_TEST
+
+/* virsh -c <private libvirtd> args..., its first output line in out. */
+static int
+virsh(char *out, size_t outsz, const char *args)
+{
+	char cmd[1024];
+	FILE *p;
+	int rc;
+
+	(void)snprintf(
+	    cmd, sizeof(cmd), "virsh -q -c '%s' %s 2>&1", hlv_uri, args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	if (fgets(out, (int)outsz, p) == NULL)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	while (fgetc(p) != EOF)
+		;
+	rc = pclose(p);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+START_TEST(test_a_domain_defined_with_virsh_is_never_touched)
+{
+	const char *u = "3c0ffee0-1111-4222-8333-444444444444";
+	char xml[512], path[256], body[1024], out[256];
+	struct resp r;
+	int i;
+
+	if (!real_start())
+		return;
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "%s/tenant-b-db.xml", hlv_dir);
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>tenant-b-db</name><uuid>%s</uuid>"
+	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>\n",
+	    u);
+	write_file(path, xml);
+	(void)snprintf(body, sizeof(body), "define '%s'", path);
+	ck_assert_msg(virsh(out, sizeof(out), body) == 0, "%s", out);
+	ck_assert_msg(
+	    virsh(out, sizeof(out), "start tenant-b-db") == 0, "%s", out);
+	(void)snprintf(
+	    body, sizeof(body), "{\"uuid\": \"%s\", %s", u, create_body + 1);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", u);
+	for (i = 0; i < 2; i++) {
+		http("PUT", path, create_body, &r);
+		ck_problem(&r, 409, "uuid");
+		ck_assert_ptr_null(strstr(r.body, "tenant-b-db"));
+		resp_clear(&r);
+		http("POST", "/v1/instances", body, &r);
+		ck_problem(&r, 409, "uuid");
+		resp_clear(&r);
+		ck_assert_int_eq(
+		    virsh(out, sizeof(out), "domstate tenant-b-db"), 0);
+		ck_assert_str_eq(out, "running");
+		/* a restart reconciles and sweeps rolled-back builds */
+		ck_assert_int_eq(daemon_stop(&D), 0);
+		daemon_restart(&D);
+	}
+	ck_assert_int_eq(count_instances(), 0);
+	ck_assert_int_eq(virsh(out, sizeof(out), "domstate tenant-b-db"), 0);
+	ck_assert_str_eq(out, "running");
+	(void)virsh(out, sizeof(out), "destroy tenant-b-db");
+	(void)virsh(out, sizeof(out), "undefine tenant-b-db");
 	real_stop();
 }
 END_TEST
@@ -2564,6 +2665,8 @@ main(void)
 	tcase_add_test(tc, test_wrong_content_type_is_415);
 	tcase_add_test(tc, test_a_body_over_64_kib_is_413);
 	tcase_add_test(tc, test_post_with_a_taken_uuid_is_409);
+	tcase_add_test(
+	    tc, test_put_and_post_over_a_foreign_domain_are_409_and_leave_it);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("put");
@@ -2635,6 +2738,7 @@ main(void)
 	tcase_add_test(tc, test_a_slow_libvirt_stop_does_not_block_health);
 	tcase_add_test(
 	    tc, test_sigterm_waits_for_a_slow_libvirt_stop_then_exits_0);
+	tcase_add_test(tc, test_a_domain_defined_with_virsh_is_never_touched);
 	tcase_add_test(tc, test_attach_and_detach_a_volume_on_a_real_domain);
 	tcase_add_test(tc, test_health_is_503_when_libvirt_is_gone);
 	tcase_add_test(

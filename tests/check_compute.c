@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt.h>
+
 #include "bdm.h"
 #include "bdm_json.h"
 #include "blockinfo.h"
@@ -580,6 +582,180 @@ START_TEST(test_compute_reconcile_reports_a_hyperlet_domain_without_a_row)
 }
 END_TEST
 
+/* ---- domains hyperlet does not own ------------------------------------ */
+
+/* A second libvirt connection, as another tool on the host would use:
+ * test:///default's state is shared within the process. */
+static virConnectPtr
+foreign_conn(void)
+{
+	virConnectPtr conn = virConnectOpen(uri ? uri : "test:///default");
+
+	ck_assert_ptr_nonnull(conn);
+	return conn;
+}
+
+/* Defines (and starts) a plain domain, as virsh would: no hyperlet
+ * metadata. */
+static void
+foreign_define(const char *name, const char *uuid, bool start)
+{
+	virConnectPtr conn = foreign_conn();
+	virDomainPtr d;
+	char xml[512];
+
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
+	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>",
+	    name, uuid);
+	d = virDomainDefineXML(conn, xml);
+	ck_assert_ptr_nonnull(d);
+	if (start)
+		ck_assert_int_eq(virDomainCreate(d), 0);
+	(void)virDomainFree(d);
+	(void)virConnectClose(conn);
+}
+
+/* -1 no such domain, 0 defined and shut off, 1 running. */
+static int
+foreign_state(const char *uuid)
+{
+	virConnectPtr conn = foreign_conn();
+	virDomainPtr d = virDomainLookupByUUIDString(conn, uuid);
+	int st = -1;
+
+	if (d) {
+		st = virDomainIsActive(d) == 1;
+		(void)virDomainFree(d);
+	}
+	(void)virConnectClose(conn);
+	return st;
+}
+
+static void
+foreign_remove(const char *uuid)
+{
+	virConnectPtr conn = foreign_conn();
+	virDomainPtr d = virDomainLookupByUUIDString(conn, uuid);
+
+	if (d) {
+		if (virDomainIsActive(d) == 1)
+			(void)virDomainDestroy(d);
+		(void)virDomainUndefine(d);
+		(void)virDomainFree(d);
+	}
+	(void)virConnectClose(conn);
+}
+
+static int
+tomb_state(const char *uuid)
+{
+	struct err e = {0};
+	int st = -1;
+
+	ck_assert_msg(
+	    store_tombstone_state(s, uuid, &st, &e) == 0, "%s", e.msg);
+	return st;
+}
+
+START_TEST(test_compute_create_over_a_foreign_domain_is_409_and_touches_it_not)
+{
+	struct instance *inst = request(true, false);
+	struct compute_report r;
+	struct err e = {0};
+	size_t n = 0;
+
+	foreign_define("tenant-b-db", inst->uuid, true);
+	ck_assert_int_eq(compute_create(c, s, inst, "d1", NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "uuid");
+	ck_assert_ptr_null(strstr(e.msg, "tenant-b-db"));
+	ck_assert_int_eq(foreign_state(inst->uuid), 1);
+	ck_assert(!row_exists(inst->uuid));
+	ck_assert_int_eq(tomb_state(inst->uuid), 0);
+	ck_assert(!instance_dir_exists(inst->uuid));
+	/* a stopped one, too */
+	foreign_remove(inst->uuid);
+	foreign_define("tenant-b-db", inst->uuid, false);
+	err_clear(&e);
+	ck_assert_int_eq(compute_create(c, s, inst, "d1", NULL, &e), -EEXIST);
+	ck_assert_int_eq(foreign_state(inst->uuid), 0);
+	ck_assert(!row_exists(inst->uuid));
+	/* the sweeper and reconciliation leave it alone */
+	ck_assert_msg(compute_sweep(c, s, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.n_unknown, 0);
+	compute_report_clear(&r);
+	ck_assert_int_eq(foreign_state(inst->uuid), 0);
+	foreign_remove(inst->uuid);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_compute_create_whose_domain_name_is_taken_leaves_that_domain)
+{
+	struct instance *inst = request(true, false);
+	const char *other = "0f0f0f0f-0000-4000-8000-000000000004";
+	char name[64];
+	struct err e = {0};
+
+	/* instance-<uuid> is someone else's domain, of another uuid */
+	(void)snprintf(name, sizeof(name), "instance-%s", inst->uuid);
+	foreign_define(name, other, true);
+	ck_assert_int_eq(compute_create(c, s, inst, "d1", NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "uuid");
+	ck_assert_int_eq(foreign_state(other), 1);
+	ck_assert_int_eq(foreign_state(inst->uuid), -1);
+	ck_assert(!row_exists(inst->uuid));
+	foreign_remove(other);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_compute_sweep_and_delete_never_remove_a_foreign_domain)
+{
+	struct instance *inst = request(false, false), *got = create(false);
+	struct compute_report r;
+	struct err e = {0};
+	size_t n = 0;
+
+	/* A tombstone of a uuid a foreign domain holds (left by an older
+	 * hyperlet's failed create): the sweep skips the domain. */
+	foreign_define("tenant-b-db", inst->uuid, true);
+	ck_assert_int_eq(store_tombstone_add(s, inst->uuid, &e), 0);
+	ck_assert_int_eq(tomb_state(inst->uuid), 1);
+	ck_assert_msg(compute_sweep(c, s, &n, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(foreign_state(inst->uuid), 1);
+	ck_assert_int_eq(virt_undefine(v, inst->uuid, &e), -EPERM);
+	ck_assert_int_eq(virt_stop(v, inst->uuid, 0, &e), -EPERM);
+	ck_assert_int_eq(foreign_state(inst->uuid), 1);
+	foreign_remove(inst->uuid);
+
+	/* An instance whose domain was replaced behind hyperlet's back by
+	 * a foreign one of the same uuid: actions refuse, reconciliation
+	 * sets the row to error, a delete removes the row only. */
+	ck_assert_int_eq(virt_undefine(v, got->uuid, &e), 0);
+	foreign_define("tenant-b-web", got->uuid, true);
+	ck_assert_int_lt(
+	    compute_action(c, s, got->uuid, COMPUTE_STOP, NULL, &e), 0);
+	ck_assert_int_eq(foreign_state(got->uuid), 1);
+	err_clear(&e);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.failed, 1);
+	ck_assert_uint_eq(r.redefined, 0);
+	compute_report_clear(&r);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_ERROR);
+	ck_assert_int_eq(foreign_state(got->uuid), 1);
+	ck_assert_msg(compute_delete(c, s, got->uuid, &e) == 0, "%s", e.msg);
+	ck_assert(!row_exists(got->uuid));
+	ck_assert_int_eq(foreign_state(got->uuid), 1);
+	foreign_remove(got->uuid);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
 START_TEST(test_compute_reconcile_does_not_report_a_lookalike_without_metadata)
 {
 	static const char lookalike[] =
@@ -597,8 +773,13 @@ START_TEST(test_compute_reconcile_does_not_report_a_lookalike_without_metadata)
 	reconcile(&r);
 	ck_assert_uint_eq(r.n_unknown, 0);
 	compute_report_clear(&r);
+	/* not hyperlet's: virt_undefine leaves it alone */
 	ck_assert_int_eq(
-	    virt_undefine(v, "0f0f0f0f-0000-4000-8000-000000000003", &e), 0);
+	    virt_undefine(v, "0f0f0f0f-0000-4000-8000-000000000003", &e),
+	    -EPERM);
+	ck_assert_int_eq(
+	    foreign_state("0f0f0f0f-0000-4000-8000-000000000003"), 0);
+	foreign_remove("0f0f0f0f-0000-4000-8000-000000000003");
 }
 END_TEST
 
@@ -818,6 +999,14 @@ main(void)
 	if (real)
 		tcase_add_test(tc,
 		    test_compute_create_killed_at_any_step_is_made_whole_by_reconcile);
+
+	TC("ownership");
+	tcase_add_test(tc,
+	    test_compute_create_over_a_foreign_domain_is_409_and_touches_it_not);
+	tcase_add_test(tc,
+	    test_compute_create_whose_domain_name_is_taken_leaves_that_domain);
+	tcase_add_test(
+	    tc, test_compute_sweep_and_delete_never_remove_a_foreign_domain);
 
 	return testutil_run(su);
 }
