@@ -30,6 +30,8 @@ struct compute {
 	struct bdm_limits limits;
 	int stop_timeout_ms;
 	struct domxml_opts domxml;
+	char *volume_roots, *state_dir, *db_path; /* owned; may be NULL */
+	struct volroot_opts vol; /* points at the strings above */
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
 	 * create of the same uuid (check tombstone + write the row). */
 	pthread_mutex_t tomb_lock;
@@ -54,10 +56,26 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 		    "images directory '%s' is not a normalised absolute path",
 		    o->images_dir ? o->images_dir : "(null)");
 	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->images_dir = strdup(o->images_dir)) == NULL) {
-		free(c);
+	if (c == NULL || (c->images_dir = strdup(o->images_dir)) == NULL ||
+	    (o->volume_roots &&
+		(c->volume_roots = strdup(o->volume_roots)) == NULL) ||
+	    (o->state_dir && (c->state_dir = strdup(o->state_dir)) == NULL) ||
+	    (o->db_path && (c->db_path = strdup(o->db_path)) == NULL)) {
+		if (c) {
+			free(c->images_dir);
+			free(c->volume_roots);
+			free(c->state_dir);
+			free(c);
+		}
 		return err_set(e, -ENOMEM, "out of memory");
 	}
+	c->vol = (struct volroot_opts){
+	    .roots = c->volume_roots,
+	    .state_dir = c->state_dir,
+	    .images_dir = c->images_dir,
+	    .instances_dir = virt_instances_path(o->virt),
+	    .db_path = c->db_path,
+	};
 	c->virt = o->virt;
 	c->limits = o->limits;
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
@@ -75,6 +93,9 @@ compute_free(struct compute *c)
 		return NULL;
 	(void)pthread_mutex_destroy(&c->tomb_lock);
 	free(c->images_dir);
+	free(c->volume_roots);
+	free(c->state_dir);
+	free(c->db_path);
 	free(c);
 	return NULL;
 }
@@ -165,6 +186,58 @@ plan_clear(struct plan *p)
 	free(p->dir);
 	free(p->xml);
 	*p = (struct plan){0};
+}
+
+#define VOLUME_PATH_FIELD "connection_info.data.device_path"
+
+/* The host path of a volume disk of bi against the volume roots; field
+ * names it. */
+static int
+check_volume(struct compute *c, const struct blockinfo_disk *d,
+    const char *field, struct err *e)
+{
+	if (d->conn_path == NULL)
+		return 0; /* a local disk */
+	return volroot_check(&c->vol, d->conn_type, d->conn_path, field, e);
+}
+
+/* Every volume of bi. The error names block_device_mapping_v2 only: after
+ * bdm_instance_prepare the request's index of a BDM is not known (an image
+ * root may have been put in front); the API names it exactly first
+ * (compute_check_volumes). */
+static int
+check_volumes(struct compute *c, const struct blockinfo *bi, struct err *e)
+{
+	int rc;
+
+	for (size_t i = 0; i < bi->n_disks; i++)
+		if ((rc = check_volume(
+			 c, &bi->disks[i], "block_device_mapping_v2", e)) < 0)
+			return rc;
+	return 0;
+}
+
+/* Checks the request's volumes as parsed. See compute.h. */
+int
+compute_check_volumes(
+    struct compute *c, const struct instance *inst, struct err *e)
+{
+	char field[ERR_FIELD_MAX];
+	int rc;
+
+	for (size_t i = 0; i < inst->n_bdms; i++) {
+		const struct bdm *b = &inst->bdms[i];
+
+		if (b->destination_type != BDM_DEST_VOLUME ||
+		    b->conn_path == NULL)
+			continue;
+		(void)snprintf(field, sizeof(field),
+		    "block_device_mapping_v2[%zu]." VOLUME_PATH_FIELD, i);
+		if ((rc = volroot_check(
+			 &c->vol, b->conn_type, b->conn_path, field, e)) < 0)
+			return rc;
+	}
+	return 0;
 }
 
 /* Builds the mapping (writing device names into inst's BDMs), finds the
@@ -289,6 +362,7 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	/* Everything that can refuse the request runs before the first
 	 * write. */
 	if ((rc = plan_domain(c, s, inst, &p, e)) < 0 ||
+	    (rc = check_volumes(c, p.bi, e)) < 0 ||
 	    (rc = own = uuid_free_in_libvirt(c, inst->uuid, e)) < 0)
 		goto out;
 	/* A rolled-back build of this uuid may have left a domain or disks
@@ -506,6 +580,8 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	if ((d = disk_of(bi, b->uuid)) == NULL)
 		return err_set(
 		    e, -EIO, "the mapping has no disk for BDM %s", b->uuid);
+	if ((rc = check_volume(c, d, VOLUME_PATH_FIELD, e)) < 0)
+		return rc;
 	dom_opts(c, dir, NULL, NULL, &o);
 	if ((rc = domxml_format_disk(inst, bi, d, &o, &xml, e)) < 0)
 		return rc;
@@ -614,6 +690,13 @@ redefine(struct compute *c, struct store *s, struct instance *inst,
 
 	if ((rc = plan_domain(c, s, inst, &p, e)) < 0)
 		goto out;
+	/* a volume path the roots no longer admit: not defined again */
+	if ((rc = check_volumes(c, p.bi, e)) < 0) {
+		if (inst->state != INSTANCE_ERROR)
+			(void)store_instance_set_state(
+			    s, inst->uuid, INSTANCE_ERROR, &se);
+		goto out;
+	}
 	rc = create_disks(c, inst, &p, e);
 	if (rc == -EEXIST) /* the disks outlived the domain: keep them */
 		err_clear(e);

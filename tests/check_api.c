@@ -168,14 +168,25 @@ daemon_start_conf(struct daemon *d, const char *extra)
 		"[api]\nlisten = 127.0.0.1:0\n%s%s%s"
 		"[storage]\nstate_dir = %s/state\n"
 		"synchronous = normal\n"
+		"%s%s%s"
 		"%s",
 		has_key(extra, "threads") ? "" : "threads = 4\n",
 		has_key(extra, "drain_timeout") ? "" : "drain_timeout = 20\n",
 		has_key(extra, "connection_timeout")
 		    ? ""
 		    : "connection_timeout = 30\n",
-		d->dir, extra ? extra : ""),
+		d->dir, has_key(extra, "volume_roots") ? "" : "volume_roots = ",
+		has_key(extra, "volume_roots") ? "" : d->dir,
+		has_key(extra, "volume_roots") ? "" : "/vols\n",
+		extra ? extra : ""),
 	    0);
+	/* the volume root: <dir>/vols */
+	{
+		char vols[512];
+
+		(void)snprintf(vols, sizeof(vols), "%s/vols", d->dir);
+		ck_assert(mkdir(vols, 0755) == 0 || errno == EEXIST);
+	}
 	write_file(conf, text);
 	free(text);
 	daemon_restart(d);
@@ -964,6 +975,95 @@ START_TEST(test_post_with_a_taken_uuid_is_409)
 }
 END_TEST
 
+/* A volume's host path comes from [storage] volume_roots only. */
+START_TEST(test_volumes_outside_the_roots_are_400_and_write_nothing)
+{
+	static const char *const bad[] = {"/etc/shadow", "@/state/hyperlet.db",
+	    "@/vols/out", "@/hyperlet.conf"};
+	char path[512], body[2048], vol[512];
+	struct resp r;
+	size_t i;
+	int fd;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(vol, sizeof(vol), "%s/vols/vol.img", D.dir);
+	fd = open(vol, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	(void)snprintf(path, sizeof(path), "%s/vols/out", D.dir);
+	ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+	for (i = 0; i < ELEMENTSOF(bad) + 1; i++) {
+		const char *p = i < ELEMENTSOF(bad) ? bad[i] : vol;
+
+		if (p[0] == '@')
+			(void)snprintf(
+			    path, sizeof(path), "%s%s", D.dir, p + 1);
+		else
+			(void)snprintf(path, sizeof(path), "%s", p);
+		(void)snprintf(body, sizeof(body),
+		    "{\"name\": \"v\", \"imageRef\": \"" IMG "\", "
+		    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, "
+		    "\"root_gb\": 1}, \"start\": false, "
+		    "\"block_device_mapping_v2\": ["
+		    "{\"boot_index\": 0, \"source_type\": \"image\", "
+		    "\"destination_type\": \"local\", \"uuid\": \"" IMG "\"}, "
+		    "{\"source_type\": \"volume\", \"destination_type\": "
+		    "\"volume\", \"uuid\": "
+		    "\"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+		    "\"connection_info\": {\"driver_volume_type\": "
+		    "\"%s\", \"data\": {\"device_path\": \"%s\"}}}]}",
+		    i == ELEMENTSOF(bad) ? "block" : "file", path);
+		http("POST", "/v1/instances", body, &r);
+		ck_problem(&r, 400,
+		    "block_device_mapping_v2[1].connection_info.data."
+		    "device_path");
+		resp_clear(&r);
+		ck_assert_int_eq(count_instances(), 0);
+	}
+	/* the same file as a file volume is fine */
+	(void)snprintf(body, sizeof(body),
+	    "{\"name\": \"v\", \"imageRef\": \"" IMG "\", "
+	    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, "
+	    "\"root_gb\": 1}, \"start\": false, "
+	    "\"block_device_mapping_v2\": ["
+	    "{\"source_type\": \"volume\", \"destination_type\": "
+	    "\"volume\", \"boot_index\": -1, \"uuid\": "
+	    "\"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+	    "\"data\": {\"device_path\": \"%s\"}}}]}",
+	    vol);
+	http("POST", "/v1/instances", body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 1);
+}
+END_TEST
+
+START_TEST(test_without_volume_roots_no_volume_is_taken)
+{
+	struct resp r;
+
+	/* the fixture's daemon again, without the roots */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	daemon_start_conf(&D, "[storage]\nvolume_roots =\n");
+	upload_raw(IMG, 1 << 20);
+	http("POST", "/v1/instances",
+	    "{\"name\": \"v\", \"imageRef\": \"" IMG "\", "
+	    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, \"root_gb\": 1}, "
+	    "\"start\": false, \"block_device_mapping_v2\": ["
+	    "{\"source_type\": \"volume\", \"destination_type\": "
+	    "\"volume\", \"uuid\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+	    "\"data\": {\"device_path\": \"/var/lib/vol.img\"}}}]}",
+	    &r);
+	ck_problem(&r, 400,
+	    "block_device_mapping_v2[0].connection_info.data.device_path");
+	ck_assert_ptr_nonnull(strstr(r.body, "volume_roots"));
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
 /* test:///default's stock domain "test" (running): not hyperlet's. */
 #define TEST_DRIVER_DOMAIN "6695eb01-f6a4-8304-79aa-97f2502e193f"
 
@@ -1341,14 +1441,32 @@ START_TEST(test_attach_is_refused_cleanly_by_the_test_driver)
 	upload_raw(IMG, 1 << 20);
 	(void)snprintf(get, sizeof(get), "/v1/instances/%s", create_one());
 	(void)snprintf(path, sizeof(path), "%s/volumes", get);
-	http("POST", path,
-	    "{\"volume_id\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
-	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
-	    "\"data\": {\"device_path\": \"/var/tmp/none.img\"}}}",
-	    &r);
+	{
+		char vol[512], body[1024];
+		int fd;
+
+		(void)snprintf(vol, sizeof(vol), "%s/vols/vol.img", D.dir);
+		fd = open(vol, O_WRONLY | O_CREAT, 0644);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		(void)snprintf(body, sizeof(body),
+		    "{\"volume_id\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+		    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+		    "\"data\": {\"device_path\": \"%s\"}}}",
+		    vol);
+		http("POST", path, body, &r);
+	}
 	/* test:///default lacks virDomainAttachDeviceFlags: an error, and
 	 * no BDM row left behind */
 	ck_assert_int_ge(r.status, 400);
+	resp_clear(&r);
+	/* a host file outside the volume roots: 400, nothing written */
+	http("POST", path,
+	    "{\"volume_id\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c12\", "
+	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+	    "\"data\": {\"device_path\": \"/etc/shadow\"}}}",
+	    &r);
+	ck_problem(&r, 400, "connection_info.data.device_path");
 	resp_clear(&r);
 	http("GET", get, NULL, &r);
 	before = (int)json_object_array_length(
@@ -2184,8 +2302,9 @@ real_start(void)
 	(void)snprintf(hlv_uri, sizeof(hlv_uri), "%s", uri);
 	(void)snprintf(extra, sizeof(extra),
 	    "[api]\nthreads = 1\n"
-	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n",
-	    uri);
+	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n"
+	    "[storage]\nvolume_roots = %s\n",
+	    uri, hlv_dir);
 	memset(&D, 0, sizeof(D));
 	daemon_start_conf(&D, extra);
 	return true;
@@ -2667,6 +2786,9 @@ main(void)
 	tcase_add_test(tc, test_post_with_a_taken_uuid_is_409);
 	tcase_add_test(
 	    tc, test_put_and_post_over_a_foreign_domain_are_409_and_leave_it);
+	tcase_add_test(
+	    tc, test_volumes_outside_the_roots_are_400_and_write_nothing);
+	tcase_add_test(tc, test_without_volume_roots_no_volume_is_taken);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("put");
