@@ -1545,6 +1545,9 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 		    .limits = cfg->limits,
 		    .stop_timeout_ms = cfg->stop_timeout * 1000,
 		    .domxml = {.virt_type = cfg->virt_type},
+		    .volume_roots = cfg->volume_roots,
+		    .state_dir = cfg->state_dir,
+		    .db_path = cfg->db_path,
 		};
 
 		if ((rc = compute_new(&co, &a->own_compute, e)) < 0) {

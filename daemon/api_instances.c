@@ -501,7 +501,8 @@ create(
 	struct store *s;
 	int rc;
 
-	if ((rc = bdm_json_parse_create(r->body, r->body_len, &inst, e)) < 0)
+	if ((rc = bdm_json_parse_create(r->body, r->body_len, &inst, e)) < 0 ||
+	    (rc = compute_check_volumes(r->h->compute, inst, e)) < 0)
 		return rc;
 	if (path_uuid) {
 		if (inst->uuid_given && !STREQ(inst->uuid, path_uuid))

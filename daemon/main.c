@@ -52,6 +52,7 @@ struct options {
 	const char *state_dir;
 	const char *libvirt_uri;
 	const char *virt_type;
+	const char *volume_roots;
 	bool check_config;
 	bool debug;
 	long max_count; /* -1: not given */
@@ -108,6 +109,7 @@ usage(FILE *f)
 	    "  -u, --libvirt-uri URI   [libvirt] uri (default " CFG_DEFAULT_URI
 	    ")\n"
 	    "  -t, --virt-type TYPE    [libvirt] virt_type: kvm or qemu\n"
+	    "  -r, --volume-roots LIST [storage] volume_roots (default: none)\n"
 	    "  -F, --foreground        accepted for compatibility: hyperletd "
 	    "never forks\n"
 	    "  -n, --check-config      check the configuration and exit\n"
@@ -128,6 +130,7 @@ parse_options(int argc, char **argv, struct options *o)
 	    {"state-dir", required_argument, NULL, 's'},
 	    {"libvirt-uri", required_argument, NULL, 'u'},
 	    {"virt-type", required_argument, NULL, 't'},
+	    {"volume-roots", required_argument, NULL, 'r'},
 	    {"foreground", no_argument, NULL, 'F'},
 	    {"check-config", no_argument, NULL, 'n'},
 	    {"debug", no_argument, NULL, 'd'},
@@ -140,7 +143,7 @@ parse_options(int argc, char **argv, struct options *o)
 
 	*o = (struct options){.max_count = -1};
 	while ((ch = getopt_long(
-		    argc, argv, "f:l:s:u:t:Fndm:hV", longopts, NULL)) != -1) {
+		    argc, argv, "f:l:s:u:t:r:Fndm:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'f':
 			o->config = optarg;
@@ -156,6 +159,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 't':
 			o->virt_type = optarg;
+			break;
+		case 'r':
+			o->volume_roots = optarg;
 			break;
 		case 'F':
 			break;
@@ -215,6 +221,8 @@ load_config(const struct options *o, bool to_log, struct cfg *c)
 		"--libvirt-uri"},
 	    {offsetof(struct options, virt_type), "libvirt", "virt_type",
 		"--virt-type"},
+	    {offsetof(struct options, volume_roots), "storage", "volume_roots",
+		"--volume-roots"},
 	};
 	const char *flag = NULL; /* the option at fault */
 	struct err e = {0};
@@ -594,6 +602,9 @@ serve(struct cfg *c, const struct options *o)
 	    .limits = c->limits,
 	    .stop_timeout_ms = c->stop_timeout * 1000,
 	    .domxml = {.virt_type = c->virt_type},
+	    .volume_roots = c->volume_roots,
+	    .state_dir = c->state_dir,
+	    .db_path = c->db_path,
 	};
 	struct migrator mig = {
 	    .db_path = c->db_path, .sync_normal = c->sync_normal};

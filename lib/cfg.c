@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "util.h"
+#include "volroot.h"
 
 enum cfg_type {
 	CFG_LISTEN, /* char *, "ADDR:PORT", also fills listen_* */
@@ -32,6 +33,8 @@ enum cfg_type {
 	CFG_BYTES, /* int64_t, optional k/M/G/T suffix (powers of 1024) */
 	CFG_STR, /* char *, non-empty text */
 	CFG_PATH, /* char *, "" = unset (NULL) */
+	CFG_LIST, /* char *, absolute paths separated by commas and/or
+		     white space (volroot.h); "" = none (NULL) */
 	CFG_ENUM_STR, /* const char *, the choice's name */
 	CFG_ENUM_BOOL, /* bool, the choice's value */
 	CFG_ENUM_INT, /* int, the choice's value */
@@ -114,6 +117,7 @@ static const struct cfg_key cfg_keys[] = {
     {"storage", "db_path", CFG_PATH, OFF(db_path), ""},
     {"storage", "synchronous", CFG_ENUM_BOOL, OFF(sync_normal), "full", 0, 0,
 	sync_modes},
+    {"storage", "volume_roots", CFG_LIST, OFF(volume_roots), ""},
     {"limits", "max_local_block_devices", CFG_INT,
 	OFF(limits.max_local_block_devices), "3", -1, 1024},
     {"limits", "max_disk_devices_to_attach", CFG_INT,
@@ -352,9 +356,16 @@ cfg_key_set(
 		*(int64_t *)field = v;
 		return 0;
 	case CFG_STR:
-	case CFG_PATH: {
+	case CFG_PATH:
+	case CFG_LIST: {
 		char *dup = NULL;
 
+		if (k->type == CFG_LIST &&
+		    (r = volroot_list_check(value, e)) < 0)
+			return r;
+		if (k->type == CFG_LIST &&
+		    value[strspn(value, VOLROOT_SEPARATORS)] == '\0')
+			value = "";
 		if (value[0] == '\0' &&
 		    (k->type == CFG_STR || (k->flags & CFG_F_REQUIRED)))
 			return err_set(
@@ -791,7 +802,8 @@ cfg_format(const struct cfg *c, char **ret)
 		switch (k->type) {
 		case CFG_LISTEN:
 		case CFG_STR:
-		case CFG_PATH: {
+		case CFG_PATH:
+		case CFG_LIST: {
 			const char *s = *(char *const *)field;
 
 			fputs(s ? s : "", f);
@@ -847,5 +859,6 @@ cfg_clear(struct cfg *c)
 	free(c->instances_path);
 	free(c->images_path);
 	free(c->db_path);
+	free(c->volume_roots);
 	memset(c, 0, sizeof(*c));
 }

@@ -79,6 +79,9 @@ struct cfg {
 	char *db_path; /* default <state_dir>/hyperlet.db */
 	bool sync_normal; /* key "synchronous": full (default) | normal;
 			     store_opts.sync_normal */
+	char *volume_roots; /* where volumes may live: absolute directories
+			       separated by commas and/or white space
+			       (volroot.h); NULL (default): none */
 
 	/* [limits]: max_local_block_devices, max_disk_devices_to_attach,
 	 * max_bdms, handed to bdm validation as is */

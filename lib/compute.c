@@ -30,6 +30,8 @@ struct compute {
 	struct bdm_limits limits;
 	int stop_timeout_ms;
 	struct domxml_opts domxml;
+	char *volume_roots, *state_dir, *db_path; /* owned; may be NULL */
+	struct volroot_opts vol; /* points at the strings above */
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
 	 * create of the same uuid (check tombstone + write the row). */
 	pthread_mutex_t tomb_lock;
@@ -54,10 +56,26 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 		    "images directory '%s' is not a normalised absolute path",
 		    o->images_dir ? o->images_dir : "(null)");
 	c = calloc(1, sizeof(*c));
-	if (c == NULL || (c->images_dir = strdup(o->images_dir)) == NULL) {
-		free(c);
+	if (c == NULL || (c->images_dir = strdup(o->images_dir)) == NULL ||
+	    (o->volume_roots &&
+		(c->volume_roots = strdup(o->volume_roots)) == NULL) ||
+	    (o->state_dir && (c->state_dir = strdup(o->state_dir)) == NULL) ||
+	    (o->db_path && (c->db_path = strdup(o->db_path)) == NULL)) {
+		if (c) {
+			free(c->images_dir);
+			free(c->volume_roots);
+			free(c->state_dir);
+			free(c);
+		}
 		return err_set(e, -ENOMEM, "out of memory");
 	}
+	c->vol = (struct volroot_opts){
+	    .roots = c->volume_roots,
+	    .state_dir = c->state_dir,
+	    .images_dir = c->images_dir,
+	    .instances_dir = virt_instances_path(o->virt),
+	    .db_path = c->db_path,
+	};
 	c->virt = o->virt;
 	c->limits = o->limits;
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
@@ -75,6 +93,9 @@ compute_free(struct compute *c)
 		return NULL;
 	(void)pthread_mutex_destroy(&c->tomb_lock);
 	free(c->images_dir);
+	free(c->volume_roots);
+	free(c->state_dir);
+	free(c->db_path);
 	free(c);
 	return NULL;
 }
@@ -167,6 +188,58 @@ plan_clear(struct plan *p)
 	*p = (struct plan){0};
 }
 
+#define VOLUME_PATH_FIELD "connection_info.data.device_path"
+
+/* The host path of a volume disk of bi against the volume roots; field
+ * names it. */
+static int
+check_volume(struct compute *c, const struct blockinfo_disk *d,
+    const char *field, struct err *e)
+{
+	if (d->conn_path == NULL)
+		return 0; /* a local disk */
+	return volroot_check(&c->vol, d->conn_type, d->conn_path, field, e);
+}
+
+/* Every volume of bi. The error names block_device_mapping_v2 only: after
+ * bdm_instance_prepare the request's index of a BDM is not known (an image
+ * root may have been put in front); the API names it exactly first
+ * (compute_check_volumes). */
+static int
+check_volumes(struct compute *c, const struct blockinfo *bi, struct err *e)
+{
+	int rc;
+
+	for (size_t i = 0; i < bi->n_disks; i++)
+		if ((rc = check_volume(
+			 c, &bi->disks[i], "block_device_mapping_v2", e)) < 0)
+			return rc;
+	return 0;
+}
+
+/* Checks the request's volumes as parsed. See compute.h. */
+int
+compute_check_volumes(
+    struct compute *c, const struct instance *inst, struct err *e)
+{
+	char field[ERR_FIELD_MAX];
+	int rc;
+
+	for (size_t i = 0; i < inst->n_bdms; i++) {
+		const struct bdm *b = &inst->bdms[i];
+
+		if (b->destination_type != BDM_DEST_VOLUME ||
+		    b->conn_path == NULL)
+			continue;
+		(void)snprintf(field, sizeof(field),
+		    "block_device_mapping_v2[%zu]." VOLUME_PATH_FIELD, i);
+		if ((rc = volroot_check(
+			 &c->vol, b->conn_type, b->conn_path, field, e)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Builds the mapping (writing device names into inst's BDMs), finds the
  * base image and formats the domain XML. Pure apart from reading the
  * store. */
@@ -237,6 +310,43 @@ reload(struct store *s, const char *uuid, struct instance **ret, struct err *e)
 
 /* --- create / delete --------------------------------------------------- */
 
+/* virt_undefine of an instance's domain, where a domain of that uuid that
+ * hyperlet does not own (-EPERM: left untouched) counts as no domain of
+ * the instance's. */
+static int
+undefine_own(struct compute *c, const char *uuid, struct err *e)
+{
+	int rc = virt_undefine(c->virt, uuid, e);
+
+	if (rc == -EPERM) {
+		err_clear(e);
+		return 0;
+	}
+	return rc;
+}
+
+/* Before a create writes anything: a uuid libvirt already has a domain for
+ * is taken (one lookup by uuid). Returns 0 (no domain), 1 (hyperlet's own
+ * domain of this instance: a leftover a tombstone lets the create remove,
+ * or the instance itself), -EEXIST (a domain hyperlet does not own),
+ * -EAGAIN, -EIO. */
+static int
+uuid_free_in_libvirt(struct compute *c, const char *uuid, struct err *e)
+{
+	int rc = virt_has_metadata(c->virt, uuid, e);
+
+	if (rc == -ENOENT) {
+		err_clear(e);
+		return 0;
+	}
+	if (rc == 0)
+		return err_set_field(e, -EEXIST, "uuid",
+		    "uuid %s is taken by a libvirt domain that is not a "
+		    "hyperlet instance",
+		    uuid);
+	return rc;
+}
+
 /* Creates and (unless inst->start is false) starts an instance, undoing
  * everything on failure. See compute.h for the steps. Returns 0, -EINVAL,
  * -EEXIST, -EAGAIN, -EIO. */
@@ -245,13 +355,15 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
     const char *request_digest, struct instance **ret_inst, struct err *e)
 {
 	struct plan p = {0};
-	struct err ue = {0};
+	struct err ue = {0}, ne = {0};
 	bool defined = false;
-	int rc, tomb = 0;
+	int rc, tomb = 0, own;
 
 	/* Everything that can refuse the request runs before the first
 	 * write. */
-	if ((rc = plan_domain(c, s, inst, &p, e)) < 0)
+	if ((rc = plan_domain(c, s, inst, &p, e)) < 0 ||
+	    (rc = check_volumes(c, p.bi, e)) < 0 ||
+	    (rc = own = uuid_free_in_libvirt(c, inst->uuid, e)) < 0)
 		goto out;
 	/* A rolled-back build of this uuid may have left a domain or disks
 	 * (a client retrying with the same uuid): remove them and the
@@ -260,9 +372,14 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	(void)pthread_mutex_lock(&c->tomb_lock);
 	rc = store_tombstone_state(s, inst->uuid, &tomb, e);
 	if (rc == 0 && tomb == 1 &&
-	    (rc = virt_undefine(c->virt, inst->uuid, e)) == 0 &&
+	    (rc = undefine_own(c, inst->uuid, e)) == 0 &&
 	    (rc = virt_delete_disks(c->virt, inst->uuid, e)) == 0)
 		rc = store_tombstone_delete(s, inst->uuid, e);
+	/* hyperlet's domain of this uuid without a tombstone: the instance
+	 * (its row makes the create below fail) or one reconcile reports */
+	if (rc == 0 && tomb != 1 && own == 1)
+		rc = err_set_field(e, -EEXIST, "uuid",
+		    "uuid %s is taken by a hyperlet domain", inst->uuid);
 	if (rc == 0)
 		rc = store_instance_create(s, inst, request_digest, e);
 	(void)pthread_mutex_unlock(&c->tomb_lock);
@@ -275,7 +392,17 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	/* set before the call: a define that failed because libvirtd went
 	 * away may still have happened */
 	defined = true;
-	if ((rc = virt_define(c->virt, p.xml, e)) < 0)
+	if ((rc = virt_define(c->virt, p.xml, e)) < 0 &&
+	    virt_name_taken(c->virt, inst->uuid, &ne) == 1) {
+		/* the name instance-<uuid> is another uuid's domain: its
+		 * uuid differs, so the undo below cannot touch it */
+		err_clear(e);
+		rc = err_set_field(e, -EEXIST, "uuid",
+		    "the domain name of instance %s is taken by another "
+		    "libvirt domain",
+		    inst->uuid);
+	}
+	if (rc < 0)
 		goto undo;
 	if (inst->start && (rc = virt_start(c->virt, inst->uuid, e)) < 0)
 		goto undo;
@@ -294,7 +421,7 @@ undo:
 	 * DELETE). If only the row cannot be removed it stays building, with
 	 * nothing outside, and reconcile rolls it back. */
 	if (defined)
-		(void)virt_undefine(c->virt, inst->uuid, &ue);
+		(void)undefine_own(c, inst->uuid, &ue);
 	if (ue.code == 0)
 		(void)virt_delete_disks(c->virt, inst->uuid, &ue);
 	if (ue.code == 0)
@@ -321,7 +448,7 @@ delete_instance(struct compute *c, struct store *s, const char *uuid,
 
 	if ((rc = store_instance_set_state(s, uuid, INSTANCE_DELETING, e)) < 0)
 		return rc;
-	if ((rc = virt_undefine(c->virt, uuid, e)) < 0 ||
+	if ((rc = undefine_own(c, uuid, e)) < 0 ||
 	    (rc = virt_delete_disks(c->virt, uuid, e)) < 0)
 		return rc;
 	if (tombstone)
@@ -365,6 +492,13 @@ compute_action_from_string(const char *s, enum compute_action *ret)
 static int
 missing_domain(const char *uuid, int rc, struct err *e)
 {
+	if (rc == -EPERM) {
+		err_clear(e);
+		return err_set(e, -EIO,
+		    "the uuid of instance %s is held by a libvirt domain that "
+		    "is not hyperlet's; it was left alone",
+		    uuid);
+	}
 	if (rc != -ENOENT)
 		return rc;
 	err_clear(e);
@@ -446,6 +580,8 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	if ((d = disk_of(bi, b->uuid)) == NULL)
 		return err_set(
 		    e, -EIO, "the mapping has no disk for BDM %s", b->uuid);
+	if ((rc = check_volume(c, d, VOLUME_PATH_FIELD, e)) < 0)
+		return rc;
 	dom_opts(c, dir, NULL, NULL, &o);
 	if ((rc = domxml_format_disk(inst, bi, d, &o, &xml, e)) < 0)
 		return rc;
@@ -554,6 +690,13 @@ redefine(struct compute *c, struct store *s, struct instance *inst,
 
 	if ((rc = plan_domain(c, s, inst, &p, e)) < 0)
 		goto out;
+	/* a volume path the roots no longer admit: not defined again */
+	if ((rc = check_volumes(c, p.bi, e)) < 0) {
+		if (inst->state != INSTANCE_ERROR)
+			(void)store_instance_set_state(
+			    s, inst->uuid, INSTANCE_ERROR, &se);
+		goto out;
+	}
 	rc = create_disks(c, inst, &p, e);
 	if (rc == -EEXIST) /* the disks outlived the domain: keep them */
 		err_clear(e);
@@ -646,6 +789,31 @@ reconcile_one(struct compute *c, struct store *s,
 	}
 }
 
+/* A row whose uuid libvirt has a domain for that is not named as hyperlet
+ * names its domains: not the instance's domain, so never refreshed from,
+ * defined over or removed. A deleting or building row goes on as if it
+ * had no domain (the removal skips a domain hyperlet does not own); the
+ * others are set to error: their domain is gone and cannot be defined
+ * again while the uuid is taken. Returns 0 (*dom cleared) or -EEXIST. */
+static int
+foreign_domain(struct store *s, const struct store_instance_state *row,
+    const struct virt_domain **dom, struct err *e)
+{
+	struct err se = {0};
+
+	if (row->state == INSTANCE_DELETING ||
+	    row->state == INSTANCE_BUILDING) {
+		*dom = NULL;
+		return 0;
+	}
+	if (row->state != INSTANCE_ERROR)
+		(void)store_instance_set_state(
+		    s, row->uuid, INSTANCE_ERROR, &se);
+	return err_set(e, -EEXIST,
+	    "its uuid is held by a libvirt domain that is not hyperlet's; "
+	    "state error, the domain left alone");
+}
+
 /* One pass over every row and domain. Counters add up across passes;
  * failed, first_error and unknown describe this pass only. */
 static int
@@ -680,6 +848,14 @@ reconcile_pass(
 			    v[i].uuid, doms, nd, sizeof(*doms), cmp_domain);
 		if (dom)
 			seen[dom - doms] = true;
+		if (dom && !dom->named &&
+		    foreign_domain(s, &v[i], &dom, &ie) < 0) {
+			if (r->failed++ == 0)
+				(void)snprintf(r->first_error,
+				    sizeof(r->first_error),
+				    "instance %s: %.200s", v[i].uuid, ie.msg);
+			continue;
+		}
 		if (reconcile_one(c, s, &v[i], dom, r, &ie) < 0) {
 			if (r->failed++ == 0)
 				(void)snprintf(r->first_error,
@@ -783,7 +959,7 @@ compute_sweep(
 		(void)pthread_mutex_lock(&c->tomb_lock);
 		rc = store_tombstone_state(s, t[i], &st, &ie);
 		if (rc == 0 && st == 1) {
-			if ((rc = virt_undefine(c->virt, t[i], &ie)) == 0)
+			if ((rc = undefine_own(c, t[i], &ie)) == 0)
 				rc = virt_delete_disks(c->virt, t[i], &ie);
 		} else if (rc == 0 && st == 2)
 			rc = delete_instance(c, s, t[i], true, &ie);

@@ -9,6 +9,13 @@
  *   detach  live+config detach -> BDM row        (a missing disk is fine)
  * A failed call undoes what it made and returns the first error.
  *
+ * Only hyperlet's own domains are ever changed or removed: virt refuses a
+ * domain whose <metadata> does not name the instance (-EPERM), a create
+ * of a uuid libvirt already has a domain for is -EEXIST before anything
+ * is written, and removals (delete, rollback, sweep) pass over a foreign
+ * domain of the uuid as if there were none. Volume host paths come from
+ * [storage] volume_roots only (volroot.h).
+ *
  * struct compute holds configuration only and may be shared by threads;
  * each call takes the calling thread's store connection. Callers serialise
  * changes to one instance (the API's striped per-instance lock;
@@ -33,6 +40,7 @@
 #include "err.h"
 #include "store.h"
 #include "virt.h"
+#include "volroot.h"
 
 struct compute;
 
@@ -46,6 +54,13 @@ struct compute_opts {
 	 * borrowed. virt_type, instance_dir and base_image_* are filled per
 	 * instance and ignored here. */
 	struct domxml_opts domxml;
+	/* Where volume host paths may come from ([storage] volume_roots,
+	 * volroot.h; NULL: nowhere, every volume is refused) and the state
+	 * directory and database they must stay out of (images_dir and the
+	 * virt's instances path are excluded too). Copied. */
+	const char *volume_roots;
+	const char *state_dir;
+	const char *db_path;
 };
 
 /* Copies o (images_dir duplicated). Returns 0 and *ret (compute_free),
@@ -61,7 +76,8 @@ struct compute *compute_free(struct compute *c);
  * BDM's image_id) is looked up, the row is written (state building, all
  * BDMs, request_digest), the local disks are created, the domain defined,
  * started unless inst->start is false, and the state set to running or
- * stopped. On failure everything made is undone (domain undefined, disks
+ * stopped. Every volume's host path must pass volroot_check (-EINVAL on
+ * field block_device_mapping_v2, nothing written). On failure everything made is undone (domain undefined, disks
  * deleted, row deleted) and the error returned. On success *ret_inst (may
  * be NULL) receives the instance as stored (owned, instance_free).
  * Returns 0, -EINVAL (image unknown or unusable, bad mapping), -EEXIST
@@ -70,6 +86,17 @@ struct compute *compute_free(struct compute *c);
  */
 int compute_create(struct compute *c, struct store *s, struct instance *inst,
     const char *request_digest, struct instance **ret_inst, struct err *e);
+
+/*
+ * Checks the host path of every volume BDM of a request as parsed (before
+ * bdm_instance_prepare, so BDM i is the request's
+ * block_device_mapping_v2[i]) against the volume roots (volroot.h).
+ * compute_create checks again; this is for a caller that wants the
+ * request's own indexes in the error. Returns 0, -EINVAL naming
+ * block_device_mapping_v2[i].connection_info.data.device_path, -ENOMEM.
+ */
+int compute_check_volumes(
+    struct compute *c, const struct instance *inst, struct err *e);
 
 /*
  * Deletes an instance: state deleting first (so a crash leaves a row that
@@ -107,7 +134,9 @@ int compute_action(struct compute *c, struct store *s, const char *uuid,
  * picks bus and device name) and stays the caller's. The BDM row is
  * written first and removed again if libvirt refuses. On success
  * *ret_inst (may be NULL) receives the instance as stored, whose BDM
- * *ret_index is the new one. Returns 0, -EINVAL, -ENOENT, -EEXIST (volume
+ * *ret_index is the new one. The volume's host path must pass
+ * volroot_check (-EINVAL on connection_info.data.device_path, nothing
+ * written). Returns 0, -EINVAL, -ENOENT, -EEXIST (volume
  * already attached, bdm_uuid taken), -EBUSY (building/deleting), -EAGAIN,
  * -EIO.
  */
@@ -150,7 +179,11 @@ struct compute_report {
  *    started it yet stays stopped); otherwise rolled back (disks, row);
  *  - running/stopped/error without a domain: disks recreated where
  *    missing, domain redefined from the row, started again if the row
- *    said running (failure: state error);
+ *    said running (failure: state error); a volume path the roots no
+ *    longer admit is not defined: state error;
+ *  - a row whose uuid libvirt has a domain for that hyperlet did not name
+ *    (not instance-<uuid>): never refreshed from or defined over; state
+ *    error (deleting and building rows go on as without a domain);
  *  - with a domain: the row's state set to libvirt's when they differ;
  *  - domains with hyperlet metadata and no row: listed in r->unknown;
  *  - building rows rolled back and deleting rows finished leave a

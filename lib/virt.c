@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -297,6 +298,64 @@ virt_dom_get(struct virt *v, const char *uuid, virConnectPtr *ret_c,
 		return virt_fail(v, c, e, "domain lookup");
 	*ret_c = TAKE_PTR(c);
 	*ret_d = d;
+	return 0;
+}
+
+/*
+ * 1 if d carries hyperlet's <metadata> naming instance uuid (the uuid
+ * attribute of its <hyperlet:instance> start tag), 0 if it carries none or
+ * names another, or a negative errno (-ENOENT: the domain vanished).
+ */
+static int
+virt_dom_owned(struct virt *v, virConnectPtr c, virDomainPtr d,
+    const char *uuid, struct err *e)
+{
+	char want[UUID_STR_LEN + 8], *md, *end;
+	int owned;
+
+	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
+	if (md == NULL) {
+		if (virt_last_code() == VIR_ERR_NO_DOMAIN_METADATA) {
+			virResetLastError();
+			return 0;
+		}
+		return virt_fail(v, c, e, "domain metadata");
+	}
+	/* only the start tag: a disk's bdm_uuid="..." must not count */
+	if ((end = strchr(md, '>')) != NULL)
+		*end = '\0';
+	(void)snprintf(want, sizeof(want), " uuid=\"%s\"", uuid);
+	owned = strstr(md, want) != NULL;
+	if (!owned) {
+		(void)snprintf(want, sizeof(want), " uuid='%s'", uuid);
+		owned = strstr(md, want) != NULL;
+	}
+	free(md);
+	return owned;
+}
+
+/*
+ * virt_dom_get for a call that changes or removes the domain: the domain
+ * must be hyperlet's instance uuid (virt_dom_owned). A domain of that uuid
+ * hyperlet does not own is left untouched: -EPERM.
+ */
+static int
+virt_own_dom_get(struct virt *v, const char *uuid, virConnectPtr *ret_c,
+    virDomainPtr *ret_d, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if ((r = virt_dom_owned(v, c, d, uuid, e)) < 0)
+		return r;
+	if (r == 0)
+		return err_set(e, -EPERM,
+		    "domain %s is not a hyperlet instance: left alone", uuid);
+	*ret_c = TAKE_PTR(c);
+	*ret_d = TAKE_PTR(d);
 	return 0;
 }
 
@@ -778,7 +837,7 @@ virt_undefine(struct virt *v, const char *uuid, struct err *e)
 	size_t i;
 	int r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r == -ENOENT ? (err_clear(e), 0) : r;
 	if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0) {
 		int code = virt_last_code();
@@ -818,7 +877,7 @@ virt_start(struct virt *v, const char *uuid, struct err *e)
 	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
 	int r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r;
 	/* drivers differ in how they refuse this (qemu: operation invalid,
 	 * test: internal error) */
@@ -848,7 +907,7 @@ virt_stop(struct virt *v, const char *uuid, int timeout_ms, struct err *e)
 	int64_t deadline;
 	int r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r;
 	if (virDomainIsActive(d) != 1)
 		return err_set(e, -EBUSY, "stop: domain is not running");
@@ -882,7 +941,7 @@ virt_reboot(struct virt *v, const char *uuid, struct err *e)
 	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
 	int r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r;
 	if (virDomainIsActive(d) != 1)
 		return err_set(e, -EBUSY, "reboot: domain is not running");
@@ -955,7 +1014,7 @@ virt_device(struct virt *v, const char *uuid, const char *disk_xml, bool attach,
 
 	if (disk_xml == NULL)
 		return err_set(e, -EINVAL, "no disk XML");
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r;
 	if ((active = virDomainIsActive(d)) < 0)
 		return virt_fail(v, c, e, "state");
@@ -1161,25 +1220,40 @@ virt_list(
 	return 0;
 }
 
+/* Whether instance uuid's domain name is another uuid's. See virt.h. */
+int
+virt_name_taken(struct virt *v, const char *uuid, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	char name[DOMXML_NAME_MAX], got[VIR_UUID_STRING_BUFLEN];
+	int r;
+
+	if ((r = virt_check_uuid(uuid, e)) < 0 ||
+	    (r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	domxml_domain_name(uuid, name);
+	if ((d = virDomainLookupByName(c, name)) == NULL) {
+		if (virt_last_code() == VIR_ERR_NO_DOMAIN) {
+			virResetLastError();
+			return 0;
+		}
+		return virt_fail(v, c, e, "domain lookup");
+	}
+	if (virDomainGetUUIDString(d, got) < 0)
+		return virt_fail(v, c, e, "domain uuid");
+	return strcasecmp(got, uuid) != 0;
+}
+
 /* Whether the domain carries hyperlet's metadata. See virt.h. */
 int
 virt_has_metadata(struct virt *v, const char *uuid, struct err *e)
 {
 	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
 	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
-	char *md;
 	int r;
 
 	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r;
-	md = virDomainGetMetadata(d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
-	if (md) {
-		free(md);
-		return 1;
-	}
-	if (virt_last_code() == VIR_ERR_NO_DOMAIN_METADATA) {
-		virResetLastError();
-		return 0;
-	}
-	return virt_fail(v, c, e, "domain metadata");
+	return virt_dom_owned(v, c, d, uuid, e);
 }

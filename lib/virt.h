@@ -10,6 +10,11 @@
  * domain/volume, -EBUSY operation invalid in the domain's state, -EEXIST
  * already exists, -EAGAIN libvirt unreachable (the API answers 503), -EINVAL
  * bad argument (checked before libvirt is called), -EIO anything else.
+ *
+ * Ownership: every call that changes or removes a domain (undefine, start,
+ * stop, reboot, attach, detach) first checks that the domain of that uuid
+ * carries hyperlet's <metadata> naming that instance; a domain hyperlet
+ * does not own is left untouched and the call returns -EPERM.
  */
 #ifndef HYPERLET_VIRT_H
 #define HYPERLET_VIRT_H
@@ -102,7 +107,9 @@ int virt_define(struct virt *v, const char *xml, struct err *e);
 
 /* Destroys the domain if it runs, then undefines it with its managed save,
  * snapshot/checkpoint metadata and NVRAM. Idempotent: no domain is
- * success. Returns 0, -EAGAIN, -EIO. */
+ * success. A domain of that uuid that is not hyperlet's instance uuid is
+ * neither destroyed nor undefined: -EPERM. Returns 0, -EPERM, -EAGAIN,
+ * -EIO. */
 int virt_undefine(struct virt *v, const char *uuid, struct err *e);
 
 /* Starts a defined domain. Returns 0, -ENOENT, -EBUSY (already running),
@@ -159,10 +166,17 @@ struct virt_domain {
 int virt_list(
     struct virt *v, struct virt_domain **ret, size_t *ret_n, struct err *e);
 
-/* Whether the domain carries hyperlet's <metadata> (DOMXML_NS): 1 yes, 0
- * no. Two libvirt calls: for the few domains reconciliation cannot match
- * with a row. Returns 1, 0, -EINVAL, -ENOENT (no such domain), -EAGAIN,
- * -EIO. */
+/* Whether the domain of uuid is hyperlet's: its <metadata> (DOMXML_NS)
+ * names instance uuid. 1 yes, 0 no (no hyperlet metadata, or another
+ * instance's). Two libvirt calls: for the few domains reconciliation cannot
+ * match with a row, and the check a create makes before it writes. Returns
+ * 1, 0, -EINVAL, -ENOENT (no such domain), -EAGAIN, -EIO. */
 int virt_has_metadata(struct virt *v, const char *uuid, struct err *e);
+
+/* Whether the name hyperlet gives instance uuid's domain
+ * (instance-<uuid>) is held by a domain of another uuid: 1 yes, 0 no. One
+ * lookup by name, for a define that failed. Returns 1, 0, -EINVAL, -EAGAIN,
+ * -EIO. */
+int virt_name_taken(struct virt *v, const char *uuid, struct err *e);
 
 #endif

@@ -168,14 +168,25 @@ daemon_start_conf(struct daemon *d, const char *extra)
 		"[api]\nlisten = 127.0.0.1:0\n%s%s%s"
 		"[storage]\nstate_dir = %s/state\n"
 		"synchronous = normal\n"
+		"%s%s%s"
 		"%s",
 		has_key(extra, "threads") ? "" : "threads = 4\n",
 		has_key(extra, "drain_timeout") ? "" : "drain_timeout = 20\n",
 		has_key(extra, "connection_timeout")
 		    ? ""
 		    : "connection_timeout = 30\n",
-		d->dir, extra ? extra : ""),
+		d->dir, has_key(extra, "volume_roots") ? "" : "volume_roots = ",
+		has_key(extra, "volume_roots") ? "" : d->dir,
+		has_key(extra, "volume_roots") ? "" : "/vols\n",
+		extra ? extra : ""),
 	    0);
+	/* the volume root: <dir>/vols */
+	{
+		char vols[512];
+
+		(void)snprintf(vols, sizeof(vols), "%s/vols", d->dir);
+		ck_assert(mkdir(vols, 0755) == 0 || errno == EEXIST);
+	}
 	write_file(conf, text);
 	free(text);
 	daemon_restart(d);
@@ -964,6 +975,125 @@ START_TEST(test_post_with_a_taken_uuid_is_409)
 }
 END_TEST
 
+/* A volume's host path comes from [storage] volume_roots only. */
+START_TEST(test_volumes_outside_the_roots_are_400_and_write_nothing)
+{
+	static const char *const bad[] = {"/etc/shadow", "@/state/hyperlet.db",
+	    "@/vols/out", "@/hyperlet.conf"};
+	char path[512], body[2048], vol[512];
+	struct resp r;
+	size_t i;
+	int fd;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(vol, sizeof(vol), "%s/vols/vol.img", D.dir);
+	fd = open(vol, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	(void)snprintf(path, sizeof(path), "%s/vols/out", D.dir);
+	ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+	for (i = 0; i < ELEMENTSOF(bad) + 1; i++) {
+		const char *p = i < ELEMENTSOF(bad) ? bad[i] : vol;
+
+		if (p[0] == '@')
+			(void)snprintf(
+			    path, sizeof(path), "%s%s", D.dir, p + 1);
+		else
+			(void)snprintf(path, sizeof(path), "%s", p);
+		(void)snprintf(body, sizeof(body),
+		    "{\"name\": \"v\", \"imageRef\": \"" IMG "\", "
+		    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, "
+		    "\"root_gb\": 1}, \"start\": false, "
+		    "\"block_device_mapping_v2\": ["
+		    "{\"boot_index\": 0, \"source_type\": \"image\", "
+		    "\"destination_type\": \"local\", \"uuid\": \"" IMG "\"}, "
+		    "{\"source_type\": \"volume\", \"destination_type\": "
+		    "\"volume\", \"uuid\": "
+		    "\"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+		    "\"connection_info\": {\"driver_volume_type\": "
+		    "\"%s\", \"data\": {\"device_path\": \"%s\"}}}]}",
+		    i == ELEMENTSOF(bad) ? "block" : "file", path);
+		http("POST", "/v1/instances", body, &r);
+		ck_problem(&r, 400,
+		    "block_device_mapping_v2[1].connection_info.data."
+		    "device_path");
+		resp_clear(&r);
+		ck_assert_int_eq(count_instances(), 0);
+	}
+	/* the same file as a file volume is fine */
+	(void)snprintf(body, sizeof(body),
+	    "{\"name\": \"v\", \"imageRef\": \"" IMG "\", "
+	    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, "
+	    "\"root_gb\": 1}, \"start\": false, "
+	    "\"block_device_mapping_v2\": ["
+	    "{\"source_type\": \"volume\", \"destination_type\": "
+	    "\"volume\", \"boot_index\": -1, \"uuid\": "
+	    "\"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+	    "\"data\": {\"device_path\": \"%s\"}}}]}",
+	    vol);
+	http("POST", "/v1/instances", body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 1);
+}
+END_TEST
+
+START_TEST(test_without_volume_roots_no_volume_is_taken)
+{
+	struct resp r;
+
+	/* the fixture's daemon again, without the roots */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	daemon_start_conf(&D, "[storage]\nvolume_roots =\n");
+	upload_raw(IMG, 1 << 20);
+	http("POST", "/v1/instances",
+	    "{\"name\": \"v\", \"imageRef\": \"" IMG "\", "
+	    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, \"root_gb\": 1}, "
+	    "\"start\": false, \"block_device_mapping_v2\": ["
+	    "{\"source_type\": \"volume\", \"destination_type\": "
+	    "\"volume\", \"uuid\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+	    "\"data\": {\"device_path\": \"/var/lib/vol.img\"}}}]}",
+	    &r);
+	ck_problem(&r, 400,
+	    "block_device_mapping_v2[0].connection_info.data.device_path");
+	ck_assert_ptr_nonnull(strstr(r.body, "volume_roots"));
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
+/* test:///default's stock domain "test" (running): not hyperlet's. */
+#define TEST_DRIVER_DOMAIN "6695eb01-f6a4-8304-79aa-97f2502e193f"
+
+START_TEST(test_put_and_post_over_a_foreign_domain_are_409_and_leave_it)
+{
+	struct resp r;
+	char body[1024];
+	int i;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(body, sizeof(body), "{\"uuid\": \"%s\", %s",
+	    TEST_DRIVER_DOMAIN, create_body + 1);
+	/* twice each: a create that had destroyed and undefined the domain
+	 * would succeed the second time */
+	for (i = 0; i < 2; i++) {
+		http("PUT", "/v1/instances/" TEST_DRIVER_DOMAIN, create_body,
+		    &r);
+		ck_problem(&r, 409, "uuid");
+		resp_clear(&r);
+		http("POST", "/v1/instances", body, &r);
+		ck_problem(&r, 409, "uuid");
+		resp_clear(&r);
+	}
+	http("GET", "/v1/instances/" TEST_DRIVER_DOMAIN, NULL, &r);
+	ck_problem(&r, 404, NULL);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
 /* ---- reads ----------------------------------------------------------- */
 
 START_TEST(test_get_answers_the_instance_with_an_etag)
@@ -1311,14 +1441,32 @@ START_TEST(test_attach_is_refused_cleanly_by_the_test_driver)
 	upload_raw(IMG, 1 << 20);
 	(void)snprintf(get, sizeof(get), "/v1/instances/%s", create_one());
 	(void)snprintf(path, sizeof(path), "%s/volumes", get);
-	http("POST", path,
-	    "{\"volume_id\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
-	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
-	    "\"data\": {\"device_path\": \"/var/tmp/none.img\"}}}",
-	    &r);
+	{
+		char vol[512], body[1024];
+		int fd;
+
+		(void)snprintf(vol, sizeof(vol), "%s/vols/vol.img", D.dir);
+		fd = open(vol, O_WRONLY | O_CREAT, 0644);
+		ck_assert_int_ge(fd, 0);
+		close(fd);
+		(void)snprintf(body, sizeof(body),
+		    "{\"volume_id\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c11\", "
+		    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+		    "\"data\": {\"device_path\": \"%s\"}}}",
+		    vol);
+		http("POST", path, body, &r);
+	}
 	/* test:///default lacks virDomainAttachDeviceFlags: an error, and
 	 * no BDM row left behind */
 	ck_assert_int_ge(r.status, 400);
+	resp_clear(&r);
+	/* a host file outside the volume roots: 400, nothing written */
+	http("POST", path,
+	    "{\"volume_id\": \"9f0c3a52-7f1e-4b2a-9d3c-5b1f0e2a7c12\", "
+	    "\"connection_info\": {\"driver_volume_type\": \"file\", "
+	    "\"data\": {\"device_path\": \"/etc/shadow\"}}}",
+	    &r);
+	ck_problem(&r, 400, "connection_info.data.device_path");
 	resp_clear(&r);
 	http("GET", get, NULL, &r);
 	before = (int)json_object_array_length(
@@ -2102,6 +2250,7 @@ END_TEST
 /* ---- a real hypervisor: private libvirtd, QEMU (TCG) ------------------ */
 
 static char hlv_dir[64];
+static char hlv_uri[256]; /* the private libvirtd's, once real_start ran */
 
 /* Starts a private libvirtd (tests/libvirtd/start.sh) and the daemon on it
  * with virt_type qemu, a 6 s stop_timeout and ONE request thread (so one
@@ -2153,10 +2302,12 @@ real_start(void)
 		return false;
 	}
 	ck_assert_msg(rc == 0 && uri[0], "start.sh failed (%d)", rc);
+	(void)snprintf(hlv_uri, sizeof(hlv_uri), "%s", uri);
 	(void)snprintf(extra, sizeof(extra),
 	    "[api]\nthreads = 1\n"
-	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n",
-	    uri);
+	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n"
+	    "[storage]\nvolume_roots = %s\n",
+	    uri, hlv_dir);
 	memset(&D, 0, sizeof(D));
 	daemon_start_conf(&D, extra);
 	return true;
@@ -2355,6 +2506,75 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	http("DELETE", base, NULL, &r);
 	ck_status(&r, 204);
 	resp_clear(&r);
+	real_stop();
+}
+END_TEST
+
+/* virsh -c <private libvirtd> args..., its first output line in out. */
+static int
+virsh(char *out, size_t outsz, const char *args)
+{
+	char cmd[1024];
+	FILE *p;
+	int rc;
+
+	(void)snprintf(
+	    cmd, sizeof(cmd), "virsh -q -c '%s' %s 2>&1", hlv_uri, args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	if (fgets(out, (int)outsz, p) == NULL)
+		out[0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+	while (fgetc(p) != EOF)
+		;
+	rc = pclose(p);
+	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+START_TEST(test_a_domain_defined_with_virsh_is_never_touched)
+{
+	const char *u = "3c0ffee0-1111-4222-8333-444444444444";
+	char xml[512], path[256], body[1024], out[256];
+	struct resp r;
+	int i;
+
+	if (!real_start())
+		return;
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "%s/tenant-b-db.xml", hlv_dir);
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>tenant-b-db</name><uuid>%s</uuid>"
+	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>\n",
+	    u);
+	write_file(path, xml);
+	(void)snprintf(body, sizeof(body), "define '%s'", path);
+	ck_assert_msg(virsh(out, sizeof(out), body) == 0, "%s", out);
+	ck_assert_msg(
+	    virsh(out, sizeof(out), "start tenant-b-db") == 0, "%s", out);
+	(void)snprintf(
+	    body, sizeof(body), "{\"uuid\": \"%s\", %s", u, create_body + 1);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", u);
+	for (i = 0; i < 2; i++) {
+		http("PUT", path, create_body, &r);
+		ck_problem(&r, 409, "uuid");
+		ck_assert_ptr_null(strstr(r.body, "tenant-b-db"));
+		resp_clear(&r);
+		http("POST", "/v1/instances", body, &r);
+		ck_problem(&r, 409, "uuid");
+		resp_clear(&r);
+		ck_assert_int_eq(
+		    virsh(out, sizeof(out), "domstate tenant-b-db"), 0);
+		ck_assert_str_eq(out, "running");
+		/* a restart reconciles and sweeps rolled-back builds */
+		ck_assert_int_eq(daemon_stop(&D), 0);
+		daemon_restart(&D);
+	}
+	ck_assert_int_eq(count_instances(), 0);
+	ck_assert_int_eq(virsh(out, sizeof(out), "domstate tenant-b-db"), 0);
+	ck_assert_str_eq(out, "running");
+	(void)virsh(out, sizeof(out), "destroy tenant-b-db");
+	(void)virsh(out, sizeof(out), "undefine tenant-b-db");
 	real_stop();
 }
 END_TEST
@@ -2567,6 +2787,11 @@ main(void)
 	tcase_add_test(tc, test_wrong_content_type_is_415);
 	tcase_add_test(tc, test_a_body_over_64_kib_is_413);
 	tcase_add_test(tc, test_post_with_a_taken_uuid_is_409);
+	tcase_add_test(
+	    tc, test_put_and_post_over_a_foreign_domain_are_409_and_leave_it);
+	tcase_add_test(
+	    tc, test_volumes_outside_the_roots_are_400_and_write_nothing);
+	tcase_add_test(tc, test_without_volume_roots_no_volume_is_taken);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("put");
@@ -2638,6 +2863,7 @@ main(void)
 	tcase_add_test(tc, test_a_slow_libvirt_stop_does_not_block_health);
 	tcase_add_test(
 	    tc, test_sigterm_waits_for_a_slow_libvirt_stop_then_exits_0);
+	tcase_add_test(tc, test_a_domain_defined_with_virsh_is_never_touched);
 	tcase_add_test(tc, test_attach_and_detach_a_volume_on_a_real_domain);
 	tcase_add_test(tc, test_health_is_503_when_libvirt_is_gone);
 	tcase_add_test(

@@ -41,6 +41,9 @@
 
 static char *state_dir;
 static char db_path[512], instances_dir[512], log_path[512];
+/* The test dir (state_dir above) replaces "@T@" in a case's body: volume
+ * paths are real files under <test dir>/vols, a volume root. */
+#define T "@T@"
 static pid_t daemon_pid;
 static int port;
 
@@ -234,9 +237,32 @@ daemon_start(void)
 	    "auth_token_file = %s\nconnection_limit = %d\n"
 	    "connection_timeout = %d\n"
 	    "[libvirt]\nuri = test:///default\n"
-	    "[storage]\nstate_dir = %s/state\n[log]\nlevel = warn\n",
-	    port, token, CONN_LIMIT, CONN_TIMEOUT, state_dir);
+	    "[storage]\nstate_dir = %s/state\n"
+	    /* the state dir is a root too: its files stay refused */
+	    "volume_roots = %s/vols, %s/state\n[log]\nlevel = warn\n",
+	    port, token, CONN_LIMIT, CONN_TIMEOUT, state_dir, state_dir,
+	    state_dir);
 	write_file(conf, text);
+	{
+		char p[600], q[600];
+
+		(void)snprintf(p, sizeof(p), "%s/vols", state_dir);
+		if (mkdir(p, 0755) < 0)
+			abort();
+		(void)snprintf(p, sizeof(p), "%s/vols/vol", state_dir);
+		write_file(p, "a volume");
+		/* inside the root, to inside it: fine */
+		(void)snprintf(q, sizeof(q), "%s/vols/in", state_dir);
+		if (symlink("vol", q) < 0)
+			abort();
+		/* inside the root, to outside it: refused */
+		(void)snprintf(q, sizeof(q), "%s/vols/out", state_dir);
+		if (symlink("/etc/passwd", q) < 0)
+			abort();
+		(void)snprintf(q, sizeof(q), "%s/vols/dir", state_dir);
+		if (mkdir(q, 0755) < 0)
+			abort();
+	}
 	daemon_pid = fork();
 	if (daemon_pid == 0) {
 		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
@@ -429,7 +455,12 @@ assert_unchanged(const char *what)
 	"\"volume\",\"uuid\":\"" id "\",\"connection_info\":{"                \
 	"\"driver_volume_type\":\"file\",\"data\":{\"device_path\":\"" path   \
 	"\"}}}"
-#define VOL(id) VOLP(id, "/var/lib/hyperlet-test/vol")
+#define VOL(id) VOLP(id, T "/vols/vol")
+#define VOLB(id, path)                                                        \
+	"{\"boot_index\":-1,\"source_type\":\"volume\",\"destination_type\":" \
+	"\"volume\",\"uuid\":\"" id "\",\"connection_info\":{"                \
+	"\"driver_volume_type\":\"block\",\"data\":{\"device_path\":\"" path  \
+	"\"}}}"
 /* The flavor of BDMS() has room for an ephemeral disk and a swap disk. */
 #define FLAVOR_EPH                                                \
 	"\"flavor\":{\"vcpus\":1,\"memory_mb\":64,\"root_gb\":1," \
@@ -1077,6 +1108,35 @@ static const struct bad_case cases[] = {
 	.status = S(400)},
     {"a device_path with a newline",
 	.body = BDMS(ROOT "," VOLP(V1, "/var/x\\n<disk>")), .status = S(400)},
+
+    /* host paths as volumes ([storage] volume_roots) */
+    {"/etc/shadow as a volume", .body = BDMS(ROOT "," VOLP(V1, "/etc/shadow")),
+	.status = S(400)},
+    {"/etc/shadow as a block volume",
+	.body = BDMS(ROOT "," VOLB(V1, "/etc/shadow")), .status = S(400)},
+    {"the database as a volume",
+	.body = BDMS(ROOT "," VOLP(V1, T "/state/hyperlet.db")),
+	.status = S(400)},
+    {"the database as a block volume",
+	.body = BDMS(ROOT "," VOLB(V1, T "/state/hyperlet.db")),
+	.status = S(400)},
+    {"an image file as a volume",
+	.body = BDMS(ROOT "," VOLP(V1, T "/state/images/" IMG)),
+	.status = S(400)},
+    {"a volume under the instances directory",
+	.body = BDMS(ROOT "," VOLP(V1, T "/state/instances/vol")),
+	.status = S(400)},
+    {"a symlink in a root to outside it",
+	.body = BDMS(ROOT "," VOLP(V1, T "/vols/out")), .status = S(400)},
+    {"a block volume that is a regular file",
+	.body = BDMS(ROOT "," VOLB(V1, T "/vols/vol")), .status = S(400)},
+    {"a file volume that is a directory",
+	.body = BDMS(ROOT "," VOLP(V1, T "/vols/dir")), .status = S(400)},
+    {"a volume that does not exist",
+	.body = BDMS(ROOT "," VOLP(V1, T "/vols/none")), .status = S(400)},
+    {"a symlink in a root to inside it is accepted (control)",
+	.body = BDMS(ROOT "," VOLP(V1, T "/vols/in")), .flags = F_MAYCREATE,
+	.status = S(201)},
     {"a device_name outside /dev",
 	.body = BDMS(ROOT ",{\"source_type\":\"blank\",\"destination_type\":"
 			  "\"local\",\"volume_size\":1,\"device_name\":"
@@ -1335,6 +1395,27 @@ check_created(const struct bad_case *c, struct resp *r)
 	resp_clear(&x);
 }
 
+/* body with every "@T@" replaced by the test dir (owned). */
+static char *
+expand_test_dir(const char *body)
+{
+	size_t n = strlen(body), dl = strlen(state_dir);
+	char *out = malloc(n * (dl + 1) + 1), *o = out;
+	const char *p;
+
+	ck_assert_ptr_nonnull(out);
+	for (p = body; *p;) {
+		if (strncmp(p, T, 3) == 0) {
+			memcpy(o, state_dir, dl);
+			o += dl;
+			p += 3;
+		} else
+			*o++ = *p++;
+	}
+	*o = '\0';
+	return out;
+}
+
 START_TEST(test_hostile_request_gets_its_status_and_changes_nothing)
 {
 	const struct bad_case *c = &cases[_i];
@@ -1352,8 +1433,14 @@ START_TEST(test_hostile_request_gets_its_status_and_changes_nothing)
 	else {
 		const char *body = gen ? gen : c->body;
 
+		if (!gen && body && strstr(body, T)) {
+			gen = expand_test_dir(body);
+			body = gen;
+		}
 		if (!gen && body)
 			len = c->body_len ? c->body_len : strlen(body);
+		else if (gen && !(c->gen))
+			len = strlen(gen);
 		http(c->method ? c->method : "POST",
 		    c->path ? c->path : "/v1/instances", c->headers,
 		    (c->flags & F_NOAUTH) ? AUTH_NONE : AUTH_GOOD,

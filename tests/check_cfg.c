@@ -216,6 +216,8 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_str_eq(c.images_path, "/srv/images");
 	ck_assert_str_eq(c.db_path, "/var/lib/hyperlet/db/hyperlet.db");
 	ck_assert(c.sync_normal);
+	ck_assert_str_eq(c.volume_roots,
+	    "/dev/disk/by-id, /dev/mapper /var/lib/hyperlet/volumes");
 	ck_assert_int_eq(c.limits.max_local_block_devices, -1);
 	ck_assert_int_eq(c.limits.max_disk_devices_to_attach, 8);
 	ck_assert_int_eq(c.limits.max_bdms, 32);

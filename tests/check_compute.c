@@ -18,6 +18,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <libvirt/libvirt.h>
+
 #include "bdm.h"
 #include "bdm_json.h"
 #include "blockinfo.h"
@@ -32,7 +34,7 @@
 
 static const char *uri; /* NULL: test:///default */
 static bool real;
-static char *tmpdir, *images_dir, *inst_path, *base_path, *vol_path;
+static char *tmpdir, *images_dir, *inst_path, *base_path, *vol_path, *vols_dir;
 static char db_path[4096];
 static struct virt *v;
 static struct store *s;
@@ -70,7 +72,9 @@ setup(void)
 	ck_assert_int_ge(asprintf(&images_dir, "%s/images", tmpdir), 0);
 	ck_assert_int_ge(asprintf(&inst_path, "%s/instances", tmpdir), 0);
 	ck_assert_int_ge(asprintf(&base_path, "%s/" IMAGE_ID, images_dir), 0);
-	ck_assert_int_ge(asprintf(&vol_path, "%s/vol.img", tmpdir), 0);
+	ck_assert_int_ge(asprintf(&vols_dir, "%s/vols", tmpdir), 0);
+	ck_assert_int_ge(asprintf(&vol_path, "%s/vol.img", vols_dir), 0);
+	ck_assert_int_eq(mkdir(vols_dir, 0755), 0);
 	ck_assert_int_eq(mkdir(images_dir, 0755), 0);
 	ck_assert_int_eq(mkdir(inst_path, 0755), 0);
 	make_file(base_path, BASE_SIZE);
@@ -85,6 +89,9 @@ setup(void)
 	co.virt = v;
 	co.images_dir = images_dir;
 	co.domxml.on_reboot = "destroy";
+	co.volume_roots = vols_dir;
+	co.state_dir = tmpdir;
+	co.db_path = db_path;
 	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
 }
 
@@ -111,7 +118,39 @@ teardown(void)
 	free(inst_path);
 	free(base_path);
 	free(vol_path);
-	tmpdir = images_dir = inst_path = base_path = vol_path = NULL;
+	free(vols_dir);
+	tmpdir = images_dir = inst_path = base_path = vol_path = vols_dir =
+	    NULL;
+}
+
+/* A create request with one volume of type at path, parsed and, when
+ * prepare, prepared as the API does. */
+static struct instance *
+request_volume(bool start, const char *type, const char *path, bool prepare)
+{
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = NULL;
+	struct err e = {0};
+	char json[2048];
+
+	(void)snprintf(json, sizeof(json),
+	    "{\"name\": \"vm-1\", \"flavor\": {\"vcpus\": 1, \"memory_mb\": 64,"
+	    " \"root_gb\": 1},"
+	    " \"imageRef\": \"" IMAGE_ID "\", \"start\": %s,"
+	    " \"block_device_mapping_v2\": ["
+	    "{\"boot_index\": 0, \"source_type\": \"image\","
+	    " \"destination_type\": \"local\", \"uuid\": \"" IMAGE_ID "\"},"
+	    "{\"source_type\": \"volume\", \"destination_type\": \"volume\","
+	    " \"uuid\": \"" VOLUME_ID "\", \"connection_info\":"
+	    " {\"driver_volume_type\": \"%s\", \"data\": {\"device_path\":"
+	    " \"%s\"}}}]}",
+	    start ? "true" : "false", type, path);
+	ck_assert_msg(bdm_json_parse_create(json, strlen(json), &inst, &e) == 0,
+	    "parse: %s: %s", e.field, e.msg);
+	if (prepare)
+		ck_assert_msg(bdm_instance_prepare(inst, &lim, &e) == 0,
+		    "prepare: %s: %s", e.field, e.msg);
+	return inst;
 }
 
 /* A create request, parsed and prepared as the API does. */
@@ -461,6 +500,249 @@ START_TEST(test_compute_detach_of_a_volume_not_attached_is_not_found)
 }
 END_TEST
 
+/* ---- volume roots ---------------------------------------------------- */
+
+static size_t
+row_count(void)
+{
+	struct instance **l = NULL;
+	struct err e = {0};
+	size_t n = 0;
+
+	ck_assert_msg(
+	    store_instance_list(s, NULL, 0, &l, &n, &e) == 0, "%s", e.msg);
+	store_instance_list_free(l, n);
+	return n;
+}
+
+/* compute_create of a volume (type, path) must be refused before
+ * anything is written; the API's check names the request's field. */
+static void
+assert_volume_refused(const char *type, const char *path, const char *why)
+{
+	struct instance *inst = request_volume(true, type, path, false);
+	struct err e = {0};
+	size_t before = row_count();
+
+	ck_assert_int_eq(compute_check_volumes(c, inst, &e), -EINVAL);
+	ck_assert_str_eq(e.field,
+	    "block_device_mapping_v2[1].connection_info.data.device_path");
+	ck_assert_msg(strstr(e.msg, why), "%s %s: %s", type, path, e.msg);
+	instance_free(inst);
+	inst = request_volume(true, type, path, true);
+	err_clear(&e);
+	ck_assert_int_eq(compute_create(c, s, inst, "d", NULL, &e), -EINVAL);
+	ck_assert_str_eq(e.field, "block_device_mapping_v2");
+	ck_assert_msg(strstr(e.msg, why), "%s %s: %s", type, path, e.msg);
+	ck_assert_uint_eq(row_count(), before);
+	ck_assert(!instance_dir_exists(inst->uuid));
+	ck_assert(!dom_exists(inst->uuid));
+	instance_free(inst);
+}
+
+START_TEST(test_compute_create_takes_volumes_from_the_roots_only)
+{
+	char out[4096], in[4096], inst_file[4096], dir[4096];
+	struct instance *inst;
+	struct err e = {0};
+	int fd;
+
+	(void)snprintf(out, sizeof(out), "%s/out", vols_dir);
+	(void)snprintf(in, sizeof(in), "%s/in", vols_dir);
+	(void)snprintf(dir, sizeof(dir), "%s/dir", vols_dir);
+	(void)snprintf(inst_file, sizeof(inst_file), "%s/x.img", inst_path);
+	ck_assert_int_eq(symlink("/etc/passwd", out), 0);
+	ck_assert_int_eq(symlink("vol.img", in), 0);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	fd = open(inst_file, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+
+	assert_volume_refused("file", "/etc/shadow", "not inside any");
+	assert_volume_refused("block", "/etc/shadow", "not inside any");
+	assert_volume_refused("file", db_path, "not inside any");
+	assert_volume_refused("file", base_path, "not inside any");
+	assert_volume_refused("file", inst_file, "not inside any");
+	assert_volume_refused("file", out, "not inside any");
+	assert_volume_refused("block", vol_path, "not a block device");
+	assert_volume_refused("file", dir, "not a regular file");
+	assert_volume_refused("file", "/nonexistent/vol", "No such file");
+	(void)unlink(inst_file);
+
+	/* a regular file in a root, also through a link inside it */
+	inst = request_volume(false, "file", in, true);
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d", NULL, &e) == 0, "%s", e.msg);
+	ck_assert(row_exists(inst->uuid));
+	instance_free(inst);
+}
+END_TEST
+
+/* A root that holds hyperlet's own directories still refuses its files. */
+START_TEST(test_a_root_over_the_state_dir_still_refuses_hyperlets_files)
+{
+	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
+	struct compute *wide = NULL;
+	char inst_file[4096], other[4096];
+	struct instance *inst;
+	struct err e = {0};
+	int fd;
+
+	co.virt = v;
+	co.images_dir = images_dir;
+	co.volume_roots = tmpdir; /* also the state dir */
+	co.state_dir = tmpdir;
+	co.db_path = db_path;
+	ck_assert_msg(compute_new(&co, &wide, &e) == 0, "%s", e.msg);
+	(void)snprintf(inst_file, sizeof(inst_file), "%s/x.img", inst_path);
+	(void)snprintf(other, sizeof(other), "%s/other.img", tmpdir);
+	fd = open(inst_file, O_WRONLY | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	make_file(other, 4096);
+	{
+		static const struct {
+			const char *type;
+			const char *path;
+			const char *why;
+		} cases[] = {
+		    {"file", NULL, "database"},
+		    {"block", NULL, "database"},
+		    {"file", NULL, "images or instances"},
+		    {"file", NULL, "images or instances"},
+		    {"file", NULL, "state directory"},
+		};
+		const char *paths[] = {
+		    db_path, db_path, base_path, inst_file, other};
+
+		for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+			inst = request_volume(
+			    true, cases[i].type, paths[i], false);
+			err_clear(&e);
+			ck_assert_int_eq(
+			    compute_check_volumes(wide, inst, &e), -EINVAL);
+			ck_assert_msg(strstr(e.msg, cases[i].why), "%s: %s",
+			    paths[i], e.msg);
+			instance_free(inst);
+		}
+	}
+	(void)unlink(inst_file);
+	compute_free(wide);
+}
+END_TEST
+
+START_TEST(test_no_volume_roots_means_no_volumes)
+{
+	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
+	struct compute *none = NULL;
+	struct instance *inst = request_volume(true, "file", vol_path, true);
+	struct err e = {0};
+
+	co.virt = v;
+	co.images_dir = images_dir;
+	ck_assert_msg(compute_new(&co, &none, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(compute_create(none, s, inst, "d", NULL, &e), -EINVAL);
+	ck_assert_msg(strstr(e.msg, "no volume roots"), "%s", e.msg);
+	ck_assert_uint_eq(row_count(), 0);
+	compute_free(none);
+	instance_free(inst);
+}
+END_TEST
+
+/* udev's link directories: a block volume may be a direct entry of a root
+ * that links to a device node under /dev. */
+START_TEST(test_a_link_directory_root_admits_links_to_block_devices)
+{
+	static const char *const devs[] = {
+	    "/dev/loop0", "/dev/sda", "/dev/vda", "/dev/nvme0n1"};
+	struct volroot_opts o = {0};
+	char byid[2048], link[4096], deep[4096], roots[4096];
+	const char *dev = NULL;
+	struct stat st;
+	struct err e = {0};
+
+	for (size_t i = 0; i < ELEMENTSOF(devs) && !dev; i++)
+		if (stat(devs[i], &st) == 0 && S_ISBLK(st.st_mode))
+			dev = devs[i];
+	if (dev == NULL)
+		return; /* no block device to link to on this machine */
+	(void)snprintf(byid, sizeof(byid), "%s/by-id", tmpdir);
+	(void)snprintf(link, sizeof(link), "%s/virtio-vol1", byid);
+	(void)snprintf(deep, sizeof(deep), "%s/sub/virtio-vol2", byid);
+	ck_assert_int_eq(mkdir(byid, 0755), 0);
+	ck_assert_int_eq(symlink(dev, link), 0);
+	(void)snprintf(roots, sizeof(roots), "%s", byid);
+	o.roots = roots;
+	ck_assert_msg(
+	    volroot_check(&o, "block", link, "f", &e) == 0, "%s", e.msg);
+	/* a file volume never leaves its root */
+	ck_assert_int_eq(volroot_check(&o, "file", link, "f", &e), -EINVAL);
+	/* only a direct entry of the root, only to a block device */
+	(void)snprintf(deep, sizeof(deep), "%s/sub", byid);
+	ck_assert_int_eq(mkdir(deep, 0755), 0);
+	(void)snprintf(deep, sizeof(deep), "%s/sub/virtio-vol2", byid);
+	ck_assert_int_eq(symlink(dev, deep), 0);
+	ck_assert_int_eq(volroot_check(&o, "block", deep, "f", &e), -EINVAL);
+	(void)snprintf(link, sizeof(link), "%s/virtio-null", byid);
+	ck_assert_int_eq(symlink("/dev/null", link), 0);
+	ck_assert_int_eq(volroot_check(&o, "block", link, "f", &e), -EINVAL);
+	(void)snprintf(link, sizeof(link), "%s/virtio-etc", byid);
+	ck_assert_int_eq(symlink("/etc/passwd", link), 0);
+	ck_assert_int_eq(volroot_check(&o, "block", link, "f", &e), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_compute_attach_refuses_a_volume_outside_the_roots)
+{
+	struct instance *got = create(true), *after = NULL;
+	struct bdm b = {0};
+	struct err e = {0};
+	const char *body =
+	    "{\"volume_id\": \"" VOLUME_ID "\", \"connection_info\":"
+	    " {\"driver_volume_type\": \"file\","
+	    "  \"data\": {\"device_path\": \"/etc/shadow\"}}}";
+
+	ck_assert_msg(bdm_json_parse_attach(body, strlen(body), &b, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(
+	    compute_attach(c, s, got->uuid, &b, NULL, NULL, &e), -EINVAL);
+	ck_assert_str_eq(e.field, "connection_info.data.device_path");
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_get(s, got->uuid, &after, &e), 0);
+	ck_assert_uint_eq(after->n_bdms, got->n_bdms);
+	instance_free(after);
+	bdm_clear(&b);
+	instance_free(got);
+}
+END_TEST
+
+START_TEST(test_compute_reconcile_does_not_redefine_over_a_swapped_volume)
+{
+	struct instance *inst = request_volume(true, "file", vol_path, true);
+	struct instance *got = NULL;
+	struct compute_report r;
+	struct err e = {0};
+
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d", &got, &e) == 0, "%s", e.msg);
+	/* the domain is gone (host reboot without persistence) and the
+	 * volume was swapped for a link to a host file meanwhile */
+	ck_assert_int_eq(virt_undefine(v, got->uuid, &e), 0);
+	ck_assert_int_eq(unlink(vol_path), 0);
+	ck_assert_int_eq(symlink("/etc/passwd", vol_path), 0);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.failed, 1);
+	ck_assert_uint_eq(r.redefined, 0);
+	ck_assert_msg(
+	    strstr(r.first_error, "not inside any"), "%s", r.first_error);
+	compute_report_clear(&r);
+	ck_assert(!dom_exists(got->uuid));
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_ERROR);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
 /* ---- reconcile ------------------------------------------------------- */
 
 static void
@@ -580,6 +862,180 @@ START_TEST(test_compute_reconcile_reports_a_hyperlet_domain_without_a_row)
 }
 END_TEST
 
+/* ---- domains hyperlet does not own ------------------------------------ */
+
+/* A second libvirt connection, as another tool on the host would use:
+ * test:///default's state is shared within the process. */
+static virConnectPtr
+foreign_conn(void)
+{
+	virConnectPtr conn = virConnectOpen(uri ? uri : "test:///default");
+
+	ck_assert_ptr_nonnull(conn);
+	return conn;
+}
+
+/* Defines (and starts) a plain domain, as virsh would: no hyperlet
+ * metadata. */
+static void
+foreign_define(const char *name, const char *uuid, bool start)
+{
+	virConnectPtr conn = foreign_conn();
+	virDomainPtr d;
+	char xml[512];
+
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>%s</name><uuid>%s</uuid>"
+	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>",
+	    name, uuid);
+	d = virDomainDefineXML(conn, xml);
+	ck_assert_ptr_nonnull(d);
+	if (start)
+		ck_assert_int_eq(virDomainCreate(d), 0);
+	(void)virDomainFree(d);
+	(void)virConnectClose(conn);
+}
+
+/* -1 no such domain, 0 defined and shut off, 1 running. */
+static int
+foreign_state(const char *uuid)
+{
+	virConnectPtr conn = foreign_conn();
+	virDomainPtr d = virDomainLookupByUUIDString(conn, uuid);
+	int st = -1;
+
+	if (d) {
+		st = virDomainIsActive(d) == 1;
+		(void)virDomainFree(d);
+	}
+	(void)virConnectClose(conn);
+	return st;
+}
+
+static void
+foreign_remove(const char *uuid)
+{
+	virConnectPtr conn = foreign_conn();
+	virDomainPtr d = virDomainLookupByUUIDString(conn, uuid);
+
+	if (d) {
+		if (virDomainIsActive(d) == 1)
+			(void)virDomainDestroy(d);
+		(void)virDomainUndefine(d);
+		(void)virDomainFree(d);
+	}
+	(void)virConnectClose(conn);
+}
+
+static int
+tomb_state(const char *uuid)
+{
+	struct err e = {0};
+	int st = -1;
+
+	ck_assert_msg(
+	    store_tombstone_state(s, uuid, &st, &e) == 0, "%s", e.msg);
+	return st;
+}
+
+START_TEST(test_compute_create_over_a_foreign_domain_is_409_and_touches_it_not)
+{
+	struct instance *inst = request(true, false);
+	struct compute_report r;
+	struct err e = {0};
+	size_t n = 0;
+
+	foreign_define("tenant-b-db", inst->uuid, true);
+	ck_assert_int_eq(compute_create(c, s, inst, "d1", NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "uuid");
+	ck_assert_ptr_null(strstr(e.msg, "tenant-b-db"));
+	ck_assert_int_eq(foreign_state(inst->uuid), 1);
+	ck_assert(!row_exists(inst->uuid));
+	ck_assert_int_eq(tomb_state(inst->uuid), 0);
+	ck_assert(!instance_dir_exists(inst->uuid));
+	/* a stopped one, too */
+	foreign_remove(inst->uuid);
+	foreign_define("tenant-b-db", inst->uuid, false);
+	err_clear(&e);
+	ck_assert_int_eq(compute_create(c, s, inst, "d1", NULL, &e), -EEXIST);
+	ck_assert_int_eq(foreign_state(inst->uuid), 0);
+	ck_assert(!row_exists(inst->uuid));
+	/* the sweeper and reconciliation leave it alone */
+	ck_assert_msg(compute_sweep(c, s, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.n_unknown, 0);
+	compute_report_clear(&r);
+	ck_assert_int_eq(foreign_state(inst->uuid), 0);
+	foreign_remove(inst->uuid);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_compute_create_whose_domain_name_is_taken_leaves_that_domain)
+{
+	struct instance *inst = request(true, false);
+	const char *other = "0f0f0f0f-0000-4000-8000-000000000004";
+	char name[64];
+	struct err e = {0};
+
+	/* instance-<uuid> is someone else's domain, of another uuid */
+	(void)snprintf(name, sizeof(name), "instance-%s", inst->uuid);
+	foreign_define(name, other, true);
+	ck_assert_int_eq(compute_create(c, s, inst, "d1", NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "uuid");
+	ck_assert_int_eq(foreign_state(other), 1);
+	ck_assert_int_eq(foreign_state(inst->uuid), -1);
+	ck_assert(!row_exists(inst->uuid));
+	foreign_remove(other);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_compute_sweep_and_delete_never_remove_a_foreign_domain)
+{
+	struct instance *inst = request(false, false), *got = create(false);
+	struct compute_report r;
+	struct err e = {0};
+	size_t n = 0;
+
+	/* A tombstone of a uuid a foreign domain holds (left by an older
+	 * hyperlet's failed create): the sweep skips the domain. */
+	foreign_define("tenant-b-db", inst->uuid, true);
+	ck_assert_int_eq(store_tombstone_add(s, inst->uuid, &e), 0);
+	ck_assert_int_eq(tomb_state(inst->uuid), 1);
+	ck_assert_msg(compute_sweep(c, s, &n, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(foreign_state(inst->uuid), 1);
+	ck_assert_int_eq(virt_undefine(v, inst->uuid, &e), -EPERM);
+	ck_assert_int_eq(virt_stop(v, inst->uuid, 0, &e), -EPERM);
+	ck_assert_int_eq(foreign_state(inst->uuid), 1);
+	foreign_remove(inst->uuid);
+
+	/* An instance whose domain was replaced behind hyperlet's back by
+	 * a foreign one of the same uuid: actions refuse, reconciliation
+	 * sets the row to error, a delete removes the row only. */
+	ck_assert_int_eq(virt_undefine(v, got->uuid, &e), 0);
+	foreign_define("tenant-b-web", got->uuid, true);
+	ck_assert_int_lt(
+	    compute_action(c, s, got->uuid, COMPUTE_STOP, NULL, &e), 0);
+	ck_assert_int_eq(foreign_state(got->uuid), 1);
+	err_clear(&e);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.failed, 1);
+	ck_assert_uint_eq(r.redefined, 0);
+	compute_report_clear(&r);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_ERROR);
+	ck_assert_int_eq(foreign_state(got->uuid), 1);
+	ck_assert_msg(compute_delete(c, s, got->uuid, &e) == 0, "%s", e.msg);
+	ck_assert(!row_exists(got->uuid));
+	ck_assert_int_eq(foreign_state(got->uuid), 1);
+	foreign_remove(got->uuid);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
 START_TEST(test_compute_reconcile_does_not_report_a_lookalike_without_metadata)
 {
 	static const char lookalike[] =
@@ -597,8 +1053,13 @@ START_TEST(test_compute_reconcile_does_not_report_a_lookalike_without_metadata)
 	reconcile(&r);
 	ck_assert_uint_eq(r.n_unknown, 0);
 	compute_report_clear(&r);
+	/* not hyperlet's: virt_undefine leaves it alone */
 	ck_assert_int_eq(
-	    virt_undefine(v, "0f0f0f0f-0000-4000-8000-000000000003", &e), 0);
+	    virt_undefine(v, "0f0f0f0f-0000-4000-8000-000000000003", &e),
+	    -EPERM);
+	ck_assert_int_eq(
+	    foreign_state("0f0f0f0f-0000-4000-8000-000000000003"), 0);
+	foreign_remove("0f0f0f0f-0000-4000-8000-000000000003");
 }
 END_TEST
 
@@ -799,6 +1260,19 @@ main(void)
 	tcase_add_test(
 	    tc, test_compute_detach_of_a_volume_not_attached_is_not_found);
 
+	TC("volume_roots");
+	tcase_add_test(
+	    tc, test_compute_create_takes_volumes_from_the_roots_only);
+	tcase_add_test(
+	    tc, test_a_root_over_the_state_dir_still_refuses_hyperlets_files);
+	tcase_add_test(tc, test_no_volume_roots_means_no_volumes);
+	tcase_add_test(
+	    tc, test_a_link_directory_root_admits_links_to_block_devices);
+	tcase_add_test(
+	    tc, test_compute_attach_refuses_a_volume_outside_the_roots);
+	tcase_add_test(
+	    tc, test_compute_reconcile_does_not_redefine_over_a_swapped_volume);
+
 	TC("compute_reconcile");
 	tcase_add_test(
 	    tc, test_compute_reconcile_redefines_and_restarts_a_missing_domain);
@@ -818,6 +1292,14 @@ main(void)
 	if (real)
 		tcase_add_test(tc,
 		    test_compute_create_killed_at_any_step_is_made_whole_by_reconcile);
+
+	TC("ownership");
+	tcase_add_test(tc,
+	    test_compute_create_over_a_foreign_domain_is_409_and_touches_it_not);
+	tcase_add_test(tc,
+	    test_compute_create_whose_domain_name_is_taken_leaves_that_domain);
+	tcase_add_test(
+	    tc, test_compute_sweep_and_delete_never_remove_a_foreign_domain);
 
 	return testutil_run(su);
 }

@@ -626,6 +626,41 @@ define_foreign(const char *name, const char *uuid)
 #define FOREIGN_UUID "0f0f0f0f-0000-4000-8000-000000000001"
 #define LOOKALIKE_UUID "0f0f0f0f-0000-4000-8000-000000000002"
 
+/* -1 no such domain, 0 shut off, 1 running; through a connection of its
+ * own, as another tool on the host would look. */
+static int
+foreign_state(const char *uuid)
+{
+	virConnectPtr conn = virConnectOpen(virt_uri(v));
+	virDomainPtr d;
+	int st = -1;
+
+	ck_assert_ptr_nonnull(conn);
+	if ((d = virDomainLookupByUUIDString(conn, uuid)) != NULL) {
+		st = virDomainIsActive(d) == 1;
+		(void)virDomainFree(d);
+	}
+	(void)virConnectClose(conn);
+	return st;
+}
+
+/* Removes a domain hyperlet's calls refuse to touch. */
+static void
+foreign_remove(const char *uuid)
+{
+	virConnectPtr conn = virConnectOpen(virt_uri(v));
+	virDomainPtr d;
+
+	ck_assert_ptr_nonnull(conn);
+	if ((d = virDomainLookupByUUIDString(conn, uuid)) != NULL) {
+		if (virDomainIsActive(d) == 1)
+			(void)virDomainDestroy(d);
+		(void)virDomainUndefine(d);
+		(void)virDomainFree(d);
+	}
+	(void)virConnectClose(conn);
+}
+
 START_TEST(test_virt_list_reads_every_domain_with_its_state_and_name)
 {
 	_cleanup_free_ struct virt_domain *l = NULL;
@@ -659,8 +694,8 @@ START_TEST(test_virt_list_reads_every_domain_with_its_state_and_name)
 		}
 	}
 	ck_assert_int_eq(seen, 7);
-	ck_assert_int_eq(virt_undefine(v, FOREIGN_UUID, &e), 0);
-	ck_assert_int_eq(virt_undefine(v, LOOKALIKE_UUID, &e), 0);
+	foreign_remove(FOREIGN_UUID);
+	foreign_remove(LOOKALIKE_UUID);
 }
 END_TEST
 
@@ -674,9 +709,58 @@ START_TEST(test_virt_has_metadata_tells_hyperlet_domains_from_lookalikes)
 	ck_assert_int_eq(virt_has_metadata(v, inst->uuid, &e), 1);
 	ck_assert_int_eq(virt_has_metadata(v, LOOKALIKE_UUID, &e), 0);
 	ck_assert_int_eq(e.code, 0);
-	ck_assert_int_eq(virt_undefine(v, LOOKALIKE_UUID, &e), 0);
+	foreign_remove(LOOKALIKE_UUID);
 	ck_assert_int_eq(virt_has_metadata(v, LOOKALIKE_UUID, &e), -ENOENT);
 	ck_assert_int_eq(virt_has_metadata(v, "not-a-uuid", &e), -EINVAL);
+}
+END_TEST
+
+START_TEST(test_virt_never_changes_or_removes_a_domain_hyperlet_does_not_own)
+{
+	static const char *const uuids[] = {FOREIGN_UUID, LOOKALIKE_UUID};
+	char xml[1024];
+	struct err e = {0};
+	size_t i;
+
+	/* a plain domain, and one named as hyperlet names its own */
+	define_foreign("tenant-b-db", FOREIGN_UUID);
+	define_foreign("instance-" LOOKALIKE_UUID, LOOKALIKE_UUID);
+	for (i = 0; i < ELEMENTSOF(uuids); i++) {
+		ck_assert_int_eq(virt_start(v, uuids[i], &e), -EPERM);
+		ck_assert_int_eq(foreign_state(uuids[i]), 0);
+		ck_assert_int_eq(virt_undefine(v, uuids[i], &e), -EPERM);
+		ck_assert_int_eq(foreign_state(uuids[i]), 0);
+	}
+	/* running: no destroy, stop, reboot or disk change either */
+	foreign_remove(FOREIGN_UUID);
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>tenant-b-db</name><uuid>%s</uuid>"
+	    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>",
+	    FOREIGN_UUID);
+	ck_assert_msg(virt_define(v, xml, &e) == 0, "%s", e.msg);
+	{
+		virConnectPtr conn = virConnectOpen(virt_uri(v));
+		virDomainPtr d =
+		    virDomainLookupByUUIDString(conn, FOREIGN_UUID);
+
+		ck_assert_ptr_nonnull(d);
+		ck_assert_int_eq(virDomainCreate(d), 0);
+		(void)virDomainFree(d);
+		(void)virConnectClose(conn);
+	}
+	ck_assert_int_eq(virt_undefine(v, FOREIGN_UUID, &e), -EPERM);
+	ck_assert_int_eq(virt_stop(v, FOREIGN_UUID, 0, &e), -EPERM);
+	ck_assert_int_eq(virt_reboot(v, FOREIGN_UUID, &e), -EPERM);
+	ck_assert_int_eq(virt_attach_disk(v, FOREIGN_UUID,
+			     "<disk type='file' device='disk'><source "
+			     "file='/etc/hostname'/><target dev='vdz'/></disk>",
+			     &e),
+	    -EPERM);
+	ck_assert_int_eq(foreign_state(FOREIGN_UUID), 1);
+	ck_assert_int_eq(virt_has_metadata(v, FOREIGN_UUID, &e), 0);
+	foreign_remove(FOREIGN_UUID);
+	foreign_remove(LOOKALIKE_UUID);
 }
 END_TEST
 
@@ -1321,6 +1405,8 @@ main(void)
 	TC("virt_has_metadata");
 	tcase_add_test(
 	    tc, test_virt_has_metadata_tells_hyperlet_domains_from_lookalikes);
+	tcase_add_test(tc,
+	    test_virt_never_changes_or_removes_a_domain_hyperlet_does_not_own);
 
 	TC("virt_create_disks");
 	tcase_add_test(tc, test_virt_create_disks_makes_the_instance_directory);

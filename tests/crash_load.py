@@ -58,19 +58,31 @@ def free_port():
     return p
 
 
+VOL_PATHS = []  # set by Daemon: the two volume files every create names
+
+
 class Daemon:
     def __init__(self, state, uri, virt_type):
         self.state = state
         self.port = free_port()
         self.proc = None
         os.makedirs(state, exist_ok=True)
+        # the volumes every create attaches: files in a volume root
+        vols = os.path.join(os.path.dirname(os.path.abspath(state)), "vols")
+        os.makedirs(vols, exist_ok=True)
+        global VOL_PATHS
+        VOL_PATHS = [os.path.join(vols, "vol-%d.img" % k) for k in (0, 1)]
+        for p in VOL_PATHS:
+            with open(p, "ab"):
+                pass
         self.conf = os.path.join(state, "..", os.path.basename(state) + ".conf")
         with open(self.conf, "w") as f:
             f.write("[api]\nlisten = 127.0.0.1:%d\nthreads = 8\n"
                     "connection_timeout = 10\n"
                     "[libvirt]\nuri = %s\nvirt_type = %s\n"
-                    "[storage]\nstate_dir = %s\n[log]\nlevel = info\n"
-                    % (self.port, uri, virt_type, state))
+                    "[storage]\nstate_dir = %s\nvolume_roots = %s\n"
+                    "[log]\nlevel = info\n"
+                    % (self.port, uri, virt_type, state, vols))
         self.log = open(state + ".log", "ab")
 
     def start(self, timeout=120):
@@ -142,9 +154,8 @@ def body(name, inst_uuid=None):
         ] + [{"boot_index": -1, "source_type": "volume",
               "destination_type": "volume", "uuid": v,
               "connection_info": {"driver_volume_type": "file",
-                                  "data": {"device_path":
-                                           "/tmp/hl-crash-vol-" + v}}}
-             for v in vols]}))
+                                  "data": {"device_path": p}}}
+             for v, p in zip(vols, VOL_PATHS)]}))
 
 
 def virsh(*args):

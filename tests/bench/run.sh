@@ -74,6 +74,7 @@ uri = $2
 virt_type = $3
 [storage]
 state_dir = $1
+volume_roots = $tmp/vols
 [log]
 level = err
 EOF
