@@ -1,10 +1,11 @@
 /*
- * The libvirt seam: one shared connection (reopened when it drops), the
- * instance's local disks as volumes of a transient `dir` storage pool on
- * <instances_path>/<instance uuid>, and the domain life cycle (define,
- * start, stop, reboot, undefine, attach/detach, state, list). A domain's
- * uuid is its instance's, its name "instance-<uuid>"; the XML comes from
- * domxml. lib/virt.c is the only file that includes <libvirt/libvirt.h>.
+ * The libvirt seam: connections (each call uses one alone; reopened when
+ * libvirt drops them), the instance's local disks as volumes of a
+ * transient `dir` storage pool on <instances_path>/<instance uuid>, and
+ * the domain life cycle (define, start, stop, reboot, undefine,
+ * attach/detach, state, list). A domain's uuid is its instance's, its name
+ * "instance-<uuid>"; the XML comes from domxml. lib/virt.c is the only
+ * file that includes <libvirt/libvirt.h>.
  *
  * Errors (negative errno, libvirt's message copied into e): -ENOENT no such
  * domain/volume, -EBUSY operation invalid in the domain's state, -EEXIST
@@ -69,9 +70,15 @@ const char *virt_instances_path(const struct virt *v);
 int virt_instance_dir(
     const struct virt *v, const char *instance_uuid, char **ret, struct err *e);
 
-/* Health: true if libvirt answers a round trip now (reopens the connection
- * first when it is down and a reopen is due). */
+/* Probe: true if libvirt answers a round trip now (reopens the connection
+ * first when it is down and a reopen is due); updates virt_health's state.
+ * May wait for libvirt: never on an HTTP thread. */
 bool virt_alive(struct virt *v);
+/* Health without a libvirt call: whether the connection is known to work
+ * (the last reopen, call, probe or keepalive said so), and since when
+ * (util_now_ms) in *ret_since_ms (may be NULL). A hung libvirtd turns it
+ * false once the keepalive gives up (about interval * (count + 1) s). */
+bool virt_health(const struct virt *v, int64_t *ret_since_ms);
 /* How many times the connection was reopened after it dropped (metrics). */
 uint64_t virt_reconnects(const struct virt *v);
 
