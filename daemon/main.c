@@ -591,6 +591,7 @@ serve(struct cfg *c, const struct options *o)
 	    .uri = c->libvirt_uri,
 	    .virt_type = c->virt_type,
 	    .instances_path = c->instances_path,
+	    .detach_timeout_ms = c->detach_timeout * 1000,
 	};
 	struct compute_opts co = {
 	    .images_dir = c->images_path,

@@ -474,7 +474,8 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 }
 
 /* Detaches volume_id: libvirt, then the BDM row. Returns 0, -EINVAL,
- * -ENOENT, -EBUSY, -EAGAIN, -EIO. */
+ * -ENOENT, -EBUSY (also: the running guest has not released the disk in
+ * time; the row stays), -EAGAIN, -EIO. */
 int
 compute_detach(struct compute *c, struct store *s, const char *uuid,
     const char *volume_id, struct err *e)
@@ -514,11 +515,26 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 		return rc;
 	/* libvirt first: a crash after it leaves a row whose disk is gone,
 	 * and detaching again then finds nothing (-ENOENT) and removes the
-	 * row. The other order would leave a disk no row knows. */
+	 * row. The other order would leave a disk no row knows. A running
+	 * guest that has not released the disk (-ETIMEDOUT after virt's
+	 * detach timeout) keeps its row: the volume is still in use, and must not
+	 * be attached elsewhere. The BDM is then "detaching" (no column
+	 * records it: the answer says so, and detaching again waits
+	 * again). */
 	rc = virt_detach_disk(c->virt, uuid, xml, e);
 	if (rc == -ENOENT)
 		err_clear(e);
-	else if (rc < 0)
+	else if (rc == -ETIMEDOUT) {
+		struct err be = {0};
+
+		err_set_field(&be, -EBUSY, "volume_id",
+		    "volume %.64s is still detaching (%s); detach again to "
+		    "wait again",
+		    volume_id, e ? e->msg : "");
+		if (e)
+			*e = be;
+		return -EBUSY;
+	} else if (rc < 0)
 		return rc;
 	return store_bdm_delete(s, uuid, b->uuid, e);
 }

@@ -51,6 +51,7 @@
 #define VIRT_MIB (UINT64_C(1) << 20)
 #define VIRT_POLL_MS 50
 #define VIRT_STORAGE_LOCKS 64
+#define VIRT_DETACH_POLL_MS 200
 /* idle connections kept per struct virt (about the request threads that
  * call libvirt at once) */
 #define VIRT_IDLE_MAX 16
@@ -62,6 +63,7 @@ struct virt {
 	int reconnect_interval_ms;
 	int keepalive_interval_s; /* 0: no keepalive */
 	unsigned int keepalive_count;
+	int detach_timeout_ms;
 
 	/* Guarded by virt_conns_lock (with the connections' list): */
 	bool connecting; /* a thread reopens after a drop */
@@ -515,6 +517,8 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 		return err_set(e, -EINVAL, "reconnect_interval_ms < 0");
 	if (o->keepalive_interval_s > 3600 || o->keepalive_count > 100)
 		return err_set(e, -EINVAL, "keepalive out of range");
+	if (o->detach_timeout_ms < 0)
+		return err_set(e, -EINVAL, "detach_timeout_ms < 0");
 
 	(void)pthread_once(&virt_once, virt_init_once);
 	if (virt_init_rc < 0)
@@ -535,6 +539,8 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	v->keepalive_interval_s =
 	    o->keepalive_interval_s ? o->keepalive_interval_s : 5;
 	v->keepalive_count = o->keepalive_count ? o->keepalive_count : 3;
+	v->detach_timeout_ms = o->detach_timeout_ms ? o->detach_timeout_ms
+						    : VIRT_DETACH_TIMEOUT_MS;
 	v->alive_since_ms = util_now_ms();
 
 	r = virt_conn_get(v, &c, e);
@@ -1171,6 +1177,106 @@ virt_get_xml(struct virt *v, const char *uuid, bool inactive, char **ret_xml,
 	return 0;
 }
 
+/*
+ * What identifies disk_xml's disk in libvirt's XML of the domain: its
+ * "<serial>S</serial>" (a disk's serial names its BDM), else its
+ * "<target dev='D'" (libvirt's quoting). *ret owned. -EINVAL, -ENOMEM.
+ */
+static int
+virt_disk_needle(const char *disk_xml, char **ret, struct err *e)
+{
+	const char *a, *b;
+	char q;
+	int n;
+
+	if ((a = strstr(disk_xml, "<serial>")) != NULL &&
+	    (b = strstr(a, "</serial>")) != NULL) {
+		n = (int)(b - a) + (int)strlen("</serial>");
+		if ((*ret = strndup(a, (size_t)n)) == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		return 0;
+	}
+	if ((a = strstr(disk_xml, "<target dev=")) == NULL ||
+	    ((q = a[12]) != '"' && q != '\'') ||
+	    (b = strchr(a + 13, q)) == NULL)
+		return err_set(e, -EINVAL, "disk XML without serial or target");
+	if (asprintf(ret, "<target dev='%.*s'", (int)(b - a - 13), a + 13) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* 1 if libvirt's XML of d (live, or inactive) holds needle, 0 if not. */
+static int
+virt_dom_has(struct virt *v, virConnectPtr c, virDomainPtr d, bool inactive,
+    const char *needle, struct err *e)
+{
+	char *xml =
+	    virDomainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+	int r;
+
+	if (xml == NULL)
+		return virt_fail(v, c, e, "dumpxml");
+	r = strstr(xml, needle) != NULL;
+	free(xml);
+	return r;
+}
+
+/*
+ * Detach from a running domain: from the config (if it still has the
+ * disk) and live, then wait until the disk is gone from the live domain.
+ * libvirt's live detach returns once QEMU asked the guest (or after its
+ * own unplug wait) even when the guest never releases the device; the
+ * volume is free only when the live XML lost it (what Nova waits for as
+ * DEVICE_REMOVED). Polls the live XML every VIRT_DETACH_POLL_MS up to
+ * v->detach_timeout_ms, then -ETIMEDOUT. A detach repeated after that
+ * asks (live only: the config lost the disk already) and waits again.
+ */
+static int
+virt_detach_live(struct virt *v, virConnectPtr c, virDomainPtr d,
+    const char *disk_xml, struct err *e)
+{
+	_cleanup_free_ char *needle = NULL;
+	unsigned int flags = 0;
+	int64_t deadline;
+	int r, in_live, in_cfg;
+
+	if ((r = virt_disk_needle(disk_xml, &needle, e)) < 0)
+		return r;
+	if ((in_live = virt_dom_has(v, c, d, false, needle, e)) < 0 ||
+	    (in_cfg = virt_dom_has(v, c, d, true, needle, e)) < 0)
+		return in_live < 0 ? in_live : in_cfg;
+	if (!in_live && !in_cfg)
+		return err_set(
+		    e, -ENOENT, "detach: the domain has no such disk");
+	if (in_cfg)
+		flags |= VIR_DOMAIN_AFFECT_CONFIG;
+	if (in_live)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	if (virDomainDetachDeviceFlags(d, disk_xml, flags) < 0) {
+		/* live only, after an earlier -ETIMEDOUT: QEMU may refuse a
+		 * second unplug request while the first is pending; wait
+		 * for that one like for this one */
+		if (in_cfg || virConnectIsAlive(c) != 1)
+			return virt_fail(v, c, e, "detach");
+		virResetLastError();
+	}
+	if (!in_live)
+		return 0;
+	deadline = util_now_ms() + v->detach_timeout_ms;
+	for (;;) {
+		/* a domain that stopped meanwhile answers its inactive XML,
+		 * which lost the disk above */
+		if ((r = virt_dom_has(v, c, d, false, needle, e)) <= 0)
+			return r;
+		if (util_now_ms() >= deadline)
+			break;
+		virt_sleep_ms(VIRT_DETACH_POLL_MS);
+	}
+	return err_set(e, -ETIMEDOUT,
+	    "the guest has not released the disk within %d s",
+	    (v->detach_timeout_ms + 999) / 1000);
+}
+
 static int
 virt_device(struct virt *v, const char *uuid, const char *disk_xml, bool attach,
     struct err *e)
@@ -1186,6 +1292,8 @@ virt_device(struct virt *v, const char *uuid, const char *disk_xml, bool attach,
 		return r;
 	if ((active = virDomainIsActive(d)) < 0)
 		return virt_fail(v, c, e, "state");
+	if (active && !attach)
+		return virt_detach_live(v, c, d, disk_xml, e);
 	if (active)
 		flags |= VIR_DOMAIN_AFFECT_LIVE;
 	r = attach ? virDomainAttachDeviceFlags(d, disk_xml, flags)

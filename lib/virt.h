@@ -26,6 +26,9 @@
 #include "util.h"
 
 #define VIRT_URI_DEFAULT "test:///default"
+/* How long a live detach waits for the guest to release the disk (Nova's
+ * device_detach_timeout is 20 s). */
+#define VIRT_DETACH_TIMEOUT_MS 20000
 
 struct virt; /* opaque; safe to share between threads */
 
@@ -42,6 +45,9 @@ struct virt_opts {
 	unsigned int keepalive_count;
 	bool lazy; /* succeed even if libvirt is down now: calls then fail
 		      with -EAGAIN until a reopen works */
+	/* live detach: how long to wait for the guest to release the
+	 * disk; 0: VIRT_DETACH_TIMEOUT_MS */
+	int detach_timeout_ms;
 };
 
 /*
@@ -139,9 +145,13 @@ int virt_get_xml(struct virt *v, const char *uuid, bool inactive,
 
 /* Attaches / detaches one disk (disk_xml from domxml_format_disk) with
  * VIR_DOMAIN_AFFECT_CONFIG, plus AFFECT_LIVE when the domain runs. Detach
- * matches the disk by its <target dev>. A live detach returns once QEMU
- * was asked; the guest may release the device later. Returns 0, -ENOENT
- * (no domain, or no such disk on detach), -EBUSY, -EAGAIN, -EIO. */
+ * matches the disk by its <target dev>. A live detach returns 0 only once
+ * the disk (its <serial>) is gone from the live domain: libvirt returns
+ * when QEMU was asked, and the guest must then release the device. If it
+ * has not within detach_timeout_ms, -ETIMEDOUT (the config has lost the
+ * disk, the running guest still has it; detaching again waits again).
+ * Returns 0, -ENOENT (no domain, or no such disk on detach), -EBUSY,
+ * -ETIMEDOUT (detach), -EAGAIN, -EIO. */
 int virt_attach_disk(
     struct virt *v, const char *uuid, const char *disk_xml, struct err *e);
 int virt_detach_disk(
