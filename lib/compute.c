@@ -31,8 +31,14 @@ struct compute {
 	int stop_timeout_ms;
 	struct domxml_opts domxml;
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
-	 * create of the same uuid (check tombstone + write the row). */
+	 * create of the same uuid (check tombstone + write the row). The
+	 * sweep does not hold it across its libvirt calls: it names the
+	 * uuid it works on in sweeping, and only a create of that uuid
+	 * waits (tomb_cond) for it, not every create while libvirt is slow
+	 * (issue 17.6). */
 	pthread_mutex_t tomb_lock;
+	pthread_cond_t tomb_cond;
+	char sweeping[UUID_STR_LEN]; /* "" when none */
 };
 
 DEFINE_FREEP(struct instance, instance_free)
@@ -63,6 +69,7 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
 	c->domxml = o->domxml;
 	(void)pthread_mutex_init(&c->tomb_lock, NULL);
+	(void)pthread_cond_init(&c->tomb_cond, NULL);
 	*ret = c;
 	return 0;
 }
@@ -74,6 +81,7 @@ compute_free(struct compute *c)
 	if (c == NULL)
 		return NULL;
 	(void)pthread_mutex_destroy(&c->tomb_lock);
+	(void)pthread_cond_destroy(&c->tomb_cond);
 	free(c->images_dir);
 	free(c);
 	return NULL;
@@ -258,6 +266,8 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	 * tombstone first, under the lock a sweep holds, so no sweep removes
 	 * what this create makes. */
 	(void)pthread_mutex_lock(&c->tomb_lock);
+	while (STREQ(c->sweeping, inst->uuid)) /* a sweep removes its rest */
+		(void)pthread_cond_wait(&c->tomb_cond, &c->tomb_lock);
 	rc = store_tombstone_state(s, inst->uuid, &tomb, e);
 	if (rc == 0 && tomb == 1 &&
 	    (rc = virt_undefine(c->virt, inst->uuid, e)) == 0 &&
@@ -798,12 +808,20 @@ compute_sweep(
 			continue;
 		(void)pthread_mutex_lock(&c->tomb_lock);
 		rc = store_tombstone_state(s, t[i], &st, &ie);
+		if (rc == 0 && st)
+			memcpy(c->sweeping, t[i], sizeof(c->sweeping));
+		(void)pthread_mutex_unlock(&c->tomb_lock);
 		if (rc == 0 && st == 1) {
 			if ((rc = virt_undefine(c->virt, t[i], &ie)) == 0)
 				rc = virt_delete_disks(c->virt, t[i], &ie);
 		} else if (rc == 0 && st == 2)
 			rc = delete_instance(c, s, t[i], true, &ie);
-		(void)pthread_mutex_unlock(&c->tomb_lock);
+		if (st) {
+			(void)pthread_mutex_lock(&c->tomb_lock);
+			c->sweeping[0] = '\0';
+			(void)pthread_cond_broadcast(&c->tomb_cond);
+			(void)pthread_mutex_unlock(&c->tomb_lock);
+		}
 		if (rc < 0 && first == 0) {
 			first = rc;
 			err_set(e, rc, "%s: %s", t[i], ie.msg);
