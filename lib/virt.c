@@ -436,9 +436,9 @@ virt_conn_get(struct virt *v, virConnectPtr *ret, struct err *e)
 	if (nk == NULL || nk->c == NULL) {
 		v->next_attempt_ms = util_now_ms() + v->reconnect_interval_ms;
 		pthread_mutex_unlock(&virt_conns_lock);
-		free(nk);
 		if (nk == NULL)
 			return err_set(e, -ENOMEM, "out of memory");
+		free(nk);
 		virt_set_alive(v, false);
 		le = virGetLastError();
 		return err_set(e, -EAGAIN, "libvirt unreachable: %s",

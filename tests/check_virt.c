@@ -379,7 +379,9 @@ START_TEST(test_virt_open_lazy_succeeds_and_calls_fail_fast_with_eagain)
 	int64_t t0;
 
 	ck_assert_int_eq(virt_open(&o, &w, &e), 0);
+	ck_assert(!virt_health(w, NULL));
 	ck_assert(!virt_alive(w));
+	ck_assert(!virt_health(w, NULL));
 	t0 = util_now_ms();
 	ck_assert_int_eq(virt_state(w, IMAGE_ID, &st, &e), -EAGAIN);
 	ck_assert_int_lt(util_now_ms() - t0, 100);
@@ -390,7 +392,14 @@ END_TEST
 
 START_TEST(test_virt_alive_is_true_on_an_open_connection)
 {
+	int64_t since = 0;
+
+	/* the kept state, no libvirt call: up since the open */
+	ck_assert(virt_health(v, &since));
+	ck_assert_int_gt(since, 0);
+	ck_assert_int_le(since, util_now_ms());
 	ck_assert(virt_alive(v));
+	ck_assert(virt_health(v, NULL));
 	ck_assert_int_eq(virt_reconnects(v), 0);
 	ck_assert_str_eq(virt_type(v), "qemu");
 	ck_assert_str_eq(virt_instances_path(v), inst_path);
@@ -1203,6 +1212,7 @@ START_TEST(test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect)
 	ck_assert_int_eq(virt_state(v, inst->uuid, &st, &e), -EAGAIN);
 	ck_assert_ptr_nonnull(strstr(e.msg, "libvirt unreachable"));
 	ck_assert(!virt_alive(v));
+	ck_assert(!virt_health(v, NULL));
 	/* fails fast (a refused connect), not after a timeout */
 	ck_assert_int_lt(util_now_ms() - t0, 5000);
 
@@ -1216,6 +1226,7 @@ START_TEST(test_virt_survives_a_libvirtd_restart_and_counts_the_reconnect)
 	while (!virt_alive(v) && util_now_ms() - t0 < 30000)
 		usleep(100 * 1000);
 	ck_assert(virt_alive(v));
+	ck_assert(virt_health(v, NULL));
 	ck_assert_int_eq(virt_reconnects(v), 1);
 	ck_assert_int_eq(state(), INSTANCE_STOPPED);
 }
