@@ -177,19 +177,21 @@ parse_object(
 /* ---- health and metrics ------------------------------------------------ */
 
 /* GET /v1/health: 200 when libvirt and the database answer, else 503.
- * Never waits for another request: virt_alive is one round trip on the
- * shared connection and the store read runs on this thread's own
- * connection (WAL: never blocked by a writer). */
+ * Never waits for another request nor for libvirt: the libvirt state is
+ * the one the connection keeps (virt_health: reopens, failed calls, the
+ * keepalive, the sweeper thread's probe), and the store read runs on this
+ * thread's own connection (WAL: never blocked by a writer). */
 void
 api_health(struct api_req *r)
 {
 	_cleanup_(json_putp) struct json_object *o = json_object_new_object();
 	struct err e = {0};
 	struct store *s;
+	int64_t since = 0;
 	bool lv, db = false;
 	int v = 0;
 
-	lv = r->h->virt && virt_alive(r->h->virt);
+	lv = r->h->virt && virt_health(r->h->virt, &since);
 	if ((s = api_store(r, &e)) && store_schema_version(s, &v, &e) == 0 &&
 	    v > 0 &&
 	    access(r->h->db_path ? r->h->db_path : r->h->cfg->db_path,
@@ -199,6 +201,11 @@ api_health(struct api_req *r)
 	    o, "status", json_object_new_string(lv && db ? "ok" : "degraded"));
 	json_object_object_add(
 	    o, "libvirt", json_object_new_string(lv ? "ok" : "down"));
+	/* how long libvirt has been in that state, in whole seconds */
+	if (r->h->virt)
+		json_object_object_add(o, "libvirt_for_s",
+		    json_object_new_int64(
+			since > 0 ? (util_now_ms() - since) / 1000 : 0));
 	json_object_object_add(
 	    o, "database", json_object_new_string(db ? "ok" : "down"));
 	json_object_object_add(o, "schema_version", json_object_new_int(v));

@@ -41,6 +41,8 @@
 #define SWEEP_FIRST_MS 2000
 #define SWEEP_SECOND_MS 8000
 #define SWEEP_EVERY_MS 60000
+/* the libvirt probe that keeps /v1/health's state fresh (virt_alive) */
+#define PROBE_EVERY_MS 2000
 
 /* Exit codes of `db online-migrate`, as nova-manage's. */
 #define EXIT_MIGRATE_MORE 1 /* --max-count reached, rows remain */
@@ -490,7 +492,12 @@ sweeper_sleep(struct sweeper *w, int ms)
  * again SWEEP_SECOND_MS later and then every SWEEP_EVERY_MS, on w->store,
  * which it closes when it stops: a define that libvirtd finishes after
  * reconciliation rolled its build back is removed within seconds. Errors
- * are logged and the next sweep tries again.
+ * are logged and the next sweep tries again. Between sweeps it probes
+ * libvirt every PROBE_EVERY_MS (virt_alive), which keeps the state
+ * /v1/health reports fresh (and reopens a dropped connection) without a
+ * libvirt call on an HTTP thread; a sweep is skipped while libvirt is
+ * known to be down, so it does not wait on libvirt holding the lock that
+ * creates take (compute's tomb_lock).
  */
 static void *
 sweeper_run(void *arg)
@@ -498,11 +505,22 @@ sweeper_run(void *arg)
 	struct sweeper *w = arg;
 	struct store *s = w->store;
 	struct err e = {0};
-	int ms = SWEEP_FIRST_MS;
+	int ms = SWEEP_FIRST_MS, sweeps = 0;
 
-	while (sweeper_sleep(w, ms)) {
+	for (;;) {
 		size_t n = 0;
+		int step = ms < PROBE_EVERY_MS ? ms : PROBE_EVERY_MS;
 
+		if (!sweeper_sleep(w, step))
+			break;
+		ms -= step;
+		(void)virt_alive(w->h->virt);
+		if (ms > 0)
+			continue;
+		if (!virt_health(w->h->virt, NULL)) {
+			ms = PROBE_EVERY_MS; /* sweep once libvirt is back */
+			continue;
+		}
 		err_clear(&e);
 		if (compute_sweep(w->h->compute, s, &n, &e) < 0)
 			log_warn("rolled-back builds sweep: %s", e.msg);
@@ -510,7 +528,7 @@ sweeper_run(void *arg)
 			log_info("rolled-back builds sweep: removed what %zu "
 				 "rolled-back builds left",
 			    n);
-		ms = ms == SWEEP_FIRST_MS ? SWEEP_SECOND_MS : SWEEP_EVERY_MS;
+		ms = sweeps++ == 0 ? SWEEP_SECOND_MS : SWEEP_EVERY_MS;
 	}
 	w->store = store_close(s);
 	return NULL;
@@ -596,6 +614,7 @@ serve(struct cfg *c, const struct options *o)
 	    .uri = c->libvirt_uri,
 	    .virt_type = c->virt_type,
 	    .instances_path = c->instances_path,
+	    .detach_timeout_ms = c->detach_timeout * 1000,
 	};
 	struct compute_opts co = {
 	    .images_dir = c->images_path,

@@ -110,6 +110,7 @@ static const struct cfg_key cfg_keys[] = {
     {"libvirt", "virt_type", CFG_ENUM_STR, OFF(virt_type), "kvm", 0, 0,
 	virt_types},
     {"libvirt", "stop_timeout", CFG_INT, OFF(stop_timeout), "60", 0, 3600},
+    {"libvirt", "detach_timeout", CFG_INT, OFF(detach_timeout), "20", 1, 3600},
     {"storage", "state_dir", CFG_PATH, OFF(state_dir), CFG_DEFAULT_STATE_DIR, 0,
 	0, NULL, CFG_F_REQUIRED},
     {"storage", "instances_path", CFG_PATH, OFF(instances_path), ""},

@@ -71,6 +71,7 @@ struct cfg {
 	char *libvirt_uri; /* key "uri", default test:///default */
 	const char *virt_type; /* key "virt_type": "kvm" (default) or "qemu" */
 	int stop_timeout; /* seconds of ACPI shutdown before destroy, 60 */
+	int detach_timeout; /* seconds a live detach waits for the guest, 20 */
 
 	/* [storage] */
 	char *state_dir; /* default ./state, made absolute */

@@ -33,8 +33,14 @@ struct compute {
 	char *volume_roots, *state_dir, *db_path; /* owned; may be NULL */
 	struct volroot_opts vol; /* points at the strings above */
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
-	 * create of the same uuid (check tombstone + write the row). */
+	 * create of the same uuid (check tombstone + write the row). The
+	 * sweep does not hold it across its libvirt calls: it names the
+	 * uuid it works on in sweeping, and only a create of that uuid
+	 * waits (tomb_cond) for it, not every create while libvirt is slow
+	 * (issue 17.6). */
 	pthread_mutex_t tomb_lock;
+	pthread_cond_t tomb_cond;
+	char sweeping[UUID_STR_LEN]; /* "" when none */
 };
 
 DEFINE_FREEP(struct instance, instance_free)
@@ -81,6 +87,7 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
 	c->domxml = o->domxml;
 	(void)pthread_mutex_init(&c->tomb_lock, NULL);
+	(void)pthread_cond_init(&c->tomb_cond, NULL);
 	*ret = c;
 	return 0;
 }
@@ -92,6 +99,7 @@ compute_free(struct compute *c)
 	if (c == NULL)
 		return NULL;
 	(void)pthread_mutex_destroy(&c->tomb_lock);
+	(void)pthread_cond_destroy(&c->tomb_cond);
 	free(c->images_dir);
 	free(c->volume_roots);
 	free(c->state_dir);
@@ -370,6 +378,8 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	 * tombstone first, under the lock a sweep holds, so no sweep removes
 	 * what this create makes. */
 	(void)pthread_mutex_lock(&c->tomb_lock);
+	while (STREQ(c->sweeping, inst->uuid)) /* a sweep removes its rest */
+		(void)pthread_cond_wait(&c->tomb_cond, &c->tomb_lock);
 	rc = store_tombstone_state(s, inst->uuid, &tomb, e);
 	if (rc == 0 && tomb == 1 &&
 	    (rc = undefine_own(c, inst->uuid, e)) == 0 &&
@@ -610,7 +620,8 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 }
 
 /* Detaches volume_id: libvirt, then the BDM row. Returns 0, -EINVAL,
- * -ENOENT, -EBUSY, -EAGAIN, -EIO. */
+ * -ENOENT, -EBUSY (also: the running guest has not released the disk in
+ * time; the row stays), -EAGAIN, -EIO. */
 int
 compute_detach(struct compute *c, struct store *s, const char *uuid,
     const char *volume_id, struct err *e)
@@ -650,11 +661,26 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 		return rc;
 	/* libvirt first: a crash after it leaves a row whose disk is gone,
 	 * and detaching again then finds nothing (-ENOENT) and removes the
-	 * row. The other order would leave a disk no row knows. */
+	 * row. The other order would leave a disk no row knows. A running
+	 * guest that has not released the disk (-ETIMEDOUT after virt's
+	 * detach timeout) keeps its row: the volume is still in use, and must not
+	 * be attached elsewhere. The BDM is then "detaching" (no column
+	 * records it: the answer says so, and detaching again waits
+	 * again). */
 	rc = virt_detach_disk(c->virt, uuid, xml, e);
 	if (rc == -ENOENT)
 		err_clear(e);
-	else if (rc < 0)
+	else if (rc == -ETIMEDOUT) {
+		struct err be = {0};
+
+		err_set_field(&be, -EBUSY, "volume_id",
+		    "volume %.64s is still detaching (%s); detach again to "
+		    "wait again",
+		    volume_id, e ? e->msg : "");
+		if (e)
+			*e = be;
+		return -EBUSY;
+	} else if (rc < 0)
 		return rc;
 	return store_bdm_delete(s, uuid, b->uuid, e);
 }
@@ -958,12 +984,20 @@ compute_sweep(
 			continue;
 		(void)pthread_mutex_lock(&c->tomb_lock);
 		rc = store_tombstone_state(s, t[i], &st, &ie);
+		if (rc == 0 && st)
+			memcpy(c->sweeping, t[i], sizeof(c->sweeping));
+		(void)pthread_mutex_unlock(&c->tomb_lock);
 		if (rc == 0 && st == 1) {
 			if ((rc = undefine_own(c, t[i], &ie)) == 0)
 				rc = virt_delete_disks(c->virt, t[i], &ie);
 		} else if (rc == 0 && st == 2)
 			rc = delete_instance(c, s, t[i], true, &ie);
-		(void)pthread_mutex_unlock(&c->tomb_lock);
+		if (st) {
+			(void)pthread_mutex_lock(&c->tomb_lock);
+			c->sweeping[0] = '\0';
+			(void)pthread_cond_broadcast(&c->tomb_cond);
+			(void)pthread_mutex_unlock(&c->tomb_lock);
+		}
 		if (rc < 0 && first == 0) {
 			first = rc;
 			err_set(e, rc, "%s: %s", t[i], ie.msg);

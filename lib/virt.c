@@ -1,16 +1,26 @@
 /*
- * virt: every libvirt call of hyperlet. One virConnectPtr is shared by all
- * request threads (libvirt connections are thread-safe); v->lock guards
- * only the pointer and the reopen bookkeeping, never a libvirt call, so a
- * slow call (starting a guest) never blocks another thread. Each call takes
- * its own reference on the connection (virConnectRef) and drops it at the
- * end, so a drop detected by one thread cannot free what another uses.
+ * virt: every libvirt call of hyperlet. Each call takes a connection for
+ * itself (virt_conn_get) and gives it back at its end (virt_conn_put),
+ * which keeps it idle for the next call or, when it died or an older
+ * generation of connections was found dead, closes it: a connection is
+ * never closed while a call uses it, and never has two threads waiting in
+ * it (struct virt_conn tells why: libvirt 9.0's client crashed when its
+ * keepalive closed a connection several threads were waiting on). The
+ * lock guards only the lists and the reopen bookkeeping, never a libvirt
+ * call that may wait, so a slow call (starting a guest) never blocks
+ * another thread.
+ * Health: v->alive says whether libvirt is known to work, kept by
+ * what the calls and the event loop thread see (a reopen, a call failing
+ * on a dead connection, libvirt's close callback when the keepalive gives
+ * up) and by virt_alive's probe; virt_health reads it without a libvirt
+ * call.
  * A dead connection is noticed by virConnectIsAlive after any failed call
  * and before each use; a daemon that hangs is noticed by libvirt's
  * keepalive (run by an event loop thread started once per process), which
- * closes the connection and fails its pending calls. The next call reopens
- * it, at most once per reconnect interval; until then calls fail fast with
- * -EAGAIN.
+ * closes the connection and fails its pending call. Either ends the
+ * connection's generation: its idle connections are closed, busy ones as
+ * their calls give them back. Then one thread at a time reopens, at most
+ * once per reconnect interval; the others fail fast with -EAGAIN.
  * Storage: a transient `dir` pool "hyperlet-<uuid>" on the instance
  * directory lives for the duration of one call, which keeps libvirt's pool
  * list short on a node with thousands of instances. The uuid's storage
@@ -42,6 +52,10 @@
 #define VIRT_MIB (UINT64_C(1) << 20)
 #define VIRT_POLL_MS 50
 #define VIRT_STORAGE_LOCKS 64
+#define VIRT_DETACH_POLL_MS 200
+/* idle connections kept per struct virt (about the request threads that
+ * call libvirt at once) */
+#define VIRT_IDLE_MAX 16
 
 struct virt {
 	char *uri;
@@ -50,18 +64,53 @@ struct virt {
 	int reconnect_interval_ms;
 	int keepalive_interval_s; /* 0: no keepalive */
 	unsigned int keepalive_count;
+	int detach_timeout_ms;
 
-	pthread_mutex_t lock; /* guards the fields below */
-	virConnectPtr conn; /* NULL while libvirt is unreachable */
-	bool connecting; /* a thread is in virConnectOpen */
+	/* Guarded by virt_conns_lock (with the connections' list): */
+	bool connecting; /* a thread reopens after a drop */
 	bool ever_connected;
 	int64_t next_attempt_ms; /* no reopen before this time */
-	uint64_t reconnects; /* also read without the lock (atomic) */
+	/* the first connection, held open until virt_close and used by no
+	 * call: test:///default keeps its state only while a connection
+	 * of the process is open */
+	struct virt_conn *keeper;
+	/* Atomics (read without the lock): */
+	uint64_t generation; /* bumped when a connection is found dead */
+	uint64_t reconnects;
+	bool alive; /* the health state, and since when (util_now_ms) */
+	int64_t alive_since_ms;
 
 	/* one transient pool call per instance at a time: the lock of a
 	 * uuid is virt_storage_lock(v, uuid) */
 	pthread_mutex_t storage_locks[VIRT_STORAGE_LOCKS];
 };
+
+/*
+ * One connection of a struct virt. Used by one call at a time (busy), so
+ * no two threads ever wait in libvirt's client on the same connection:
+ * libvirt 9.0's client (virNetClientIOEventLoop) leaves a socket watch
+ * pointing into a waiting thread's stack attached to the connection's
+ * GMainContext whenever another thread wakes it; when the keepalive
+ * closed a connection that several threads were waiting on, the next
+ * waiter dispatched those watches once libvirtd answered again (SIGCONT)
+ * and hyperletd died with SIGSEGV in virNetClientIOEventFD. Idle
+ * connections are kept for the next call; one of an older generation, or
+ * dead, is closed by the call that releases it.
+ */
+struct virt_conn {
+	virConnectPtr c;
+	struct virt *v;
+	uint64_t generation; /* v's when opened */
+	bool busy;
+	bool close_cb; /* virt_conn_closed registered */
+	struct virt_conn *next;
+};
+
+/* Guards every struct virt_conn list and the fields of struct virt marked
+ * so; never held around a libvirt call that may wait (only the local
+ * virConnectIsAlive). */
+static pthread_mutex_t virt_conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct virt_conn *virt_conns;
 
 static pthread_once_t virt_once = PTHREAD_ONCE_INIT;
 static int virt_init_rc;
@@ -124,11 +173,103 @@ virt_init_once(void)
 		(void)signal(SIGPIPE, SIG_IGN);
 }
 
+/* Sets the health state; since changes only when the state does. */
+static void
+virt_set_alive(struct virt *v, bool alive)
+{
+	if (__atomic_exchange_n(&v->alive, alive, __ATOMIC_ACQ_REL) != alive)
+		__atomic_store_n(
+		    &v->alive_since_ms, util_now_ms(), __ATOMIC_RELEASE);
+}
+
+/* A connection of generation gen was found dead: every connection of it
+ * is to be closed, and the health state is down. */
+static void
+virt_mark_dead(struct virt *v, uint64_t gen)
+{
+	uint64_t expected = gen;
+
+	if (__atomic_compare_exchange_n(&v->generation, &expected, gen + 1,
+		false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		virt_set_alive(v, false);
+}
+
+/* libvirt's close callback (on the event loop thread: the keepalive gave
+ * up, or the socket closed). Atomics only: the connection itself is
+ * closed by the call that releases it. */
+static void
+virt_conn_closed(virConnectPtr c, int reason, void *opaque)
+{
+	struct virt_conn *k = opaque;
+
+	(void)c;
+	(void)reason;
+	virt_mark_dead(k->v, k->generation);
+}
+
+/* Closes a connection no call uses any more. */
+static void
+virt_conn_free(struct virt_conn *k)
+{
+	if (k == NULL)
+		return;
+	/* libvirt serialises this with a callback running */
+	if (k->close_cb &&
+	    virConnectUnregisterCloseCallback(k->c, virt_conn_closed) < 0)
+		virResetLastError();
+	(void)virConnectClose(k->c);
+	free(k);
+}
+
+/* Unlinks k from virt_conns (lock held). */
+static void
+virt_conn_unlink_locked(struct virt_conn *k)
+{
+	struct virt_conn **pp;
+
+	for (pp = &virt_conns; *pp; pp = &(*pp)->next)
+		if (*pp == k) {
+			*pp = k->next;
+			k->next = NULL;
+			return;
+		}
+}
+
+/* Releases the connection a call used: kept idle for the next call if it
+ * is alive and of the current generation, else closed. */
+static void
+virt_conn_put(virConnectPtr c)
+{
+	struct virt_conn *k, *dead = NULL;
+	size_t idle = 0;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&virt_conns_lock);
+	for (k = virt_conns; k && k->c != c; k = k->next)
+		;
+	if (k) {
+		struct virt_conn *o;
+
+		for (o = virt_conns; o; o = o->next)
+			idle += o->v == k->v && !o->busy && o != k->v->keeper;
+		k->busy = false;
+		if (k->generation !=
+			__atomic_load_n(&k->v->generation, __ATOMIC_ACQUIRE) ||
+		    idle >= VIRT_IDLE_MAX || virConnectIsAlive(c) != 1) {
+			virt_conn_unlink_locked(k);
+			dead = k;
+		}
+	}
+	pthread_mutex_unlock(&virt_conns_lock);
+	virt_conn_free(dead);
+}
+
 static void
 virt_conn_unrefp(virConnectPtr *c)
 {
-	if (*c)
-		(void)virConnectClose(*c);
+	virt_conn_put(*c);
+	*c = NULL;
 }
 
 static void
@@ -169,22 +310,26 @@ virt_code_to_errno(int code)
 	}
 }
 
-/* Forgets c as the shared connection if it still is (another thread may
- * have replaced it already); the next call reopens at once. */
+/* c was found dead: its generation goes (the next call reopens at once). */
 static void
 virt_conn_drop(struct virt *v, virConnectPtr c)
 {
-	virConnectPtr dead = NULL;
+	struct virt_conn *k;
+	uint64_t gen = 0;
+	bool found = false;
 
-	pthread_mutex_lock(&v->lock);
-	if (v->conn == c) {
-		dead = v->conn;
-		v->conn = NULL;
+	pthread_mutex_lock(&virt_conns_lock);
+	for (k = virt_conns; k; k = k->next)
+		if (k->c == c) {
+			gen = k->generation;
+			found = true;
+			break;
+		}
+	if (found)
 		v->next_attempt_ms = 0;
-	}
-	pthread_mutex_unlock(&v->lock);
-	if (dead)
-		(void)virConnectClose(dead);
+	pthread_mutex_unlock(&virt_conns_lock);
+	if (found)
+		virt_mark_dead(v, gen);
 }
 
 /*
@@ -213,61 +358,113 @@ virt_fail(struct virt *v, virConnectPtr c, struct err *e, const char *what)
 }
 
 /*
- * Returns the shared connection with a reference of the caller's own
- * (release with virConnectClose), reopening it when it is down and a
- * reopen is due. Returns 0, or -EAGAIN when libvirt is unreachable.
+ * Returns a connection for the caller's use alone (release it with
+ * virt_conn_put): an idle one, or a new one. After a drop only one thread
+ * at a time reopens, at most once per reconnect interval; the others fail
+ * fast. Returns 0, or -EAGAIN when libvirt is unreachable.
  */
 static int
 virt_conn_get(struct virt *v, virConnectPtr *ret, struct err *e)
 {
-	virConnectPtr dead = NULL, c;
-	int64_t now = util_now_ms();
+	struct virt_conn *k, **pp, *dead = NULL, *nk;
+	uint64_t gen;
+	bool reopen;
 	virErrorPtr le;
 
-	pthread_mutex_lock(&v->lock);
-	if (v->conn && virConnectIsAlive(v->conn) == 1) {
-		c = v->conn;
-		(void)virConnectRef(c);
-		pthread_mutex_unlock(&v->lock);
-		*ret = c;
-		return 0;
+	pthread_mutex_lock(&virt_conns_lock);
+	gen = __atomic_load_n(&v->generation, __ATOMIC_ACQUIRE);
+	for (pp = &virt_conns; (k = *pp) != NULL;) {
+		if (k->v != v || k->busy || k == v->keeper) {
+			pp = &k->next;
+			continue;
+		}
+		if (k->generation == gen && virConnectIsAlive(k->c) == 1) {
+			k->busy = true;
+			*ret = k->c;
+			pthread_mutex_unlock(&virt_conns_lock);
+			while ((k = dead) != NULL) {
+				dead = k->next;
+				virt_conn_free(k);
+			}
+			return 0;
+		}
+		*pp = k->next; /* dead or of an older generation */
+		k->next = dead;
+		dead = k;
 	}
-	dead = v->conn;
-	v->conn = NULL;
-	if (v->connecting || now < v->next_attempt_ms) {
-		pthread_mutex_unlock(&v->lock);
-		if (dead)
-			(void)virConnectClose(dead);
+	/* none idle: open one more, in parallel while libvirt is known to
+	 * work, else one thread at a time */
+	reopen = !__atomic_load_n(&v->alive, __ATOMIC_ACQUIRE);
+	if (reopen && (v->connecting || util_now_ms() < v->next_attempt_ms)) {
+		pthread_mutex_unlock(&virt_conns_lock);
+		while ((k = dead) != NULL) {
+			dead = k->next;
+			virt_conn_free(k);
+		}
 		return err_set(e, -EAGAIN, "libvirt unreachable (%s)", v->uri);
 	}
-	v->connecting = true;
-	pthread_mutex_unlock(&v->lock);
-	if (dead)
-		(void)virConnectClose(dead);
+	if (reopen)
+		v->connecting = true;
+	pthread_mutex_unlock(&virt_conns_lock);
+	while ((k = dead) != NULL) {
+		dead = k->next;
+		virt_conn_free(k);
+	}
 
-	c = virConnectOpen(v->uri);
+	nk = calloc(1, sizeof(*nk));
+	if (nk && (nk->c = virConnectOpen(v->uri)) != NULL) {
+		nk->v = v;
+		nk->generation = gen;
+		nk->busy = true;
+		/* without it a daemon that hangs (not dies) hangs every
+		 * call */
+		if (v->keepalive_interval_s > 0 && virt_event_loop_running &&
+		    virConnectSetKeepAlive(
+			nk->c, v->keepalive_interval_s, v->keepalive_count) < 0)
+			virResetLastError(); /* the test driver has none */
+		/* the event loop thread tells when the keepalive gives up */
+		if (virt_event_loop_running &&
+		    virConnectRegisterCloseCallback(
+			nk->c, virt_conn_closed, nk, NULL) == 0)
+			nk->close_cb = true;
+		else
+			virResetLastError();
+	}
 
-	pthread_mutex_lock(&v->lock);
-	v->connecting = false;
-	if (c == NULL) {
+	pthread_mutex_lock(&virt_conns_lock);
+	if (reopen)
+		v->connecting = false;
+	if (nk == NULL || nk->c == NULL) {
 		v->next_attempt_ms = util_now_ms() + v->reconnect_interval_ms;
-		pthread_mutex_unlock(&v->lock);
+		pthread_mutex_unlock(&virt_conns_lock);
+		if (nk == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		free(nk);
+		virt_set_alive(v, false);
 		le = virGetLastError();
 		return err_set(e, -EAGAIN, "libvirt unreachable: %s",
 		    le && le->message ? le->message : v->uri);
 	}
-	/* without it a daemon that hangs (not dies) hangs every call */
-	if (v->keepalive_interval_s > 0 && virt_event_loop_running &&
-	    virConnectSetKeepAlive(
-		c, v->keepalive_interval_s, v->keepalive_count) < 0)
-		virResetLastError(); /* the test driver has none */
-	v->conn = c;
-	if (v->ever_connected)
+	nk->next = virt_conns;
+	virt_conns = nk;
+	if (reopen && v->ever_connected)
 		__atomic_add_fetch(&v->reconnects, 1, __ATOMIC_RELAXED);
 	v->ever_connected = true;
-	(void)virConnectRef(c);
-	pthread_mutex_unlock(&v->lock);
-	*ret = c;
+	if (v->keeper == NULL) {
+		/* the first connection stays open, idle, until virt_close;
+		 * the caller gets a second one */
+		v->keeper = nk;
+		nk->busy = false;
+		pthread_mutex_unlock(&virt_conns_lock);
+		virt_set_alive(v, true);
+		return virt_conn_get(v, ret, e);
+	}
+	/* a connection that works, of the generation current when we
+	 * began: the state is up again (unless it was dropped meanwhile) */
+	if (__atomic_load_n(&v->generation, __ATOMIC_ACQUIRE) == gen)
+		virt_set_alive(v, true);
+	pthread_mutex_unlock(&virt_conns_lock);
+	*ret = nk->c;
 	return 0;
 }
 
@@ -379,6 +576,8 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 		return err_set(e, -EINVAL, "reconnect_interval_ms < 0");
 	if (o->keepalive_interval_s > 3600 || o->keepalive_count > 100)
 		return err_set(e, -EINVAL, "keepalive out of range");
+	if (o->detach_timeout_ms < 0)
+		return err_set(e, -EINVAL, "detach_timeout_ms < 0");
 
 	(void)pthread_once(&virt_once, virt_init_once);
 	if (virt_init_rc < 0)
@@ -387,7 +586,6 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	v = calloc(1, sizeof(*v));
 	if (v == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
-	pthread_mutex_init(&v->lock, NULL);
 	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
 		pthread_mutex_init(&v->storage_locks[i], NULL);
 	v->uri = strdup(o->uri ? o->uri : VIRT_URI_DEFAULT);
@@ -400,6 +598,9 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	v->keepalive_interval_s =
 	    o->keepalive_interval_s ? o->keepalive_interval_s : 5;
 	v->keepalive_count = o->keepalive_count ? o->keepalive_count : 3;
+	v->detach_timeout_ms = o->detach_timeout_ms ? o->detach_timeout_ms
+						    : VIRT_DETACH_TIMEOUT_MS;
+	v->alive_since_ms = util_now_ms();
 
 	r = virt_conn_get(v, &c, e);
 	if (r < 0 && !o->lazy)
@@ -410,15 +611,35 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	return 0;
 }
 
+/* Closes every connection of v (no call may be running). */
+static void
+virt_close_conns(struct virt *v)
+{
+	struct virt_conn *k, **pp, *mine = NULL;
+
+	pthread_mutex_lock(&virt_conns_lock);
+	for (pp = &virt_conns; (k = *pp) != NULL;)
+		if (k->v == v) {
+			*pp = k->next;
+			k->next = mine;
+			mine = k;
+		} else
+			pp = &k->next;
+	v->keeper = NULL;
+	pthread_mutex_unlock(&virt_conns_lock);
+	while ((k = mine) != NULL) {
+		mine = k->next;
+		virt_conn_free(k);
+	}
+}
+
 /* Closes and frees v. See virt.h. */
 struct virt *
 virt_close(struct virt *v)
 {
 	if (v == NULL)
 		return NULL;
-	if (v->conn)
-		(void)virConnectClose(v->conn);
-	pthread_mutex_destroy(&v->lock);
+	virt_close_conns(v);
 	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
 		pthread_mutex_destroy(&v->storage_locks[i]);
 	free(v->uri);
@@ -463,7 +684,7 @@ virt_instance_dir(
 	return 0;
 }
 
-/* Health: one round trip to libvirt. See virt.h. */
+/* Probe: one round trip to libvirt. See virt.h. */
 bool
 virt_alive(struct virt *v)
 {
@@ -474,9 +695,21 @@ virt_alive(struct virt *v)
 		return false;
 	if (virConnectGetLibVersion(c, &ver) < 0) {
 		(void)virt_fail(v, c, NULL, "version");
+		virt_set_alive(v, false);
 		return false;
 	}
+	virt_set_alive(v, true);
 	return true;
+}
+
+/* The health state, no libvirt call. See virt.h. */
+bool
+virt_health(const struct virt *v, int64_t *ret_since_ms)
+{
+	if (ret_since_ms)
+		*ret_since_ms =
+		    __atomic_load_n(&v->alive_since_ms, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(&v->alive, __ATOMIC_ACQUIRE);
 }
 
 uint64_t
@@ -1003,6 +1236,106 @@ virt_get_xml(struct virt *v, const char *uuid, bool inactive, char **ret_xml,
 	return 0;
 }
 
+/*
+ * What identifies disk_xml's disk in libvirt's XML of the domain: its
+ * "<serial>S</serial>" (a disk's serial names its BDM), else its
+ * "<target dev='D'" (libvirt's quoting). *ret owned. -EINVAL, -ENOMEM.
+ */
+static int
+virt_disk_needle(const char *disk_xml, char **ret, struct err *e)
+{
+	const char *a, *b;
+	char q;
+	int n;
+
+	if ((a = strstr(disk_xml, "<serial>")) != NULL &&
+	    (b = strstr(a, "</serial>")) != NULL) {
+		n = (int)(b - a) + (int)strlen("</serial>");
+		if ((*ret = strndup(a, (size_t)n)) == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		return 0;
+	}
+	if ((a = strstr(disk_xml, "<target dev=")) == NULL ||
+	    ((q = a[12]) != '"' && q != '\'') ||
+	    (b = strchr(a + 13, q)) == NULL)
+		return err_set(e, -EINVAL, "disk XML without serial or target");
+	if (asprintf(ret, "<target dev='%.*s'", (int)(b - a - 13), a + 13) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* 1 if libvirt's XML of d (live, or inactive) holds needle, 0 if not. */
+static int
+virt_dom_has(struct virt *v, virConnectPtr c, virDomainPtr d, bool inactive,
+    const char *needle, struct err *e)
+{
+	char *xml =
+	    virDomainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+	int r;
+
+	if (xml == NULL)
+		return virt_fail(v, c, e, "dumpxml");
+	r = strstr(xml, needle) != NULL;
+	free(xml);
+	return r;
+}
+
+/*
+ * Detach from a running domain: from the config (if it still has the
+ * disk) and live, then wait until the disk is gone from the live domain.
+ * libvirt's live detach returns once QEMU asked the guest (or after its
+ * own unplug wait) even when the guest never releases the device; the
+ * volume is free only when the live XML lost it (what Nova waits for as
+ * DEVICE_REMOVED). Polls the live XML every VIRT_DETACH_POLL_MS up to
+ * v->detach_timeout_ms, then -ETIMEDOUT. A detach repeated after that
+ * asks (live only: the config lost the disk already) and waits again.
+ */
+static int
+virt_detach_live(struct virt *v, virConnectPtr c, virDomainPtr d,
+    const char *disk_xml, struct err *e)
+{
+	_cleanup_free_ char *needle = NULL;
+	unsigned int flags = 0;
+	int64_t deadline;
+	int r, in_live, in_cfg;
+
+	if ((r = virt_disk_needle(disk_xml, &needle, e)) < 0)
+		return r;
+	if ((in_live = virt_dom_has(v, c, d, false, needle, e)) < 0 ||
+	    (in_cfg = virt_dom_has(v, c, d, true, needle, e)) < 0)
+		return in_live < 0 ? in_live : in_cfg;
+	if (!in_live && !in_cfg)
+		return err_set(
+		    e, -ENOENT, "detach: the domain has no such disk");
+	if (in_cfg)
+		flags |= VIR_DOMAIN_AFFECT_CONFIG;
+	if (in_live)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	if (virDomainDetachDeviceFlags(d, disk_xml, flags) < 0) {
+		/* live only, after an earlier -ETIMEDOUT: QEMU may refuse a
+		 * second unplug request while the first is pending; wait
+		 * for that one like for this one */
+		if (in_cfg || virConnectIsAlive(c) != 1)
+			return virt_fail(v, c, e, "detach");
+		virResetLastError();
+	}
+	if (!in_live)
+		return 0;
+	deadline = util_now_ms() + v->detach_timeout_ms;
+	for (;;) {
+		/* a domain that stopped meanwhile answers its inactive XML,
+		 * which lost the disk above */
+		if ((r = virt_dom_has(v, c, d, false, needle, e)) <= 0)
+			return r;
+		if (util_now_ms() >= deadline)
+			break;
+		virt_sleep_ms(VIRT_DETACH_POLL_MS);
+	}
+	return err_set(e, -ETIMEDOUT,
+	    "the guest has not released the disk within %d s",
+	    (v->detach_timeout_ms + 999) / 1000);
+}
+
 static int
 virt_device(struct virt *v, const char *uuid, const char *disk_xml, bool attach,
     struct err *e)
@@ -1018,6 +1351,8 @@ virt_device(struct virt *v, const char *uuid, const char *disk_xml, bool attach,
 		return r;
 	if ((active = virDomainIsActive(d)) < 0)
 		return virt_fail(v, c, e, "state");
+	if (active && !attach)
+		return virt_detach_live(v, c, d, disk_xml, e);
 	if (active)
 		flags |= VIR_DOMAIN_AFFECT_LIVE;
 	r = attach ? virDomainAttachDeviceFlags(d, disk_xml, flags)

@@ -1,10 +1,11 @@
 /*
- * The libvirt seam: one shared connection (reopened when it drops), the
- * instance's local disks as volumes of a transient `dir` storage pool on
- * <instances_path>/<instance uuid>, and the domain life cycle (define,
- * start, stop, reboot, undefine, attach/detach, state, list). A domain's
- * uuid is its instance's, its name "instance-<uuid>"; the XML comes from
- * domxml. lib/virt.c is the only file that includes <libvirt/libvirt.h>.
+ * The libvirt seam: connections (each call uses one alone; reopened when
+ * libvirt drops them), the instance's local disks as volumes of a
+ * transient `dir` storage pool on <instances_path>/<instance uuid>, and
+ * the domain life cycle (define, start, stop, reboot, undefine,
+ * attach/detach, state, list). A domain's uuid is its instance's, its name
+ * "instance-<uuid>"; the XML comes from domxml. lib/virt.c is the only
+ * file that includes <libvirt/libvirt.h>.
  *
  * Errors (negative errno, libvirt's message copied into e): -ENOENT no such
  * domain/volume, -EBUSY operation invalid in the domain's state, -EEXIST
@@ -30,6 +31,9 @@
 #include "util.h"
 
 #define VIRT_URI_DEFAULT "test:///default"
+/* How long a live detach waits for the guest to release the disk (Nova's
+ * device_detach_timeout is 20 s). */
+#define VIRT_DETACH_TIMEOUT_MS 20000
 
 struct virt; /* opaque; safe to share between threads */
 
@@ -46,6 +50,9 @@ struct virt_opts {
 	unsigned int keepalive_count;
 	bool lazy; /* succeed even if libvirt is down now: calls then fail
 		      with -EAGAIN until a reopen works */
+	/* live detach: how long to wait for the guest to release the
+	 * disk; 0: VIRT_DETACH_TIMEOUT_MS */
+	int detach_timeout_ms;
 };
 
 /*
@@ -74,9 +81,15 @@ const char *virt_instances_path(const struct virt *v);
 int virt_instance_dir(
     const struct virt *v, const char *instance_uuid, char **ret, struct err *e);
 
-/* Health: true if libvirt answers a round trip now (reopens the connection
- * first when it is down and a reopen is due). */
+/* Probe: true if libvirt answers a round trip now (reopens the connection
+ * first when it is down and a reopen is due); updates virt_health's state.
+ * May wait for libvirt: never on an HTTP thread. */
 bool virt_alive(struct virt *v);
+/* Health without a libvirt call: whether the connection is known to work
+ * (the last reopen, call, probe or keepalive said so), and since when
+ * (util_now_ms) in *ret_since_ms (may be NULL). A hung libvirtd turns it
+ * false once the keepalive gives up (about interval * (count + 1) s). */
+bool virt_health(const struct virt *v, int64_t *ret_since_ms);
 /* How many times the connection was reopened after it dropped (metrics). */
 uint64_t virt_reconnects(const struct virt *v);
 
@@ -139,9 +152,13 @@ int virt_get_xml(struct virt *v, const char *uuid, bool inactive,
 
 /* Attaches / detaches one disk (disk_xml from domxml_format_disk) with
  * VIR_DOMAIN_AFFECT_CONFIG, plus AFFECT_LIVE when the domain runs. Detach
- * matches the disk by its <target dev>. A live detach returns once QEMU
- * was asked; the guest may release the device later. Returns 0, -ENOENT
- * (no domain, or no such disk on detach), -EBUSY, -EAGAIN, -EIO. */
+ * matches the disk by its <target dev>. A live detach returns 0 only once
+ * the disk (its <serial>) is gone from the live domain: libvirt returns
+ * when QEMU was asked, and the guest must then release the device. If it
+ * has not within detach_timeout_ms, -ETIMEDOUT (the config has lost the
+ * disk, the running guest still has it; detaching again waits again).
+ * Returns 0, -ENOENT (no domain, or no such disk on detach), -EBUSY,
+ * -ETIMEDOUT (detach), -EAGAIN, -EIO. */
 int virt_attach_disk(
     struct virt *v, const char *uuid, const char *disk_xml, struct err *e);
 int virt_detach_disk(

@@ -2306,6 +2306,7 @@ real_start(void)
 	(void)snprintf(extra, sizeof(extra),
 	    "[api]\nthreads = 1\n"
 	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n"
+	    "detach_timeout = 2\n"
 	    "[storage]\nvolume_roots = %s\n",
 	    uri, hlv_dir);
 	memset(&D, 0, sizeof(D));
@@ -2495,6 +2496,22 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	ck_assert_ptr_nonnull(strstr(r.body, serial));
 	resp_clear(&r);
 	(void)snprintf(path, sizeof(path), "%s/volumes/%s", base, vid);
+	/* the guest (no OS: nothing acks the unplug) keeps the disk: not
+	 * 204, and the volume stays attached (issue 17.3) */
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 409, "volume_id");
+	ck_assert_ptr_nonnull(strstr(jstr(r.json, "detail"), "detaching"));
+	resp_clear(&r);
+	http("GET", base, NULL, &r);
+	ck_assert_int_eq((int)json_object_array_length(
+			     jget(r.json, "block_device_mappings")),
+	    2);
+	resp_clear(&r);
+	/* stopped, the domain has no live disk to wait for */
+	(void)snprintf(body, sizeof(body), "%s/action", base);
+	http("POST", body, "{\"action\": \"stop\"}", &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
 	http("DELETE", path, NULL, &r);
 	ck_status(&r, 204);
 	resp_clear(&r);

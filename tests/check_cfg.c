@@ -211,6 +211,7 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_str_eq(c.libvirt_uri, "qemu:///system");
 	ck_assert_str_eq(c.virt_type, "qemu");
 	ck_assert_int_eq(c.stop_timeout, 30);
+	ck_assert_int_eq(c.detach_timeout, 45);
 	ck_assert_str_eq(c.state_dir, "/var/lib/hyperlet");
 	ck_assert_str_eq(c.instances_path, "/srv/instances");
 	ck_assert_str_eq(c.images_path, "/srv/images");
