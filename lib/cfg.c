@@ -65,6 +65,11 @@ static const struct cfg_choice sync_modes[] = {
     {"normal", true},
     {NULL, 0},
 };
+static const struct cfg_choice bools[] = {
+    {"true", true},
+    {"false", false},
+    {NULL, 0},
+};
 static const struct cfg_choice log_levels[] = {
     {"err", LOG_ERR},
     {"warn", LOG_WARNING},
@@ -100,6 +105,8 @@ static const struct cfg_key cfg_keys[] = {
     {"libvirt", "virt_type", CFG_ENUM_STR, OFF(virt_type), "kvm", 0, 0,
 	virt_types},
     {"libvirt", "stop_timeout", CFG_INT, OFF(stop_timeout), "60", 0, 3600},
+    {"guest", "resume_guests_state_on_host_boot", CFG_ENUM_BOOL,
+	OFF(resume_guests_state_on_host_boot), "true", 0, 0, bools},
     {"storage", "state_dir", CFG_PATH, OFF(state_dir), CFG_DEFAULT_STATE_DIR, 0,
 	0, NULL, CFG_F_REQUIRED},
     {"storage", "instances_path", CFG_PATH, OFF(instances_path), ""},

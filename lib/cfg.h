@@ -59,6 +59,11 @@ struct cfg {
 	const char *virt_type; /* key "virt_type": "kvm" (default) or "qemu" */
 	int stop_timeout; /* seconds of ACPI shutdown before destroy, 60 */
 
+	/* [guest] */
+	bool resume_guests_state_on_host_boot; /* start-up starts the
+						  instances meant to run
+						  (Nova's name), true */
+
 	/* [storage] */
 	char *state_dir; /* default ./state, made absolute */
 	char *instances_path; /* default <state_dir>/instances */
