@@ -165,4 +165,19 @@ int virt_list(
  * -EIO. */
 int virt_has_metadata(struct virt *v, const char *uuid, struct err *e);
 
+/* One disk of a domain's persistent definition: its <serial> ("" when
+ * it has none: the config drive, a lun, a disk made outside hyperlet) and
+ * its <target dev>. A serial names the disk's BDM (blockinfo_serial: the
+ * BDM uuid for local disks, the volume id for volumes). */
+struct virt_disk {
+	char serial[64];
+	char dev[32];
+};
+
+/* Every <disk> of the domain's persistent (inactive) XML, in document
+ * order; one libvirt call. *ret is an owned array (free), *ret_n its
+ * length. Returns 0, -ENOENT (no domain), -EAGAIN, -EIO, -ENOMEM. */
+int virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
+    size_t *ret_n, struct err *e);
+
 #endif
