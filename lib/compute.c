@@ -741,8 +741,9 @@ detach_xml(const char *dev, char **ret, struct err *e)
 /*
  * Compares the domain's persistent disks with the instance's BDM rows by
  * serial (blockinfo_serial: the BDM uuid for local disks, the volume id
- * for volumes) and repairs the domain: a volume whose disk it lacks is
- * attached again, a disk whose serial no row knows is detached. Disks
+ * for volumes) and repairs the persistent definition (a running guest is
+ * left alone and gets it at its next start): a volume whose disk it lacks
+ * is attached again, a disk whose serial no row knows is detached. Disks
  * without a serial (config drive, lun) are not compared. A local disk
  * missing from the domain is reported (-EIO), not repaired.
  */
@@ -788,7 +789,7 @@ reconcile_disks(struct compute *c, struct store *s, const char *uuid,
 			    d->dev, d->serial);
 		else if ((rc = domxml_format_disk(
 			      inst, bi, d, &o, &xml, &de)) == 0 &&
-		    (rc = virt_attach_disk(c->virt, uuid, xml, &de)) == 0)
+		    (rc = virt_disk_config(c->virt, uuid, xml, true, &de)) == 0)
 			r->disks_attached++;
 		if (rc < 0 && first == 0)
 			first = err_set(e, rc, "%s", de.msg);
@@ -806,7 +807,7 @@ reconcile_disks(struct compute *c, struct store *s, const char *uuid,
 			continue;
 		rc = detach_xml(dd[k].dev, &xml, &de);
 		if (rc == 0)
-			rc = virt_detach_disk(c->virt, uuid, xml, &de);
+			rc = virt_disk_config(c->virt, uuid, xml, false, &de);
 		if (rc == -ENOENT) /* gone meanwhile */
 			rc = 0;
 		else if (rc == 0)

@@ -178,7 +178,8 @@ struct compute_report {
  *    serial: a volume BDM whose disk the domain lacks is attached again
  *    (the row is the truth once written: an attach killed before libvirt
  *    or failed ambiguously), a disk with a serial no row knows is
- *    detached (config, and live when running); then, with resume_guests,
+ *    detached (both in the persistent definition only: a running guest
+ *    gets the change at its next start); then, with resume_guests,
  *    an instance whose desired state is running and whose domain is not
  *    running is started;
  *  - an instance that should run but cannot be started goes to state

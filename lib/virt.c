@@ -1256,3 +1256,26 @@ virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
 	*ret_n = n;
 	return 0;
 }
+
+/* Attaches or detaches one disk in the persistent definition only. See
+ * virt.h. */
+int
+virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
+    bool attach, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int r;
+
+	if (disk_xml == NULL)
+		return err_set(e, -EINVAL, "no disk XML");
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	r = attach
+	    ? virDomainAttachDeviceFlags(d, disk_xml, VIR_DOMAIN_AFFECT_CONFIG)
+	    : virDomainDetachDeviceFlags(d, disk_xml, VIR_DOMAIN_AFFECT_CONFIG);
+	if (r < 0)
+		return virt_fail(
+		    v, c, e, attach ? "attach (config)" : "detach (config)");
+	return 0;
+}

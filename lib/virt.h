@@ -180,4 +180,13 @@ struct virt_disk {
 int virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
     size_t *ret_n, struct err *e);
 
+/* Attaches (attach true) or detaches one disk (disk_xml; a detach matches
+ * by <target dev>) in the domain's persistent definition only
+ * (VIR_DOMAIN_AFFECT_CONFIG), running or not: the running guest is left
+ * as it is and gets the change at its next start. Reconciliation's
+ * repairs. Returns 0, -EINVAL, -ENOENT (no domain, or no such disk on
+ * detach), -EAGAIN, -EIO. */
+int virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
+    bool attach, struct err *e);
+
 #endif
