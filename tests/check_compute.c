@@ -872,6 +872,67 @@ START_TEST(
 }
 END_TEST
 
+/* Runs the private libvirtd's harness script (start.sh or stop.sh) on its
+ * directory, keeping the directory (and so the domains). In a session of
+ * its own: Check kills the test's process group when the test ends, and
+ * the libvirtd start.sh starts must outlive it. */
+static void
+harness(const char *script)
+{
+	char cmd[8192];
+
+	(void)snprintf(cmd, sizeof(cmd),
+	    "HLV_KEEP=1 setsid -w '%s/%s' '%s' >/dev/null",
+	    getenv("HL_LIBVIRT_HARNESS"), script, getenv("HL_LIBVIRT_DIR"));
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+START_TEST(test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile)
+{
+	struct instance *got = create(true), *after = NULL;
+	struct compute_report r;
+	struct bdm b = {0};
+	struct err e = {0};
+	char body[512];
+	int i;
+
+	(void)snprintf(body, sizeof(body),
+	    "{\"volume_id\": \"" VOLUME_ID "\", \"connection_info\":"
+	    " {\"driver_volume_type\": \"file\","
+	    "  \"data\": {\"device_path\": \"%s\"}}}",
+	    vol_path);
+	ck_assert_msg(bdm_json_parse_attach(body, strlen(body), &b, &e) == 0,
+	    "%s", e.msg);
+	/* libvirtd goes away (its guests with it) after the row: whether
+	 * the disk was attached cannot be known, so the row stays. */
+	harness("stop.sh");
+	ck_assert_int_eq(
+	    compute_attach(c, s, got->uuid, &b, NULL, NULL, &e), -EAGAIN);
+	ck_assert_int_eq(store_instance_get(s, got->uuid, &after, &e), 0);
+	ck_assert_uint_eq(after->n_bdms, got->n_bdms + 1);
+	ck_assert_str_eq(after->bdms[got->n_bdms].volume_id, VOLUME_ID);
+	after = instance_free(after);
+
+	/* libvirtd is back with its domains shut off, as after a host
+	 * reboot: start-up attaches the volume the row names and starts
+	 * the instance that should run. */
+	harness("start.sh");
+	for (i = 0; i < 600 && !virt_alive(v); i++)
+		usleep(100 * 1000);
+	ck_assert(virt_alive(v));
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_STOPPED);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_attached, 1);
+	ck_assert_uint_eq(r.resumed, 1);
+	compute_report_clear(&r);
+	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	bdm_clear(&b);
+	instance_free(got);
+}
+END_TEST
+
 /* ---- kill -9 (private libvirtd only) ---------------------------------- */
 
 /* The child of the kill test: its own store, libvirt connection and
@@ -1043,6 +1104,8 @@ main(void)
 		    test_compute_reconcile_puts_an_instance_whose_root_disk_is_lost_in_error);
 		tcase_add_test(tc,
 		    test_compute_reconcile_repairs_disks_the_domain_and_the_rows_disagree_on);
+		tcase_add_test(tc,
+		    test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile);
 	}
 	tcase_add_test(tc,
 	    test_compute_sweep_removes_a_define_that_landed_after_its_rollback);
