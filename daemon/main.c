@@ -587,15 +587,21 @@ reconcile(struct hyperlet *h, struct store *s)
 	}
 	log_info("reconciliation: %zu instances, %zu redefined (%zu "
 		 "restarted), %zu builds kept, %zu rolled back, %zu deletes "
-		 "finished, %zu states refreshed, %zu failed, %zu unknown "
+		 "finished, %zu states refreshed, %zu resumed, %zu disks "
+		 "attached, %zu detached, %zu failed, %zu unknown "
 		 "domains, %zu rolled-back builds swept",
 	    rep.instances, rep.redefined, rep.restarted, rep.builds_finished,
 	    rep.builds_rolled_back, rep.deletes_finished, rep.states_refreshed,
-	    rep.failed, rep.n_unknown, rep.swept);
+	    rep.resumed, rep.disks_attached, rep.disks_detached, rep.failed,
+	    rep.n_unknown, rep.swept);
 	if (rep.failed)
 		log_warn("reconciliation: %zu instances could not be "
-			 "reconciled (state error); first: %s",
-		    rep.failed, rep.first_error);
+			 "reconciled (%zu of them lost a disk: state error "
+			 "with a fault); first: %s",
+		    rep.failed, rep.lost, rep.first_error);
+	for (size_t i = 0; i < rep.n_faults; i++)
+		log_err("instance %s: state error: %s", rep.faults[i].uuid,
+		    rep.faults[i].msg);
 	for (size_t i = 0; i < rep.n_unknown; i++)
 		log_warn("domain %s carries hyperlet metadata but has no "
 			 "database row: left alone",
@@ -624,6 +630,7 @@ serve(struct cfg *c, const struct options *o)
 	    .volume_roots = c->volume_roots,
 	    .state_dir = c->state_dir,
 	    .db_path = c->db_path,
+	    .resume_guests = c->resume_guests_state_on_host_boot,
 	};
 	struct migrator mig = {
 	    .db_path = c->db_path, .sync_normal = c->sync_normal};

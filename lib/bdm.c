@@ -217,6 +217,7 @@ instance_new(void)
 	if (inst == NULL)
 		return NULL;
 	inst->state = INSTANCE_BUILDING;
+	inst->desired_state = INSTANCE_RUNNING;
 	inst->start = true;
 	return inst;
 }
@@ -233,6 +234,7 @@ instance_free(struct instance *inst)
 	free(inst->name);
 	free(inst->image_ref);
 	free(inst->metadata);
+	free(inst->fault);
 	image_props_clear(&inst->props);
 	free(inst);
 	return NULL;

@@ -117,7 +117,11 @@ struct instance {
 	char *metadata; /* JSON object text; never NULL after parse ("{}") */
 	bool config_drive;
 	bool start; /* request only: start after define (default true) */
-	enum instance_state state;
+	enum instance_state state; /* observed: what libvirt last said */
+	/* what the API last asked for: INSTANCE_RUNNING (create, start,
+	 * reboot) or INSTANCE_STOPPED (stop, create with start false) */
+	enum instance_state desired_state;
+	char *fault; /* why the instance is in error, or NULL */
 	int64_t created_at; /* ms since the epoch */
 	int64_t updated_at;
 	int64_t generation; /* bumped on every change; the ETag */

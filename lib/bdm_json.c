@@ -994,6 +994,17 @@ write_instance(struct jwriter *w, struct fmt *f, const struct instance *inst,
 	jwriter_str(w, inst->name);
 	jwriter_key(w, "state");
 	jwriter_str(w, instance_state_to_string(inst->state));
+	/* what the client last asked for; state is what libvirt shows */
+	jwriter_key(w, "desired_state");
+	jwriter_str(w, instance_state_to_string(inst->desired_state));
+	/* why it is in error, as Nova's fault; only while it is */
+	if (inst->state == INSTANCE_ERROR && inst->fault) {
+		jwriter_key(w, "fault");
+		jwriter_obj_begin(w);
+		jwriter_key(w, "message");
+		jwriter_str(w, inst->fault);
+		jwriter_obj_end(w);
+	}
 	jwriter_key(w, "flavor");
 	jwriter_obj_begin(w);
 	jwriter_key(w, "vcpus");

@@ -68,6 +68,11 @@ static const struct cfg_choice sync_modes[] = {
     {"normal", true},
     {NULL, 0},
 };
+static const struct cfg_choice bools[] = {
+    {"true", true},
+    {"false", false},
+    {NULL, 0},
+};
 static const struct cfg_choice log_levels[] = {
     {"err", LOG_ERR},
     {"warn", LOG_WARNING},
@@ -111,6 +116,8 @@ static const struct cfg_key cfg_keys[] = {
 	virt_types},
     {"libvirt", "stop_timeout", CFG_INT, OFF(stop_timeout), "60", 0, 3600},
     {"libvirt", "detach_timeout", CFG_INT, OFF(detach_timeout), "20", 1, 3600},
+    {"guest", "resume_guests_state_on_host_boot", CFG_ENUM_BOOL,
+	OFF(resume_guests_state_on_host_boot), "true", 0, 0, bools},
     {"storage", "state_dir", CFG_PATH, OFF(state_dir), CFG_DEFAULT_STATE_DIR, 0,
 	0, NULL, CFG_F_REQUIRED},
     {"storage", "instances_path", CFG_PATH, OFF(instances_path), ""},

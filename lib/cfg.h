@@ -73,6 +73,11 @@ struct cfg {
 	int stop_timeout; /* seconds of ACPI shutdown before destroy, 60 */
 	int detach_timeout; /* seconds a live detach waits for the guest, 20 */
 
+	/* [guest] */
+	bool resume_guests_state_on_host_boot; /* start-up starts the
+						  instances meant to run
+						  (Nova's name), true */
+
 	/* [storage] */
 	char *state_dir; /* default ./state, made absolute */
 	char *instances_path; /* default <state_dir>/instances */

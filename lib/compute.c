@@ -32,6 +32,7 @@ struct compute {
 	struct domxml_opts domxml;
 	char *volume_roots, *state_dir, *db_path; /* owned; may be NULL */
 	struct volroot_opts vol; /* points at the strings above */
+	bool resume_guests;
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
 	 * create of the same uuid (check tombstone + write the row). The
 	 * sweep does not hold it across its libvirt calls: it names the
@@ -86,6 +87,7 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	c->limits = o->limits;
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
 	c->domxml = o->domxml;
+	c->resume_guests = o->resume_guests;
 	(void)pthread_mutex_init(&c->tomb_lock, NULL);
 	(void)pthread_cond_init(&c->tomb_cond, NULL);
 	*ret = c;
@@ -548,6 +550,10 @@ compute_action(struct compute *c, struct store *s, const char *uuid,
 	}
 	if (rc < 0)
 		return missing_domain(uuid, rc, e);
+	/* what the client asked for, apart from what libvirt shows: a
+	 * start-up after a host reboot starts what should run */
+	if ((rc = store_instance_set_desired(s, uuid, to, e)) < 0)
+		return rc;
 	if ((rc = store_instance_set_state(s, uuid, to, e)) < 0)
 		return rc;
 	return reload(s, uuid, ret_inst, e);
@@ -555,7 +561,8 @@ compute_action(struct compute *c, struct store *s, const char *uuid,
 
 /* --- volumes ----------------------------------------------------------- */
 
-/* Attaches a volume: BDM row, then libvirt (row removed on failure).
+/* Attaches a volume: BDM row, then libvirt (row removed on a failure
+ * libvirt answered, kept when it may have attached: -EAGAIN).
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -EBUSY, -EAGAIN, -EIO. */
 int
 compute_attach(struct compute *c, struct store *s, const char *uuid,
@@ -599,6 +606,14 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	if ((rc = store_bdm_insert(s, uuid, b, e)) < 0)
 		return rc;
 	if ((rc = virt_attach_disk(c->virt, uuid, xml, e)) < 0) {
+		/* libvirt unreachable (the connection dropped mid-call): it
+		 * may have attached the disk. The row stays, as Nova's BDM
+		 * does once written: start-up reconciliation compares the
+		 * domain's disks with the rows by serial and attaches it if
+		 * the domain lacks it; a detach in between finds no disk and
+		 * removes the row. Only a clear refusal rolls back. */
+		if (rc == -EAGAIN)
+			return rc;
 		(void)store_bdm_delete(s, uuid, b->uuid, &ue);
 		return missing_domain(uuid, rc, e);
 	}
@@ -694,6 +709,7 @@ compute_report_clear(struct compute_report *r)
 	if (r == NULL)
 		return;
 	free(r->unknown);
+	free(r->faults);
 	*r = (struct compute_report){0};
 }
 
@@ -703,53 +719,160 @@ cmp_domain(const void *k, const void *d)
 	return strcmp((const char *)k, ((const struct virt_domain *)d)->uuid);
 }
 
+/* Records that uuid is in state error because of msg (stored as its
+ * fault, listed in r->faults for the log). */
+static void
+fault(struct store *s, const char *uuid, const char *msg,
+    struct compute_report *r)
+{
+	struct compute_fault *nf;
+	struct err se = {0};
+
+	(void)store_instance_set_error(s, uuid, msg, &se);
+	nf = reallocarray(r->faults, r->n_faults + 1, sizeof(*nf));
+	if (nf == NULL)
+		return;
+	r->faults = nf;
+	memcpy(nf[r->n_faults].uuid, uuid, UUID_STR_LEN);
+	(void)snprintf(nf[r->n_faults].msg, sizeof(nf->msg), "%s", msg);
+	r->n_faults++;
+}
+
+/* Starts the domain of an instance meant to run and records running.
+ * A start libvirt refuses puts the instance in error with the reason;
+ * libvirt unreachable (-EAGAIN) leaves it for the next pass. */
+static int
+resume(struct compute *c, struct store *s, const char *uuid,
+    struct compute_report *r, struct err *e)
+{
+	char msg[ERR_MSG_MAX];
+	int rc;
+
+	rc = virt_start(c->virt, uuid, e);
+	if (rc == -EBUSY) /* started meanwhile */
+		err_clear(e);
+	else if (rc == -EAGAIN)
+		return rc;
+	else if (rc < 0) {
+		(void)snprintf(msg, sizeof(msg),
+		    "could not be started at start-up: %.200s", e->msg);
+		fault(s, uuid, msg, r);
+		return rc;
+	}
+	return store_instance_set_state(s, uuid, INSTANCE_RUNNING, e);
+}
+
+/* Whether the instance's local disks are files this process can look at:
+ * libvirt's test driver only pretends to create them. */
+static bool
+disks_are_files(const struct compute *c)
+{
+	return strncmp(virt_uri(c->virt), "test:", 5) != 0;
+}
+
+/* 1 if <dir>/<name> exists, 0 if not, or -errno when it cannot be told. */
+static int
+disk_exists(const char *dir, const char *name)
+{
+	_cleanup_free_ char *path = NULL;
+	struct stat st;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return -ENOMEM;
+	if (stat(path, &st) == 0)
+		return 1;
+	return errno == ENOENT ? 0 : -errno;
+}
+
+/* The disks of a domain being defined again: a missing root or ephemeral
+ * disk is lost data, never made again from the base image or blank (the
+ * instance goes to error, returned -ENOENT); a missing swap is made
+ * again. */
+static int
+remake_disks(struct compute *c, const struct instance *inst,
+    const struct plan *p, struct err *e)
+{
+	struct blockinfo only_swap;
+	size_t i;
+	int rc;
+
+	if (!disks_are_files(c)) {
+		rc = create_disks(c, inst, p, e);
+		if (rc == -EEXIST)
+			err_clear(e);
+		return rc == -EEXIST ? 0 : rc;
+	}
+	for (i = 0; i <= p->bi->n_ephemerals; i++) {
+		const struct blockinfo_disk *d =
+		    i == 0 ? p->bi->local_root : p->bi->ephemerals[i - 1];
+
+		if (d == NULL)
+			continue;
+		if ((rc = disk_exists(p->dir, d->name)) < 0)
+			return err_set(e, -EIO, "%s/%s: %s", p->dir, d->name,
+			    strerror(-rc));
+		if (rc == 0)
+			return err_set(e, -ENOENT,
+			    "the %s disk %s/%s is missing: its data is lost; "
+			    "not made again from the image (restore the file "
+			    "and restart hyperletd, or delete the instance)",
+			    i == 0 ? "root" : "ephemeral", p->dir, d->name);
+	}
+	if (p->bi->swap == NULL)
+		return 0;
+	if ((rc = disk_exists(p->dir, p->bi->swap->name)) < 0)
+		return err_set(e, -EIO, "%s/%s: %s", p->dir, p->bi->swap->name,
+		    strerror(-rc));
+	if (rc == 1)
+		return 0;
+	only_swap = *p->bi;
+	only_swap.local_root = NULL;
+	only_swap.n_ephemerals = 0;
+	return virt_create_disks(c->virt, inst, &only_swap, NULL, NULL, 0, e);
+}
+
 /* The domain of an instance whose row says running/stopped/error is
- * missing: define it again from the row (disks recreated when missing),
- * and start it when the row says running. */
+ * missing: define it again from the row if its disks are there (see
+ * remake_disks), and start it when it should run. */
 static int
 redefine(struct compute *c, struct store *s, struct instance *inst,
     struct compute_report *r, struct err *e)
 {
 	struct plan p = {0};
-	struct err se = {0};
 	int rc;
 
 	if ((rc = plan_domain(c, s, inst, &p, e)) < 0)
 		goto out;
 	/* a volume path the roots no longer admit: not defined again */
 	if ((rc = check_volumes(c, p.bi, e)) < 0) {
-		if (inst->state != INSTANCE_ERROR)
-			(void)store_instance_set_state(
-			    s, inst->uuid, INSTANCE_ERROR, &se);
+		fault(s, inst->uuid, e->msg, r);
 		goto out;
 	}
-	rc = create_disks(c, inst, &p, e);
-	if (rc == -EEXIST) /* the disks outlived the domain: keep them */
-		err_clear(e);
-	else if (rc < 0)
+	if ((rc = remake_disks(c, inst, &p, e)) < 0) {
+		if (rc == -ENOENT) {
+			fault(s, inst->uuid, e->msg, r);
+			r->lost++;
+		}
 		goto out;
+	}
 	if ((rc = virt_define(c->virt, p.xml, e)) < 0)
 		goto out;
 	r->redefined++;
-	if (inst->state == INSTANCE_RUNNING) {
-		if ((rc = virt_start(c->virt, inst->uuid, e)) < 0) {
-			(void)store_instance_set_state(
-			    s, inst->uuid, INSTANCE_ERROR, &se);
+	if (c->resume_guests && inst->desired_state == INSTANCE_RUNNING) {
+		if ((rc = resume(c, s, inst->uuid, r, e)) < 0)
 			goto out;
-		}
 		r->restarted++;
-	} else if (inst->state == INSTANCE_ERROR) {
+	} else if (inst->state != INSTANCE_STOPPED)
 		rc = store_instance_set_state(
 		    s, inst->uuid, INSTANCE_STOPPED, e);
-	}
 out:
 	plan_clear(&p);
 	return rc;
 }
 
 /* Sets the row's state to libvirt's when they differ. The state is the
- * one virt_list read a moment ago: no libvirt call per instance (start-up
- * with 10,000 domains compares, it does not look each one up again). */
+ * one virt_list read a moment ago: no libvirt call per instance for the
+ * state. */
 static int
 refresh_state(struct store *s, const struct store_instance_state *row,
     const struct virt_domain *dom, struct compute_report *r, struct err *e)
@@ -764,15 +887,116 @@ refresh_state(struct store *s, const struct store_instance_state *row,
 	return 0;
 }
 
-/* Only the row's uuid and state are read up front: the instance is loaded
- * whole only to define its domain again. */
+/* A disk element that names only its target: what a detach matches by. */
+static int
+detach_xml(const char *dev, char **ret, struct err *e)
+{
+	const char *p;
+
+	for (p = dev; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return err_set(
+			    e, -EIO, "unexpected target dev '%.31s'", dev);
+	if (asprintf(ret,
+		"<disk type='file' device='disk'><target dev='%s'/>"
+		"</disk>",
+		dev) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/*
+ * Compares the domain's persistent disks with the instance's BDM rows by
+ * serial (blockinfo_serial: the BDM uuid for local disks, the volume id
+ * for volumes) and repairs the persistent definition (a running guest is
+ * left alone and gets it at its next start): a volume whose disk it lacks
+ * is attached again, a disk whose serial no row knows is detached. Disks
+ * without a serial (config drive, lun) are not compared. A local disk
+ * missing from the domain is reported (-EIO), not repaired.
+ */
+static int
+reconcile_disks(struct compute *c, struct store *s, const char *uuid,
+    struct compute_report *r, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
+	_cleanup_free_ struct virt_disk *dd = NULL;
+	_cleanup_free_ char *dir = NULL;
+	struct domxml_opts o;
+	size_t nd = 0, i, k;
+	int rc, first = 0;
+
+	rc = store_instance_get(s, uuid, &inst, e);
+	if (rc == -ENOENT) { /* deleted since the list was read */
+		err_clear(e);
+		return 0;
+	}
+	if (rc < 0 || (rc = blockinfo_build(inst, &c->limits, &bi, e)) < 0 ||
+	    (rc = virt_instance_dir(c->virt, uuid, &dir, e)) < 0 ||
+	    (rc = virt_domain_disks(c->virt, uuid, &dd, &nd, e)) < 0)
+		return rc;
+	dom_opts(c, dir, NULL, NULL, &o);
+	for (i = 0; i < bi->n_disks; i++) {
+		const struct blockinfo_disk *d = &bi->disks[i];
+		_cleanup_free_ char *xml = NULL;
+		struct err de = {0};
+
+		if (d->serial[0] == '\0')
+			continue;
+		for (k = 0; k < nd; k++)
+			if (STREQ(dd[k].serial, d->serial))
+				break;
+		if (k < nd)
+			continue;
+		if (d->bdm_index < 0 ||
+		    inst->bdms[d->bdm_index].destination_type !=
+			BDM_DEST_VOLUME)
+			rc = err_set(&de, -EIO,
+			    "the domain lacks its local disk %s (serial %s)",
+			    d->dev, d->serial);
+		else if ((rc = domxml_format_disk(
+			      inst, bi, d, &o, &xml, &de)) == 0 &&
+		    (rc = virt_disk_config(c->virt, uuid, xml, true, &de)) == 0)
+			r->disks_attached++;
+		if (rc < 0 && first == 0)
+			first = err_set(e, rc, "%s", de.msg);
+	}
+	for (k = 0; k < nd; k++) {
+		_cleanup_free_ char *xml = NULL;
+		struct err de = {0};
+
+		if (dd[k].serial[0] == '\0')
+			continue;
+		for (i = 0; i < bi->n_disks; i++)
+			if (STREQ(bi->disks[i].serial, dd[k].serial))
+				break;
+		if (i < bi->n_disks)
+			continue;
+		rc = detach_xml(dd[k].dev, &xml, &de);
+		if (rc == 0)
+			rc = virt_disk_config(c->virt, uuid, xml, false, &de);
+		if (rc == -ENOENT) /* gone meanwhile */
+			rc = 0;
+		else if (rc == 0)
+			r->disks_detached++;
+		if (rc < 0 && first == 0)
+			first = err_set(e, rc,
+			    "detaching disk %s (serial %s, no BDM): %s",
+			    dd[k].dev, dd[k].serial, de.msg);
+	}
+	return first;
+}
+
+/* Only the row's uuid, state and desired state are read up front: the
+ * instance is loaded whole to compare its disks or define its domain. */
 static int
 reconcile_one(struct compute *c, struct store *s,
     const struct store_instance_state *row, const struct virt_domain *dom,
     struct compute_report *r, struct err *e)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
-	int rc;
+	struct err de = {0};
+	int rc, drc;
 
 	switch (row->state) {
 	case INSTANCE_DELETING:
@@ -786,13 +1010,14 @@ reconcile_one(struct compute *c, struct store *s,
 		/* virt_define is the create's last step that can leave
 		 * nothing half made (disks come before it): with the domain
 		 * defined, the instance is complete and kept, in the state
-		 * libvirt reports; without it, it is rolled back. */
+		 * libvirt reports (started below if it should run); without
+		 * it, it is rolled back. */
 		if (dom) {
 			if ((rc = store_instance_set_state(
 				 s, row->uuid, dom->state, e)) < 0)
 				return rc;
 			r->builds_finished++;
-			return 0;
+			break;
 		}
 		/* The killed daemon may have sent a define libvirtd has not
 		 * finished yet: the tombstone lets later sweeps remove it. */
@@ -802,8 +1027,11 @@ reconcile_one(struct compute *c, struct store *s,
 		r->builds_rolled_back++;
 		return 0;
 	default:
-		if (dom != NULL)
-			return refresh_state(s, row, dom, r, e);
+		if (dom != NULL) {
+			if ((rc = refresh_state(s, row, dom, r, e)) < 0)
+				return rc;
+			break;
+		}
 		rc = store_instance_get(s, row->uuid, &inst, e);
 		if (rc == -ENOENT) { /* deleted since the list was read */
 			err_clear(e);
@@ -813,6 +1041,21 @@ reconcile_one(struct compute *c, struct store *s,
 			return rc;
 		return redefine(c, s, inst, r, e);
 	}
+	/* The domain exists: its disks against the rows, then start what
+	 * should run (a volume attached again is there at boot). A disk that
+	 * cannot be repaired is reported and does not keep the guest off. */
+	drc = reconcile_disks(c, s, row->uuid, r, &de);
+	if (drc == -ENOENT) /* undefined meanwhile */
+		return 0;
+	if (c->resume_guests && row->desired == INSTANCE_RUNNING &&
+	    dom->state != INSTANCE_RUNNING) {
+		if ((rc = resume(c, s, row->uuid, r, e)) < 0)
+			return rc;
+		r->resumed++;
+	}
+	if (drc < 0)
+		return err_set(e, drc, "%s", de.msg);
+	return 0;
 }
 
 /* A row whose uuid libvirt has a domain for that is not named as hyperlet
@@ -841,7 +1084,8 @@ foreign_domain(struct store *s, const struct store_instance_state *row,
 }
 
 /* One pass over every row and domain. Counters add up across passes;
- * failed, first_error and unknown describe this pass only. */
+ * failed, lost, first_error, faults and unknown describe this pass
+ * only. */
 static int
 reconcile_pass(
     struct compute *c, struct store *s, struct compute_report *r, struct err *e)
@@ -853,10 +1097,14 @@ reconcile_pass(
 	int rc;
 
 	r->failed = 0;
+	r->lost = 0;
 	r->first_error[0] = '\0';
 	free(r->unknown);
 	r->unknown = NULL;
 	r->n_unknown = 0;
+	free(r->faults);
+	r->faults = NULL;
+	r->n_faults = 0;
 	if ((rc = virt_list(c->virt, &doms, &nd, e)) < 0)
 		return rc;
 	if ((rc = store_instance_states(s, &v, &n, e)) < 0)
@@ -935,7 +1183,10 @@ compute_reconcile(
 			compute_report_clear(r);
 			return rc;
 		}
-		if (r->failed == 0 || attempt == COMPUTE_RECONCILE_RETRIES)
+		/* an instance put in error (a lost disk, a start libvirt
+		 * refused) fails the same way again: no reason to wait */
+		if (r->failed <= r->n_faults ||
+		    attempt == COMPUTE_RECONCILE_RETRIES)
 			break;
 		(void)usleep((useconds_t)(500000u << attempt));
 	}

@@ -5,7 +5,8 @@
  * something compute_reconcile() can finish or roll back:
  *   create  row (building) -> disks -> define -> start -> state
  *   delete  state deleting -> destroy+undefine -> disks -> row
- *   attach  BDM row -> live+config attach        (row removed on failure)
+ *   attach  BDM row -> live+config attach        (row removed on failure,
+ *                                                 kept when ambiguous)
  *   detach  live+config detach -> BDM row        (a missing disk is fine)
  * A failed call undoes what it made and returns the first error.
  *
@@ -61,6 +62,10 @@ struct compute_opts {
 	const char *volume_roots;
 	const char *state_dir;
 	const char *db_path;
+	/* [guest] resume_guests_state_on_host_boot: compute_reconcile
+	 * starts the instances whose desired state is running and whose
+	 * domain is not */
+	bool resume_guests;
 };
 
 /* Copies o (images_dir duplicated). Returns 0 and *ret (compute_free),
@@ -162,9 +167,22 @@ struct compute_report {
 	size_t builds_rolled_back; /* building, no domain: disks + row gone */
 	size_t deletes_finished; /* deleting: domain, disks, row gone */
 	size_t states_refreshed; /* row state differed from libvirt's */
+	size_t resumed; /* desired running, domain defined but not running:
+			   started (resume_guests) */
+	size_t disks_attached; /* BDM row whose disk the domain lacked */
+	size_t disks_detached; /* domain disk whose serial no row knows */
+	size_t lost; /* root/ephemeral disk missing: state error, fault
+			(this pass, like failed) */
 	size_t swept; /* rolled-back builds whose leftovers were removed */
 	size_t failed; /* instances that could not be reconciled */
 	char first_error[ERR_MSG_MAX]; /* message of the first failure */
+	/* Instances this pass put in state error, with the fault stored
+	 * (a disk lost, a start that failed): for the log. */
+	size_t n_faults;
+	struct compute_fault {
+		char uuid[UUID_STR_LEN];
+		char msg[ERR_MSG_MAX];
+	} * faults; /* owned; compute_report_clear */
 	/* Domains that carry hyperlet metadata but have no row: reported,
 	 * never deleted. */
 	size_t n_unknown;
@@ -176,15 +194,32 @@ struct compute_report {
  *  - deleting: finished (destroy, undefine, disks, row);
  *  - building: if libvirt has the domain, the create got past define, so
  *    it is kept and its state taken from libvirt (a create that had not
- *    started it yet stays stopped); otherwise rolled back (disks, row);
- *  - running/stopped/error without a domain: disks recreated where
- *    missing, domain redefined from the row, started again if the row
- *    said running (failure: state error); a volume path the roots no
- *    longer admit is not defined: state error;
+ *    started it yet is started like any instance meant to run, below);
+ *    otherwise rolled back (disks, row);
+ *  - running/stopped/error without a domain: if the root or an ephemeral
+ *    disk is missing, the instance goes to state error with a fault
+ *    naming the disk (nothing is made from the image: that would be data
+ *    loss reported as success; r->lost); a volume path the roots no
+ *    longer admit is not defined either (state error with a fault);
+ *    otherwise the swap disk is made again if missing, the domain
+ *    redefined from the row, and started if its desired state is running
+ *    and resume_guests is set;
  *  - a row whose uuid libvirt has a domain for that hyperlet did not name
  *    (not instance-<uuid>): never refreshed from or defined over; state
  *    error (deleting and building rows go on as without a domain);
- *  - with a domain: the row's state set to libvirt's when they differ;
+ *  - with a domain: the row's (observed) state set to libvirt's when they
+ *    differ; the domain's persistent disks compared with the BDM rows by
+ *    serial: a volume BDM whose disk the domain lacks is attached again
+ *    (the row is the truth once written: an attach killed before libvirt
+ *    or failed ambiguously), a disk with a serial no row knows is
+ *    detached (both in the persistent definition only: a running guest
+ *    gets the change at its next start); then, with resume_guests,
+ *    an instance whose desired state is running and whose domain is not
+ *    running is started;
+ *  - an instance that should run but cannot be started goes to state
+ *    error with the reason as its fault (store_instance_set_error; it
+ *    stays desired running, so the next start-up tries again); libvirt
+ *    unreachable (-EAGAIN) is retried instead;
  *  - domains with hyperlet metadata and no row: listed in r->unknown;
  *  - building rows rolled back and deleting rows finished leave a
  *    tombstone, and a final compute_sweep removes leftovers of earlier

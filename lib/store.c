@@ -488,6 +488,18 @@ static const char migrate_v4[] =
     " first_checked_at INTEGER) WITHOUT ROWID;"
     "PRAGMA user_version = 4;";
 
+/* The desired state apart from the observed one, and the reason an
+ * instance is in error. Existing rows want what they show: stopped rows
+ * stay stopped, every other row (running, error, and building or deleting
+ * ones reconciliation settles) is meant to run. The CHECK is not run
+ * against the rows ADD COLUMN fills; the UPDATE below is checked. */
+static const char migrate_v5[] =
+    "ALTER TABLE instances ADD COLUMN desired_state TEXT NOT NULL"
+    " DEFAULT 'running' CHECK (desired_state IN ('running', 'stopped'));"
+    "UPDATE instances SET desired_state = 'stopped' WHERE state = 'stopped';"
+    "ALTER TABLE instances ADD COLUMN fault TEXT;"
+    "PRAGMA user_version = 5;";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -509,6 +521,7 @@ static const struct migration {
     {migrate_v2, NULL},
     {migrate_v3, ready_v3},
     {migrate_v4, NULL},
+    {migrate_v5, NULL},
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -733,6 +746,11 @@ store_schema_version(struct store *s, int *ret, struct err *e)
 	" i.hw_cdrom_bus, i.hw_scsi_model, i.hw_machine_type, i.metadata," \
 	" i.config_drive, i.state, i.generation, i.created_at, i.updated_at"
 
+/* Columns 19 and 20: the desired state and the fault of schema 5, or
+ * NULLs on a database still at 2 (instance_from_row derives them). */
+#define INSTANCE_COLS_V5 INSTANCE_COLS ", i.desired_state, i.fault"
+#define INSTANCE_COLS_V2 INSTANCE_COLS ", NULL, NULL"
+
 #define BDM_COLS                                                          \
 	"b.id, b.instance_id, b.uuid, b.source_type, b.destination_type," \
 	" b.guest_format, b.boot_index, b.device_type, b.disk_bus,"       \
@@ -740,6 +758,27 @@ store_schema_version(struct store *s, int *ret, struct err *e)
 	" b.snapshot_id, b.tag, b.delete_on_termination, b.connection_info"
 
 DEFINE_FREEP(struct instance, instance_free)
+
+/* 1 if the schema has desired_state and fault (version 5), 0 if not yet
+ * (the online migration holds the database at 2), or a negative errno. */
+static int
+has_desired(struct store *s, struct err *e)
+{
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	return v >= 5;
+}
+
+/* The desired state a row without the column (schema 2) stands for: what
+ * migration 5 fills in. */
+static enum instance_state
+desired_of(enum instance_state observed)
+{
+	return observed == INSTANCE_STOPPED ? INSTANCE_STOPPED
+					    : INSTANCE_RUNNING;
+}
 
 static int
 bad_row(const char *what, const char *v, struct err *e)
@@ -788,6 +827,13 @@ instance_from_row(
 	inst->generation = sqlite3_column_int64(q, 16);
 	inst->created_at = sqlite3_column_int64(q, 17);
 	inst->updated_at = sqlite3_column_int64(q, 18);
+	t = (const char *)sqlite3_column_text(q, 19);
+	if (t == NULL)
+		inst->desired_state = desired_of(inst->state);
+	else if (instance_state_from_string(t, &inst->desired_state) < 0)
+		return bad_row("desired state", t, e);
+	if ((rc = col_strdup(q, 20, &inst->fault, e)) < 0)
+		return rc;
 	*ret = TAKE_PTR(inst);
 	return 0;
 }
@@ -893,7 +939,9 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
     struct missing_list *m, struct err *e)
 {
 	static const char sql_inst[] =
-	    "SELECT " INSTANCE_COLS " FROM instances i WHERE i.uuid = ?1";
+	    "SELECT " INSTANCE_COLS_V5 " FROM instances i WHERE i.uuid = ?1";
+	static const char sql_inst_v2[] =
+	    "SELECT " INSTANCE_COLS_V2 " FROM instances i WHERE i.uuid = ?1";
 	static const char sql_bdms[] =
 	    "SELECT " BDM_COLS " FROM block_device_mappings b"
 	    " WHERE b.instance_id = ?1 ORDER BY b.id";
@@ -902,12 +950,14 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
 	_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *qb = NULL;
 	int64_t id;
-	int rc;
+	int rc, v5;
 
 	if ((rc = tx_begin(s, false, e)) < 0)
 		return rc;
 	tx = s;
-	if ((rc = store_prepare(s, sql_inst, &qi, e)) < 0 ||
+	if ((v5 = has_desired(s, e)) < 0)
+		return v5;
+	if ((rc = store_prepare(s, v5 ? sql_inst : sql_inst_v2, &qi, e)) < 0 ||
 	    (rc = store_prepare(s, sql_bdms, &qb, e)) < 0)
 		return rc;
 	sqlite3_bind_text(qi, 1, uuid, -1, SQLITE_STATIC);
@@ -1044,7 +1094,10 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	static const char sql_marker[] =
 	    "SELECT id FROM instances WHERE uuid = ?1";
 	static const char sql_inst[] =
-	    "SELECT " INSTANCE_COLS " FROM instances i WHERE i.id > ?1"
+	    "SELECT " INSTANCE_COLS_V5 " FROM instances i WHERE i.id > ?1"
+	    " ORDER BY i.id LIMIT ?2";
+	static const char sql_inst_v2[] =
+	    "SELECT " INSTANCE_COLS_V2 " FROM instances i WHERE i.id > ?1"
 	    " ORDER BY i.id LIMIT ?2";
 	static const char sql_bdms[] =
 	    "SELECT " BDM_COLS " FROM block_device_mappings b"
@@ -1062,13 +1115,15 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	_cleanup_(stmt_resetp) sqlite3_stmt *qb = NULL;
 	int64_t after = 0;
 	size_t j;
-	int rc;
+	int rc, v5;
 
 	if ((rc = tx_begin(s, false, e)) < 0)
 		return rc;
 	tx = s;
+	if ((v5 = has_desired(s, e)) < 0)
+		return v5;
 	if ((rc = store_prepare(s, sql_marker, &qm, e)) < 0 ||
-	    (rc = store_prepare(s, sql_inst, &qi, e)) < 0 ||
+	    (rc = store_prepare(s, v5 ? sql_inst : sql_inst_v2, &qi, e)) < 0 ||
 	    (rc = store_prepare(s, sql_bdms, &qb, e)) < 0)
 		return rc;
 	if (marker) {
@@ -1183,13 +1238,17 @@ store_instance_states(struct store *s, struct store_instance_state **ret,
     size_t *ret_n, struct err *e)
 {
 	static const char sql[] =
-	    "SELECT uuid, state FROM instances ORDER BY id";
+	    "SELECT uuid, state, desired_state FROM instances ORDER BY id";
+	static const char sql_v2[] =
+	    "SELECT uuid, state, NULL FROM instances ORDER BY id";
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	_cleanup_free_ struct store_instance_state *v = NULL;
 	size_t n = 0, cap = 0;
-	int rc;
+	int rc, v5;
 
-	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+	if ((v5 = has_desired(s, e)) < 0)
+		return v5;
+	if ((rc = store_prepare(s, v5 ? sql : sql_v2, &q, e)) < 0)
 		return rc;
 	while ((rc = store_step(s, q)) == SQLITE_ROW) {
 		const char *u = (const char *)sqlite3_column_text(q, 0);
@@ -1209,6 +1268,11 @@ store_instance_states(struct store *s, struct store_instance_state **ret,
 			return bad_row("instance uuid", u, e);
 		if (t == NULL || instance_state_from_string(t, &v[n].state) < 0)
 			return bad_row("instance state", t, e);
+		t = (const char *)sqlite3_column_text(q, 2);
+		if (t == NULL)
+			v[n].desired = desired_of(v[n].state);
+		else if (instance_state_from_string(t, &v[n].desired) < 0)
+			return bad_row("desired state", t, e);
 		memcpy(v[n].uuid, u, UUID_STR_LEN);
 		n++;
 	}
@@ -1331,12 +1395,21 @@ store_instance_create(struct store *s, const struct instance *inst,
 	    " request_digest, generation, created_at, updated_at)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
 	    " ?14, 'building', ?15, 1, ?16, ?16)";
+	/* the same with the desired state (schema 5) */
+	static const char sql_v5[] =
+	    "INSERT INTO instances (uuid, name, vcpus, memory_mb, root_gb,"
+	    " ephemeral_gb, swap_mb, image_ref, hw_disk_bus, hw_cdrom_bus,"
+	    " hw_scsi_model, hw_machine_type, metadata, config_drive, state,"
+	    " request_digest, generation, created_at, updated_at,"
+	    " desired_state)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, 'building', ?15, 1, ?16, ?16, ?17)";
 	_cleanup_(tx_rollbackp) struct store *tx = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	char field[64];
 	int64_t id;
 	size_t i;
-	int rc;
+	int rc, v5;
 
 	if ((rc = check_uuid("instance id", inst->uuid, e)) < 0)
 		return rc;
@@ -1354,7 +1427,9 @@ store_instance_create(struct store *s, const struct instance *inst,
 	if ((rc = tx_begin(s, true, e)) < 0)
 		return rc;
 	tx = s;
-	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+	if ((v5 = has_desired(s, e)) < 0)
+		return v5;
+	if ((rc = store_prepare(s, v5 ? sql_v5 : sql, &q, e)) < 0)
 		return rc;
 	sqlite3_bind_text(q, 1, inst->uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(
@@ -1374,6 +1449,9 @@ store_instance_create(struct store *s, const struct instance *inst,
 	sqlite3_bind_int(q, 14, inst->config_drive ? 1 : 0);
 	bind_text_or_null(q, 15, request_digest);
 	sqlite3_bind_int64(q, 16, util_now_ms());
+	if (v5)
+		sqlite3_bind_text(q, 17, inst->start ? "running" : "stopped",
+		    -1, SQLITE_STATIC);
 	rc = store_step(s, q);
 	if (rc == SQLITE_CONSTRAINT_UNIQUE)
 		return err_set(
@@ -1412,6 +1490,70 @@ store_instance_set_state(
 		return rc;
 	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, st, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, util_now_ms());
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating instance %s", uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	return 0;
+}
+
+/* Records the desired state (see store.h). */
+int
+store_instance_set_desired(struct store *s, const char *uuid,
+    enum instance_state desired, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE instances SET desired_state = ?2,"
+	    " generation = generation + 1, updated_at = ?3 WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, v5;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if (desired != INSTANCE_RUNNING && desired != INSTANCE_STOPPED)
+		return err_set(e, -EINVAL,
+		    "a desired state is running or stopped, not %d", desired);
+	if ((v5 = has_desired(s, e)) <= 0)
+		return v5;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(
+	    q, 2, instance_state_to_string(desired), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, util_now_ms());
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating instance %s", uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	return 0;
+}
+
+/* State error with a fault (see store.h). */
+int
+store_instance_set_error(
+    struct store *s, const char *uuid, const char *fault, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE instances SET state = 'error', fault = ?2,"
+	    " generation = generation + 1, updated_at = ?3 WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, v5;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((v5 = has_desired(s, e)) < 0)
+		return v5;
+	if (!v5)
+		return store_instance_set_state(s, uuid, INSTANCE_ERROR, e);
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	if (fault)
+		sqlite3_bind_text(
+		    q, 2, fault, (int)strnlen(fault, 1024), SQLITE_STATIC);
+	else
+		sqlite3_bind_null(q, 2);
 	sqlite3_bind_int64(q, 3, util_now_ms());
 	if ((rc = store_step(s, q)) != SQLITE_DONE)
 		return store_err(s, rc, e, "updating instance %s", uuid);

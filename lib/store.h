@@ -44,8 +44,15 @@
  *   4  rolled_back_builds (tombstones, see store_instance_roll_back).
  *      Behind 3, so a database still at 2 has no tombstones: the
  *      tombstone functions then do nothing (the rest works the same).
+ *   5  instances.desired_state ('running' | 'stopped': what the API last
+ *      asked for, apart from state, which follows libvirt; filled from
+ *      state, 'stopped' for stopped rows and 'running' for the others)
+ *      and instances.fault (why reconciliation put the instance in
+ *      error; NULL when none). Behind 3 as well: on 2 the desired state
+ *      reads as running unless the row is stopped, and setting it or a
+ *      fault writes only the state.
  */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 
 struct store;
 
@@ -139,7 +146,8 @@ void store_instance_list_free(struct instance **v, size_t n);
 /* An instance's uuid and state, as store_instance_states lists them. */
 struct store_instance_state {
 	char uuid[UUID_STR_LEN];
-	enum instance_state state;
+	enum instance_state state; /* observed (libvirt's, as last seen) */
+	enum instance_state desired; /* INSTANCE_RUNNING or _STOPPED */
 };
 
 /*
@@ -155,6 +163,21 @@ int store_instance_states(struct store *s, struct store_instance_state **ret,
  * -ENOENT, -EAGAIN, -EIO. */
 int store_instance_set_state(struct store *s, const char *uuid,
     enum instance_state state, struct err *e);
+
+/* Records the state the API asked for (INSTANCE_RUNNING or
+ * INSTANCE_STOPPED; start-up reconciliation starts an instance whose
+ * desired state is running), bumps generation and updated_at. A database
+ * still at schema 2 has no such column: nothing is written. Returns 0,
+ * -EINVAL, -ENOENT, -EAGAIN, -EIO. */
+int store_instance_set_desired(struct store *s, const char *uuid,
+    enum instance_state desired, struct err *e);
+
+/* Puts the instance in state error with fault (a one-line reason, shown
+ * to clients; at most 1024 bytes are kept), bumps generation and
+ * updated_at. On schema 2 only the state is written. Returns 0, -EINVAL,
+ * -ENOENT, -EAGAIN, -EIO. */
+int store_instance_set_error(
+    struct store *s, const char *uuid, const char *fault, struct err *e);
 
 /* Deletes the instance; its BDMs go with it (ON DELETE CASCADE). Returns
  * 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */

@@ -1592,3 +1592,99 @@ virt_has_metadata(struct virt *v, const char *uuid, struct err *e)
 		return r;
 	return virt_dom_owned(v, c, d, uuid, e);
 }
+
+/* --- a domain's disks (reconciliation) --------------------------------- */
+
+/* The text of the attribute "name='" ... "'" or element "<name>" ...
+ * "</name>" between p and end into out (at most outsz - 1 bytes). Returns
+ * 1 when found and it fits, 0 otherwise. libvirt formats its XML itself:
+ * attributes in single quotes, text escaped (a serial with an entity in it
+ * is copied as escaped, so it matches no serial hyperlet writes). */
+static int
+virt_xml_between(const char *p, const char *end, const char *open,
+    const char *close, char *out, size_t outsz)
+{
+	const char *a, *b;
+
+	a = strstr(p, open);
+	if (a == NULL || a >= end)
+		return 0;
+	a += strlen(open);
+	b = strstr(a, close);
+	if (b == NULL || b > end || (size_t)(b - a) >= outsz)
+		return 0;
+	memcpy(out, a, (size_t)(b - a));
+	out[b - a] = '\0';
+	return 1;
+}
+
+/* The serial and target of every <disk> of the domain's persistent
+ * definition. See virt.h. */
+int
+virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
+    size_t *ret_n, struct err *e)
+{
+	_cleanup_free_ char *xml = NULL;
+	_cleanup_free_ struct virt_disk *out = NULL;
+	size_t n = 0, cap = 0;
+	const char *p, *end;
+	int r;
+
+	if ((r = virt_get_xml(v, uuid, true, &xml, e)) < 0)
+		return r;
+	for (p = strstr(xml, "<disk "); p; p = strstr(end, "<disk ")) {
+		struct virt_disk d = {0};
+		const char *t;
+
+		end = strstr(p, "</disk>");
+		if (end == NULL)
+			return err_set(e, -EIO,
+			    "domain %s: a <disk> without its end", uuid);
+		t = strstr(p, "<target ");
+		if (t == NULL || t >= end ||
+		    !virt_xml_between(
+			t, end, "dev='", "'", d.dev, sizeof(d.dev)))
+			continue;
+		(void)virt_xml_between(p, end, "<serial>", "</serial>",
+		    d.serial, sizeof(d.serial));
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 8;
+			struct virt_disk *nv =
+			    reallocarray(out, ncap, sizeof(*nv));
+
+			if (nv == NULL)
+				return err_set(e, -ENOMEM, "out of memory");
+			out = nv;
+			cap = ncap;
+		}
+		out[n++] = d;
+	}
+	if (out == NULL && (out = calloc(1, sizeof(*out))) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	*ret = TAKE_PTR(out);
+	*ret_n = n;
+	return 0;
+}
+
+/* Attaches or detaches one disk in the persistent definition only. See
+ * virt.h. */
+int
+virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
+    bool attach, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int r;
+
+	if (disk_xml == NULL)
+		return err_set(e, -EINVAL, "no disk XML");
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	r = attach
+	    ? virDomainAttachDeviceFlags(d, disk_xml, VIR_DOMAIN_AFFECT_CONFIG)
+	    : virDomainDetachDeviceFlags(d, disk_xml, VIR_DOMAIN_AFFECT_CONFIG);
+	if (r < 0)
+		return virt_fail(
+		    v, c, e, attach ? "attach (config)" : "detach (config)");
+	return 0;
+}

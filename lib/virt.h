@@ -195,5 +195,28 @@ int virt_has_metadata(struct virt *v, const char *uuid, struct err *e);
  * lookup by name, for a define that failed. Returns 1, 0, -EINVAL, -EAGAIN,
  * -EIO. */
 int virt_name_taken(struct virt *v, const char *uuid, struct err *e);
+/* One disk of a domain's persistent definition: its <serial> ("" when
+ * it has none: the config drive, a lun, a disk made outside hyperlet) and
+ * its <target dev>. A serial names the disk's BDM (blockinfo_serial: the
+ * BDM uuid for local disks, the volume id for volumes). */
+struct virt_disk {
+	char serial[64];
+	char dev[32];
+};
+
+/* Every <disk> of the domain's persistent (inactive) XML, in document
+ * order; one libvirt call. *ret is an owned array (free), *ret_n its
+ * length. Returns 0, -ENOENT (no domain), -EAGAIN, -EIO, -ENOMEM. */
+int virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
+    size_t *ret_n, struct err *e);
+
+/* Attaches (attach true) or detaches one disk (disk_xml; a detach matches
+ * by <target dev>) in the domain's persistent definition only
+ * (VIR_DOMAIN_AFFECT_CONFIG), running or not: the running guest is left
+ * as it is and gets the change at its next start. Reconciliation's
+ * repairs. Returns 0, -EINVAL, -ENOENT (no domain, or no such disk on
+ * detach), -EAGAIN, -EIO. */
+int virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
+    bool attach, struct err *e);
 
 #endif

@@ -1897,6 +1897,9 @@ START_TEST(test_format_instance_round_trips_every_field)
 	ck_assert_str_eq(json_object_get_string(get(o, "uuid")), VOL3);
 	ck_assert_str_eq(json_object_get_string(get(o, "name")), "web-1");
 	ck_assert_str_eq(json_object_get_string(get(o, "state")), "running");
+	ck_assert_str_eq(
+	    json_object_get_string(get(o, "desired_state")), "running");
+	ck_assert(!json_object_object_get_ex(o, "fault", NULL));
 	ck_assert_int_eq(
 	    json_object_get_int(get(get(o, "flavor"), "swap")), 512);
 	ck_assert_int_eq(
@@ -1971,6 +1974,22 @@ START_TEST(test_format_instance_round_trips_every_field)
 	ck_assert_str_eq(
 	    json_object_get_string(get(b, "guest_format")), "swap");
 	ck_assert_int_eq(json_object_get_int(get(b, "volume_size")), 512);
+
+	/* an instance start-up put in error shows why, as Nova's fault */
+	{
+		_cleanup_(jfield_putp) struct json_object *fo = NULL;
+
+		inst->state = INSTANCE_ERROR;
+		inst->fault = strdup("the root disk is missing");
+		ck_assert_ptr_nonnull(inst->fault);
+		fo = bdm_json_format_instance(inst, NULL);
+		ck_assert_str_eq(
+		    json_object_get_string(get(fo, "state")), "error");
+		ck_assert_str_eq(
+		    json_object_get_string(get(get(fo, "fault"), "message")),
+		    "the root disk is missing");
+		inst->state = INSTANCE_RUNNING;
+	}
 
 	/* the BDM route and one BDM */
 	{

@@ -92,6 +92,26 @@ setup(void)
 	co.volume_roots = vols_dir;
 	co.state_dir = tmpdir;
 	co.db_path = db_path;
+	co.resume_guests = true; /* the daemon's default */
+	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
+}
+
+/* The compute again, with [guest] resume_guests_state_on_host_boot set
+ * to resume. */
+static void
+set_resume(bool resume)
+{
+	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
+	struct err e = {0};
+
+	c = compute_free(c);
+	co.virt = v;
+	co.images_dir = images_dir;
+	co.domxml.on_reboot = "destroy";
+	co.volume_roots = vols_dir;
+	co.state_dir = tmpdir;
+	co.db_path = db_path;
+	co.resume_guests = resume;
 	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
 }
 
@@ -1095,17 +1115,285 @@ START_TEST(test_compute_sweep_removes_a_define_that_landed_after_its_rollback)
 }
 END_TEST
 
+static enum instance_state
+row_desired(const char *uuid)
+{
+	struct instance *inst = NULL;
+	struct err e = {0};
+	enum instance_state st;
+
+	ck_assert_msg(store_instance_get(s, uuid, &inst, &e) == 0, "%s", e.msg);
+	st = inst->desired_state;
+	instance_free(inst);
+	return st;
+}
+
 START_TEST(test_compute_reconcile_takes_the_state_from_libvirt)
 {
 	struct instance *got = create(true);
 	struct compute_report r;
 	struct err e = {0};
 
+	/* resume_guests_state_on_host_boot = false: the observed state
+	 * follows libvirt, the desired one stays what the client asked */
+	set_resume(false);
 	ck_assert_int_eq(virt_stop(v, got->uuid, 0, &e), 0);
 	reconcile(&r);
 	ck_assert_uint_eq(r.states_refreshed, 1);
+	ck_assert_uint_eq(r.resumed, 0);
 	ck_assert_int_eq(row_state(got->uuid), INSTANCE_STOPPED);
+	ck_assert_int_eq(row_desired(got->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_STOPPED);
 	compute_report_clear(&r);
+	instance_free(got);
+}
+END_TEST
+
+START_TEST(test_compute_reconcile_starts_what_should_run_after_a_host_reboot)
+{
+	struct instance *run = create(true), *off = create(false);
+	struct instance *stopped = create(true);
+	struct compute_report r;
+	struct err e = {0};
+
+	/* stopped was stopped through the API: it should stay off */
+	ck_assert_msg(
+	    compute_action(c, s, stopped->uuid, COMPUTE_STOP, NULL, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(row_desired(stopped->uuid), INSTANCE_STOPPED);
+	/* The host rebooted: libvirt has the domains, all shut off. */
+	ck_assert_int_eq(virt_stop(v, run->uuid, 0, &e), 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.resumed, 1);
+	ck_assert_int_eq(dom_state(run->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(row_state(run->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(row_desired(run->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(dom_state(off->uuid), INSTANCE_STOPPED);
+	ck_assert_int_eq(row_state(off->uuid), INSTANCE_STOPPED);
+	ck_assert_int_eq(row_desired(off->uuid), INSTANCE_STOPPED);
+	ck_assert_int_eq(dom_state(stopped->uuid), INSTANCE_STOPPED);
+	ck_assert_int_eq(row_state(stopped->uuid), INSTANCE_STOPPED);
+	compute_report_clear(&r);
+	/* the same once libvirt's stopped has been recorded (a start-up
+	 * with resume off first) */
+	set_resume(false);
+	ck_assert_int_eq(virt_stop(v, run->uuid, 0, &e), 0);
+	reconcile(&r);
+	ck_assert_int_eq(row_state(run->uuid), INSTANCE_STOPPED);
+	compute_report_clear(&r);
+	set_resume(true);
+	reconcile(&r);
+	ck_assert_uint_eq(r.resumed, 1);
+	ck_assert_int_eq(dom_state(run->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(row_state(run->uuid), INSTANCE_RUNNING);
+	compute_report_clear(&r);
+	/* starting through the API wants it running again */
+	ck_assert_msg(
+	    compute_action(c, s, stopped->uuid, COMPUTE_START, NULL, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(row_desired(stopped->uuid), INSTANCE_RUNNING);
+	instance_free(run);
+	instance_free(off);
+	instance_free(stopped);
+}
+END_TEST
+
+/* The instance's local disk file (real libvirt only). */
+static void
+disk_path(const char *uuid, const char *name, char *out, size_t n)
+{
+	(void)snprintf(out, n, "%s/%s/%s", inst_path, uuid, name);
+}
+
+START_TEST(
+    test_compute_reconcile_puts_an_instance_whose_root_disk_is_lost_in_error)
+{
+	struct instance *got = create(true), *after = NULL;
+	struct compute_report r;
+	struct err e = {0};
+	char path[4096];
+	struct stat st;
+
+	/* While the daemon was down the domain went and so did the root
+	 * disk: the data is lost; a fresh disk from the image would hide
+	 * that. */
+	ck_assert_int_eq(virt_undefine(v, got->uuid, &e), 0);
+	disk_path(got->uuid, "disk", path, sizeof(path));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.failed, 1);
+	ck_assert_uint_eq(r.lost, 1);
+	ck_assert_uint_eq(r.redefined, 0);
+	ck_assert_uint_eq(r.n_faults, 1);
+	ck_assert_str_eq(r.faults[0].uuid, got->uuid);
+	compute_report_clear(&r);
+	ck_assert(!dom_exists(got->uuid));
+	ck_assert_int_ne(stat(path, &st), 0);
+	ck_assert_int_eq(store_instance_get(s, got->uuid, &after, &e), 0);
+	ck_assert_int_eq(after->state, INSTANCE_ERROR);
+	ck_assert_ptr_nonnull(after->fault);
+	ck_assert_msg(strstr(after->fault, "root disk") &&
+		strstr(after->fault, "missing"),
+	    "%s", after->fault);
+	after = instance_free(after);
+
+	/* Only the swap disk is made again: a lost swap alone is no data
+	 * loss. */
+	instance_free(got);
+	got = create(true);
+	ck_assert_int_eq(virt_undefine(v, got->uuid, &e), 0);
+	disk_path(got->uuid, "disk.swap", path, sizeof(path));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.redefined, 1);
+	ck_assert_uint_eq(r.restarted, 1);
+	compute_report_clear(&r);
+	ck_assert_int_eq(stat(path, &st), 0);
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	instance_free(got);
+}
+END_TEST
+
+/* Whether the domain's persistent definition has a disk with serial. */
+static bool
+dom_has_serial(const char *uuid, const char *serial)
+{
+	struct virt_disk *dd = NULL;
+	struct err e = {0};
+	size_t n = 0, i;
+	bool found = false;
+
+	ck_assert_msg(
+	    virt_domain_disks(v, uuid, &dd, &n, &e) == 0, "%s", e.msg);
+	for (i = 0; i < n; i++)
+		found |= STREQ(dd[i].serial, serial);
+	free(dd);
+	return found;
+}
+
+START_TEST(
+    test_compute_reconcile_repairs_disks_the_domain_and_the_rows_disagree_on)
+{
+	/* running: the repairs touch the persistent definition only (this
+	 * guest, without an OS, would never release a live disk anyway) */
+	struct instance *got = create(true), *after = NULL;
+	struct compute_report r;
+	struct bdm b = {0};
+	struct err e = {0};
+	char body[512], xml[256], root_serial[BLOCKINFO_SERIAL_MAX];
+	size_t idx = 0;
+
+	(void)snprintf(body, sizeof(body),
+	    "{\"volume_id\": \"" VOLUME_ID "\", \"connection_info\":"
+	    " {\"driver_volume_type\": \"file\","
+	    "  \"data\": {\"device_path\": \"%s\"}}}",
+	    vol_path);
+	ck_assert_msg(bdm_json_parse_attach(body, strlen(body), &b, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_msg(
+	    compute_attach(c, s, got->uuid, &b, &after, &idx, &e) == 0, "%s",
+	    e.msg);
+	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	/* Local disks carry their BDM uuid (its first 20 characters on
+	 * virtio). */
+	ck_assert_int_eq(blockinfo_serial(BDM_BUS_VIRTIO, got->bdms[0].uuid,
+			     root_serial, &e),
+	    0);
+	ck_assert(dom_has_serial(got->uuid, root_serial));
+
+	/* A BDM row whose disk the domain lacks (an attach killed between
+	 * the row and libvirt, or one that failed ambiguously): the row is
+	 * the truth, the disk is attached again. */
+	(void)snprintf(xml, sizeof(xml),
+	    "<disk type='file' device='disk'><target dev='%s'/></disk>",
+	    after->bdms[idx].device_name + 5);
+	ck_assert_msg(
+	    virt_detach_disk(v, got->uuid, xml, &e) == 0, "%s", e.msg);
+	ck_assert(!dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_attached, 1);
+	ck_assert_uint_eq(r.disks_detached, 0);
+	compute_report_clear(&r);
+	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+
+	/* A disk no row knows (its row deleted by an attach rolled back on
+	 * a dropped connection, or attached by hand): detached. */
+	ck_assert_int_eq(store_bdm_delete(s, got->uuid, b.uuid, &e), 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_attached, 0);
+	ck_assert_uint_eq(r.disks_detached, 1);
+	compute_report_clear(&r);
+	ck_assert(!dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	ck_assert(dom_has_serial(got->uuid, root_serial));
+	/* nothing left to repair */
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_attached + r.disks_detached, 0);
+	compute_report_clear(&r);
+	instance_free(after);
+	bdm_clear(&b);
+	instance_free(got);
+}
+END_TEST
+
+/* Runs the private libvirtd's harness script (start.sh or stop.sh) on its
+ * directory, keeping the directory (and so the domains). In a session of
+ * its own: Check kills the test's process group when the test ends, and
+ * the libvirtd start.sh starts must outlive it. */
+static void
+harness(const char *script)
+{
+	char cmd[8192];
+
+	(void)snprintf(cmd, sizeof(cmd),
+	    "HLV_KEEP=1 setsid -w '%s/%s' '%s' >/dev/null",
+	    getenv("HL_LIBVIRT_HARNESS"), script, getenv("HL_LIBVIRT_DIR"));
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+START_TEST(test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile)
+{
+	struct instance *got = create(true), *after = NULL;
+	struct compute_report r;
+	struct bdm b = {0};
+	struct err e = {0};
+	char body[512];
+	int i, rc;
+
+	(void)snprintf(body, sizeof(body),
+	    "{\"volume_id\": \"" VOLUME_ID "\", \"connection_info\":"
+	    " {\"driver_volume_type\": \"file\","
+	    "  \"data\": {\"device_path\": \"%s\"}}}",
+	    vol_path);
+	ck_assert_msg(bdm_json_parse_attach(body, strlen(body), &b, &e) == 0,
+	    "%s", e.msg);
+	/* libvirtd goes away (its guests with it) after the row: whether
+	 * the disk was attached cannot be known, so the row stays. */
+	harness("stop.sh");
+	rc = compute_attach(c, s, got->uuid, &b, NULL, NULL, &e);
+	/* libvirtd is back with its domains shut off, as after a host
+	 * reboot (before any assertion: the next tests need it) */
+	harness("start.sh");
+	ck_assert_int_eq(rc, -EAGAIN);
+	ck_assert_int_eq(store_instance_get(s, got->uuid, &after, &e), 0);
+	ck_assert_uint_eq(after->n_bdms, got->n_bdms + 1);
+	ck_assert_str_eq(after->bdms[got->n_bdms].volume_id, VOLUME_ID);
+	after = instance_free(after);
+
+	/* Start-up attaches the volume the row names and starts the
+	 * instance that should run. */
+	for (i = 0; i < 600 && !virt_alive(v); i++)
+		usleep(100 * 1000);
+	ck_assert(virt_alive(v));
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_STOPPED);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_attached, 1);
+	ck_assert_uint_eq(r.resumed, 1);
+	compute_report_clear(&r);
+	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	bdm_clear(&b);
 	instance_free(got);
 }
 END_TEST
@@ -1286,6 +1574,17 @@ main(void)
 	tcase_add_test(tc,
 	    test_compute_reconcile_does_not_report_a_lookalike_without_metadata);
 	tcase_add_test(tc, test_compute_reconcile_takes_the_state_from_libvirt);
+	tcase_add_test(tc,
+	    test_compute_reconcile_starts_what_should_run_after_a_host_reboot);
+	/* test:///default makes no disk files and cannot attach */
+	if (real) {
+		tcase_add_test(tc,
+		    test_compute_reconcile_puts_an_instance_whose_root_disk_is_lost_in_error);
+		tcase_add_test(tc,
+		    test_compute_reconcile_repairs_disks_the_domain_and_the_rows_disagree_on);
+		tcase_add_test(tc,
+		    test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile);
+	}
 	tcase_add_test(tc,
 	    test_compute_sweep_removes_a_define_that_landed_after_its_rollback);
 	/* test:///default lives in the process that is killed. */

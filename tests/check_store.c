@@ -884,6 +884,136 @@ START_TEST(test_store_instance_states_lists_uuid_and_state_in_order)
 }
 END_TEST
 
+START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
+{
+	struct store *s;
+	struct store_instance_state *st = NULL;
+	struct instance *got = NULL;
+	struct err e = {0};
+	char u[3][UUID_STR_LEN];
+	size_t n = 0, i;
+	int ver = 0;
+	sqlite3 *db;
+
+	/* Rows of an older version in three states; BDMs without uuids
+	 * hold the schema at 2 (before 3, 4 and 5). */
+	build_v1(3, 2);
+	db = raw_open();
+	raw_exec(db,
+	    "UPDATE instances SET state = 'stopped' WHERE id = 2;"
+	    "UPDATE instances SET state = 'error' WHERE id = 3;");
+	for (i = 0; i < 3; i++) {
+		sqlite3_stmt *q = NULL;
+
+		ck_assert_int_eq(sqlite3_prepare_v2(db,
+				     "SELECT uuid FROM instances WHERE id = ?1",
+				     -1, &q, NULL),
+		    SQLITE_OK);
+		sqlite3_bind_int64(q, 1, (int64_t)i + 1);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		memcpy(u[i], sqlite3_column_text(q, 0), UUID_STR_LEN);
+		sqlite3_finalize(q);
+	}
+	sqlite3_close(db);
+
+	s = open_store();
+	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
+	ck_assert_int_eq(ver, 2);
+	/* At 2 the desired state is what the row shows; recording one or
+	 * a fault writes only what the schema has. */
+	ck_assert_int_eq(store_instance_states(s, &st, &n, &e), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(st[0].desired, INSTANCE_RUNNING);
+	ck_assert_int_eq(st[1].desired, INSTANCE_STOPPED);
+	ck_assert_int_eq(st[2].desired, INSTANCE_RUNNING);
+	free(st);
+	ck_assert_int_eq(
+	    store_instance_set_desired(s, u[0], INSTANCE_STOPPED, &e), 0);
+	ck_assert_int_eq(store_instance_set_error(s, u[2], "lost", &e), 0);
+	ck_assert_int_eq(store_instance_get(s, u[2], &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_ERROR);
+	ck_assert_ptr_null(got->fault);
+	got = instance_free(got);
+
+	/* Every BDM gets its uuid: the schema goes on to 5, and the new
+	 * column is filled from each row's state. */
+	{
+		int found = -1, done = -1;
+
+		do
+			ck_assert_int_eq(
+			    store_online_migrate(s, 50, &found, &done, &e), 0);
+		while (found > 0);
+	}
+	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
+	ck_assert_int_eq(ver, 5);
+	ck_assert_int_eq(store_integrity_check(s, &e), 0);
+	ck_assert_int_eq(store_instance_states(s, &st, &n, &e), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_int_eq(st[0].state, INSTANCE_RUNNING);
+	ck_assert_int_eq(st[0].desired, INSTANCE_RUNNING);
+	ck_assert_int_eq(st[1].desired, INSTANCE_STOPPED);
+	ck_assert_int_eq(st[2].state, INSTANCE_ERROR);
+	ck_assert_int_eq(st[2].desired, INSTANCE_RUNNING);
+	free(st);
+
+	/* From now on desired and observed part: a row stays wanted
+	 * running while libvirt's stopped is recorded, and a fault is
+	 * kept with the error. */
+	ck_assert_int_eq(
+	    store_instance_set_state(s, u[0], INSTANCE_STOPPED, &e), 0);
+	ck_assert_int_eq(store_instance_get(s, u[0], &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_STOPPED);
+	ck_assert_int_eq(got->desired_state, INSTANCE_RUNNING);
+	ck_assert_ptr_null(got->fault);
+	got = instance_free(got);
+	ck_assert_int_eq(
+	    store_instance_set_desired(s, u[1], INSTANCE_RUNNING, &e), 0);
+	ck_assert_int_eq(
+	    store_instance_set_desired(s, u[1], INSTANCE_ERROR, &e), -EINVAL);
+	ck_assert_int_eq(
+	    store_instance_set_error(s, u[1], "the root disk is missing", &e),
+	    0);
+	ck_assert_int_eq(store_instance_get(s, u[1], &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_ERROR);
+	ck_assert_int_eq(got->desired_state, INSTANCE_RUNNING);
+	ck_assert_str_eq(got->fault, "the root disk is missing");
+	got = instance_free(got);
+	store_close(s);
+
+	/* Only running and stopped are desired states. */
+	db = raw_open();
+	ck_assert_int_ne(
+	    sqlite3_exec(db, "UPDATE instances SET desired_state = 'error'",
+		NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+END_TEST
+
+START_TEST(test_store_create_records_whether_the_instance_should_run)
+{
+	struct store *s = open_store();
+	struct instance *a = make_instance(create_body);
+	struct instance *b = make_instance(create_body);
+	struct instance *got = NULL;
+	struct err e = {0};
+
+	b->start = false;
+	ck_assert_int_eq(store_instance_create(s, a, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_create(s, b, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_get(s, a->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->desired_state, INSTANCE_RUNNING);
+	got = instance_free(got);
+	ck_assert_int_eq(store_instance_get(s, b->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->desired_state, INSTANCE_STOPPED);
+	got = instance_free(got);
+	instance_free(a);
+	instance_free(b);
+	store_close(s);
+}
+END_TEST
+
 /* ---- tombstones (rolled-back builds) --------------------------------- */
 
 START_TEST(test_store_roll_back_deletes_the_row_and_leaves_a_tombstone)
@@ -1166,6 +1296,8 @@ main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(
 	    tc, test_store_migrates_a_version_1_database_and_keeps_its_rows);
+	tcase_add_test(tc,
+	    test_store_version_5_keeps_what_each_row_wants_apart_from_its_state);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_online_migrate");
@@ -1194,6 +1326,8 @@ main(void)
 	tcase_add_test(tc, test_store_counts_instances_by_state);
 	tcase_add_test(
 	    tc, test_store_instance_states_lists_uuid_and_state_in_order);
+	tcase_add_test(
+	    tc, test_store_create_records_whether_the_instance_should_run);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_tombstone");

@@ -9,7 +9,14 @@ was answered 201 and not deleted must exist with all its BDMs and uuids in
 the database and as a libvirt domain; nothing answered 204 may remain; no
 domain and no instance directory without its row; no instance left
 building/deleting; no two disks of a domain share a serial; PRAGMA
-integrity_check ok.
+integrity_check ok. After every restart, with the workers held, a reader
+of /v1/instances and of libvirt checks that no domain lacks its row and
+that each instance's domain has exactly the disks its BDMs name (compared
+by serial). How many creates must be answered is not a constant: it is a
+fraction of what the same run measured before the first kill, so a slow
+machine asks for less; what must hold on any machine is that nothing is
+lost and nothing is orphaned, and that creates are answered again after
+the last restart.
 Phase 2: libvirtd goes away mid-run: requests get 503, then recover.
 Phase 3: a full disk (state dir on a small tmpfs, test:///default): a clear
 error, the daemon keeps serving, and the database stays intact.
@@ -163,6 +170,67 @@ def virsh(*args):
                           capture_output=True, text=True, timeout=60)
 
 
+def list_instances(d):
+    """Every instance the API lists, following the pages."""
+    out, marker = [], None
+    while True:
+        path = "/v1/instances?limit=500" + (
+            "&marker=" + marker if marker else "")
+        st, _, data = d.req("GET", path, timeout=60)
+        if st != 200:
+            raise RuntimeError("GET %s: %d %s" % (path, st, data[:200]))
+        page = json.loads(data)
+        out += page["instances"]
+        marker = page["next"]
+        if not marker:
+            return out
+
+
+def domain_serials(uuids):
+    """uuid -> set of <serial>s of its persistent definition: one virsh
+    for all domains (its commands separated by ';')."""
+    out = {}
+    uuids = sorted(uuids)
+    for i in range(0, len(uuids), 200):
+        part = uuids[i:i + 200]
+        r = virsh("; ".join("dumpxml --inactive " + u for u in part))
+        for x in r.stdout.split("</domain>"):
+            m = re.search(r"<uuid>([0-9a-f-]{36})</uuid>", x)
+            if m:
+                out[m.group(1)] = re.findall(r"<serial>([^<]*)</serial>", x)
+    return out
+
+
+def disagreements(d):
+    """What the API's rows and libvirt's domains disagree on, read while
+    no request is in flight: domains without a row, rows (not being built
+    or deleted, not in error) without a domain, and disks the domain lacks
+    or has beyond its BDMs, compared by serial."""
+    doms = set(virsh("list", "--all", "--uuid").stdout.split())
+    insts = list_instances(d)
+    rows = {i["uuid"]: i for i in insts}
+    bad = ["domain %s has no row" % u for u in sorted(doms - set(rows))]
+    settled = [i for i in insts
+               if i["state"] not in ("building", "deleting", "error")]
+    bad += ["row %s (%s) has no domain" % (i["uuid"], i["state"])
+            for i in settled if i["uuid"] not in doms]
+    have = domain_serials([i["uuid"] for i in settled
+                           if i["uuid"] in doms])
+    for i in settled:
+        if i["uuid"] not in have:
+            continue
+        want = [b.get("serial") for b in i["block_device_mappings"]
+                if b.get("serial")]
+        got = have[i["uuid"]]
+        if len(got) != len(set(got)):
+            bad.append("domain %s: two disks share a serial" % i["uuid"])
+        lack, extra = set(want) - set(got), set(got) - set(want)
+        if lack or extra:
+            bad.append("instance %s: domain lacks %s, has extra %s" %
+                       (i["uuid"], sorted(lack), sorted(extra)))
+    return bad, len(insts), len(doms)
+
+
 def explain(log, needle):
     """Prints the daemon's log lines about needle, with what precedes the
     first one, and keeps a copy of the log."""
@@ -193,14 +261,41 @@ def phase_kills():
     stop = threading.Event()
     counts = {"201": 0, "204": 0, "other": 0, "conn": 0}
     unexpected = []
+    answered = []       # time of each 201
+    # The gate: the reader after a restart holds the workers and waits
+    # for the requests in flight, so rows and domains are read at rest.
+    cv = threading.Condition()
+    gate = {"open": True, "inflight": 0}
+
+    def req(*a, **kw):
+        with cv:
+            while not gate["open"]:
+                cv.wait()
+            gate["inflight"] += 1
+        try:
+            return d.req(*a, **kw)
+        finally:
+            with cv:
+                gate["inflight"] -= 1
+                cv.notify_all()
+
+    def hold():
+        with cv:
+            gate["open"] = False
+            cv.wait_for(lambda: gate["inflight"] == 0, timeout=120)
+
+    def release():
+        with cv:
+            gate["open"] = True
+            cv.notify_all()
 
     def worker(n):
         i = 0
         while not stop.is_set():
             i += 1
             try:
-                st, _, data = d.req("POST", "/v1/instances",
-                                    body(f"crash-{n}-{i}"), timeout=30)
+                st, _, data = req("POST", "/v1/instances",
+                                  body(f"crash-{n}-{i}"), timeout=30)
             except OSError:
                 counts["conn"] += 1
                 time.sleep(0.05)
@@ -211,6 +306,7 @@ def phase_kills():
                     created[inst["uuid"]] = [
                         b["bdm_uuid"] for b in inst["block_device_mappings"]]
                     counts["201"] += 1
+                    answered.append(time.time())
             elif st != 503:
                 counts["other"] += 1
                 unexpected.append((st, data[:200]))
@@ -224,8 +320,8 @@ def phase_kills():
                 if victim is None:
                     continue
                 try:
-                    st, _, _ = d.req("DELETE", "/v1/instances/" + victim,
-                                     timeout=30)
+                    st, _, _ = req("DELETE", "/v1/instances/" + victim,
+                                   timeout=30)
                 except OSError:
                     continue
                 with lock:
@@ -237,17 +333,49 @@ def phase_kills():
                         unexpected.append((st, b"delete of a 201: 404"))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    # This machine's pace, measured before the first kill (the first
+    # answer starts the clock: the image and the first create warm up).
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    end = time.time() + 120
+    while not answered and time.time() < end:
+        time.sleep(0.05)
+    t0 = time.time()
+    time.sleep(3.0)
+    with lock:
+        warm = sum(1 for t in answered if t >= t0)
+    rate = warm / 3.0
+    up = 0.0            # seconds served between the restarts, unheld
+    problems = []       # what the reader found after the restarts
     for k in range(KILLS):
+        ready = time.time()
         time.sleep(random.uniform(0.2, 1.2))
+        up += time.time() - ready
         d.kill()
         d.log.write(b"=== SIGKILL %d at %.3f ===\n" % (k, time.time()))
         d.log.flush()
         time.sleep(random.uniform(0, 0.2))
         d.start()
-    time.sleep(1)
+        hold()
+        try:
+            bad, n_rows, n_doms = disagreements(d)
+        finally:
+            release()
+        print("restart %d: %d rows, %d domains, %d disagreements" %
+              (k + 1, n_rows, n_doms, len(bad)), flush=True)
+        problems += ["after restart %d: %s" % (k + 1, b) for b in bad]
+    # served again after the last restart: wait for an answer, however slow
+    with lock:
+        before = len(answered)
+    end = time.time() + 60
+    while time.time() < end:
+        with lock:
+            if len(answered) > before:
+                break
+        time.sleep(0.05)
+    with lock:
+        after_last = len(answered) - before
+        during = sum(1 for t in answered if t > t0 + 3.0) - after_last
     stop.set()
     for t in threads:
         t.join()
@@ -257,8 +385,17 @@ def phase_kills():
           (KILLS, counts, len(unexpected)), flush=True)
     for u in unexpected[:5]:
         print("  unexpected:", u, flush=True)
-    check(counts["201"] > KILLS, "creates kept succeeding between kills "
-          "(%d answered 201)" % counts["201"])
+    check(not problems, "after each of %d restarts, no domain without its "
+          "row and every domain has exactly its BDMs' disks, by serial "
+          "(%d disagreements: %s)" % (KILLS, len(problems), problems[:3]))
+    # A fifth of what this run's own pace gives for the time served: the
+    # kills cut requests short and each restart reconciles, but a daemon
+    # that stops answering after a restart falls far below.
+    floor = max(1, int(rate * up / 5))
+    check(during >= floor, "creates kept being answered between kills "
+          "(%d answered 201 in %.1f s served; this run's pace before the "
+          "kills, %.2f/s, asks for at least %d)" % (during, up, rate, floor))
+    check(after_last > 0, "creates are answered after the last restart")
     check(not unexpected, "no answer other than 201/204/503")
 
     db = sqlite3.connect(os.path.join(state, "hyperlet.db"))
