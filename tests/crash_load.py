@@ -309,7 +309,7 @@ def phase_kills():
                     answered.append(time.time())
             elif st != 503:
                 counts["other"] += 1
-                unexpected.append((st, data[:200]))
+                unexpected.append((st, data[:400]))
             if random.random() < 0.5:
                 with lock:
                     live = [u for u in created
@@ -385,6 +385,9 @@ def phase_kills():
           (KILLS, counts, len(unexpected)), flush=True)
     for u in unexpected[:5]:
         print("  unexpected:", u, flush=True)
+        m = re.search(rb'"request_id":"([0-9a-f]+)"', u[1])
+        if m:   # a 5xx names its cause only in the daemon's log
+            explain(state + ".log", m.group(1).decode())
     check(not problems, "after each of %d restarts, no domain without its "
           "row and every domain has exactly its BDMs' disks, by serial "
           "(%d disagreements: %s)" % (KILLS, len(problems), problems[:3]))
