@@ -156,6 +156,14 @@ int store_instance_states(struct store *s, struct store_instance_state **ret,
 int store_instance_set_state(struct store *s, const char *uuid,
     enum instance_state state, struct err *e);
 
+/* Compare and set: the state becomes `to` (generation and updated_at
+ * bumped) only if it is `from`, in one statement, so a change never
+ * overwrites another that came first. Returns 0, -EINVAL, -ENOENT (no
+ * such instance), -EBUSY (the instance is in another state; e says which),
+ * -EAGAIN, -EIO. */
+int store_instance_cas_state(struct store *s, const char *uuid,
+    enum instance_state from, enum instance_state to, struct err *e);
+
 /* Deletes the instance; its BDMs go with it (ON DELETE CASCADE). Returns
  * 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int store_instance_delete(struct store *s, const char *uuid, struct err *e);
