@@ -146,6 +146,9 @@ struct api {
 	pthread_cond_t jobs_cond; /* a job was queued, or stop */
 	struct req *jobs_head, *jobs_tail;
 	bool jobs_stop;
+	size_t jobs_queued, jobs_running;
+	int64_t jobs_progress_us; /* the last job finished (or the start) */
+	int64_t stall_us; /* job_stall_timeout */
 	pthread_t *job_threads;
 	size_t n_job_threads;
 	/* Instances with a change in progress (api_instance_claim). */
@@ -196,6 +199,7 @@ struct req {
 	const char *allow; /* Allow header for 405 */
 	bool auth_challenge; /* WWW-Authenticate for 401 */
 	struct req *job_next; /* in the job queue */
+	int64_t queued_us; /* when it was queued */
 	bool job_done; /* the job thread set the reply: queue it */
 };
 
@@ -905,6 +909,8 @@ job_queue(struct api *a, struct req *q)
 {
 	pthread_mutex_lock(&a->jobs_lock);
 	q->job_next = NULL;
+	q->queued_us = now_us();
+	a->jobs_queued++;
 	if (a->jobs_tail)
 		a->jobs_tail->job_next = q;
 	else
@@ -938,6 +944,8 @@ job_run(void *p)
 		a->jobs_head = q->job_next;
 		if (a->jobs_head == NULL)
 			a->jobs_tail = NULL;
+		a->jobs_queued--;
+		a->jobs_running++;
 		run = !a->jobs_stop;
 		pthread_mutex_unlock(&a->jobs_lock);
 		if (run)
@@ -948,9 +956,42 @@ job_run(void *p)
 			err_set(&e, -ESHUTDOWN, "the daemon is shutting down");
 			api_reply_error(&q->pub, &e);
 		}
+		pthread_mutex_lock(&a->jobs_lock);
+		a->jobs_running--;
+		a->jobs_progress_us = now_us();
+		pthread_mutex_unlock(&a->jobs_lock);
 		q->job_done = true;
 		MHD_resume_connection(q->conn);
 	}
+}
+
+/* The job queue's state (see api_impl.h): stalled when its oldest job
+ * has waited longer than job_stall_timeout and no job finished in that
+ * time either. */
+void
+api_jobs_get(struct api *a, struct api_jobs *ret)
+{
+	int64_t now = now_us();
+
+	pthread_mutex_lock(&a->jobs_lock);
+	ret->queued = a->jobs_queued;
+	ret->running = a->jobs_running;
+	ret->oldest_wait_ms =
+	    a->jobs_head ? (now - a->jobs_head->queued_us) / 1000 : 0;
+	ret->stalled = a->jobs_head && !a->jobs_stop &&
+	    now - a->jobs_head->queued_us > a->stall_us &&
+	    now - a->jobs_progress_us > a->stall_us;
+	pthread_mutex_unlock(&a->jobs_lock);
+}
+
+/* Whether the job queue makes no progress (see api.h). */
+bool
+api_jobs_stalled(struct api *a)
+{
+	struct api_jobs j;
+
+	api_jobs_get(a, &j);
+	return j.stalled;
 }
 
 static int
@@ -958,6 +999,7 @@ jobs_start(struct api *a, size_t n, struct err *e)
 {
 	int rc;
 
+	a->jobs_progress_us = now_us();
 	a->job_threads = calloc(n, sizeof(*a->job_threads));
 	if (a->job_threads == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
@@ -1198,6 +1240,10 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
+	a->stall_us =
+	    (int64_t)(cfg->job_stall_timeout > 0 ? cfg->job_stall_timeout
+						 : 300) *
+	    1000000;
 	a->deadline_us =
 	    (int64_t)(cfg->connection_timeout > 0 ? cfg->connection_timeout
 						  : 30) *

@@ -99,6 +99,14 @@ int api_status_for_errno(int code);
  * end; without, -EBUSY (409) naming it. Returns 0 or -EBUSY. */
 int api_instance_claim(struct api_req *r, bool wait, struct err *e);
 
+/* The job queue as /v1/health shows it (api.c). */
+struct api_jobs {
+	size_t queued, running;
+	int64_t oldest_wait_ms; /* of the oldest queued job; 0: none */
+	bool stalled; /* see api_jobs_stalled (api.h) */
+};
+void api_jobs_get(struct api *a, struct api_jobs *ret);
+
 /* Creates hold the images lock shared, image deletes exclusive. */
 void api_images_lock(struct api_req *r, bool exclusive);
 void api_images_unlock(struct api_req *r);

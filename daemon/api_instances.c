@@ -176,7 +176,8 @@ parse_object(
 
 /* ---- health and metrics ------------------------------------------------ */
 
-/* GET /v1/health: 200 when libvirt and the database answer, else 503.
+/* GET /v1/health: 200 when libvirt and the database answer and the job
+ * queue makes progress (api_jobs_stalled), else 503.
  * Never waits for another request: virt_alive is one round trip on the
  * shared connection and the store read runs on this thread's own
  * connection (WAL: never blocked by a writer). */
@@ -185,26 +186,37 @@ api_health(struct api_req *r)
 {
 	_cleanup_(json_putp) struct json_object *o = json_object_new_object();
 	struct err e = {0};
+	struct api_jobs j;
 	struct store *s;
 	bool lv, db = false;
 	int v = 0;
 
+	api_jobs_get(r->api, &j);
 	lv = r->h->virt && virt_alive(r->h->virt);
 	if ((s = api_store(r, &e)) && store_schema_version(s, &v, &e) == 0 &&
 	    v > 0 &&
 	    access(r->h->db_path ? r->h->db_path : r->h->cfg->db_path,
 		R_OK | W_OK) == 0)
 		db = true;
-	json_object_object_add(
-	    o, "status", json_object_new_string(lv && db ? "ok" : "degraded"));
+	json_object_object_add(o, "status",
+	    json_object_new_string(lv && db && !j.stalled ? "ok" : "degraded"));
 	json_object_object_add(
 	    o, "libvirt", json_object_new_string(lv ? "ok" : "down"));
 	json_object_object_add(
 	    o, "database", json_object_new_string(db ? "ok" : "down"));
+	json_object_object_add(
+	    o, "jobs", json_object_new_string(j.stalled ? "stalled" : "ok"));
+	json_object_object_add(
+	    o, "jobs_queued", json_object_new_int64((int64_t)j.queued));
+	json_object_object_add(
+	    o, "jobs_running", json_object_new_int64((int64_t)j.running));
+	if (j.stalled)
+		json_object_object_add(
+		    o, "detail", json_object_new_string("job queue stalled"));
 	json_object_object_add(o, "schema_version", json_object_new_int(v));
 	json_object_object_add(
 	    o, "version", json_object_new_string(PACKAGE_VERSION));
-	api_reply_json(r, lv && db ? 200 : 503, o);
+	api_reply_json(r, lv && db && !j.stalled ? 200 : 503, o);
 }
 
 /* GET /metrics: Prometheus text exposition 0.0.4. */

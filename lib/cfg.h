@@ -53,6 +53,8 @@ struct cfg {
 	int connection_limit; /* concurrent connections, default 256 */
 	int connection_timeout; /* seconds idle before close, default 30 */
 	int drain_timeout; /* seconds to finish requests on SIGTERM, 20 */
+	int job_stall_timeout; /* seconds before a job queue that makes no
+				  progress fails health and the watchdog */
 
 	/* [libvirt] */
 	char *libvirt_uri; /* key "uri", default test:///default */

@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -374,6 +377,8 @@ struct req_opts {
 	bool chunked;
 	struct upload_src *src; /* streamed body */
 	const struct daemon *d; /* NULL: D */
+	long timeout_s; /* 0: 60 */
+	bool may_fail; /* a transfer error is status -1, not a failed test */
 };
 
 /* One request; the response lands in *r. */
@@ -402,7 +407,7 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_bytes);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s ? o->timeout_s : 60L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	if (o->src) {
@@ -445,6 +450,12 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK && o->may_fail) {
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+		r->status = -1;
+		return;
+	}
 	ck_assert_msg(
 	    cc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(cc));
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
@@ -961,6 +972,232 @@ START_TEST(test_post_with_a_taken_uuid_is_409)
 	ck_problem(&r, 409, NULL);
 	resp_clear(&r);
 	ck_assert_int_eq(count_instances(), 1);
+}
+END_TEST
+
+/* ---- claims: no deadlock, no orphan, no answer that lies ------------- */
+
+/* One job thread (and one MHD worker), so one job that waits holds every
+ * change behind it; a stalled queue is reported after 1 s. */
+static void
+setup_one_thread(void)
+{
+	memset(&D, 0, sizeof(D));
+	daemon_start_conf(&D, "[api]\nthreads = 1\njob_stall_timeout = 1\n");
+}
+
+/* Takes the daemon's database write lock from this process: a job that
+ * writes then waits in SQLite's busy handler (up to the store's 5 s busy
+ * timeout), which holds the job thread at a known step without a sleep. */
+static sqlite3 *
+db_lock(void)
+{
+	sqlite3 *db = NULL;
+	char path[600];
+
+	(void)snprintf(path, sizeof(path), "%s/state/hyperlet.db", D.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	(void)sqlite3_busy_timeout(db, 5000);
+	ck_assert_int_eq(
+	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	return db;
+}
+
+static void
+db_unlock(sqlite3 *db)
+{
+	ck_assert_int_eq(
+	    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* The job queue as /v1/health shows it; false when health has no jobs
+ * fields. */
+static bool
+health_jobs(long *status, int *queued, int *running, bool *stalled)
+{
+	struct resp r;
+	struct json_object *q, *n;
+	bool ok;
+
+	http("GET", "/v1/health", NULL, &r);
+	q = jget(r.json, "jobs_queued");
+	n = jget(r.json, "jobs_running");
+	ok = q && n && jstr(r.json, "jobs");
+	if (ok) {
+		*status = r.status;
+		*queued = json_object_get_int(q);
+		*running = json_object_get_int(n);
+		*stalled = STREQ(jstr(r.json, "jobs"), "stalled");
+	}
+	resp_clear(&r);
+	return ok;
+}
+
+/* A request on its own thread, answered within 20 s or counted as hung
+ * (status -1). */
+struct async {
+	const char *method;
+	char path[128];
+	const char *body;
+	long status;
+	char detail[256];
+	atomic_bool done;
+	pthread_t t;
+};
+
+static void *
+async_run(void *p)
+{
+	struct async *a = p;
+	struct req_opts o = {.timeout_s = 20, .may_fail = true};
+	struct resp r;
+
+	http_ex(
+	    a->method, a->path, a->body, a->body ? strlen(a->body) : 0, &o, &r);
+	a->status = r.status;
+	(void)snprintf(a->detail, sizeof(a->detail), "%s",
+	    jstr(r.json, "detail") ? jstr(r.json, "detail") : "");
+	resp_clear(&r);
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+static void
+async_start(
+    struct async *a, const char *method, const char *path, const char *body)
+{
+	memset(a, 0, sizeof(*a));
+	a->method = method;
+	(void)snprintf(a->path, sizeof(a->path), "%s", path);
+	a->body = body;
+	ck_assert_int_eq(pthread_create(&a->t, NULL, async_run, a), 0);
+}
+
+static long
+async_join(struct async *a)
+{
+	pthread_join(a->t, NULL);
+	return a->status;
+}
+
+/* Waits until every one of n requests has been answered or is in the job
+ * system (queued or running), which held `before` jobs when they were
+ * sent (and finishes none meanwhile: its job thread is held). */
+static void
+wait_answered_or_queued(struct async *v, int n, int before)
+{
+	int64_t deadline = now_ms() + 20000;
+
+	for (;;) {
+		int answered = 0, q = -1, run = -1, i;
+		bool stalled;
+		long st;
+
+		for (i = 0; i < n; i++)
+			answered += atomic_load(&v[i].done);
+		ck_assert_msg(health_jobs(&st, &q, &run, &stalled),
+		    "/v1/health does not show the job queue");
+		if (answered + q + run == n + before)
+			return;
+		ck_assert_msg(now_ms() < deadline,
+		    "%d answered, %d queued, %d running of %d (first: %ld %s)",
+		    answered, q, run, n, v[0].status, v[0].detail);
+		sleep_ms(20);
+	}
+}
+
+/* A datagram socket standing in for systemd's NOTIFY_SOCKET. */
+static int
+notify_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	(void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* WATCHDOG=1 datagrams received since the last call. */
+static int
+notify_pings(int fd)
+{
+	char buf[512];
+	ssize_t n;
+	int pings = 0;
+
+	while ((n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[n] = '\0';
+		pings += strstr(buf, "WATCHDOG=1") != NULL;
+	}
+	return pings;
+}
+
+START_TEST(test_a_job_queue_that_makes_no_progress_fails_health_and_watchdog)
+{
+	struct async post[2];
+	char sock[600], *log;
+	long st = 0;
+	int q = 0, run = 0, fd;
+	bool stalled = false;
+	int64_t deadline;
+	struct resp r;
+	sqlite3 *db;
+
+	/* a daemon whose watchdog is on (pings every 100 ms) */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	(void)snprintf(sock, sizeof(sock), "%s/notify.sock", D.dir);
+	fd = notify_socket(sock);
+	setenv("NOTIFY_SOCKET", sock, 1);
+	setenv("WATCHDOG_USEC", "200000", 1);
+	daemon_restart(&D);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	upload_raw(IMG, 1 << 20);
+	deadline = now_ms() + 10000;
+	while (notify_pings(fd) == 0 && now_ms() < deadline)
+		sleep_ms(20);
+
+	/* one create holds the job thread (it waits for the database),
+	 * another waits behind it: after 1 s without progress the queue is
+	 * stalled */
+	db = db_lock();
+	async_start(&post[0], "POST", "/v1/instances", create_body);
+	wait_answered_or_queued(&post[0], 1, 0);
+	async_start(&post[1], "POST", "/v1/instances", create_body);
+	deadline = now_ms() + 20000;
+	while (health_jobs(&st, &q, &run, &stalled) && !stalled &&
+	    now_ms() < deadline)
+		sleep_ms(50);
+	ck_assert_msg(stalled, "never stalled (%d queued, %d running)", q, run);
+	ck_assert_int_eq(st, 503);
+	http("GET", "/v1/health", NULL, &r);
+	ck_assert_str_eq(jstr(r.json, "status"), "degraded");
+	ck_assert_str_eq(jstr(r.json, "detail"), "job queue stalled");
+	resp_clear(&r);
+	/* no ping while it stays stalled: 3 periods of the ping */
+	(void)notify_pings(fd);
+	sleep_ms(350);
+	ck_assert(health_jobs(&st, &q, &run, &stalled));
+	if (stalled) /* still the same stall: nothing was pinged */
+		ck_assert_int_eq(notify_pings(fd), 0);
+	db_unlock(db);
+	(void)async_join(&post[0]);
+	(void)async_join(&post[1]);
+	/* progress again: healthy, and pinged */
+	ck_assert(health_jobs(&st, &q, &run, &stalled));
+	ck_assert(!stalled);
+	ck_assert_int_eq(st, 200);
+	deadline = now_ms() + 10000;
+	while (notify_pings(fd) == 0 && now_ms() < deadline)
+		sleep_ms(20);
+	ck_assert_msg(now_ms() < deadline, "no WATCHDOG=1 after the stall");
+	close(fd);
+	log = testutil_read_file(D.log, NULL);
+	ck_assert_ptr_nonnull(strstr(log, "withholding the watchdog ping"));
+	free(log);
 }
 END_TEST
 
@@ -2217,6 +2454,13 @@ main(void)
 	tcase_add_test(tc, test_put_replay_ignores_whitespace_but_not_values);
 	tcase_add_test(
 	    tc, test_put_with_a_malformed_uuid_is_400_and_a_mismatch_400);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("claims");
+	tcase_add_checked_fixture(tc, setup_one_thread, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc,
+	    test_a_job_queue_that_makes_no_progress_fails_health_and_watchdog);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reads");
