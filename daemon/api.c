@@ -57,8 +57,12 @@ struct route_method {
 	 * suspended, so MHD's workers (and health) never wait for it. */
 	bool slow;
 	/* Changes the instance: claimed (api_instance_claim) before it is
-	 * queued, so a second change is 409 without taking a job thread. */
+	 * queued, so a second change is 409 without taking a job thread,
+	 * and no job thread ever waits for a claim. */
 	bool claim;
+	/* Sets r->id to the instance to claim when the path has none (a
+	 * create: the body's uuid, or one drawn for it). */
+	void (*claim_id)(struct api_req *r);
 };
 
 struct route {
@@ -73,10 +77,11 @@ static const struct route routes[] = {
     {"/metrics", "GET, HEAD", false, {{"GET", api_metrics}}},
     {"/v1/instances", "GET, HEAD, POST", false,
 	{{"GET", api_instances_list},
-	    {"POST", api_instances_create, BODY_JSON, NULL, ID_LOOKUP, true}}},
+	    {"POST", api_instances_create, BODY_JSON, NULL, ID_LOOKUP, true,
+		true, api_instances_create_id}}},
     {"/v1/instances/{uuid}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_instance_get},
-	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE, true},
+	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE, true, true},
 	    {"DELETE", api_instance_delete, BODY_NONE, NULL, ID_LOOKUP, true,
 		true}}},
     {"/v1/instances/{uuid}/action", "POST", false,
@@ -153,7 +158,6 @@ struct api {
 	size_t n_job_threads;
 	/* Instances with a change in progress (api_instance_claim). */
 	pthread_mutex_t claims_lock; /* guards claims */
-	pthread_cond_t claims_cond; /* a claim was released */
 	struct claim *claims;
 	/* Deadlines for slow clients (the reaper thread): MHD's
 	 * connection_timeout is an idle timeout, so a client that sends one
@@ -426,9 +430,11 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 	return 0;
 }
 
-/* Claims r->id for a change (see api_impl.h). */
+/* Claims r->id for a change (see api_impl.h). Never waits: a job thread
+ * that waited here for a claim only a job behind it in the queue could
+ * release would wait for ever. */
 int
-api_instance_claim(struct api_req *r, bool wait, struct err *e)
+api_instance_claim(struct api_req *r, struct err *e)
 {
 	struct api *a = r->api;
 	struct claim *c;
@@ -436,20 +442,13 @@ api_instance_claim(struct api_req *r, bool wait, struct err *e)
 	if (r->claimed) /* api.c claimed it before queueing */
 		return 0;
 	pthread_mutex_lock(&a->claims_lock);
-	for (;;) {
-		for (c = a->claims; c; c = c->next)
-			if (STREQ(c->uuid, r->id))
-				break;
-		if (c == NULL)
-			break;
-		if (!wait) {
+	for (c = a->claims; c; c = c->next)
+		if (STREQ(c->uuid, r->id)) {
 			pthread_mutex_unlock(&a->claims_lock);
 			return err_set_field(e, -EBUSY, "uuid",
 			    "instance %s: another change is in progress",
 			    r->id);
 		}
-		pthread_cond_wait(&a->claims_cond, &a->claims_lock);
-	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		pthread_mutex_unlock(&a->claims_lock);
@@ -478,7 +477,6 @@ instance_release(struct api_req *r)
 			free(c);
 			break;
 		}
-	pthread_cond_broadcast(&a->claims_cond);
 	pthread_mutex_unlock(&a->claims_lock);
 	r->claimed = false;
 }
@@ -1087,7 +1085,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	track_deadline(a, c, false);
 	if (q->failed)
 		return queue_error(a, q, &q->err);
-	if (q->rm->claim && api_instance_claim(&q->pub, false, &e) < 0)
+	if (q->rm->claim_id)
+		q->rm->claim_id(&q->pub);
+	if (q->rm->claim && q->pub.id[0] && api_instance_claim(&q->pub, &e) < 0)
 		return queue_error(a, q, &e);
 	if (q->rm->slow) {
 		MHD_suspend_connection(c);
@@ -1204,7 +1204,6 @@ api_free(struct api *a)
 	}
 	free(a->tls_cert);
 	pthread_rwlock_destroy(&a->images_lock);
-	pthread_cond_destroy(&a->claims_cond);
 	pthread_cond_destroy(&a->jobs_cond);
 	pthread_mutex_destroy(&a->jobs_lock);
 	free(a->job_threads);
@@ -1237,7 +1236,6 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_mutex_init(&a->claims_lock, NULL);
 	pthread_mutex_init(&a->jobs_lock, NULL);
 	pthread_cond_init(&a->jobs_cond, NULL);
-	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
 	a->stall_us =

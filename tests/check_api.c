@@ -1011,6 +1011,24 @@ db_unlock(sqlite3 *db)
 	sqlite3_close(db);
 }
 
+/* Runs one statement on the daemon's database (a state a crash or a
+ * failed undo would leave). */
+static void
+db_exec(const char *sql)
+{
+	sqlite3 *db = NULL;
+	char path[600];
+	char *err = NULL;
+
+	(void)snprintf(path, sizeof(path), "%s/state/hyperlet.db", D.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	(void)sqlite3_busy_timeout(db, 5000);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK,
+	    "%s: %s", sql, err ? err : "");
+	ck_assert_int_eq(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+}
+
 /* The job queue as /v1/health shows it; false when health has no jobs
  * fields. */
 static bool
@@ -1081,6 +1099,19 @@ async_join(struct async *a)
 	return a->status;
 }
 
+/* Jobs queued or running. */
+static int
+jobs_in(void)
+{
+	long st;
+	int q = 0, run = 0;
+	bool stalled;
+
+	ck_assert_msg(health_jobs(&st, &q, &run, &stalled),
+	    "/v1/health does not show the job queue");
+	return q + run;
+}
+
 /* Waits until every one of n requests has been answered or is in the job
  * system (queued or running), which held `before` jobs when they were
  * sent (and finishes none meanwhile: its job thread is held). */
@@ -1106,6 +1137,90 @@ wait_answered_or_queued(struct async *v, int n, int before)
 		sleep_ms(20);
 	}
 }
+
+static const char *const claim_uuid = "22222222-2222-4333-8444-555555555555";
+
+START_TEST(test_put_replays_queued_ahead_of_a_delete_do_not_deadlock_the_jobs)
+{
+	struct async post, put[3], del;
+	char path[128], body[1024];
+	struct resp r;
+	sqlite3 *db;
+	int i, ok200 = 0, before;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", claim_uuid);
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+
+	/* the job thread is busy with a create that waits for the database */
+	db = db_lock();
+	async_start(&post, "POST", "/v1/instances", create_body);
+	wait_answered_or_queued(&post, 1, 0);
+	/* a client's PUT retries of X queue behind it, then a DELETE of X
+	 * (on main: the DELETE claimed X and queued behind the PUTs, which
+	 * waited on the one job thread for the DELETE's claim: for ever) */
+	for (i = 0; i < 3; i++)
+		async_start(&put[i], "PUT", path, create_body);
+	wait_answered_or_queued(put, 3, 1);
+	before = jobs_in();
+	async_start(&del, "DELETE", path, NULL);
+	wait_answered_or_queued(&del, 1, before);
+	db_unlock(db);
+
+	/* everything answers: the create, one PUT with X as it is (the
+	 * others and the DELETE refused at once, X being claimed) */
+	ck_assert_msg(async_join(&post) == 201 || post.status == 503,
+	    "POST %ld %s", post.status, post.detail);
+	for (i = 0; i < 3; i++) {
+		long st = async_join(&put[i]);
+
+		ck_assert_msg(st == 200 || st == 409, "PUT %d: %ld %s", i, st,
+		    put[i].detail);
+		ok200 += st == 200;
+	}
+	ck_assert_int_eq(ok200, 1);
+	ck_assert_msg(
+	    async_join(&del) == 409, "DELETE %ld %s", del.status, del.detail);
+	ck_assert_ptr_nonnull(strstr(del.detail, "another change"));
+
+	/* the daemon still works: a later create, the delete, a healthy
+	 * queue (and teardown's SIGTERM exits 0) */
+	(void)create_one();
+	http("DELETE", path, NULL, &r);
+	ck_status(&r, 204);
+	resp_clear(&r);
+	http("GET", "/v1/health", NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "jobs"), "ok");
+	resp_clear(&r);
+	/* and in the other order: DELETE first, then the PUT retries */
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	db = db_lock();
+	async_start(&post, "POST", "/v1/instances", create_body);
+	wait_answered_or_queued(&post, 1, 0);
+	async_start(&del, "DELETE", path, NULL);
+	wait_answered_or_queued(&del, 1, 1);
+	before = jobs_in();
+	for (i = 0; i < 3; i++)
+		async_start(&put[i], "PUT", path, create_body);
+	wait_answered_or_queued(put, 3, before);
+	db_unlock(db);
+	(void)async_join(&post);
+	ck_assert_msg(
+	    async_join(&del) == 204, "DELETE %ld %s", del.status, del.detail);
+	for (i = 0; i < 3; i++)
+		ck_assert_msg(async_join(&put[i]) == 409, "PUT %d: %ld %s", i,
+		    put[i].status, put[i].detail);
+	(void)snprintf(body, sizeof(body), "%s", create_body);
+	http("PUT", path, body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+}
+END_TEST
 
 /* A datagram socket standing in for systemd's NOTIFY_SOCKET. */
 static int
@@ -1198,6 +1313,93 @@ START_TEST(test_a_job_queue_that_makes_no_progress_fails_health_and_watchdog)
 	log = testutil_read_file(D.log, NULL);
 	ck_assert_ptr_nonnull(strstr(log, "withholding the watchdog ping"));
 	free(log);
+}
+END_TEST
+
+START_TEST(test_a_delete_during_a_create_is_409_and_the_create_completes)
+{
+	struct async post;
+	char path[128], body[1024];
+	struct resp r;
+	sqlite3 *db;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", claim_uuid);
+	(void)snprintf(body, sizeof(body), "{\"uuid\": \"%s\", %s", claim_uuid,
+	    create_body + 1);
+	/* a POST with a uuid holds the job thread */
+	db = db_lock();
+	async_start(&post, "POST", "/v1/instances", body);
+	wait_answered_or_queued(&post, 1, 0);
+	/* the create holds its instance: a DELETE (or a PUT) is refused at
+	 * once rather than run under it (main: the DELETE queued, found no
+	 * row yet and answered 404; the create then answered 201) */
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 409, "uuid");
+	resp_clear(&r);
+	http("PUT", path, create_body, &r);
+	ck_problem(&r, 409, "uuid");
+	resp_clear(&r);
+	db_unlock(db);
+	ck_assert_msg(
+	    async_join(&post) == 201, "POST %ld %s", post.status, post.detail);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "stopped");
+	resp_clear(&r);
+	http("GET", "/v1/instances/22222222-2222-4333-8444-555555555555/domain",
+	    NULL, &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+	http("DELETE", path, NULL, &r);
+	ck_status(&r, 204);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
+START_TEST(test_a_put_replay_of_a_create_being_undone_is_not_200)
+{
+	char path[128], sql[256];
+	struct resp r;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", claim_uuid);
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	/* a failed create whose undo could not finish (libvirtd away) leaves
+	 * its row deleting; one killed before the undo leaves it building */
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET state = 'deleting' WHERE uuid = '%s'",
+	    claim_uuid);
+	db_exec(sql);
+	http("PUT", path, create_body, &r);
+	ck_problem(&r, 409, "uuid");
+	ck_assert_ptr_nonnull(strstr(jstr(r.json, "detail"), "deleting"));
+	resp_clear(&r);
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET state = 'building' WHERE uuid = '%s'",
+	    claim_uuid);
+	db_exec(sql);
+	http("PUT", path, create_body, &r);
+	ck_problem(&r, 409, "uuid");
+	ck_assert_ptr_nonnull(strstr(jstr(r.json, "detail"), "building"));
+	resp_clear(&r);
+	/* and a DELETE does not run under a create either */
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 409, NULL);
+	resp_clear(&r);
+	/* a create that succeeded is answered as it is */
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET state = 'stopped' WHERE uuid = '%s'",
+	    claim_uuid);
+	db_exec(sql);
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "stopped");
+	ck_assert_ptr_nonnull(hdr(&r, "ETag"));
+	resp_clear(&r);
 }
 END_TEST
 
@@ -2460,7 +2662,13 @@ main(void)
 	tcase_add_checked_fixture(tc, setup_one_thread, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc,
+	    test_put_replays_queued_ahead_of_a_delete_do_not_deadlock_the_jobs);
+	tcase_add_test(tc,
 	    test_a_job_queue_that_makes_no_progress_fails_health_and_watchdog);
+	tcase_add_test(
+	    tc, test_a_delete_during_a_create_is_409_and_the_create_completes);
+	tcase_add_test(
+	    tc, test_a_put_replay_of_a_create_being_undone_is_not_200);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reads");

@@ -915,6 +915,9 @@ main(void)
 	    tc, test_compute_create_of_a_taken_uuid_leaves_the_first_alone);
 
 	TC("compute_delete");
+	/* the create/delete race runs 200 rounds: room for a loaded machine
+	 * and the sanitizer build */
+	tcase_set_timeout(tc, real ? 300 : 120);
 	tcase_add_test(tc, test_compute_delete_removes_domain_disks_and_row);
 	tcase_add_test(
 	    tc, test_compute_delete_finishes_an_instance_left_deleting);
