@@ -437,7 +437,7 @@ race_delete(void *p)
 
 START_TEST(test_compute_create_and_delete_racing_never_leave_an_orphan_domain)
 {
-	int rounds = real ? 40 : 200, i, created = 0, kept = 0;
+	int rounds = real ? 20 : 200, i, created = 0, kept = 0;
 
 	for (i = 0; i < rounds; i++) {
 		struct race r = {.inst = request(true, false)};
