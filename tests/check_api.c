@@ -2298,6 +2298,8 @@ static char hlv_dir[64];
  * MHD worker and one job thread: a slow call that held a worker would
  * stall every other request). False (test skipped) where the machine
  * cannot run libvirtd. */
+static int real_threads = 1; /* [api] threads of the next real_start */
+
 static bool
 real_start(void)
 {
@@ -2344,9 +2346,9 @@ real_start(void)
 	}
 	ck_assert_msg(rc == 0 && uri[0], "start.sh failed (%d)", rc);
 	(void)snprintf(extra, sizeof(extra),
-	    "[api]\nthreads = 1\n"
+	    "[api]\nthreads = %d\n"
 	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n",
-	    uri);
+	    real_threads, uri);
 	memset(&D, 0, sizeof(D));
 	daemon_start_conf(&D, extra);
 	return true;
@@ -2608,6 +2610,92 @@ START_TEST(test_metrics_count_a_domain_without_a_row_after_restart)
 }
 END_TEST
 
+/* DELETEs of one uuid, one after another, until the create's POST of it
+ * has been answered. */
+struct deleter {
+	char path[128];
+	atomic_bool posted;
+	int n204, bad;
+	long bad_status;
+};
+
+static void *
+deleter_run(void *p)
+{
+	struct deleter *d = p;
+
+	while (!atomic_load(&d->posted)) {
+		struct resp r;
+
+		http("DELETE", d->path, NULL, &r);
+		if (r.status == 204)
+			d->n204++;
+		else if (r.status != 404 && r.status != 409 && !d->bad++)
+			d->bad_status = r.status;
+		resp_clear(&r);
+	}
+	return NULL;
+}
+
+START_TEST(test_post_with_a_uuid_racing_deletes_leaves_no_orphan_domain)
+{
+	int i, created = 0, refused = 0;
+	struct resp r;
+
+	/* job threads enough for the create and a delete to run at once */
+	real_threads = 4;
+	if (!real_start())
+		return;
+	upload_raw(IMG, 1 << 20);
+	for (i = 0; i < 30; i++) {
+		struct deleter d = {.bad = 0};
+		char u[40], body[1024], dom[180];
+		pthread_t t;
+		long st;
+
+		(void)snprintf(
+		    u, sizeof(u), "33333333-2222-4333-8444-%012d", i);
+		(void)snprintf(d.path, sizeof(d.path), "/v1/instances/%s", u);
+		(void)snprintf(dom, sizeof(dom), "%s/domain", d.path);
+		(void)snprintf(body, sizeof(body), "{\"uuid\": \"%s\", %s", u,
+		    create_body + 1);
+		ck_assert_int_eq(pthread_create(&t, NULL, deleter_run, &d), 0);
+		http("POST", "/v1/instances", body, &r);
+		st = r.status;
+		resp_clear(&r);
+		atomic_store(&d.posted, true);
+		pthread_join(t, NULL);
+		ck_assert_msg(st == 201 || st == 409, "POST %ld", st);
+		ck_assert_msg(!d.bad, "DELETE answered %ld", d.bad_status);
+		created += st == 201;
+		refused += st == 409;
+		/* a 201 is for an instance that exists, with its domain,
+		 * unless a DELETE answered 204 after it */
+		if (st == 201 && d.n204 == 0) {
+			http("GET", d.path, NULL, &r);
+			ck_status(&r, 200);
+			resp_clear(&r);
+			http("GET", dom, NULL, &r);
+			ck_status(&r, 200);
+			resp_clear(&r);
+		}
+	}
+	printf("check_api: POST/DELETE race: %d created, %d refused\n", created,
+	    refused);
+	fflush(stdout);
+	/* no domain without a row: restart, reconciliation counts them */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	daemon_restart(&D);
+	http("GET", "/metrics", NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_msg(strstr(r.body, "hyperlet_reconcile_findings_total 0\n"),
+	    "domains without a row: %s",
+	    strstr(r.body, "hyperlet_reconcile_findings_total"));
+	resp_clear(&r);
+	real_stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -2729,6 +2817,8 @@ main(void)
 	tcase_add_test(tc, test_health_is_503_when_libvirt_is_gone);
 	tcase_add_test(
 	    tc, test_metrics_count_a_domain_without_a_row_after_restart);
+	tcase_add_test(
+	    tc, test_post_with_a_uuid_racing_deletes_leaves_no_orphan_domain);
 	suite_add_tcase(s, tc);
 
 	rc = testutil_run(s);
