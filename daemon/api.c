@@ -60,8 +60,12 @@ struct route_method {
 	 * suspended, so MHD's workers (and health) never wait for it. */
 	bool slow;
 	/* Changes the instance: claimed (api_instance_claim) before it is
-	 * queued, so a second change is 409 without taking a job thread. */
+	 * queued, so a second change is 409 without taking a job thread,
+	 * and no job thread ever waits for a claim. */
 	bool claim;
+	/* Sets r->id to the instance to claim when the path has none (a
+	 * create: the body's uuid, or one drawn for it). */
+	void (*claim_id)(struct api_req *r);
 };
 
 struct route {
@@ -76,10 +80,11 @@ static const struct route routes[] = {
     {"/metrics", "GET, HEAD", false, {{"GET", api_metrics}}},
     {"/v1/instances", "GET, HEAD, POST", false,
 	{{"GET", api_instances_list},
-	    {"POST", api_instances_create, BODY_JSON, NULL, ID_LOOKUP, true}}},
+	    {"POST", api_instances_create, BODY_JSON, NULL, ID_LOOKUP, true,
+		true, api_instances_create_id}}},
     {"/v1/instances/{uuid}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_instance_get},
-	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE, true},
+	    {"PUT", api_instance_put, BODY_JSON, NULL, ID_CREATE, true, true},
 	    {"DELETE", api_instance_delete, BODY_NONE, NULL, ID_LOOKUP, true,
 		true}}},
     {"/v1/instances/{uuid}/action", "POST", false,
@@ -156,11 +161,13 @@ struct api {
 	pthread_cond_t jobs_cond; /* a job was queued, or stop */
 	struct req *jobs_head, *jobs_tail;
 	bool jobs_stop;
+	size_t jobs_queued, jobs_running;
+	int64_t jobs_progress_us; /* the last job finished (or the start) */
+	int64_t stall_us; /* job_stall_timeout */
 	pthread_t *job_threads;
 	size_t n_job_threads;
 	/* Instances with a change in progress (api_instance_claim). */
 	pthread_mutex_t claims_lock; /* guards claims */
-	pthread_cond_t claims_cond; /* a claim was released */
 	struct claim *claims;
 	/* Deadlines for slow clients (the reaper thread): MHD's
 	 * connection_timeout is an idle timeout, so a client that sends one
@@ -229,6 +236,7 @@ struct req {
 	const char *allow; /* Allow header for 405 */
 	bool auth_challenge; /* WWW-Authenticate for 401 */
 	struct req *job_next; /* in the job queue */
+	int64_t queued_us; /* when it was queued */
 	bool job_done; /* the job thread set the reply: queue it */
 };
 
@@ -469,9 +477,11 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 	return 0;
 }
 
-/* Claims r->id for a change (see api_impl.h). */
+/* Claims r->id for a change (see api_impl.h). Never waits: a job thread
+ * that waited here for a claim only a job behind it in the queue could
+ * release would wait for ever. */
 int
-api_instance_claim(struct api_req *r, bool wait, struct err *e)
+api_instance_claim(struct api_req *r, struct err *e)
 {
 	struct api *a = r->api;
 	struct claim *c;
@@ -479,20 +489,13 @@ api_instance_claim(struct api_req *r, bool wait, struct err *e)
 	if (r->claimed) /* api.c claimed it before queueing */
 		return 0;
 	pthread_mutex_lock(&a->claims_lock);
-	for (;;) {
-		for (c = a->claims; c; c = c->next)
-			if (STREQ(c->uuid, r->id))
-				break;
-		if (c == NULL)
-			break;
-		if (!wait) {
+	for (c = a->claims; c; c = c->next)
+		if (STREQ(c->uuid, r->id)) {
 			pthread_mutex_unlock(&a->claims_lock);
 			return err_set_field(e, -EBUSY, "uuid",
 			    "instance %s: another change is in progress",
 			    r->id);
 		}
-		pthread_cond_wait(&a->claims_cond, &a->claims_lock);
-	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		pthread_mutex_unlock(&a->claims_lock);
@@ -521,7 +524,6 @@ instance_release(struct api_req *r)
 			free(c);
 			break;
 		}
-	pthread_cond_broadcast(&a->claims_cond);
 	pthread_mutex_unlock(&a->claims_lock);
 	r->claimed = false;
 }
@@ -1204,6 +1206,8 @@ job_queue(struct api *a, struct req *q)
 {
 	pthread_mutex_lock(&a->jobs_lock);
 	q->job_next = NULL;
+	q->queued_us = now_us();
+	a->jobs_queued++;
 	if (a->jobs_tail)
 		a->jobs_tail->job_next = q;
 	else
@@ -1237,6 +1241,8 @@ job_run(void *p)
 		a->jobs_head = q->job_next;
 		if (a->jobs_head == NULL)
 			a->jobs_tail = NULL;
+		a->jobs_queued--;
+		a->jobs_running++;
 		run = !a->jobs_stop;
 		pthread_mutex_unlock(&a->jobs_lock);
 		if (run)
@@ -1247,9 +1253,42 @@ job_run(void *p)
 			err_set(&e, -ESHUTDOWN, "the daemon is shutting down");
 			api_reply_error(&q->pub, &e);
 		}
+		pthread_mutex_lock(&a->jobs_lock);
+		a->jobs_running--;
+		a->jobs_progress_us = now_us();
+		pthread_mutex_unlock(&a->jobs_lock);
 		q->job_done = true;
 		MHD_resume_connection(q->conn);
 	}
+}
+
+/* The job queue's state (see api_impl.h): stalled when its oldest job
+ * has waited longer than job_stall_timeout and no job finished in that
+ * time either. */
+void
+api_jobs_get(struct api *a, struct api_jobs *ret)
+{
+	int64_t now = now_us();
+
+	pthread_mutex_lock(&a->jobs_lock);
+	ret->queued = a->jobs_queued;
+	ret->running = a->jobs_running;
+	ret->oldest_wait_ms =
+	    a->jobs_head ? (now - a->jobs_head->queued_us) / 1000 : 0;
+	ret->stalled = a->jobs_head && !a->jobs_stop &&
+	    now - a->jobs_head->queued_us > a->stall_us &&
+	    now - a->jobs_progress_us > a->stall_us;
+	pthread_mutex_unlock(&a->jobs_lock);
+}
+
+/* Whether the job queue makes no progress (see api.h). */
+bool
+api_jobs_stalled(struct api *a)
+{
+	struct api_jobs j;
+
+	api_jobs_get(a, &j);
+	return j.stalled;
 }
 
 static int
@@ -1257,6 +1296,7 @@ jobs_start(struct api *a, size_t n, struct err *e)
 {
 	int rc;
 
+	a->jobs_progress_us = now_us();
 	a->job_threads = calloc(n, sizeof(*a->job_threads));
 	if (a->job_threads == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
@@ -1352,7 +1392,9 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	track_upload(a, c, false);
 	if (q->failed)
 		return queue_error(a, q, &q->err);
-	if (q->rm->claim && api_instance_claim(&q->pub, false, &e) < 0)
+	if (q->rm->claim_id)
+		q->rm->claim_id(&q->pub);
+	if (q->rm->claim && q->pub.id[0] && api_instance_claim(&q->pub, &e) < 0)
 		return queue_error(a, q, &e);
 	if (q->rm->slow) {
 		MHD_suspend_connection(c);
@@ -1447,7 +1489,6 @@ api_free(struct api *a)
 	}
 	a->tls = tls_free(a->tls);
 	pthread_rwlock_destroy(&a->images_lock);
-	pthread_cond_destroy(&a->claims_cond);
 	pthread_cond_destroy(&a->jobs_cond);
 	pthread_mutex_destroy(&a->jobs_lock);
 	free(a->job_threads);
@@ -1487,10 +1528,13 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_mutex_init(&a->claims_lock, NULL);
 	pthread_mutex_init(&a->jobs_lock, NULL);
 	pthread_cond_init(&a->jobs_cond, NULL);
-	pthread_cond_init(&a->claims_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
 	pthread_mutex_init(&a->noise_lock, NULL);
+	a->stall_us =
+	    (int64_t)(cfg->job_stall_timeout > 0 ? cfg->job_stall_timeout
+						 : 300) *
+	    1000000;
 	a->deadline_us =
 	    (int64_t)(cfg->connection_timeout > 0 ? cfg->connection_timeout
 						  : 30) *

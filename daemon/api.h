@@ -6,6 +6,8 @@
 #ifndef HYPERLET_API_H
 #define HYPERLET_API_H
 
+#include <stdbool.h>
+
 #include "err.h"
 #include "hyperlet.h"
 
@@ -30,6 +32,10 @@ int api_start(struct hyperlet *h, struct api **ret, struct err *e);
  * Returns 0, or an error of tls_new() (tls.h) with the old pair kept.
  */
 int api_tls_reload(struct api *a, struct err *e);
+/* True while the job queue makes no progress: its oldest job has waited
+ * longer than job_stall_timeout and no job finished in that time. main()
+ * then withholds the watchdog ping and /v1/health answers 503. */
+bool api_jobs_stalled(struct api *a);
 
 /* The TCP port actually bound (useful with listen port 0). */
 int api_port(const struct api *a);

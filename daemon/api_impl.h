@@ -94,10 +94,20 @@ void api_reply_error(struct api_req *r, const struct err *e);
 /* The HTTP status for a negative errno. */
 int api_status_for_errno(int code);
 
-/* Claims the path's instance ({uuid}) for a change, until the handler
- * returns (api.c releases it). With wait, waits for a running change to
- * end; without, -EBUSY (409) naming it. Returns 0 or -EBUSY. */
-int api_instance_claim(struct api_req *r, bool wait, struct err *e);
+/* Claims the instance r->id for a change, until the handler returns
+ * (api.c releases it). api.c claims before a change is queued (the route's
+ * claim flag), so in a handler this returns 0 at once. Never waits: a
+ * change already in progress is -EBUSY (409) naming it. Returns 0,
+ * -EBUSY, -ENOMEM. */
+int api_instance_claim(struct api_req *r, struct err *e);
+
+/* The job queue as /v1/health shows it (api.c). */
+struct api_jobs {
+	size_t queued, running;
+	int64_t oldest_wait_ms; /* of the oldest queued job; 0: none */
+	bool stalled; /* see api_jobs_stalled (api.h) */
+};
+void api_jobs_get(struct api *a, struct api_jobs *ret);
 
 /* Creates hold the images lock shared, image deletes exclusive. */
 void api_images_lock(struct api_req *r, bool exclusive);
@@ -112,6 +122,10 @@ void api_health(struct api_req *r);
 void api_metrics(struct api_req *r);
 void api_instances_list(struct api_req *r);
 void api_instances_create(struct api_req *r);
+/* Before POST /v1/instances is queued: r->id = the body's uuid, or one
+ * drawn for the create (left "" for a uuid that is not one: the handler
+ * answers 400). */
+void api_instances_create_id(struct api_req *r);
 void api_instance_put(struct api_req *r);
 void api_instance_get(struct api_req *r);
 void api_instance_delete(struct api_req *r);

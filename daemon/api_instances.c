@@ -3,12 +3,14 @@
  * goes JSON -> model (bdm_json) -> rules (bdm) -> compute (store, disks,
  * libvirt, with rollback) and back to JSON; it never builds SQL or XML.
  * Reads come straight from this thread's store connection and never wait.
- * A change of an instance (delete, action, attach, detach) first claims
- * its uuid (api_instance_claim): a second change while one runs is 409 at
- * once, so an If-Match check and the change it guards are never
- * interleaved with another, and no worker thread waits behind a slow
- * libvirt call of another request. PUT waits for the claim instead, so a
- * replay of a create in progress gets its answer.
+ * A change of an instance (create, PUT, delete, action, attach, detach)
+ * holds a claim on its uuid (api_instance_claim), taken by api.c before
+ * the change is queued for a job thread: a second change while one runs
+ * is 409 at once, so an If-Match check and the change it guards are never
+ * interleaved with another, a create holds its instance from its first
+ * write to its answer, and no thread ever waits for a claim. A replay of a
+ * PUT whose create is still running is 409 too; once it has answered, the
+ * replay answers what is true (api_instance_put).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -176,29 +178,32 @@ parse_object(
 
 /* ---- health and metrics ------------------------------------------------ */
 
-/* GET /v1/health: 200 when libvirt and the database answer, else 503.
- * Never waits for another request nor for libvirt: the libvirt state is
- * the one the connection keeps (virt_health: reopens, failed calls, the
- * keepalive, the sweeper thread's probe), and the store read runs on this
- * thread's own connection (WAL: never blocked by a writer). */
+/* GET /v1/health: 200 when libvirt and the database answer and the job
+ * queue makes progress (api_jobs_stalled), else 503. Never waits for
+ * another request nor for libvirt: the libvirt state is the one the
+ * connection keeps (virt_health: reopens, failed calls, the keepalive, the
+ * sweeper thread's probe), and the store read runs on this thread's own
+ * connection (WAL: never blocked by a writer). */
 void
 api_health(struct api_req *r)
 {
 	_cleanup_(json_putp) struct json_object *o = json_object_new_object();
 	struct err e = {0};
+	struct api_jobs j;
 	struct store *s;
 	int64_t since = 0;
 	bool lv, db = false;
 	int v = 0;
 
+	api_jobs_get(r->api, &j);
 	lv = r->h->virt && virt_health(r->h->virt, &since);
 	if ((s = api_store(r, &e)) && store_schema_version(s, &v, &e) == 0 &&
 	    v > 0 &&
 	    access(r->h->db_path ? r->h->db_path : r->h->cfg->db_path,
 		R_OK | W_OK) == 0)
 		db = true;
-	json_object_object_add(
-	    o, "status", json_object_new_string(lv && db ? "ok" : "degraded"));
+	json_object_object_add(o, "status",
+	    json_object_new_string(lv && db && !j.stalled ? "ok" : "degraded"));
 	json_object_object_add(
 	    o, "libvirt", json_object_new_string(lv ? "ok" : "down"));
 	/* how long libvirt has been in that state, in whole seconds */
@@ -208,10 +213,19 @@ api_health(struct api_req *r)
 			since > 0 ? (util_now_ms() - since) / 1000 : 0));
 	json_object_object_add(
 	    o, "database", json_object_new_string(db ? "ok" : "down"));
+	json_object_object_add(
+	    o, "jobs", json_object_new_string(j.stalled ? "stalled" : "ok"));
+	json_object_object_add(
+	    o, "jobs_queued", json_object_new_int64((int64_t)j.queued));
+	json_object_object_add(
+	    o, "jobs_running", json_object_new_int64((int64_t)j.running));
+	if (j.stalled)
+		json_object_object_add(
+		    o, "detail", json_object_new_string("job queue stalled"));
 	json_object_object_add(o, "schema_version", json_object_new_int(v));
 	json_object_object_add(
 	    o, "version", json_object_new_string(PACKAGE_VERSION));
-	api_reply_json(r, lv && db ? 200 : 503, o);
+	api_reply_json(r, lv && db && !j.stalled ? 200 : 503, o);
 }
 
 /* GET /metrics: Prometheus text exposition 0.0.4. */
@@ -543,6 +557,28 @@ set_location(struct api_req *r)
 		r->location = NULL;
 }
 
+/* The uuid a POST /v1/instances creates, for api.c to claim before the
+ * request is queued: the body's, or one drawn now (the create then takes
+ * it). A body that does not parse, or a uuid that is not one, leaves
+ * r->id empty: the handler answers 400 without writing anything. */
+void
+api_instances_create_id(struct api_req *r)
+{
+	_cleanup_(json_putp) struct json_object *o = NULL;
+	struct json_object *u;
+	struct err e = {0};
+
+	r->id[0] = '\0';
+	if (parse_object(r->body, r->body_len, &o, &e) < 0)
+		return;
+	if (json_object_object_get_ex(o, "uuid", &u) &&
+	    json_object_is_type(u, json_type_string)) {
+		(void)util_uuid_normalize(json_object_get_string(u), r->id);
+		return;
+	}
+	util_uuid_generate(r->id);
+}
+
 /* POST /v1/instances: 201 + Location, the instance as GET shows it. */
 void
 api_instances_create(struct api_req *r)
@@ -550,7 +586,9 @@ api_instances_create(struct api_req *r)
 	struct err e = {0};
 	static const char *const none[] = {NULL};
 
-	if (api_query_check(r, none, &e) < 0 || create(r, NULL, NULL, &e) < 0) {
+	/* r->id: the claimed uuid (api_instances_create_id) */
+	if (api_query_check(r, none, &e) < 0 ||
+	    create(r, r->id[0] ? r->id : NULL, NULL, &e) < 0) {
 		api_reply_error(r, &e);
 		return;
 	}
@@ -558,8 +596,12 @@ api_instances_create(struct api_req *r)
 	reply_reloaded(r, 201);
 }
 
-/* PUT /v1/instances/{uuid}: idempotent create. The uuid's lock makes two
- * PUTs of one uuid take turns, so the second sees the first's digest. */
+/* PUT /v1/instances/{uuid}: idempotent create. api.c claims the uuid
+ * before queueing, so a replay while the create runs is 409 at once and
+ * one that comes later sees its outcome: the instance as it is (200) if
+ * the create succeeded, 409 while a failed create is being undone (its row
+ * deleting, or building with the undo pending), and a new create once the
+ * undo removed the row. */
 void
 api_instance_put(struct api_req *r)
 {
@@ -573,10 +615,13 @@ api_instance_put(struct api_req *r)
 	if (body_digest(r->body, r->body_len, digest, &e) < 0 ||
 	    !(s = api_store(r, &e)))
 		goto fail;
-	if (api_instance_claim(r, true, &e) < 0)
+	if (api_instance_claim(r, &e) < 0)
 		goto fail;
 	rc = store_instance_digest(s, r->id, &stored, &e);
 	if (rc == 0) {
+		_cleanup_(instance_freep) struct instance *inst = NULL;
+		_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
+
 		if (stored == NULL || !STREQ(stored, digest)) {
 			err_set_field(&e, -EEXIST, "uuid",
 			    "instance %s exists with a different request "
@@ -584,8 +629,21 @@ api_instance_put(struct api_req *r)
 			    r->id);
 			goto fail;
 		}
+		if (load(r, &inst, &bi, &e) < 0)
+			goto fail;
+		/* The claim is ours, so no create of it is running: a row
+		 * still building or deleting is a failed create whose undo
+		 * has not finished (or a delete). */
+		if (inst->state == INSTANCE_BUILDING ||
+		    inst->state == INSTANCE_DELETING) {
+			err_set_field(&e, -EBUSY, "uuid",
+			    "instance %s is %s: a failed create (or a "
+			    "delete) is being undone; retry later",
+			    r->id, instance_state_to_string(inst->state));
+			goto fail;
+		}
 		set_location(r);
-		reply_reloaded(r, 200);
+		reply_instance(r, 200, inst, bi);
 		return;
 	}
 	if (rc != -ENOENT)
@@ -608,8 +666,8 @@ api_instance_delete(struct api_req *r)
 	struct err e = {0};
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	if (api_instance_claim(r, false, &e) < 0 ||
-	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0 ||
 	    compute_delete(r->h->compute, api_store(r, &e), r->id, &e) < 0) {
 		api_reply_error(r, &e);
 		return;
@@ -650,8 +708,8 @@ api_instance_action(struct api_req *r)
 		    "action: expected start, stop or reboot");
 		goto fail;
 	}
-	if (api_instance_claim(r, false, &e) < 0 ||
-	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0 ||
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0 ||
 	    compute_action(
 		r->h->compute, api_store(r, &e), r->id, act, NULL, &e) < 0)
 		goto fail;
@@ -675,8 +733,8 @@ api_instance_attach(struct api_req *r)
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
 	if (bdm_json_parse_attach(r->body, r->body_len, &b, &e) < 0)
 		goto fail;
-	if (api_instance_claim(r, false, &e) < 0 ||
-	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0)
 		goto fail;
 	inst = instance_free(inst);
 	if (compute_attach(r->h->compute, api_store(r, &e), r->id, &b, &inst,
@@ -710,8 +768,8 @@ api_instance_detach(struct api_req *r)
 	size_t i;
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	if (api_instance_claim(r, false, &e) < 0 ||
-	    load(r, &inst, NULL, &e) < 0 || check_if_match(r, inst, &e) < 0)
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0)
 		goto fail;
 	for (i = 0; i < inst->n_bdms; i++)
 		if (inst->bdms[i].destination_type == BDM_DEST_VOLUME &&

@@ -641,6 +641,7 @@ serve(struct cfg *c, const struct options *o)
 	struct api *api = NULL;
 	struct err e = {0};
 	uint64_t wd_usec = 0;
+	bool wd_withheld = false;
 	sigset_t set;
 	int status = EXIT_FAILURE, r, v = 0;
 
@@ -753,7 +754,17 @@ serve(struct cfg *c, const struct options *o)
 		int sig;
 
 		if (wd_usec) {
-			(void)sd_notify(0, "WATCHDOG=1");
+			/* a job queue that makes no progress (every job
+			 * thread stuck) is a hung daemon: let systemd
+			 * restart it */
+			bool stalled = api_jobs_stalled(api);
+
+			if (!stalled)
+				(void)sd_notify(0, "WATCHDOG=1");
+			else if (!wd_withheld)
+				log_err("api: the job queue makes no progress; "
+					"withholding the watchdog ping");
+			wd_withheld = stalled;
 			ts.tv_sec = (time_t)(wd_usec / 2 / 1000000);
 			ts.tv_nsec = (long)(wd_usec / 2 % 1000000) * 1000;
 			sig = sigtimedwait(&set, &si, &ts);

@@ -111,6 +111,8 @@ static const struct cfg_key cfg_keys[] = {
     {"api", "min_upload_rate", CFG_BYTES, OFF(min_upload_rate), "65536", 0,
 	GiB},
     {"api", "drain_timeout", CFG_INT, OFF(drain_timeout), "20", 0, 3600},
+    {"api", "job_stall_timeout", CFG_INT, OFF(job_stall_timeout), "300", 1,
+	86400},
     {"libvirt", "uri", CFG_STR, OFF(libvirt_uri), CFG_DEFAULT_URI},
     {"libvirt", "virt_type", CFG_ENUM_STR, OFF(virt_type), "kvm", 0, 0,
 	virt_types},

@@ -66,6 +66,8 @@ struct cfg {
 				    connection_timeout window, 0: none,
 				    default 65536 */
 	int drain_timeout; /* seconds to finish requests on SIGTERM, 20 */
+	int job_stall_timeout; /* seconds before a job queue that makes no
+				  progress fails health and the watchdog */
 
 	/* [libvirt] */
 	char *libvirt_uri; /* key "uri", default test:///default */

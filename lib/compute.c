@@ -418,7 +418,9 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 		goto undo;
 	if (inst->start && (rc = virt_start(c->virt, inst->uuid, e)) < 0)
 		goto undo;
-	if ((rc = store_instance_set_state(s, inst->uuid,
+	/* only from building: a change that came first (none should: a
+	 * delete refuses a building instance) is never overwritten */
+	if ((rc = store_instance_cas_state(s, inst->uuid, INSTANCE_BUILDING,
 		 inst->start ? INSTANCE_RUNNING : INSTANCE_STOPPED, e)) < 0)
 		goto undo;
 	plan_clear(&p);
@@ -441,8 +443,8 @@ undo:
 	else {
 		struct err se = {0};
 
-		(void)store_instance_set_state(
-		    s, inst->uuid, INSTANCE_DELETING, &se);
+		(void)store_instance_cas_state(
+		    s, inst->uuid, INSTANCE_BUILDING, INSTANCE_DELETING, &se);
 		(void)store_tombstone_add(s, inst->uuid, &se);
 	}
 out:
@@ -450,15 +452,28 @@ out:
 	return rc;
 }
 
-/* Deletes an instance: deleting, domain, disks, row. Idempotent.
- * Returns 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
+/* Deletes an instance: deleting, domain, disks, row. Idempotent. A
+ * building instance is refused (-EBUSY): its create is still running (or,
+ * after a crash, reconcile finishes or rolls it back), and deleting under
+ * it would let it define a domain after its row is gone. The state moves
+ * to deleting only from the state read, so a create's last step cannot
+ * overwrite it. Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN, -EIO. */
 static int
 delete_instance(struct compute *c, struct store *s, const char *uuid,
     bool tombstone, struct err *e)
 {
+	_cleanup_(instance_freep) struct instance *inst = NULL;
 	int rc;
 
-	if ((rc = store_instance_set_state(s, uuid, INSTANCE_DELETING, e)) < 0)
+	if ((rc = store_instance_get(s, uuid, &inst, e)) < 0)
+		return rc;
+	if (inst->state == INSTANCE_BUILDING)
+		return err_set(e, -EBUSY,
+		    "instance %s is building: delete it once its create "
+		    "has answered",
+		    uuid);
+	if ((rc = store_instance_cas_state(
+		 s, uuid, inst->state, INSTANCE_DELETING, e)) < 0)
 		return rc;
 	if ((rc = undefine_own(c, uuid, e)) < 0 ||
 	    (rc = virt_delete_disks(c->virt, uuid, e)) < 0)
@@ -554,7 +569,7 @@ compute_action(struct compute *c, struct store *s, const char *uuid,
 	 * start-up after a host reboot starts what should run */
 	if ((rc = store_instance_set_desired(s, uuid, to, e)) < 0)
 		return rc;
-	if ((rc = store_instance_set_state(s, uuid, to, e)) < 0)
+	if ((rc = store_instance_cas_state(s, uuid, inst->state, to, e)) < 0)
 		return rc;
 	return reload(s, uuid, ret_inst, e);
 }

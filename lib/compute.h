@@ -107,8 +107,13 @@ int compute_check_volumes(
  * Deletes an instance: state deleting first (so a crash leaves a row that
  * reconcile finishes), then destroy + undefine, delete the local disks,
  * delete the row and its BDMs. Idempotent: an instance left in deleting is
- * finished. Returns 0, -EINVAL, -ENOENT (no such instance), -EAGAIN, -EIO
- * (the row stays, in state deleting, and a retry continues).
+ * finished. A building instance is refused: its create may still define
+ * the domain. Every state change of create, delete and action is a
+ * compare-and-set on the state it expects (store_instance_cas_state), so
+ * a delete racing a create never leaves a domain without a row. Returns
+ * 0, -EINVAL, -ENOENT (no such instance), -EBUSY (building, or its state
+ * changed meanwhile), -EAGAIN, -EIO (the row stays, in state deleting,
+ * and a retry continues).
  */
 int compute_delete(
     struct compute *c, struct store *s, const char *uuid, struct err *e);

@@ -1562,6 +1562,60 @@ store_instance_set_error(
 	return 0;
 }
 
+/* Sets the state from `from` to `to` (bumping generation and updated_at)
+ * in one statement, only while the row is still in `from`. Returns 0,
+ * -EINVAL, -ENOENT (no row), -EBUSY (the row is in another state: someone
+ * changed it meanwhile), -EAGAIN, -EIO. */
+int
+store_instance_cas_state(struct store *s, const char *uuid,
+    enum instance_state from, enum instance_state to, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE instances SET state = ?2, generation = generation + 1,"
+	    " updated_at = ?3 WHERE uuid = ?1 AND state = ?4";
+	static const char sql_now[] =
+	    "SELECT state FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	const char *st = instance_state_to_string(to);
+	const char *fst = instance_state_to_string(from);
+	enum instance_state now;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if (st == NULL || (int)to < 0 || to >= STORE_N_STATES)
+		return err_set(e, -EINVAL, "unknown instance state %d", to);
+	if (fst == NULL || (int)from < 0 || from >= STORE_N_STATES)
+		return err_set(e, -EINVAL, "unknown instance state %d", from);
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, st, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, util_now_ms());
+	sqlite3_bind_text(q, 4, fst, -1, SQLITE_STATIC);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating instance %s", uuid);
+	if (sqlite3_changes(s->db) > 0)
+		return 0;
+	/* Nothing changed: tell a missing row from one in another state. */
+	stmt_resetp(&q);
+	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if (instance_state_from_string(
+		(const char *)sqlite3_column_text(q, 0), &now) < 0)
+		return err_set(
+		    e, -EIO, "instance %s has an unknown state", uuid);
+	return err_set(e, -EBUSY,
+	    "instance %s is %s, no longer %s: another change came first", uuid,
+	    instance_state_to_string(now), fst);
+}
+
 /* Deletes the instance row; its BDMs cascade. Returns 0, -EINVAL,
  * -ENOENT, -EAGAIN, -EIO. */
 int

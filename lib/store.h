@@ -178,6 +178,13 @@ int store_instance_set_desired(struct store *s, const char *uuid,
  * -ENOENT, -EAGAIN, -EIO. */
 int store_instance_set_error(
     struct store *s, const char *uuid, const char *fault, struct err *e);
+/* Compare and set: the state becomes `to` (generation and updated_at
+ * bumped) only if it is `from`, in one statement, so a change never
+ * overwrites another that came first. Returns 0, -EINVAL, -ENOENT (no
+ * such instance), -EBUSY (the instance is in another state; e says which),
+ * -EAGAIN, -EIO. */
+int store_instance_cas_state(struct store *s, const char *uuid,
+    enum instance_state from, enum instance_state to, struct err *e);
 
 /* Deletes the instance; its BDMs go with it (ON DELETE CASCADE). Returns
  * 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */

@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -385,6 +388,8 @@ struct req_opts {
 	bool chunked;
 	struct upload_src *src; /* streamed body */
 	const struct daemon *d; /* NULL: D */
+	long timeout_s; /* 0: 60 */
+	bool may_fail; /* a transfer error is status -1, not a failed test */
 };
 
 /* One request; the response lands in *r. */
@@ -413,7 +418,7 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_bytes);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s ? o->timeout_s : 60L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	if (o->src) {
@@ -456,6 +461,12 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 	}
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	cc = curl_easy_perform(c);
+	if (cc != CURLE_OK && o->may_fail) {
+		curl_slist_free_all(h);
+		curl_easy_cleanup(c);
+		r->status = -1;
+		return;
+	}
 	ck_assert_msg(
 	    cc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(cc));
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
@@ -1091,6 +1102,434 @@ START_TEST(test_put_and_post_over_a_foreign_domain_are_409_and_leave_it)
 	ck_problem(&r, 404, NULL);
 	resp_clear(&r);
 	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
+/* ---- claims: no deadlock, no orphan, no answer that lies ------------- */
+
+/* One job thread (and one MHD worker), so one job that waits holds every
+ * change behind it; a stalled queue is reported after 1 s. */
+static void
+setup_one_thread(void)
+{
+	memset(&D, 0, sizeof(D));
+	daemon_start_conf(&D, "[api]\nthreads = 1\njob_stall_timeout = 1\n");
+}
+
+/* Takes the daemon's database write lock from this process: a job that
+ * writes then waits in SQLite's busy handler (up to the store's 5 s busy
+ * timeout), which holds the job thread at a known step without a sleep. */
+static sqlite3 *
+db_lock(void)
+{
+	sqlite3 *db = NULL;
+	char path[600];
+
+	(void)snprintf(path, sizeof(path), "%s/state/hyperlet.db", D.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	(void)sqlite3_busy_timeout(db, 5000);
+	ck_assert_int_eq(
+	    sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+	return db;
+}
+
+static void
+db_unlock(sqlite3 *db)
+{
+	ck_assert_int_eq(
+	    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Runs one statement on the daemon's database (a state a crash or a
+ * failed undo would leave). */
+static void
+db_exec(const char *sql)
+{
+	sqlite3 *db = NULL;
+	char path[600];
+	char *err = NULL;
+
+	(void)snprintf(path, sizeof(path), "%s/state/hyperlet.db", D.dir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	(void)sqlite3_busy_timeout(db, 5000);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK,
+	    "%s: %s", sql, err ? err : "");
+	ck_assert_int_eq(sqlite3_changes(db), 1);
+	sqlite3_close(db);
+}
+
+/* The job queue as /v1/health shows it; false when health has no jobs
+ * fields. */
+static bool
+health_jobs(long *status, int *queued, int *running, bool *stalled)
+{
+	struct resp r;
+	struct json_object *q, *n;
+	bool ok;
+
+	http("GET", "/v1/health", NULL, &r);
+	q = jget(r.json, "jobs_queued");
+	n = jget(r.json, "jobs_running");
+	ok = q && n && jstr(r.json, "jobs");
+	if (ok) {
+		*status = r.status;
+		*queued = json_object_get_int(q);
+		*running = json_object_get_int(n);
+		*stalled = STREQ(jstr(r.json, "jobs"), "stalled");
+	}
+	resp_clear(&r);
+	return ok;
+}
+
+/* A request on its own thread, answered within 20 s or counted as hung
+ * (status -1). */
+struct async {
+	const char *method;
+	char path[128];
+	const char *body;
+	long status;
+	char detail[256];
+	atomic_bool done;
+	pthread_t t;
+};
+
+static void *
+async_run(void *p)
+{
+	struct async *a = p;
+	struct req_opts o = {.timeout_s = 20, .may_fail = true};
+	struct resp r;
+
+	http_ex(
+	    a->method, a->path, a->body, a->body ? strlen(a->body) : 0, &o, &r);
+	a->status = r.status;
+	(void)snprintf(a->detail, sizeof(a->detail), "%s",
+	    jstr(r.json, "detail") ? jstr(r.json, "detail") : "");
+	resp_clear(&r);
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+static void
+async_start(
+    struct async *a, const char *method, const char *path, const char *body)
+{
+	memset(a, 0, sizeof(*a));
+	a->method = method;
+	(void)snprintf(a->path, sizeof(a->path), "%s", path);
+	a->body = body;
+	ck_assert_int_eq(pthread_create(&a->t, NULL, async_run, a), 0);
+}
+
+static long
+async_join(struct async *a)
+{
+	pthread_join(a->t, NULL);
+	return a->status;
+}
+
+/* Jobs queued or running. */
+static int
+jobs_in(void)
+{
+	long st;
+	int q = 0, run = 0;
+	bool stalled;
+
+	ck_assert_msg(health_jobs(&st, &q, &run, &stalled),
+	    "/v1/health does not show the job queue");
+	return q + run;
+}
+
+/* Waits until every one of n requests has been answered or is in the job
+ * system (queued or running), which held `before` jobs when they were
+ * sent (and finishes none meanwhile: its job thread is held). */
+static void
+wait_answered_or_queued(struct async *v, int n, int before)
+{
+	int64_t deadline = now_ms() + 20000;
+
+	for (;;) {
+		int answered = 0, q = -1, run = -1, i;
+		bool stalled;
+		long st;
+
+		for (i = 0; i < n; i++)
+			answered += atomic_load(&v[i].done);
+		ck_assert_msg(health_jobs(&st, &q, &run, &stalled),
+		    "/v1/health does not show the job queue");
+		if (answered + q + run == n + before)
+			return;
+		ck_assert_msg(now_ms() < deadline,
+		    "%d answered, %d queued, %d running of %d (first: %ld %s)",
+		    answered, q, run, n, v[0].status, v[0].detail);
+		sleep_ms(20);
+	}
+}
+
+static const char *const claim_uuid = "22222222-2222-4333-8444-555555555555";
+
+START_TEST(test_put_replays_queued_ahead_of_a_delete_do_not_deadlock_the_jobs)
+{
+	struct async post, put[3], del;
+	char path[128], body[1024];
+	struct resp r;
+	sqlite3 *db;
+	int i, ok200 = 0, before;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", claim_uuid);
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+
+	/* the job thread is busy with a create that waits for the database */
+	db = db_lock();
+	async_start(&post, "POST", "/v1/instances", create_body);
+	wait_answered_or_queued(&post, 1, 0);
+	/* a client's PUT retries of X queue behind it, then a DELETE of X
+	 * (on main: the DELETE claimed X and queued behind the PUTs, which
+	 * waited on the one job thread for the DELETE's claim: for ever) */
+	for (i = 0; i < 3; i++)
+		async_start(&put[i], "PUT", path, create_body);
+	wait_answered_or_queued(put, 3, 1);
+	before = jobs_in();
+	async_start(&del, "DELETE", path, NULL);
+	wait_answered_or_queued(&del, 1, before);
+	db_unlock(db);
+
+	/* everything answers: the create, one PUT with X as it is (the
+	 * others and the DELETE refused at once, X being claimed) */
+	ck_assert_msg(async_join(&post) == 201 || post.status == 503,
+	    "POST %ld %s", post.status, post.detail);
+	for (i = 0; i < 3; i++) {
+		long st = async_join(&put[i]);
+
+		ck_assert_msg(st == 200 || st == 409, "PUT %d: %ld %s", i, st,
+		    put[i].detail);
+		ok200 += st == 200;
+	}
+	ck_assert_int_eq(ok200, 1);
+	ck_assert_msg(
+	    async_join(&del) == 409, "DELETE %ld %s", del.status, del.detail);
+	ck_assert_ptr_nonnull(strstr(del.detail, "another change"));
+
+	/* the daemon still works: a later create, the delete, a healthy
+	 * queue (and teardown's SIGTERM exits 0) */
+	(void)create_one();
+	http("DELETE", path, NULL, &r);
+	ck_status(&r, 204);
+	resp_clear(&r);
+	http("GET", "/v1/health", NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "jobs"), "ok");
+	resp_clear(&r);
+	/* and in the other order: DELETE first, then the PUT retries */
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	db = db_lock();
+	async_start(&post, "POST", "/v1/instances", create_body);
+	wait_answered_or_queued(&post, 1, 0);
+	async_start(&del, "DELETE", path, NULL);
+	wait_answered_or_queued(&del, 1, 1);
+	before = jobs_in();
+	for (i = 0; i < 3; i++)
+		async_start(&put[i], "PUT", path, create_body);
+	wait_answered_or_queued(put, 3, before);
+	db_unlock(db);
+	(void)async_join(&post);
+	ck_assert_msg(
+	    async_join(&del) == 204, "DELETE %ld %s", del.status, del.detail);
+	for (i = 0; i < 3; i++)
+		ck_assert_msg(async_join(&put[i]) == 409, "PUT %d: %ld %s", i,
+		    put[i].status, put[i].detail);
+	(void)snprintf(body, sizeof(body), "%s", create_body);
+	http("PUT", path, body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+}
+END_TEST
+
+/* A datagram socket standing in for systemd's NOTIFY_SOCKET. */
+static int
+notify_socket(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	(void)snprintf(sa.sun_path, sizeof(sa.sun_path), "%.100s", path);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* WATCHDOG=1 datagrams received since the last call. */
+static int
+notify_pings(int fd)
+{
+	char buf[512];
+	ssize_t n;
+	int pings = 0;
+
+	while ((n = recv(fd, buf, sizeof(buf) - 1, 0)) > 0) {
+		buf[n] = '\0';
+		pings += strstr(buf, "WATCHDOG=1") != NULL;
+	}
+	return pings;
+}
+
+START_TEST(test_a_job_queue_that_makes_no_progress_fails_health_and_watchdog)
+{
+	struct async post[2];
+	char sock[600], *log;
+	long st = 0;
+	int q = 0, run = 0, fd;
+	bool stalled = false;
+	int64_t deadline;
+	struct resp r;
+	sqlite3 *db;
+
+	/* a daemon whose watchdog is on (pings every 100 ms) */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	(void)snprintf(sock, sizeof(sock), "%s/notify.sock", D.dir);
+	fd = notify_socket(sock);
+	setenv("NOTIFY_SOCKET", sock, 1);
+	setenv("WATCHDOG_USEC", "200000", 1);
+	daemon_restart(&D);
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	upload_raw(IMG, 1 << 20);
+	deadline = now_ms() + 10000;
+	while (notify_pings(fd) == 0 && now_ms() < deadline)
+		sleep_ms(20);
+
+	/* one create holds the job thread (it waits for the database),
+	 * another waits behind it: after 1 s without progress the queue is
+	 * stalled */
+	db = db_lock();
+	async_start(&post[0], "POST", "/v1/instances", create_body);
+	wait_answered_or_queued(&post[0], 1, 0);
+	async_start(&post[1], "POST", "/v1/instances", create_body);
+	deadline = now_ms() + 20000;
+	while (health_jobs(&st, &q, &run, &stalled) && !stalled &&
+	    now_ms() < deadline)
+		sleep_ms(50);
+	ck_assert_msg(stalled, "never stalled (%d queued, %d running)", q, run);
+	ck_assert_int_eq(st, 503);
+	http("GET", "/v1/health", NULL, &r);
+	ck_assert_str_eq(jstr(r.json, "status"), "degraded");
+	ck_assert_str_eq(jstr(r.json, "detail"), "job queue stalled");
+	resp_clear(&r);
+	/* no ping while it stays stalled: 3 periods of the ping */
+	(void)notify_pings(fd);
+	sleep_ms(350);
+	ck_assert(health_jobs(&st, &q, &run, &stalled));
+	if (stalled) /* still the same stall: nothing was pinged */
+		ck_assert_int_eq(notify_pings(fd), 0);
+	db_unlock(db);
+	(void)async_join(&post[0]);
+	(void)async_join(&post[1]);
+	/* progress again: healthy, and pinged */
+	ck_assert(health_jobs(&st, &q, &run, &stalled));
+	ck_assert(!stalled);
+	ck_assert_int_eq(st, 200);
+	deadline = now_ms() + 10000;
+	while (notify_pings(fd) == 0 && now_ms() < deadline)
+		sleep_ms(20);
+	ck_assert_msg(now_ms() < deadline, "no WATCHDOG=1 after the stall");
+	close(fd);
+	log = testutil_read_file(D.log, NULL);
+	ck_assert_ptr_nonnull(strstr(log, "withholding the watchdog ping"));
+	free(log);
+}
+END_TEST
+
+START_TEST(test_a_delete_during_a_create_is_409_and_the_create_completes)
+{
+	struct async post;
+	char path[128], body[1024];
+	struct resp r;
+	sqlite3 *db;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", claim_uuid);
+	(void)snprintf(body, sizeof(body), "{\"uuid\": \"%s\", %s", claim_uuid,
+	    create_body + 1);
+	/* a POST with a uuid holds the job thread */
+	db = db_lock();
+	async_start(&post, "POST", "/v1/instances", body);
+	wait_answered_or_queued(&post, 1, 0);
+	/* the create holds its instance: a DELETE (or a PUT) is refused at
+	 * once rather than run under it (main: the DELETE queued, found no
+	 * row yet and answered 404; the create then answered 201) */
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 409, "uuid");
+	resp_clear(&r);
+	http("PUT", path, create_body, &r);
+	ck_problem(&r, 409, "uuid");
+	resp_clear(&r);
+	db_unlock(db);
+	ck_assert_msg(
+	    async_join(&post) == 201, "POST %ld %s", post.status, post.detail);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "stopped");
+	resp_clear(&r);
+	http("GET", "/v1/instances/22222222-2222-4333-8444-555555555555/domain",
+	    NULL, &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+	http("DELETE", path, NULL, &r);
+	ck_status(&r, 204);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
+START_TEST(test_a_put_replay_of_a_create_being_undone_is_not_200)
+{
+	char path[128], sql[256];
+	struct resp r;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s", claim_uuid);
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	/* a failed create whose undo could not finish (libvirtd away) leaves
+	 * its row deleting; one killed before the undo leaves it building */
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET state = 'deleting' WHERE uuid = '%s'",
+	    claim_uuid);
+	db_exec(sql);
+	http("PUT", path, create_body, &r);
+	ck_problem(&r, 409, "uuid");
+	ck_assert_ptr_nonnull(strstr(jstr(r.json, "detail"), "deleting"));
+	resp_clear(&r);
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET state = 'building' WHERE uuid = '%s'",
+	    claim_uuid);
+	db_exec(sql);
+	http("PUT", path, create_body, &r);
+	ck_problem(&r, 409, "uuid");
+	ck_assert_ptr_nonnull(strstr(jstr(r.json, "detail"), "building"));
+	resp_clear(&r);
+	/* and a DELETE does not run under a create either */
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 409, NULL);
+	resp_clear(&r);
+	/* a create that succeeded is answered as it is */
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET state = 'stopped' WHERE uuid = '%s'",
+	    claim_uuid);
+	db_exec(sql);
+	http("PUT", path, create_body, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "stopped");
+	ck_assert_ptr_nonnull(hdr(&r, "ETag"));
+	resp_clear(&r);
 }
 END_TEST
 
@@ -2257,6 +2696,8 @@ static char hlv_uri[256]; /* the private libvirtd's, once real_start ran */
  * MHD worker and one job thread: a slow call that held a worker would
  * stall every other request). False (test skipped) where the machine
  * cannot run libvirtd. */
+static int real_threads = 1; /* [api] threads of the next real_start */
+
 static bool
 real_start(void)
 {
@@ -2304,11 +2745,11 @@ real_start(void)
 	ck_assert_msg(rc == 0 && uri[0], "start.sh failed (%d)", rc);
 	(void)snprintf(hlv_uri, sizeof(hlv_uri), "%s", uri);
 	(void)snprintf(extra, sizeof(extra),
-	    "[api]\nthreads = 1\n"
+	    "[api]\nthreads = %d\n"
 	    "[libvirt]\nuri = %s\nvirt_type = qemu\nstop_timeout = 6\n"
 	    "detach_timeout = 2\n"
 	    "[storage]\nvolume_roots = %s\n",
-	    uri, hlv_dir);
+	    real_threads, uri, hlv_dir);
 	memset(&D, 0, sizeof(D));
 	daemon_start_conf(&D, extra);
 	return true;
@@ -2764,6 +3205,92 @@ START_TEST(test_image_delete_during_a_stalled_create_leaves_reads_answering)
 }
 END_TEST
 
+/* DELETEs of one uuid, one after another, until the create's POST of it
+ * has been answered. */
+struct deleter {
+	char path[128];
+	atomic_bool posted;
+	int n204, bad;
+	long bad_status;
+};
+
+static void *
+deleter_run(void *p)
+{
+	struct deleter *d = p;
+
+	while (!atomic_load(&d->posted)) {
+		struct resp r;
+
+		http("DELETE", d->path, NULL, &r);
+		if (r.status == 204)
+			d->n204++;
+		else if (r.status != 404 && r.status != 409 && !d->bad++)
+			d->bad_status = r.status;
+		resp_clear(&r);
+	}
+	return NULL;
+}
+
+START_TEST(test_post_with_a_uuid_racing_deletes_leaves_no_orphan_domain)
+{
+	int i, created = 0, refused = 0;
+	struct resp r;
+
+	/* job threads enough for the create and a delete to run at once */
+	real_threads = 4;
+	if (!real_start())
+		return;
+	upload_raw(IMG, 1 << 20);
+	for (i = 0; i < 30; i++) {
+		struct deleter d = {.bad = 0};
+		char u[40], body[1024], dom[180];
+		pthread_t t;
+		long st;
+
+		(void)snprintf(
+		    u, sizeof(u), "33333333-2222-4333-8444-%012d", i);
+		(void)snprintf(d.path, sizeof(d.path), "/v1/instances/%s", u);
+		(void)snprintf(dom, sizeof(dom), "%s/domain", d.path);
+		(void)snprintf(body, sizeof(body), "{\"uuid\": \"%s\", %s", u,
+		    create_body + 1);
+		ck_assert_int_eq(pthread_create(&t, NULL, deleter_run, &d), 0);
+		http("POST", "/v1/instances", body, &r);
+		st = r.status;
+		resp_clear(&r);
+		atomic_store(&d.posted, true);
+		pthread_join(t, NULL);
+		ck_assert_msg(st == 201 || st == 409, "POST %ld", st);
+		ck_assert_msg(!d.bad, "DELETE answered %ld", d.bad_status);
+		created += st == 201;
+		refused += st == 409;
+		/* a 201 is for an instance that exists, with its domain,
+		 * unless a DELETE answered 204 after it */
+		if (st == 201 && d.n204 == 0) {
+			http("GET", d.path, NULL, &r);
+			ck_status(&r, 200);
+			resp_clear(&r);
+			http("GET", dom, NULL, &r);
+			ck_status(&r, 200);
+			resp_clear(&r);
+		}
+	}
+	printf("check_api: POST/DELETE race: %d created, %d refused\n", created,
+	    refused);
+	fflush(stdout);
+	/* no domain without a row: restart, reconciliation counts them */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	daemon_restart(&D);
+	http("GET", "/metrics", NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_msg(strstr(r.body, "hyperlet_reconcile_findings_total 0\n"),
+	    "domains without a row: %s",
+	    strstr(r.body, "hyperlet_reconcile_findings_total"));
+	resp_clear(&r);
+	real_stop();
+}
+END_TEST
+
 int
 main(void)
 {
@@ -2817,6 +3344,19 @@ main(void)
 	tcase_add_test(tc, test_put_replay_ignores_whitespace_but_not_values);
 	tcase_add_test(
 	    tc, test_put_with_a_malformed_uuid_is_400_and_a_mismatch_400);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("claims");
+	tcase_add_checked_fixture(tc, setup_one_thread, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc,
+	    test_put_replays_queued_ahead_of_a_delete_do_not_deadlock_the_jobs);
+	tcase_add_test(tc,
+	    test_a_job_queue_that_makes_no_progress_fails_health_and_watchdog);
+	tcase_add_test(
+	    tc, test_a_delete_during_a_create_is_409_and_the_create_completes);
+	tcase_add_test(
+	    tc, test_a_put_replay_of_a_create_being_undone_is_not_200);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("reads");
@@ -2887,6 +3427,8 @@ main(void)
 	    tc, test_metrics_count_a_domain_without_a_row_after_restart);
 	tcase_add_test(tc,
 	    test_image_delete_during_a_stalled_create_leaves_reads_answering);
+	tcase_add_test(
+	    tc, test_post_with_a_uuid_racing_deletes_leaves_no_orphan_domain);
 	suite_add_tcase(s, tc);
 
 	rc = testutil_run(s);

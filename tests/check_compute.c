@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +398,136 @@ START_TEST(test_compute_delete_finishes_an_instance_left_deleting)
 	ck_assert(!row_exists(got->uuid));
 	ck_assert(!dom_exists(got->uuid));
 	instance_free(got);
+}
+END_TEST
+
+START_TEST(test_compute_delete_of_an_instance_being_built_is_busy)
+{
+	struct instance *got = create(true);
+	struct err e = {0};
+
+	ck_assert_int_eq(
+	    store_instance_set_state(s, got->uuid, INSTANCE_BUILDING, &e), 0);
+	ck_assert_int_eq(compute_delete(c, s, got->uuid, &e), -EBUSY);
+	ck_assert_msg(strstr(e.msg, "building"), "%s", e.msg);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_BUILDING);
+	ck_assert(dom_exists(got->uuid));
+	instance_free(got);
+}
+END_TEST
+
+START_TEST(test_store_cas_state_changes_only_the_expected_state)
+{
+	struct instance *got = create(false);
+	struct err e = {0};
+
+	ck_assert_int_eq(store_instance_cas_state(s, got->uuid,
+			     INSTANCE_RUNNING, INSTANCE_DELETING, &e),
+	    -EBUSY);
+	ck_assert_msg(
+	    strstr(e.msg, "is stopped, no longer running"), "%s", e.msg);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_STOPPED);
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_cas_state(s, got->uuid,
+			     INSTANCE_STOPPED, INSTANCE_RUNNING, &e),
+	    0);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	ck_assert_int_eq(
+	    store_instance_cas_state(s, "00000000-0000-4000-8000-000000000001",
+		INSTANCE_RUNNING, INSTANCE_STOPPED, &e),
+	    -ENOENT);
+	instance_free(got);
+}
+END_TEST
+
+/* One create and a stream of deletes of the same uuid, each on its own
+ * thread and store connection, as two API job threads would run them
+ * without the API's claim. */
+struct race {
+	struct instance *inst;
+	atomic_bool created; /* compute_create has returned */
+	int create_rc;
+	int deletes_ok;
+	int delete_bad; /* a delete error other than -ENOENT/-EBUSY */
+	char bad_msg[ERR_MSG_MAX];
+};
+
+static void *
+race_create(void *p)
+{
+	struct race *r = p;
+	struct store *cs = NULL;
+	struct err e = {0};
+
+	ck_assert_int_eq(store_open(db_path, NULL, &cs, &e), 0);
+	r->create_rc = compute_create(c, cs, r->inst, "d", NULL, &e);
+	atomic_store(&r->created, true);
+	store_close(cs);
+	return NULL;
+}
+
+static void *
+race_delete(void *p)
+{
+	struct race *r = p;
+	struct store *ds = NULL;
+	struct err e = {0};
+	bool last = false;
+
+	ck_assert_int_eq(store_open(db_path, NULL, &ds, &e), 0);
+	/* until the create has answered, and once more after */
+	while (!last) {
+		int rc;
+
+		last = atomic_load(&r->created);
+		err_clear(&e);
+		rc = compute_delete(c, ds, r->inst->uuid, &e);
+		if (rc == 0)
+			r->deletes_ok++;
+		else if (rc != -ENOENT && rc != -EBUSY && !r->delete_bad) {
+			r->delete_bad = rc;
+			(void)snprintf(
+			    r->bad_msg, sizeof(r->bad_msg), "%s", e.msg);
+		}
+	}
+	store_close(ds);
+	return NULL;
+}
+
+START_TEST(test_compute_create_and_delete_racing_never_leave_an_orphan_domain)
+{
+	int rounds = real ? 20 : 200, i, created = 0, kept = 0;
+
+	for (i = 0; i < rounds; i++) {
+		struct race r = {.inst = request(true, false)};
+		pthread_t a, b;
+		bool row, dom;
+
+		ck_assert_int_eq(pthread_create(&b, NULL, race_delete, &r), 0);
+		ck_assert_int_eq(pthread_create(&a, NULL, race_create, &r), 0);
+		pthread_join(a, NULL);
+		pthread_join(b, NULL);
+		ck_assert_msg(r.delete_bad == 0, "delete: %d %s", r.delete_bad,
+		    r.bad_msg);
+		row = row_exists(r.inst->uuid);
+		dom = dom_exists(r.inst->uuid);
+		/* no domain without a row, no row without its domain */
+		ck_assert_msg(row == dom,
+		    "round %d: row %d, domain %d (create %d, deletes %d)", i,
+		    row, dom, r.create_rc, r.deletes_ok);
+		if (row) {
+			ck_assert_int_eq(r.create_rc, 0);
+			ck_assert_int_eq(
+			    row_state(r.inst->uuid), INSTANCE_RUNNING);
+			kept++;
+		} else
+			ck_assert(!instance_dir_exists(r.inst->uuid));
+		created += r.create_rc == 0;
+		instance_free(r.inst);
+	}
+	printf("create/delete race: %d rounds, %d created, %d kept\n", rounds,
+	    created, kept);
+	fflush(stdout);
 }
 END_TEST
 
@@ -1540,9 +1672,18 @@ main(void)
 	    tc, test_compute_create_of_a_taken_uuid_leaves_the_first_alone);
 
 	TC("compute_delete");
+	/* the create/delete race runs 200 rounds: room for a loaded machine
+	 * and the sanitizer build */
+	tcase_set_timeout(tc, real ? 300 : 120);
 	tcase_add_test(tc, test_compute_delete_removes_domain_disks_and_row);
 	tcase_add_test(
 	    tc, test_compute_delete_finishes_an_instance_left_deleting);
+	tcase_add_test(
+	    tc, test_compute_delete_of_an_instance_being_built_is_busy);
+	tcase_add_test(
+	    tc, test_store_cas_state_changes_only_the_expected_state);
+	tcase_add_test(tc,
+	    test_compute_create_and_delete_racing_never_leave_an_orphan_domain);
 
 	TC("compute_action");
 	tcase_add_test(
