@@ -71,12 +71,13 @@ struct bdm {
 	char *tag;
 	bool delete_on_termination;
 	char *connection_info; /* JSON text, or NULL */
-	/* connection_info's driver_volume_type and data.device_path as
-	 * bdm_json_conn_source reads them, kept so that they are read once:
-	 * both NULL until read (bdm_json fills them when it parses
-	 * connection_info, bdm_instance_prepare when it first checks it),
-	 * or both set and valid. Whoever replaces connection_info frees
-	 * and NULLs them; bdm_copy and bdm_clear handle them. */
+	/* connection_info's driver_volume_type ("file" or "block") and
+	 * data.device_path, read once where connection_info comes in:
+	 * bdm_json when it parses a request (a bad one is refused there),
+	 * the store when it loads a row. Both NULL (not read, or not
+	 * valid: the model refuses a volume then) or both set and valid.
+	 * Whoever replaces connection_info frees and NULLs them; bdm_copy
+	 * and bdm_clear handle them. */
 	char *conn_type;
 	char *conn_path;
 };

@@ -76,33 +76,46 @@ set_uuid(struct json_object *v, const char *prefix, const char *key,
 }
 
 /*
- * Keeps the volume source of connection_info o in b (conn_type, conn_path)
- * when it is one bdm_json_conn_source would accept from o's text, so that
- * neither bdm_instance_prepare nor blockinfo_build scans that text again.
- * Anything else leaves them NULL, for bdm_json_conn_source to report at
- * prepare with its own message. Returns 0 or -ENOMEM.
+ * Reads the volume source of connection_info o (its path in the request is
+ * field): driver_volume_type "file" or "block" and data.device_path, a
+ * normalised absolute path, kept in b (conn_type, conn_path) so that
+ * neither bdm_instance_prepare nor blockinfo_build reads the text again.
+ * The messages and fields are bdm_json_conn_source's. Returns 0, -EINVAL
+ * naming the field, -ENOMEM.
  */
 static int
-conn_remember(struct json_object *o, struct bdm *b, struct err *e)
+conn_read(
+    struct json_object *o, const char *field, struct bdm *b, struct err *e)
 {
 	struct json_object *t = NULL, *d = NULL, *p = NULL;
+	char dfield[JFIELD_PATH_MAX];
 	const char *type, *path;
 
 	free(b->conn_type);
 	free(b->conn_path);
 	b->conn_type = b->conn_path = NULL;
-	if (!json_object_object_get_ex(o, "driver_volume_type", &t) ||
-	    !json_object_is_type(t, json_type_string) ||
-	    !json_object_object_get_ex(o, "data", &d) ||
-	    !json_object_is_type(d, json_type_object) ||
-	    !json_object_object_get_ex(d, "device_path", &p) ||
-	    !json_object_is_type(p, json_type_string))
-		return 0;
+	if (!json_object_object_get_ex(o, "driver_volume_type", &t))
+		return fail(field, "driver_volume_type", e, "is required");
+	if (t == NULL || !json_object_is_type(t, json_type_string))
+		return fail(field, "driver_volume_type", e, "expected string");
 	type = json_object_get_string(t);
+	if (!STREQ(type, "file") && !STREQ(type, "block"))
+		return fail(field, "driver_volume_type", e,
+		    "expected file or block (the volume must already be "
+		    "attached to this host)");
+	if (!json_object_object_get_ex(o, "data", &d))
+		return fail(field, "data", e, "is required");
+	if (d == NULL || !json_object_is_type(d, json_type_object))
+		return fail(field, "data", e, "expected object");
+	jfield_path(dfield, field, "data");
+	if (!json_object_object_get_ex(d, "device_path", &p))
+		return fail(dfield, "device_path", e, "is required");
+	if (p == NULL || !json_object_is_type(p, json_type_string))
+		return fail(dfield, "device_path", e, "expected string");
 	path = json_object_get_string(p);
-	if ((!STREQ(type, "file") && !STREQ(type, "block")) ||
-	    !util_path_valid(path))
-		return 0;
+	if (!util_path_valid(path))
+		return fail(dfield, "device_path", e,
+		    "expected a normalised absolute path");
 	if ((b->conn_type = strdup(type)) == NULL ||
 	    (b->conn_path = strdup(path)) == NULL) {
 		free(b->conn_type);
@@ -112,24 +125,25 @@ conn_remember(struct json_object *o, struct bdm *b, struct err *e)
 	return 0;
 }
 
-/* connection_info: an object, kept as compact JSON text (and its source
- * in b, see conn_remember). */
+/* connection_info: an object, kept as compact JSON text, and its source
+ * in b (see conn_read). */
 static int
 set_conn(struct json_object *v, const char *prefix, const char *key,
     struct bdm *b, struct err *e)
 {
 	struct json_object *o = NULL;
+	char field[JFIELD_PATH_MAX];
 	char *t;
 	int r = jfield_value_obj(v, prefix, key, JFIELD_NULLABLE, &o, e);
 
 	if (r <= 0)
 		return r;
+	if ((r = conn_read(o, jfield_path(field, prefix, key), b, e)) < 0)
+		return r;
 	if ((t = jfield_to_text(o)) == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
 	free(b->connection_info);
 	b->connection_info = t;
-	if ((r = conn_remember(o, b, e)) < 0)
-		return r;
 	return 1;
 }
 
@@ -728,8 +742,8 @@ bdm_json_parse_attach(
 	return 0;
 }
 
-/* See bdm_json.h. Runs in bdm_instance_prepare for every volume, so it
- * scans the text (jfield_scan) rather than building a json-c tree. */
+/* See bdm_json.h. Runs for every volume row the store loads, so it scans
+ * the text (jfield_scan) rather than building a json-c tree. */
 int
 bdm_json_conn_source(const char *connection_info, const char *prefix,
     char **ret_type, char **ret_path, struct err *e)

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bdm_json.h"
 #include "blockinfo.h"
 #include "util.h"
 
@@ -672,8 +671,9 @@ given_names_reserve(struct mapctx *m, struct err *e)
 	return 0;
 }
 
-/* The volume's source from connection_info: as read before (bdm_json or
- * bdm_instance_prepare kept it in b), else through bdm_json. */
+/* The volume's source from connection_info, as read once before (bdm_json
+ * when parsing the request, the store when loading the row) and kept in
+ * b. */
 static int
 conn_source(
     const struct bdm *b, size_t i, struct blockinfo_disk *disk, struct err *e)
@@ -691,9 +691,9 @@ conn_source(
 		return err_set_field(e, -EINVAL,
 		    bdm_field(i, "connection_info", field),
 		    "connection_info: required for a volume");
-	(void)bdm_field(i, "connection_info", field);
-	return bdm_json_conn_source(
-	    b->connection_info, field, &disk->conn_type, &disk->conn_path, e);
+	return err_set_field(e, -EINVAL, bdm_field(i, "connection_info", field),
+	    "connection_info: expected driver_volume_type file or block and "
+	    "data.device_path");
 }
 
 /*

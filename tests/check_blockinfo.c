@@ -336,15 +336,15 @@ START_TEST(test_build_reads_the_volume_source_from_connection_info)
 }
 END_TEST
 
-/* Parsing keeps each volume's source with its BDM; a BDM without it (a
- * stored row, which holds only the connection_info text) has it read
- * from the text, with the same result. */
-START_TEST(test_build_reads_connection_info_when_the_source_was_not_kept)
+/* Parsing keeps each volume's source with its BDM (the store does when it
+ * loads a row); blockinfo never reads the connection_info text itself, so
+ * a volume BDM without its source is refused, naming the field. */
+START_TEST(test_build_refuses_a_volume_whose_source_was_not_read)
 {
 	struct instance *inst = prepared(five_disks, NULL);
 	struct blockinfo *bi = NULL;
 	struct err e = {0};
-	size_t n_vol = 0;
+	size_t n_vol = 0, last = 0;
 
 	for (size_t i = 0; i < inst->n_bdms; i++) {
 		struct bdm *b = &inst->bdms[i];
@@ -354,15 +354,15 @@ START_TEST(test_build_reads_connection_info_when_the_source_was_not_kept)
 		n_vol++;
 		ck_assert_str_eq(b->conn_type, "file");
 		ck_assert_ptr_nonnull(b->conn_path);
-		free(b->conn_type);
-		free(b->conn_path);
-		b->conn_type = b->conn_path = NULL;
+		last = i;
 	}
 	ck_assert_uint_eq(n_vol, 2);
-	ck_assert_int_eq(blockinfo_build(inst, NULL, &bi, &e), 0);
-	ck_assert_str_eq(bi->volumes[0]->conn_type, "file");
-	ck_assert_str_eq(bi->volumes[0]->conn_path, "/srv/volumes/" VOL1);
-	blockinfo_free(bi);
+	free(inst->bdms[last].conn_type);
+	free(inst->bdms[last].conn_path);
+	inst->bdms[last].conn_type = inst->bdms[last].conn_path = NULL;
+	ck_assert_int_eq(blockinfo_build(inst, NULL, &bi, &e), -EINVAL);
+	ck_assert_ptr_null(bi);
+	ck_assert_ptr_nonnull(strstr(e.field, ".connection_info"));
 	instance_free(inst);
 }
 END_TEST
@@ -1283,7 +1283,7 @@ main(void)
 	tcase_add_test(
 	    tc, test_build_reads_the_volume_source_from_connection_info);
 	tcase_add_test(
-	    tc, test_build_reads_connection_info_when_the_source_was_not_kept);
+	    tc, test_build_refuses_a_volume_whose_source_was_not_read);
 	tcase_add_test(tc, test_build_of_copied_bdms_keeps_the_volume_source);
 	tcase_add_test(tc, test_build_writes_picked_names_and_buses_back);
 	tcase_add_test(tc, test_build_never_picks_a_name_some_bdm_asks_for);
