@@ -2,7 +2,9 @@
  * JSON <-> model. Requests are parsed by jfield_parse (strict grammar, no
  * duplicate keys, bounded strings and depth) and read through sorted
  * field tables, one pass over each object's keys, so unknown keys are
- * refused as they are met and nothing is coerced. Only types, shapes and
+ * refused as they are met; nothing is coerced but the BDM fields Nova
+ * itself takes as strings (boot_index, volume_size,
+ * delete_on_termination: Nova's parameter_types). Only types, shapes and
  * string limits are checked here; Nova's rules live in bdm.c. Instances
  * and BDMs are written as text with jwriter (one formatter, used by the
  * list's stream and, parsed back, by the json-c constructors); the
@@ -204,8 +206,8 @@ parse_bdm(
 			b->uuid_given = r > 0;
 			break;
 		case BK_BOOT_INDEX:
-			r = jfield_value_int(val, prefix, key, JFIELD_NULLABLE,
-			    -1, INT32_MAX - 1, &x, e);
+			r = jfield_value_nova_int(val, prefix, key,
+			    JFIELD_NULLABLE, true, -1, INT32_MAX - 1, &x, e);
 			if (r > 0)
 				b->boot_index = (int)x;
 			break;
@@ -213,8 +215,8 @@ parse_bdm(
 			r = set_conn(val, prefix, key, b, e);
 			break;
 		case BK_DELETE_ON_TERMINATION:
-			r = jfield_value_bool(val, prefix, key, JFIELD_OPTIONAL,
-			    &b->delete_on_termination, e);
+			r = jfield_value_nova_bool(val, prefix, key,
+			    JFIELD_OPTIONAL, &b->delete_on_termination, e);
 			dot_given = r > 0;
 			break;
 		case BK_DESTINATION_TYPE:
@@ -261,8 +263,9 @@ parse_bdm(
 			    val, prefix, key, JFIELD_NULLABLE, &volume_id, e);
 			break;
 		case BK_VOLUME_SIZE:
-			r = jfield_value_int(val, prefix, key, JFIELD_NULLABLE,
-			    1, 0x7fffffff, &b->volume_size, e);
+			r = jfield_value_nova_int(val, prefix, key,
+			    JFIELD_NULLABLE, false, 1, 0x7fffffff,
+			    &b->volume_size, e);
 			break;
 		case BK_VOLUME_TYPE:
 			r = fail(prefix, key, e,
@@ -701,8 +704,8 @@ bdm_json_parse_attach(
 			r = set_conn(val, NULL, key, &b, e);
 			break;
 		case AK_DELETE_ON_TERMINATION:
-			r = jfield_value_bool(val, NULL, key, JFIELD_OPTIONAL,
-			    &b.delete_on_termination, e);
+			r = jfield_value_nova_bool(val, NULL, key,
+			    JFIELD_OPTIONAL, &b.delete_on_termination, e);
 			break;
 		case AK_DEVICE_NAME:
 			r = set_str(

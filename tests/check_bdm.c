@@ -434,14 +434,72 @@ static const struct fail_case fail_cases[] = {
 	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
 	"'volume_size':-5}]}",
 	-EINVAL, "block_device_mapping_v2[0].volume_size"},
-    {"volume_size as a string",
+    /* Nova's parameter_types: digits only, at least 1 */
+    {"volume_size '5x'",
 	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
-	"'volume_size':'10'}]}",
+	"'volume_size':'5x'}]}",
 	-EINVAL, "block_device_mapping_v2[0].volume_size"},
-    {"delete_on_termination as a string",
+    {"volume_size '1.5'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'1.5'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size '-1'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'-1'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size '0'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'0'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size ''",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':''}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size ' 5'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':' 5'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size 1.5",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':1.5}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size beyond MAX_INT as a string",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'2147483648'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size beyond int64 as a string",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'99999999999999999999'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"boot_index '1.5'",
+	"{" HEAD "," B0 VOLBDM(
+	    VOL1, 0) ",{'source_type':'blank',"
+		     "'destination_type':'local','boot_index':'1.5'}]}",
+	-EINVAL, "block_device_mapping_v2[1].boot_index"},
+    {"boot_index '+1'",
+	"{" HEAD "," B0 VOLBDM(
+	    VOL1, 0) ",{'source_type':'blank',"
+		     "'destination_type':'local','boot_index':'+1'}]}",
+	-EINVAL, "block_device_mapping_v2[1].boot_index"},
+    {"delete_on_termination 'y' (not in Nova's boolean)",
 	"{" HEAD "," B0 VOLBDM(VOL1,
 	    0) ",{'source_type':'blank',"
-	       "'destination_type':'local','delete_on_termination':'yes'}]}",
+	       "'destination_type':'local','delete_on_termination':'y'}]}",
+	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
+    {"delete_on_termination 'tRUE' (not in Nova's boolean)",
+	"{" HEAD "," B0 VOLBDM(VOL1,
+	    0) ",{'source_type':'blank',"
+	       "'destination_type':'local','delete_on_termination':'tRUE'}]}",
+	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
+    {"delete_on_termination 1 (a number)",
+	"{" HEAD "," B0 VOLBDM(
+	    VOL1, 0) ",{'source_type':'blank',"
+		     "'destination_type':'local','delete_on_termination':1}]}",
+	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
+    {"delete_on_termination 'no' on a local disk",
+	"{" HEAD "," B0 VOLBDM(VOL1,
+	    0) ",{'source_type':'blank',"
+	       "'destination_type':'local','delete_on_termination':'no'}]}",
 	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
     {"a local disk that is kept after termination",
 	"{" HEADF(
@@ -1704,6 +1762,93 @@ START_TEST(test_prepare_is_idempotent)
 }
 END_TEST
 
+/* Nova's own fields take Nova's types (parameter_types.py): boot_index
+ * and volume_size as digit strings, delete_on_termination as any string of
+ * parameter_types.boolean, at create and at attach. */
+START_TEST(test_parse_takes_novas_string_integers_and_booleans)
+{
+	static const struct {
+		const char *dot;
+		bool want;
+	} bools[] = {{"'True'", true}, {"'TRUE'", true}, {"'true'", true},
+	    {"'1'", true}, {"'ON'", true}, {"'On'", true}, {"'on'", true},
+	    {"'YES'", true}, {"'Yes'", true}, {"'yes'", true},
+	    {"'False'", false}, {"'FALSE'", false}, {"'false'", false},
+	    {"'0'", false}, {"'OFF'", false}, {"'Off'", false},
+	    {"'off'", false}, {"'NO'", false}, {"'No'", false}, {"'no'", false},
+	    {"true", true}, {"false", false}};
+	struct instance *inst = NULL;
+	struct err e = {0};
+	char body[1024];
+
+	ck_assert_int_eq(
+	    parse(
+		"{" HEADF(5,
+		    0) "," B0 "{'boot_index':'0','source_type':'volume',"
+		       "'destination_type':'volume','uuid':'" VOL1
+		       "','connection_info':" CONN(
+			   "/dev/v1") "},"
+				      "{'boot_index':'-1','source_type':'blank',"
+				      "'destination_type':'local','volume_size':'05'},"
+				      "{'boot_index':'1','source_type':'volume',"
+				      "'destination_type':'volume','uuid':'" VOL2
+				      "','volume_size':'2147483647',"
+				      "'connection_info':" CONN(
+					  "/dev/v2") "}]}",
+		&inst, &e),
+	    0);
+	ck_assert_int_eq(inst->bdms[0].boot_index, 0);
+	ck_assert_int_eq(inst->bdms[1].boot_index, BDM_BOOT_NONE);
+	ck_assert_int_eq(inst->bdms[1].volume_size, 5);
+	ck_assert_int_eq(inst->bdms[2].boot_index, 1);
+	ck_assert_int_eq(inst->bdms[2].volume_size, 2147483647);
+	inst = instance_free(inst);
+
+	/* jsonschema's '$' matches before a final newline, int() drops it */
+	ck_assert_int_eq(
+	    parse("{" HEADF(5, 0) "," B0
+				  "{'source_type':'blank','destination_type':"
+				  "'local','volume_size':'3\\n'}]}",
+		&inst, &e),
+	    0);
+	ck_assert_int_eq(inst->bdms[0].volume_size, 3);
+	inst = instance_free(inst);
+
+	for (size_t i = 0; i < ELEMENTSOF(bools); i++) {
+		struct bdm b;
+
+		(void)snprintf(body, sizeof(body),
+		    "{" HEAD "," B0 "{'boot_index':0,'source_type':'volume',"
+		    "'destination_type':'volume','uuid':'" VOL1
+		    "','connection_info':" CONN(
+			"/dev/v1") ","
+				   "'delete_on_termination':%s}]}",
+		    bools[i].dot);
+		ck_assert_msg(
+		    parse(body, &inst, &e) == 0, "%s: %s", bools[i].dot, e.msg);
+		ck_assert_msg(
+		    inst->bdms[0].delete_on_termination == bools[i].want, "%s",
+		    bools[i].dot);
+		inst = instance_free(inst);
+
+		memset(&b, 0, sizeof(b));
+		(void)snprintf(body, sizeof(body),
+		    "{'volume_id':'" VOL2 "','connection_info':" CONN(
+			"/dev/v2") ",'delete_on_termination':%s}",
+		    bools[i].dot);
+		{
+			char *t = q(body);
+
+			ck_assert_int_eq(
+			    bdm_json_parse_attach(t, strlen(t), &b, &e), 0);
+			free(t);
+		}
+		ck_assert(b.delete_on_termination == bools[i].want);
+		bdm_clear(&b);
+	}
+}
+END_TEST
+
 /* ---- attach ------------------------------------------------------ */
 
 static int
@@ -2249,6 +2394,7 @@ main(void)
 	tcase_add_loop_test(
 	    tc, test_parse_refuses_hostile_json, 0, (int)ELEMENTSOF(raw_cases));
 	tcase_add_test(tc, test_parse_bounds_string_length);
+	tcase_add_test(tc, test_parse_takes_novas_string_integers_and_booleans);
 	tcase_add_test(
 	    tc, test_parse_accepts_1000_bdms_and_prepare_refuses_them);
 	tcase_add_test(tc, test_parse_handles_escapes_and_unicode);

@@ -62,6 +62,7 @@ HYPERLET_ERRORS = {
     'fail_image_local_not_root': ('EINVAL', 'block_device_mapping_v2[1].source_type'),
     'fail_device_name_space': ('EINVAL', 'block_device_mapping_v2[1].device_name'),
     'fail_volume_size_negative': ('EINVAL', 'block_device_mapping_v2[1].volume_size'),
+    'fail_volume_size_not_integer': ('EINVAL', 'block_device_mapping_v2[1].volume_size'),
     'fail_volume_type_local': ('EINVAL', 'block_device_mapping_v2[1].volume_type'),
     'fail_volume_type_on_volume': ('EINVAL', 'block_device_mapping_v2[1].volume_type'),
     'fail_unknown_bdm_field': ('EINVAL', 'block_device_mapping_v2[1].no_such_field'),
@@ -85,7 +86,6 @@ HYPERLET_ERRORS = {
     'fail_volume_without_connection_info': (
         'EINVAL', 'block_device_mapping_v2[1].connection_info'),
     'fail_local_root_other_image': ('EINVAL', 'block_device_mapping_v2[0].uuid'),
-    'fail_boot_index_not_integer': ('EINVAL', 'block_device_mapping_v2[1].boot_index'),
     'fail_duplicate_device_name': ('EINVAL', 'block_device_mapping_v2[2].device_name'),
     'fail_duplicate_serial': ('EEXIST', 'block_device_mapping_v2[2].uuid'),
     'fail_image_disk_bus_unknown': ('EINVAL', 'image_meta.properties.hw_disk_bus'),
