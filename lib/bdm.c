@@ -970,8 +970,11 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 		return err_set_field(e, -EINVAL, "imageRef",
 		    "field 'imageRef': no root disk: give imageRef or a "
 		    "block_device_mapping_v2 entry with boot_index 0");
+	/* compute/api.py _check_and_transform_bdm: booting from an image, no
+	 * volume may ask for the root device name (base_options'
+	 * root_device_name, 'vda' as hyperlet has no image property for it) */
 	if (bdm_is_local(root))
-		root_name = root->device_name ? root->device_name : "/dev/vda";
+		root_name = "/dev/vda";
 
 	for (i = 0; i < n; i++) {
 		b = &inst->bdms[i];
@@ -1012,10 +1015,23 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 				    (long long)fl->ephemeral_gb);
 		}
 		if (b->device_name && root_name && b != root &&
+		    b->destination_type == BDM_DEST_VOLUME &&
 		    STREQ(b->device_name, root_name))
 			return BDM_FAIL(-EINVAL, "device_name",
 			    "field '%s': %s is the root disk's device name", _f,
 			    root_name);
+	}
+	/* The libvirt driver's default_device_names_for_instance: every
+	 * device name a BDM gives is dropped and the mapping assigns one
+	 * (blockinfo_build); the root's becomes the instance's
+	 * root_device_name (ComputeManager._default_block_device_names), so
+	 * it alone is kept. */
+	for (i = 0; i < n; i++) {
+		b = &inst->bdms[i];
+		if (b != root && b->device_name != NULL) {
+			free(b->device_name);
+			b->device_name = NULL;
+		}
 	}
 
 	if (n > BDM_PAIRWISE_MAX &&

@@ -172,7 +172,9 @@ void image_props_clear(struct image_props *p);
  * Applies Nova's API rules to a parsed create request, in place: adds the
  * image root BDM and the flavor's ephemeral and swap BDMs when the request
  * does not give them, fills defaults (device_type disk, delete_on_termination
- * for local disks, ...), validates every rule, and draws a uuid for every
+ * for local disks, ...), validates every rule, drops every device_name
+ * but the root BDM's (Nova's libvirt driver, default_device_names_for_
+ * instance: blockinfo_build assigns them), and draws a uuid for every
  * BDM that has none (a generated one whose first 20 characters collide
  * with another disk's is drawn again), and the instance uuid if empty.
  * The image root goes first, the flavor's disks last. Calling it again
@@ -188,9 +190,9 @@ int bdm_instance_prepare(
  * Validates a BDM for a volume attached to an existing instance (the
  * attach route): destination volume, volume_id and connection_info set,
  * device_name/disk_bus well formed, no volume id or serial collision with
- * the instance's BDMs. Draws the uuid if not given. Device-name clashes
- * and the attach limit are blockinfo_pick_attach's (lim is not used
- * here). Returns 0, -EINVAL, -EEXIST (volume already attached, its
+ * the instance's BDMs. Draws the uuid if not given. The device name
+ * (a given one is replaced, as Nova does) and the attach limit are
+ * blockinfo_pick_attach's (lim is not used here). Returns 0, -EINVAL, -EEXIST (volume already attached, its
  * serial prefix or the bdm_uuid taken), -ENOMEM.
  */
 int bdm_prepare_attach(const struct instance *inst, struct bdm *b,

@@ -165,12 +165,19 @@ static const struct valid_case valid_cases[] = {
 		  "[{'source_type':'blank','destination_type':'local',"
 		  "'guest_format':'swap','volume_size':256,'boot_index':null}]}",
 	"image>local:0:-1:-,blank>local:-1:256:swap"},
-    {"explicit device names are normalised to /dev/",
+    {"device names a request gives are dropped (Nova's libvirt driver)",
 	"{" HEADF(10, 0) ",'imageRef':'" IMG "','block_device_mapping_v2':["
 			 "{'source_type':'blank','destination_type':'local',"
 			 "'device_name':'vdb'}," VOLBDM(VOL1, -1) "]}",
-	"image>local:0:-1:-,blank>local:-1:10:-@/dev/vdb,"
+	"image>local:0:-1:-,blank>local:-1:10:-,"
 	"volume>volume:-1:-1:-"},
+    {"the root's device name is kept, normalised to /dev/",
+	"{" HEADF(10, 0) ",'imageRef':'" IMG "','block_device_mapping_v2':["
+			 "{'source_type':'image','destination_type':'local',"
+			 "'boot_index':0,'uuid':'" IMG "','device_name':'vdc'},"
+			 "{'source_type':'blank','destination_type':'local',"
+			 "'device_name':'vdc'}]}",
+	"image>local:0:-1:-@/dev/vdc,blank>local:-1:10:-"},
     {"config drive and metadata",
 	"{" HEAD ",'imageRef':'" IMG "','config_drive':true,'metadata':"
 	"{'role':'web','a b:c.d-e_f':''},'start':false}",
@@ -243,7 +250,7 @@ START_TEST(test_prepare_normalises_uuids_and_keeps_fields)
 	struct err e = {0};
 
 	ck_assert_int_eq(
-	    parse_prepare(valid_cases[14].json, NULL, &inst, &e), 0);
+	    parse_prepare(valid_cases[15].json, NULL, &inst, &e), 0);
 	ck_assert_str_eq(inst->uuid, VOL1);
 	ck_assert(inst->uuid_given);
 	ck_assert_str_eq(
@@ -252,7 +259,7 @@ START_TEST(test_prepare_normalises_uuids_and_keeps_fields)
 	instance_free(inst);
 
 	ck_assert_int_eq(
-	    parse_prepare(valid_cases[13].json, NULL, &inst, &e), 0);
+	    parse_prepare(valid_cases[14].json, NULL, &inst, &e), 0);
 	ck_assert(inst->config_drive);
 	ck_assert(!inst->start);
 	ck_assert_str_eq(
@@ -707,12 +714,13 @@ static const struct fail_case fail_cases[] = {
 	"{" HEADF(1, 0) "," IMGREF B0 "{'source_type':'blank',"
 			"'destination_type':'local','device_name':'vd b'}]}",
 	-EINVAL, "block_device_mapping_v2[0].device_name"},
-    {"a device name taken twice",
-	"{" HEADF(2,
-	    0) "," IMGREF B0 "{'source_type':'blank',"
-	       "'destination_type':'local','volume_size':1,'device_name':'vdb'},"
-	       "{'source_type':'blank','destination_type':'local','volume_size':"
-	       "1,'device_name':'/dev/vdb'}]}",
+    {"a volume named like the root when booting from an image",
+	"{" HEADF(2, 0) "," IMGREF B0 "{'source_type':'blank',"
+			"'destination_type':'local','volume_size':1},"
+			"{'boot_index':1,'source_type':'volume',"
+			"'destination_type':'volume','uuid':'" VOL1 "',"
+			"'device_name':'/dev/vda','connection_info':" CONN(
+			    "/dev/v") "}]}",
 	-EINVAL, "block_device_mapping_v2[1].device_name"},
     {"a volume on the root's device name",
 	"{" HEAD "," IMGREF B0 "{'source_type':'volume',"
@@ -1529,10 +1537,10 @@ static const struct {
 	"block_device_mapping_v2[20].uuid"},
     {"two volumes with one serial (pairwise)", 12, 'p', 10, 7, -EEXIST,
 	"block_device_mapping_v2[10].uuid"},
-    {"a device name taken twice", 40, 'd', 28, 5, -EINVAL,
-	"block_device_mapping_v2[28].device_name"},
-    {"a device name taken twice (pairwise)", 12, 'd', 8, 5, -EINVAL,
-	"block_device_mapping_v2[8].device_name"},
+    /* names a request gives are dropped (Nova's libvirt driver), so a
+     * name given twice is no clash */
+    {"a device name given twice", 40, 'd', 28, 5, 0, NULL},
+    {"a device name given twice (pairwise)", 40, 'd', 8, 5, 0, NULL},
     {"a bdm_uuid given twice", 40, 'u', 39, 10, -EEXIST,
 	"block_device_mapping_v2[39].bdm_uuid"},
     {"a bdm_uuid given twice (pairwise)", 12, 'u', 11, 10, -EEXIST,
@@ -2093,8 +2101,9 @@ START_TEST(test_format_instance_round_trips_every_field)
 	    json_object_is_type(get(b, "connection_info"), json_type_null));
 	b = json_object_array_get_idx(bdms, 1);
 	ck_assert(json_object_is_type(get(b, "boot_index"), json_type_null));
-	ck_assert_str_eq(
-	    json_object_get_string(get(b, "device_name")), "/dev/sdb");
+	/* the request's /dev/sdb is dropped, as Nova's libvirt driver does;
+	 * blockinfo_build assigns one */
+	ck_assert(json_object_is_type(get(b, "device_name"), json_type_null));
 	ck_assert_str_eq(json_object_get_string(get(b, "tag")), "scratch");
 	ck_assert_str_eq(
 	    json_object_get_string(get(b, "guest_format")), "ext4");
@@ -2363,6 +2372,12 @@ START_TEST(test_format_round_trips_through_a_resubmitted_create)
 	ck_assert_msg(
 	    bdm_instance_prepare(b, NULL, &e) == 0, "%s: %s", e.field, e.msg);
 	ck_assert_uint_eq(b->n_bdms, a->n_bdms);
+	/* the names a's mapping assigned are dropped from the resubmission
+	 * and assigned again, the same ones */
+	blockinfo_free(bi);
+	bi = NULL;
+	ck_assert_msg(
+	    blockinfo_build(b, NULL, &bi, &e) == 0, "%s: %s", e.field, e.msg);
 	fb = bdm_json_format_instance(b, NULL);
 	ta = jfield_to_text(fa);
 	tb = jfield_to_text(fb);
