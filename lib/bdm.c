@@ -204,6 +204,7 @@ image_props_clear(struct image_props *p)
 	free(p->hw_cdrom_bus);
 	free(p->hw_scsi_model);
 	free(p->hw_machine_type);
+	free(p->disk_format);
 	memset(p, 0, sizeof(*p));
 }
 

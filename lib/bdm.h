@@ -97,6 +97,12 @@ struct image_props {
 	char *hw_cdrom_bus;
 	char *hw_scsi_model;
 	char *hw_machine_type;
+	/* image_meta.disk_format: "raw", "qcow2" or "iso" (bdm_json refuses
+	 * others); the request's, else the stored image's format. Nova's
+	 * blockinfo reads it only in get_root_info without a root BDM, which
+	 * a create never has (the image root is a BDM), so it does not
+	 * change the mapping. Not stored with the instance. */
+	char *disk_format;
 };
 
 enum instance_state {

@@ -436,13 +436,27 @@ static const char *const prop_keys[] = {
 static int
 parse_image_meta(struct json_object *o, struct image_props *p, struct err *e)
 {
-	static const char *const meta_keys[] = {"properties"};
+	static const char *const meta_keys[] = {"disk_format", "properties"};
+	static const char *const formats[] = {"iso", "qcow2", "raw"};
 	static const char prefix[] = "image_meta.properties";
 	struct json_object *props = NULL;
+	const char *fmt = NULL;
 	int r;
 
-	if ((r = jfield_check_keys(o, "image_meta", meta_keys, 1, e)) < 0)
+	if ((r = jfield_check_keys(o, "image_meta", meta_keys, 2, e)) < 0)
 		return r;
+	/* Glance's disk_format, of those hyperlet can boot */
+	if ((r = jfield_str(
+		 o, "image_meta", "disk_format", JFIELD_NULLABLE, &fmt, e)) < 0)
+		return r;
+	if (r > 0) {
+		if (jfield_lookup(formats, ELEMENTSOF(formats), fmt) < 0)
+			return fail("image_meta", "disk_format", e,
+			    "expected raw, qcow2 or iso");
+		free(p->disk_format);
+		if ((p->disk_format = strdup(fmt)) == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+	}
 	if ((r = jfield_obj(o, "image_meta", "properties", JFIELD_OPTIONAL,
 		 &props, e)) <= 0)
 		return r;

@@ -441,6 +441,15 @@ static const struct fail_case fail_cases[] = {
 	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
 	"'volume_size':-5}]}",
 	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"image_meta.disk_format vmdk (hyperlet boots raw, qcow2, iso)",
+	"{" HEAD ",'imageRef':'" IMG "','image_meta':{'disk_format':'vmdk'}}",
+	-EINVAL, "image_meta.disk_format"},
+    {"image_meta.disk_format not a string",
+	"{" HEAD ",'imageRef':'" IMG "','image_meta':{'disk_format':3}}",
+	-EINVAL, "image_meta.disk_format"},
+    {"image_meta.disk_format ISO (case matters, as in Glance)",
+	"{" HEAD ",'imageRef':'" IMG "','image_meta':{'disk_format':'ISO'}}",
+	-EINVAL, "image_meta.disk_format"},
     /* Nova's parameter_types: digits only, at least 1 */
     {"volume_size '5x'",
 	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
@@ -1810,6 +1819,15 @@ START_TEST(test_parse_takes_novas_string_integers_and_booleans)
 	ck_assert_int_eq(inst->bdms[1].volume_size, 5);
 	ck_assert_int_eq(inst->bdms[2].boot_index, 1);
 	ck_assert_int_eq(inst->bdms[2].volume_size, 2147483647);
+	inst = instance_free(inst);
+
+	/* image_meta.disk_format: raw, qcow2, iso */
+	ck_assert_int_eq(parse("{" HEAD ",'imageRef':'" IMG
+			       "','image_meta':{'disk_format':'iso',"
+			       "'properties':{}}}",
+			     &inst, &e),
+	    0);
+	ck_assert_str_eq(inst->props.disk_format, "iso");
 	inst = instance_free(inst);
 
 	/* jsonschema's '$' matches before a final newline, int() drops it */

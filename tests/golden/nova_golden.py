@@ -89,6 +89,7 @@ HYPERLET_ERRORS = {
     'fail_local_root_other_image': ('EINVAL', 'block_device_mapping_v2[0].uuid'),
     'fail_duplicate_serial': ('EEXIST', 'block_device_mapping_v2[2].uuid'),
     'fail_image_disk_bus_unknown': ('EINVAL', 'image_meta.properties.hw_disk_bus'),
+    'fail_disk_format_unknown': ('EINVAL', 'image_meta.disk_format'),
 }
 
 
@@ -356,8 +357,13 @@ def run_nova(body, config, attaches=None):
                             root_gb=f.get('root_gb', 0),
                             ephemeral_gb=f.get('ephemeral_gb', 0),
                             swap=f.get('swap', 0), extra_specs={})
-    props = (body.get('image_meta') or {}).get('properties') or {}
-    image_meta = objects.ImageMeta.from_dict({'properties': dict(props)})
+    meta = body.get('image_meta') or {}
+    props = meta.get('properties') or {}
+    meta_dict = {'properties': dict(props)}
+    if meta.get('disk_format'):
+        # blockinfo.get_root_info reads it (only without a root BDM)
+        meta_dict['disk_format'] = meta['disk_format']
+    image_meta = objects.ImageMeta.from_dict(meta_dict)
     instance, bdms = nova_bdms(body, flavor, image_meta, ctxt)
     hyperlet_defaults(bdms, flavor)
 
