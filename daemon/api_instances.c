@@ -455,6 +455,11 @@ apply_images(
 		    "imageRef: no uploaded image %.64s", inst->image_ref);
 	if (rc < 0)
 		return err_set(e, rc, "reading image %.64s", inst->image_ref);
+	if (!p->disk_format && img->format &&
+	    !(p->disk_format = strdup(img->format))) {
+		store_image_free(img);
+		return err_set(e, -ENOMEM, "out of memory");
+	}
 	if (img->properties)
 		props = json_tokener_parse(img->properties);
 	store_image_free(img);

@@ -3,8 +3,9 @@
  * nova/compute/api.py _check_and_transform_bdm, _get_flavor_defined_bdms,
  * _validate_bdm). Where Nova answers 500 or silently rewrites a bad value,
  * this module refuses it with -EINVAL and names the request field. Pure
- * but for drawing UUIDs: the only outside call is bdm_json_conn_source,
- * which reads a volume's connection_info text. Work is linear in the
+ * but for drawing UUIDs; a volume's connection_info source comes read
+ * (conn_type, conn_path: bdm_json when it parses a request, the store when
+ * it loads a row), never parsed here. Work is linear in the
  * number of BDMs, except the uniqueness checks: pairwise up to 16 BDMs,
  * sorted (n log n) above.
  */
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include "bdm.h"
-#include "bdm_json.h"
 
 #define BDM_SERIAL_PREFIX 20 /* what virtio-blk, SATA and IDE keep */
 #define BDM_NAME_MAX 255 /* characters, as Nova's name and ids */
@@ -204,6 +204,7 @@ image_props_clear(struct image_props *p)
 	free(p->hw_cdrom_bus);
 	free(p->hw_scsi_model);
 	free(p->hw_machine_type);
+	free(p->disk_format);
 	memset(p, 0, sizeof(*p));
 }
 
@@ -514,8 +515,6 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
 		/* local disks always go with the instance */
 		b->delete_on_termination = true;
 	} else {
-		char f[ERR_FIELD_MAX];
-
 		if (b->volume_id == NULL)
 			return BDM_FAIL(-EINVAL, "volume_id",
 			    "field '%s': is required: hyperlet needs the "
@@ -533,12 +532,12 @@ bdm_check_one(const struct instance *inst, struct bdm *b, size_t i,
 			    "field '%s': is required for destination_type "
 			    "volume",
 			    _f);
-		/* read once: bdm_json may have read it while parsing */
-		if (b->conn_type == NULL &&
-		    (r = bdm_json_conn_source(b->connection_info,
-			 bdm_field(f, o, b, i, "connection_info"),
-			 &b->conn_type, &b->conn_path, e)) < 0)
-			return r;
+		/* read once, by bdm_json or the store */
+		if (b->conn_type == NULL || b->conn_path == NULL)
+			return BDM_FAIL(-EINVAL, "connection_info",
+			    "field '%s': expected driver_volume_type file or "
+			    "block and data.device_path",
+			    _f);
 		if (b->device_type == BDM_DEVICE_LUN &&
 		    !STREQ(b->conn_type, "block"))
 			return BDM_FAIL(-EINVAL,
@@ -974,8 +973,11 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 		return err_set_field(e, -EINVAL, "imageRef",
 		    "field 'imageRef': no root disk: give imageRef or a "
 		    "block_device_mapping_v2 entry with boot_index 0");
+	/* compute/api.py _check_and_transform_bdm: booting from an image, no
+	 * volume may ask for the root device name (base_options'
+	 * root_device_name, 'vda' as hyperlet has no image property for it) */
 	if (bdm_is_local(root))
-		root_name = root->device_name ? root->device_name : "/dev/vda";
+		root_name = "/dev/vda";
 
 	for (i = 0; i < n; i++) {
 		b = &inst->bdms[i];
@@ -1016,10 +1018,23 @@ check_all(struct instance *inst, const struct bdm_limits *lim,
 				    (long long)fl->ephemeral_gb);
 		}
 		if (b->device_name && root_name && b != root &&
+		    b->destination_type == BDM_DEST_VOLUME &&
 		    STREQ(b->device_name, root_name))
 			return BDM_FAIL(-EINVAL, "device_name",
 			    "field '%s': %s is the root disk's device name", _f,
 			    root_name);
+	}
+	/* The libvirt driver's default_device_names_for_instance: every
+	 * device name a BDM gives is dropped and the mapping assigns one
+	 * (blockinfo_build); the root's becomes the instance's
+	 * root_device_name (ComputeManager._default_block_device_names), so
+	 * it alone is kept. */
+	for (i = 0; i < n; i++) {
+		b = &inst->bdms[i];
+		if (b != root && b->device_name != NULL) {
+			free(b->device_name);
+			b->device_name = NULL;
+		}
 	}
 
 	if (n > BDM_PAIRWISE_MAX &&
@@ -1163,10 +1178,10 @@ bdm_prepare_attach(const struct instance *inst, struct bdm *b,
 	if (b->connection_info == NULL)
 		return err_set_field(e, -EINVAL, "connection_info",
 		    "field 'connection_info': is required");
-	if (b->conn_type == NULL &&
-	    (r = bdm_json_conn_source(b->connection_info, "connection_info",
-		 &b->conn_type, &b->conn_path, e)) < 0)
-		return r;
+	if (b->conn_type == NULL || b->conn_path == NULL)
+		return err_set_field(e, -EINVAL, "connection_info",
+		    "field 'connection_info': expected driver_volume_type "
+		    "file or block and data.device_path");
 	if (b->device_type == BDM_DEVICE_UNSET)
 		b->device_type = BDM_DEVICE_DISK;
 	if (b->device_type != BDM_DEVICE_DISK)

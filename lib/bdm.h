@@ -71,12 +71,13 @@ struct bdm {
 	char *tag;
 	bool delete_on_termination;
 	char *connection_info; /* JSON text, or NULL */
-	/* connection_info's driver_volume_type and data.device_path as
-	 * bdm_json_conn_source reads them, kept so that they are read once:
-	 * both NULL until read (bdm_json fills them when it parses
-	 * connection_info, bdm_instance_prepare when it first checks it),
-	 * or both set and valid. Whoever replaces connection_info frees
-	 * and NULLs them; bdm_copy and bdm_clear handle them. */
+	/* connection_info's driver_volume_type ("file" or "block") and
+	 * data.device_path, read once where connection_info comes in:
+	 * bdm_json when it parses a request (a bad one is refused there),
+	 * the store when it loads a row. Both NULL (not read, or not
+	 * valid: the model refuses a volume then) or both set and valid.
+	 * Whoever replaces connection_info frees and NULLs them; bdm_copy
+	 * and bdm_clear handle them. */
 	char *conn_type;
 	char *conn_path;
 };
@@ -96,6 +97,12 @@ struct image_props {
 	char *hw_cdrom_bus;
 	char *hw_scsi_model;
 	char *hw_machine_type;
+	/* image_meta.disk_format: "raw", "qcow2" or "iso" (bdm_json refuses
+	 * others); the request's, else the stored image's format. Nova's
+	 * blockinfo reads it only in get_root_info without a root BDM, which
+	 * a create never has (the image root is a BDM), so it does not
+	 * change the mapping. Not stored with the instance. */
+	char *disk_format;
 };
 
 enum instance_state {
@@ -175,7 +182,9 @@ void image_props_clear(struct image_props *p);
  * Applies Nova's API rules to a parsed create request, in place: adds the
  * image root BDM and the flavor's ephemeral and swap BDMs when the request
  * does not give them, fills defaults (device_type disk, delete_on_termination
- * for local disks, ...), validates every rule, and draws a uuid for every
+ * for local disks, ...), validates every rule, drops every device_name
+ * but the root BDM's (Nova's libvirt driver, default_device_names_for_
+ * instance: blockinfo_build assigns them), and draws a uuid for every
  * BDM that has none (a generated one whose first 20 characters collide
  * with another disk's is drawn again), and the instance uuid if empty.
  * The image root goes first, the flavor's disks last. Calling it again
@@ -191,9 +200,9 @@ int bdm_instance_prepare(
  * Validates a BDM for a volume attached to an existing instance (the
  * attach route): destination volume, volume_id and connection_info set,
  * device_name/disk_bus well formed, no volume id or serial collision with
- * the instance's BDMs. Draws the uuid if not given. Device-name clashes
- * and the attach limit are blockinfo_pick_attach's (lim is not used
- * here). Returns 0, -EINVAL, -EEXIST (volume already attached, its
+ * the instance's BDMs. Draws the uuid if not given. The device name
+ * (a given one is replaced, as Nova does) and the attach limit are
+ * blockinfo_pick_attach's (lim is not used here). Returns 0, -EINVAL, -EEXIST (volume already attached, its
  * serial prefix or the bdm_uuid taken), -ENOMEM.
  */
 int bdm_prepare_attach(const struct instance *inst, struct bdm *b,

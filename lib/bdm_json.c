@@ -2,7 +2,9 @@
  * JSON <-> model. Requests are parsed by jfield_parse (strict grammar, no
  * duplicate keys, bounded strings and depth) and read through sorted
  * field tables, one pass over each object's keys, so unknown keys are
- * refused as they are met and nothing is coerced. Only types, shapes and
+ * refused as they are met; nothing is coerced but the BDM fields Nova
+ * itself takes as strings (boot_index, volume_size,
+ * delete_on_termination: Nova's parameter_types). Only types, shapes and
  * string limits are checked here; Nova's rules live in bdm.c. Instances
  * and BDMs are written as text with jwriter (one formatter, used by the
  * list's stream and, parsed back, by the json-c constructors); the
@@ -76,33 +78,46 @@ set_uuid(struct json_object *v, const char *prefix, const char *key,
 }
 
 /*
- * Keeps the volume source of connection_info o in b (conn_type, conn_path)
- * when it is one bdm_json_conn_source would accept from o's text, so that
- * neither bdm_instance_prepare nor blockinfo_build scans that text again.
- * Anything else leaves them NULL, for bdm_json_conn_source to report at
- * prepare with its own message. Returns 0 or -ENOMEM.
+ * Reads the volume source of connection_info o (its path in the request is
+ * field): driver_volume_type "file" or "block" and data.device_path, a
+ * normalised absolute path, kept in b (conn_type, conn_path) so that
+ * neither bdm_instance_prepare nor blockinfo_build reads the text again.
+ * The messages and fields are bdm_json_conn_source's. Returns 0, -EINVAL
+ * naming the field, -ENOMEM.
  */
 static int
-conn_remember(struct json_object *o, struct bdm *b, struct err *e)
+conn_read(
+    struct json_object *o, const char *field, struct bdm *b, struct err *e)
 {
 	struct json_object *t = NULL, *d = NULL, *p = NULL;
+	char dfield[JFIELD_PATH_MAX];
 	const char *type, *path;
 
 	free(b->conn_type);
 	free(b->conn_path);
 	b->conn_type = b->conn_path = NULL;
-	if (!json_object_object_get_ex(o, "driver_volume_type", &t) ||
-	    !json_object_is_type(t, json_type_string) ||
-	    !json_object_object_get_ex(o, "data", &d) ||
-	    !json_object_is_type(d, json_type_object) ||
-	    !json_object_object_get_ex(d, "device_path", &p) ||
-	    !json_object_is_type(p, json_type_string))
-		return 0;
+	if (!json_object_object_get_ex(o, "driver_volume_type", &t))
+		return fail(field, "driver_volume_type", e, "is required");
+	if (t == NULL || !json_object_is_type(t, json_type_string))
+		return fail(field, "driver_volume_type", e, "expected string");
 	type = json_object_get_string(t);
+	if (!STREQ(type, "file") && !STREQ(type, "block"))
+		return fail(field, "driver_volume_type", e,
+		    "expected file or block (the volume must already be "
+		    "attached to this host)");
+	if (!json_object_object_get_ex(o, "data", &d))
+		return fail(field, "data", e, "is required");
+	if (d == NULL || !json_object_is_type(d, json_type_object))
+		return fail(field, "data", e, "expected object");
+	jfield_path(dfield, field, "data");
+	if (!json_object_object_get_ex(d, "device_path", &p))
+		return fail(dfield, "device_path", e, "is required");
+	if (p == NULL || !json_object_is_type(p, json_type_string))
+		return fail(dfield, "device_path", e, "expected string");
 	path = json_object_get_string(p);
-	if ((!STREQ(type, "file") && !STREQ(type, "block")) ||
-	    !util_path_valid(path))
-		return 0;
+	if (!util_path_valid(path))
+		return fail(dfield, "device_path", e,
+		    "expected a normalised absolute path");
 	if ((b->conn_type = strdup(type)) == NULL ||
 	    (b->conn_path = strdup(path)) == NULL) {
 		free(b->conn_type);
@@ -112,24 +127,25 @@ conn_remember(struct json_object *o, struct bdm *b, struct err *e)
 	return 0;
 }
 
-/* connection_info: an object, kept as compact JSON text (and its source
- * in b, see conn_remember). */
+/* connection_info: an object, kept as compact JSON text, and its source
+ * in b (see conn_read). */
 static int
 set_conn(struct json_object *v, const char *prefix, const char *key,
     struct bdm *b, struct err *e)
 {
 	struct json_object *o = NULL;
+	char field[JFIELD_PATH_MAX];
 	char *t;
 	int r = jfield_value_obj(v, prefix, key, JFIELD_NULLABLE, &o, e);
 
 	if (r <= 0)
 		return r;
+	if ((r = conn_read(o, jfield_path(field, prefix, key), b, e)) < 0)
+		return r;
 	if ((t = jfield_to_text(o)) == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
 	free(b->connection_info);
 	b->connection_info = t;
-	if ((r = conn_remember(o, b, e)) < 0)
-		return r;
 	return 1;
 }
 
@@ -190,8 +206,8 @@ parse_bdm(
 			b->uuid_given = r > 0;
 			break;
 		case BK_BOOT_INDEX:
-			r = jfield_value_int(val, prefix, key, JFIELD_NULLABLE,
-			    -1, INT32_MAX - 1, &x, e);
+			r = jfield_value_nova_int(val, prefix, key,
+			    JFIELD_NULLABLE, true, -1, INT32_MAX - 1, &x, e);
 			if (r > 0)
 				b->boot_index = (int)x;
 			break;
@@ -199,8 +215,8 @@ parse_bdm(
 			r = set_conn(val, prefix, key, b, e);
 			break;
 		case BK_DELETE_ON_TERMINATION:
-			r = jfield_value_bool(val, prefix, key, JFIELD_OPTIONAL,
-			    &b->delete_on_termination, e);
+			r = jfield_value_nova_bool(val, prefix, key,
+			    JFIELD_OPTIONAL, &b->delete_on_termination, e);
 			dot_given = r > 0;
 			break;
 		case BK_DESTINATION_TYPE:
@@ -247,8 +263,9 @@ parse_bdm(
 			    val, prefix, key, JFIELD_NULLABLE, &volume_id, e);
 			break;
 		case BK_VOLUME_SIZE:
-			r = jfield_value_int(val, prefix, key, JFIELD_NULLABLE,
-			    1, 0x7fffffff, &b->volume_size, e);
+			r = jfield_value_nova_int(val, prefix, key,
+			    JFIELD_NULLABLE, false, 1, 0x7fffffff,
+			    &b->volume_size, e);
 			break;
 		case BK_VOLUME_TYPE:
 			r = fail(prefix, key, e,
@@ -419,13 +436,27 @@ static const char *const prop_keys[] = {
 static int
 parse_image_meta(struct json_object *o, struct image_props *p, struct err *e)
 {
-	static const char *const meta_keys[] = {"properties"};
+	static const char *const meta_keys[] = {"disk_format", "properties"};
+	static const char *const formats[] = {"iso", "qcow2", "raw"};
 	static const char prefix[] = "image_meta.properties";
 	struct json_object *props = NULL;
+	const char *fmt = NULL;
 	int r;
 
-	if ((r = jfield_check_keys(o, "image_meta", meta_keys, 1, e)) < 0)
+	if ((r = jfield_check_keys(o, "image_meta", meta_keys, 2, e)) < 0)
 		return r;
+	/* Glance's disk_format, of those hyperlet can boot */
+	if ((r = jfield_str(
+		 o, "image_meta", "disk_format", JFIELD_NULLABLE, &fmt, e)) < 0)
+		return r;
+	if (r > 0) {
+		if (jfield_lookup(formats, ELEMENTSOF(formats), fmt) < 0)
+			return fail("image_meta", "disk_format", e,
+			    "expected raw, qcow2 or iso");
+		free(p->disk_format);
+		if ((p->disk_format = strdup(fmt)) == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+	}
 	if ((r = jfield_obj(o, "image_meta", "properties", JFIELD_OPTIONAL,
 		 &props, e)) <= 0)
 		return r;
@@ -687,8 +718,8 @@ bdm_json_parse_attach(
 			r = set_conn(val, NULL, key, &b, e);
 			break;
 		case AK_DELETE_ON_TERMINATION:
-			r = jfield_value_bool(val, NULL, key, JFIELD_OPTIONAL,
-			    &b.delete_on_termination, e);
+			r = jfield_value_nova_bool(val, NULL, key,
+			    JFIELD_OPTIONAL, &b.delete_on_termination, e);
 			break;
 		case AK_DEVICE_NAME:
 			r = set_str(
@@ -728,8 +759,8 @@ bdm_json_parse_attach(
 	return 0;
 }
 
-/* See bdm_json.h. Runs in bdm_instance_prepare for every volume, so it
- * scans the text (jfield_scan) rather than building a json-c tree. */
+/* See bdm_json.h. Runs for every volume row the store loads, so it scans
+ * the text (jfield_scan) rather than building a json-c tree. */
 int
 bdm_json_conn_source(const char *connection_info, const char *prefix,
     char **ret_type, char **ret_path, struct err *e)

@@ -2,7 +2,9 @@
  * JSON <-> model: the create request (Nova's server-create body with
  * block_device_mapping_v2), the attach request, and the JSON the API
  * answers with (instances, BDMs with serial and by_id, block_device_info).
- * Strict types: a string where an integer is expected is an error, never
+ * Strict types for hyperlet's own fields; Nova's BDM fields boot_index,
+ * volume_size and delete_on_termination take Nova's types (digit strings,
+ * Nova's boolean strings: jfield_value_nova_int/_bool), nothing else is
  * coerced. Unknown keys are refused.
  */
 #ifndef HYPERLET_BDM_JSON_H

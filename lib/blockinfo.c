@@ -6,14 +6,15 @@
  * nova/virt/libvirt/blockinfo.py _get_disk_mapping does for x86_64/KVM, and
  * the serial the guest will see. Pure: no I/O. A blockinfo is one
  * allocation (struct, disks[] and the role arrays); only a volume's
- * connection source strings are separate. Names already given by a BDM are
- * honoured and never handed to another disk.
+ * connection source strings are separate. A name a BDM carries (the
+ * root's as the request gave it, the others as a previous build assigned
+ * them: bdm_instance_prepare drops the rest, as Nova's libvirt driver
+ * does) is kept and never handed to another disk.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "bdm_json.h"
 #include "blockinfo.h"
 #include "util.h"
 
@@ -672,8 +673,9 @@ given_names_reserve(struct mapctx *m, struct err *e)
 	return 0;
 }
 
-/* The volume's source from connection_info: as read before (bdm_json or
- * bdm_instance_prepare kept it in b), else through bdm_json. */
+/* The volume's source from connection_info, as read once before (bdm_json
+ * when parsing the request, the store when loading the row) and kept in
+ * b. */
 static int
 conn_source(
     const struct bdm *b, size_t i, struct blockinfo_disk *disk, struct err *e)
@@ -691,9 +693,9 @@ conn_source(
 		return err_set_field(e, -EINVAL,
 		    bdm_field(i, "connection_info", field),
 		    "connection_info: required for a volume");
-	(void)bdm_field(i, "connection_info", field);
-	return bdm_json_conn_source(
-	    b->connection_info, field, &disk->conn_type, &disk->conn_path, e);
+	return err_set_field(e, -EINVAL, bdm_field(i, "connection_info", field),
+	    "connection_info: expected driver_volume_type file or block and "
+	    "data.device_path");
 }
 
 /*
@@ -930,12 +932,14 @@ blockinfo_build(struct instance *inst, const struct bdm_limits *lim,
 
 /*
  * Picks bus and name for volume b about to be attached to inst, as Nova's
- * get_info_from_bdm on a volume: the given disk_bus, else the bus the
- * given device_name implies, else the bus for its device type; the given
- * name if free, else the first free name on that bus. Writes device_name,
- * disk_bus and device_type into b. Returns 0, -EINVAL (name taken, bus
- * full, max_disk_devices_to_attach reached, instance mapping invalid),
- * -ENOMEM; b is unchanged on failure.
+ * LibvirtDriver.get_device_name_for_instance: a device_name given is
+ * ignored (Nova logs "Ignoring supplied device name" and clears it), then
+ * get_info_from_bdm on the volume: the given disk_bus, else the bus for its
+ * device type; the first name on that bus not in the instance's mapping
+ * (find_disk_dev_for_disk_bus). Writes device_name, disk_bus and
+ * device_type into b. Returns 0, -EINVAL (bus full,
+ * max_disk_devices_to_attach reached, instance mapping invalid), -ENOMEM;
+ * b is unchanged on failure.
  */
 int
 blockinfo_pick_attach(const struct instance *inst, struct bdm *b,
@@ -943,7 +947,6 @@ blockinfo_pick_attach(const struct instance *inst, struct bdm *b,
 {
 	static const struct bdm_limits deflim = BDM_LIMITS_DEFAULT;
 	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
-	const char *given = bdm_dev(b);
 	struct mapctx m = {.inst = inst, .lim = lim ? lim : &deflim};
 	struct devinfo d = {.bus = b->disk_bus, .type = b->device_type};
 	char *name = NULL;
@@ -962,40 +965,19 @@ blockinfo_pick_attach(const struct instance *inst, struct bdm *b,
 		    inst->n_bdms, m.lim->max_disk_devices_to_attach);
 	if (d.type == BDM_DEVICE_UNSET)
 		d.type = BDM_DEVICE_DISK;
-	if (given && !dev_well_formed(given))
-		return err_set_field(e, -EINVAL, "device_name",
-		    "device_name: expected /dev/ and vd, sd or hd and "
-		    "letters, e.g. /dev/vdb");
 	if (d.bus == BDM_BUS_UNSET) {
 		if (d.type == BDM_DEVICE_LUN)
 			d.bus = BDM_BUS_SCSI;
-		else if (given)
-			d.bus = bus_for_dev(given);
 		else
 			d.bus = d.type == BDM_DEVICE_CDROM ? bi->cdrom_bus
 							   : bi->disk_bus;
 	}
-	if (given) {
-		if (dev_in_mapping(&m, given))
-			return err_set_field(e, -EINVAL, "device_name",
-			    "device_name '%s' is taken by another disk",
-			    b->device_name);
-		if (d.bus == BDM_BUS_IDE && given[0] == 'h' &&
-		    (strlen(given) != 3 || given[2] - 'a' >= IDE_MAX_DEVICES))
-			return err_set_field(e, -EINVAL, "device_name",
-			    "device_name '%s': the IDE bus holds %d devices "
-			    "(hda to hdd)",
-			    b->device_name, IDE_MAX_DEVICES);
-		memcpy(d.dev, given, strlen(given) + 1);
-	} else {
-		/* the attached volume's own name must not be reserved */
-		if ((r = dev_pick(&m, d.bus, "device_name", d.dev, e)) < 0)
-			return r;
-		if (asprintf(&name, DEVP "%s", d.dev) < 0)
-			return err_set(e, -ENOMEM, "out of memory");
-		free(b->device_name);
-		b->device_name = name;
-	}
+	if ((r = dev_pick(&m, d.bus, "device_name", d.dev, e)) < 0)
+		return r;
+	if (asprintf(&name, DEVP "%s", d.dev) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	free(b->device_name);
+	b->device_name = name;
 	b->disk_bus = d.bus;
 	b->device_type = d.type;
 	return 0;

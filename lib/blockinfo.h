@@ -107,10 +107,11 @@ int blockinfo_build(struct instance *inst, const struct bdm_limits *lim,
 struct blockinfo *blockinfo_free(struct blockinfo *bi);
 
 /*
- * Picks bus and device name for a volume about to be attached to inst
- * (honouring b->device_name / b->disk_bus when given, as Nova's
- * get_info_from_bdm), and writes them into b. Returns 0, -EINVAL (name
- * taken, bus full, limit reached).
+ * Picks bus and device name for a volume about to be attached to inst, as
+ * Nova's LibvirtDriver.get_device_name_for_instance: b->device_name is
+ * ignored (replaced), b->disk_bus honoured when given; the next free name
+ * on the bus. Writes them into b. Returns 0, -EINVAL (bus full, limit
+ * reached), -ENOMEM.
  */
 int blockinfo_pick_attach(const struct instance *inst, struct bdm *b,
     const struct bdm_limits *lim, struct err *e);

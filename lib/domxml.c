@@ -98,7 +98,7 @@ domxml_check_opts(const struct domxml_opts *o, struct err *e)
 {
 	static const char *const caches[] = {"none", "writethrough",
 	    "writeback", "directsync", "unsafe", "default", NULL};
-	static const char *const formats[] = {"qcow2", "raw", NULL};
+	static const char *const formats[] = {"qcow2", "raw", "iso", NULL};
 
 	if (o == NULL)
 		return err_set(e, -EINVAL, "domain xml: no options given");
@@ -108,7 +108,8 @@ domxml_check_opts(const struct domxml_opts *o, struct err *e)
 	if (o->base_image_format != NULL &&
 	    !domxml_one_of(o->base_image_format, formats))
 		return err_set(e, -EINVAL,
-		    "domain xml: base image format '%s': expected qcow2 or raw",
+		    "domain xml: base image format '%s': expected qcow2, raw "
+		    "or iso",
 		    o->base_image_format);
 	if (o->instance_dir != NULL && !util_path_valid(o->instance_dir))
 		return err_set(e, -EINVAL,
@@ -241,8 +242,12 @@ domxml_write_disk(struct xwriter *w, const struct blockinfo_disk *d,
 		xwriter_start(w, "backingStore");
 		xwriter_attr(w, "type", "file");
 		xwriter_start(w, "format");
+		/* an ISO 9660 image is read as raw (Nova's images.py) */
 		xwriter_attr(w, "type",
-		    o->base_image_format ? o->base_image_format : "qcow2");
+		    !o->base_image_format ? "qcow2"
+			: STREQ(o->base_image_format, "iso")
+			? "raw"
+			: o->base_image_format);
 		xwriter_end(w);
 		xwriter_start(w, "source");
 		xwriter_attr(w, "file", o->base_image_path);

@@ -925,6 +925,114 @@ jfield_value_bool(struct json_object *v, const char *prefix, const char *key,
 	return 1;
 }
 
+/* The digits of a Nova integer string: [0-9]+, after a '-' when neg is
+ * allowed, and at most one '\n' at the end (jsonschema's pattern is
+ * re.search with '$', which matches before a final newline, and int()
+ * ignores it). Returns 0 and *ret, -ERANGE past int64, -EINVAL. */
+static int
+nova_digits(const char *s, size_t len, bool neg_ok, int64_t *ret)
+{
+	bool neg = false;
+	uint64_t x = 0;
+	size_t i = 0;
+
+	if (len > 0 && s[len - 1] == '\n')
+		len--;
+	if (neg_ok && i < len && s[i] == '-') {
+		neg = true;
+		i++;
+	}
+	if (i == len)
+		return -EINVAL;
+	for (; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -EINVAL;
+		if (x > (UINT64_C(1) << 63) / 10)
+			return -ERANGE;
+		x = x * 10 + (uint64_t)(s[i] - '0');
+		if (x > (UINT64_C(1) << 63))
+			return -ERANGE;
+	}
+	if (!neg && x > INT64_MAX)
+		return -ERANGE;
+	*ret = neg ? (int64_t)(0 - x) : (int64_t)x;
+	return 0;
+}
+
+/* See jfield.h. */
+int
+jfield_value_nova_int(struct json_object *v, const char *prefix,
+    const char *key, unsigned flags, bool neg_ok, int64_t min, int64_t max,
+    int64_t *ret, struct err *e)
+{
+	int r = jfield_present(v, prefix, key, flags, e);
+	int64_t x;
+
+	if (r <= 0)
+		return r;
+	if (json_object_is_type(v, json_type_string)) {
+		r = nova_digits(json_object_get_string(v),
+		    (size_t)json_object_get_string_len(v), neg_ok, &x);
+		if (r == -EINVAL)
+			return jfield_fail(prefix, key, e,
+			    neg_ok ? "expected integer, or a string of "
+				     "digits with an optional leading '-'"
+				   : "expected integer, or a string of digits");
+		if (r == -ERANGE)
+			x = INT64_MAX; /* refused below */
+	} else if (json_object_is_type(v, json_type_int))
+		x = json_object_get_int64(v);
+	else
+		return jfield_fail(
+		    prefix, key, e, "expected integer, or a string of digits");
+	if (x == INT64_MAX || x == INT64_MIN || x < min || x > max) {
+		char m[96];
+
+		(void)snprintf(m, sizeof(m),
+		    "integer out of range [%lld, %lld]", (long long)min,
+		    (long long)max);
+		return jfield_fail(prefix, key, e, m);
+	}
+	*ret = x;
+	return 1;
+}
+
+/* See jfield.h. Nova's parameter_types.boolean enum, case as listed. */
+int
+jfield_value_nova_bool(struct json_object *v, const char *prefix,
+    const char *key, unsigned flags, bool *ret, struct err *e)
+{
+	static const char *const yes[] = {
+	    "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes"};
+	static const char *const no[] = {"False", "FALSE", "false", "0", "OFF",
+	    "Off", "off", "NO", "No", "no"};
+	int r = jfield_present(v, prefix, key, flags, e);
+	const char *s;
+
+	if (r <= 0)
+		return r;
+	if (json_object_is_type(v, json_type_boolean)) {
+		*ret = json_object_get_boolean(v) != 0;
+		return 1;
+	}
+	if (!json_object_is_type(v, json_type_string))
+		return jfield_fail(prefix, key, e, "expected boolean");
+	s = json_object_get_string(v);
+	for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+		if (STREQ(s, yes[i])) {
+			*ret = true;
+			return 1;
+		}
+		if (STREQ(s, no[i])) {
+			*ret = false;
+			return 1;
+		}
+	}
+	return jfield_fail(prefix, key, e,
+	    "expected boolean, or one of the strings true/false, yes/no, "
+	    "on/off, 1/0 (lower case, capitalised or upper case)");
+}
+
 /* See jfield.h. */
 int
 jfield_value_obj(struct json_object *v, const char *prefix, const char *key,

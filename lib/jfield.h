@@ -92,6 +92,24 @@ int jfield_value_int(struct json_object *v, const char *prefix, const char *key,
     unsigned flags, int64_t min, int64_t max, int64_t *ret, struct err *e);
 int jfield_value_bool(struct json_object *v, const char *prefix,
     const char *key, unsigned flags, bool *ret, struct err *e);
+/*
+ * Nova's lenient types, for Nova's own fields only (hyperlet's fields use
+ * the strict getters above). jfield_value_nova_int: a JSON integer, or a
+ * string as nova/api/validation/parameter_types.py lets through: digits
+ * only ('^[0-9]+$'), or with one leading '-' when neg_ok ('^-?[0-9]+$',
+ * boot_index), and, as jsonschema's re.search matches '$' before a final
+ * newline, one trailing "\n"; never a float, "1.5", "5x", " 5" or "".
+ * The value must lie in [min, max]. jfield_value_nova_bool: a JSON
+ * boolean, or exactly one of the strings of parameter_types.boolean:
+ * True/TRUE/true/1/ON/On/on/YES/Yes/yes and their false counterparts
+ * (not 1 or 0 as JSON numbers). Flags, returns and messages as the
+ * strict checkers.
+ */
+int jfield_value_nova_int(struct json_object *v, const char *prefix,
+    const char *key, unsigned flags, bool neg_ok, int64_t min, int64_t max,
+    int64_t *ret, struct err *e);
+int jfield_value_nova_bool(struct json_object *v, const char *prefix,
+    const char *key, unsigned flags, bool *ret, struct err *e);
 int jfield_value_obj(struct json_object *v, const char *prefix, const char *key,
     unsigned flags, struct json_object **ret, struct err *e);
 int jfield_value_array(struct json_object *v, const char *prefix,

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bdm_json.h"
 #include "store.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -901,6 +902,12 @@ bdm_from_row(sqlite3_stmt *q, struct instance *inst, struct missing_list *m,
 	b->delete_on_termination = sqlite3_column_int(q, 15) != 0;
 	if ((rc = col_strdup(q, 16, &b->connection_info, e)) < 0)
 		return rc;
+	/* its source, read once here (a bad one stays NULL, for the model
+	 * to refuse); only -ENOMEM fails the load */
+	if (b->connection_info &&
+	    (rc = bdm_json_conn_source(b->connection_info, "connection_info",
+		 &b->conn_type, &b->conn_path, NULL)) == -ENOMEM)
+		return err_set(e, rc, "out of memory");
 	return 0;
 }
 

@@ -907,9 +907,10 @@ virt_create_disks(struct virt *v, const struct instance *inst,
 			    base_path ? base_path : "(null)");
 		if (base_format == NULL ||
 		    (!STREQ(base_format, "raw") &&
-			!STREQ(base_format, "qcow2")))
+			!STREQ(base_format, "qcow2") &&
+			!STREQ(base_format, "iso")))
 			return err_set(e, -EINVAL,
-			    "base image format '%s': expected raw or qcow2",
+			    "base image format '%s': expected raw, qcow2 or iso",
 			    base_format ? base_format : "(null)");
 		if (access(base_path, R_OK) < 0)
 			return err_set(e, -EINVAL, "base image %s: %s",
@@ -953,7 +954,8 @@ virt_create_disks(struct virt *v, const struct instance *inst,
 	r = virt_pool_open(v, c, inst->uuid, true, &p, e);
 	if (r >= 0 && bi->local_root) {
 		r = virt_vol_create(v, c, p, bi->local_root->name, root_size,
-		    base_path, base_format, &made[n_made], e);
+		    base_path, STREQ(base_format, "iso") ? "raw" : base_format,
+		    &made[n_made], e);
 		n_made += r >= 0;
 	}
 	for (i = 0; r >= 0 && i < bi->n_ephemerals; i++) {

@@ -931,8 +931,8 @@ static const struct bad_case cases[] = {
 	.status = S(400)},
     {"config_drive as 1", .body = "{" BASE ",\"config_drive\":1}",
 	.status = S(400)},
-    {"boot_index as a string",
-	.body = BDMS("{\"boot_index\":\"0\",\"source_type\":\"image\","
+    {"boot_index a string that is no integer",
+	.body = BDMS("{\"boot_index\":\"0x\",\"source_type\":\"image\","
 		     "\"destination_type\":\"local\",\"uuid\":\"" IMG "\"}"),
 	.status = S(400)},
     {"volume_size true",

@@ -165,12 +165,19 @@ static const struct valid_case valid_cases[] = {
 		  "[{'source_type':'blank','destination_type':'local',"
 		  "'guest_format':'swap','volume_size':256,'boot_index':null}]}",
 	"image>local:0:-1:-,blank>local:-1:256:swap"},
-    {"explicit device names are normalised to /dev/",
+    {"device names a request gives are dropped (Nova's libvirt driver)",
 	"{" HEADF(10, 0) ",'imageRef':'" IMG "','block_device_mapping_v2':["
 			 "{'source_type':'blank','destination_type':'local',"
 			 "'device_name':'vdb'}," VOLBDM(VOL1, -1) "]}",
-	"image>local:0:-1:-,blank>local:-1:10:-@/dev/vdb,"
+	"image>local:0:-1:-,blank>local:-1:10:-,"
 	"volume>volume:-1:-1:-"},
+    {"the root's device name is kept, normalised to /dev/",
+	"{" HEADF(10, 0) ",'imageRef':'" IMG "','block_device_mapping_v2':["
+			 "{'source_type':'image','destination_type':'local',"
+			 "'boot_index':0,'uuid':'" IMG "','device_name':'vdc'},"
+			 "{'source_type':'blank','destination_type':'local',"
+			 "'device_name':'vdc'}]}",
+	"image>local:0:-1:-@/dev/vdc,blank>local:-1:10:-"},
     {"config drive and metadata",
 	"{" HEAD ",'imageRef':'" IMG "','config_drive':true,'metadata':"
 	"{'role':'web','a b:c.d-e_f':''},'start':false}",
@@ -243,7 +250,7 @@ START_TEST(test_prepare_normalises_uuids_and_keeps_fields)
 	struct err e = {0};
 
 	ck_assert_int_eq(
-	    parse_prepare(valid_cases[14].json, NULL, &inst, &e), 0);
+	    parse_prepare(valid_cases[15].json, NULL, &inst, &e), 0);
 	ck_assert_str_eq(inst->uuid, VOL1);
 	ck_assert(inst->uuid_given);
 	ck_assert_str_eq(
@@ -252,7 +259,7 @@ START_TEST(test_prepare_normalises_uuids_and_keeps_fields)
 	instance_free(inst);
 
 	ck_assert_int_eq(
-	    parse_prepare(valid_cases[13].json, NULL, &inst, &e), 0);
+	    parse_prepare(valid_cases[14].json, NULL, &inst, &e), 0);
 	ck_assert(inst->config_drive);
 	ck_assert(!inst->start);
 	ck_assert_str_eq(
@@ -434,14 +441,81 @@ static const struct fail_case fail_cases[] = {
 	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
 	"'volume_size':-5}]}",
 	-EINVAL, "block_device_mapping_v2[0].volume_size"},
-    {"volume_size as a string",
+    {"image_meta.disk_format vmdk (hyperlet boots raw, qcow2, iso)",
+	"{" HEAD ",'imageRef':'" IMG "','image_meta':{'disk_format':'vmdk'}}",
+	-EINVAL, "image_meta.disk_format"},
+    {"image_meta.disk_format not a string",
+	"{" HEAD ",'imageRef':'" IMG "','image_meta':{'disk_format':3}}",
+	-EINVAL, "image_meta.disk_format"},
+    {"image_meta.disk_format ISO (case matters, as in Glance)",
+	"{" HEAD ",'imageRef':'" IMG "','image_meta':{'disk_format':'ISO'}}",
+	-EINVAL, "image_meta.disk_format"},
+    /* Nova's parameter_types: digits only, at least 1 */
+    {"volume_size '5x'",
 	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
-	"'volume_size':'10'}]}",
+	"'volume_size':'5x'}]}",
 	-EINVAL, "block_device_mapping_v2[0].volume_size"},
-    {"delete_on_termination as a string",
+    {"volume_size '1.5'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'1.5'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size '-1'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'-1'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size '0'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'0'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size ''",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':''}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size ' 5'",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':' 5'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size 1.5",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':1.5}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size beyond MAX_INT as a string",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'2147483648'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"volume_size beyond int64 as a string",
+	"{" HEAD "," B0 "{'source_type':'blank','destination_type':'local',"
+	"'volume_size':'99999999999999999999'}]}",
+	-EINVAL, "block_device_mapping_v2[0].volume_size"},
+    {"boot_index '1.5'",
+	"{" HEAD "," B0 VOLBDM(
+	    VOL1, 0) ",{'source_type':'blank',"
+		     "'destination_type':'local','boot_index':'1.5'}]}",
+	-EINVAL, "block_device_mapping_v2[1].boot_index"},
+    {"boot_index '+1'",
+	"{" HEAD "," B0 VOLBDM(
+	    VOL1, 0) ",{'source_type':'blank',"
+		     "'destination_type':'local','boot_index':'+1'}]}",
+	-EINVAL, "block_device_mapping_v2[1].boot_index"},
+    {"delete_on_termination 'y' (not in Nova's boolean)",
 	"{" HEAD "," B0 VOLBDM(VOL1,
 	    0) ",{'source_type':'blank',"
-	       "'destination_type':'local','delete_on_termination':'yes'}]}",
+	       "'destination_type':'local','delete_on_termination':'y'}]}",
+	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
+    {"delete_on_termination 'tRUE' (not in Nova's boolean)",
+	"{" HEAD "," B0 VOLBDM(VOL1,
+	    0) ",{'source_type':'blank',"
+	       "'destination_type':'local','delete_on_termination':'tRUE'}]}",
+	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
+    {"delete_on_termination 1 (a number)",
+	"{" HEAD "," B0 VOLBDM(
+	    VOL1, 0) ",{'source_type':'blank',"
+		     "'destination_type':'local','delete_on_termination':1}]}",
+	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
+    {"delete_on_termination 'no' on a local disk",
+	"{" HEAD "," B0 VOLBDM(VOL1,
+	    0) ",{'source_type':'blank',"
+	       "'destination_type':'local','delete_on_termination':'no'}]}",
 	-EINVAL, "block_device_mapping_v2[1].delete_on_termination"},
     {"a local disk that is kept after termination",
 	"{" HEADF(
@@ -649,12 +723,13 @@ static const struct fail_case fail_cases[] = {
 	"{" HEADF(1, 0) "," IMGREF B0 "{'source_type':'blank',"
 			"'destination_type':'local','device_name':'vd b'}]}",
 	-EINVAL, "block_device_mapping_v2[0].device_name"},
-    {"a device name taken twice",
-	"{" HEADF(2,
-	    0) "," IMGREF B0 "{'source_type':'blank',"
-	       "'destination_type':'local','volume_size':1,'device_name':'vdb'},"
-	       "{'source_type':'blank','destination_type':'local','volume_size':"
-	       "1,'device_name':'/dev/vdb'}]}",
+    {"a volume named like the root when booting from an image",
+	"{" HEADF(2, 0) "," IMGREF B0 "{'source_type':'blank',"
+			"'destination_type':'local','volume_size':1},"
+			"{'boot_index':1,'source_type':'volume',"
+			"'destination_type':'volume','uuid':'" VOL1 "',"
+			"'device_name':'/dev/vda','connection_info':" CONN(
+			    "/dev/v") "}]}",
 	-EINVAL, "block_device_mapping_v2[1].device_name"},
     {"a volume on the root's device name",
 	"{" HEAD "," IMGREF B0 "{'source_type':'volume',"
@@ -1471,10 +1546,10 @@ static const struct {
 	"block_device_mapping_v2[20].uuid"},
     {"two volumes with one serial (pairwise)", 12, 'p', 10, 7, -EEXIST,
 	"block_device_mapping_v2[10].uuid"},
-    {"a device name taken twice", 40, 'd', 28, 5, -EINVAL,
-	"block_device_mapping_v2[28].device_name"},
-    {"a device name taken twice (pairwise)", 12, 'd', 8, 5, -EINVAL,
-	"block_device_mapping_v2[8].device_name"},
+    /* names a request gives are dropped (Nova's libvirt driver), so a
+     * name given twice is no clash */
+    {"a device name given twice", 40, 'd', 28, 5, 0, NULL},
+    {"a device name given twice (pairwise)", 40, 'd', 8, 5, 0, NULL},
     {"a bdm_uuid given twice", 40, 'u', 39, 10, -EEXIST,
 	"block_device_mapping_v2[39].bdm_uuid"},
     {"a bdm_uuid given twice (pairwise)", 12, 'u', 11, 10, -EEXIST,
@@ -1701,6 +1776,102 @@ START_TEST(test_prepare_is_idempotent)
 	ck_assert_str_eq(a, b);
 	ck_assert_str_eq(u, inst->bdms[0].uuid);
 	instance_free(inst);
+}
+END_TEST
+
+/* Nova's own fields take Nova's types (parameter_types.py): boot_index
+ * and volume_size as digit strings, delete_on_termination as any string of
+ * parameter_types.boolean, at create and at attach. */
+START_TEST(test_parse_takes_novas_string_integers_and_booleans)
+{
+	static const struct {
+		const char *dot;
+		bool want;
+	} bools[] = {{"'True'", true}, {"'TRUE'", true}, {"'true'", true},
+	    {"'1'", true}, {"'ON'", true}, {"'On'", true}, {"'on'", true},
+	    {"'YES'", true}, {"'Yes'", true}, {"'yes'", true},
+	    {"'False'", false}, {"'FALSE'", false}, {"'false'", false},
+	    {"'0'", false}, {"'OFF'", false}, {"'Off'", false},
+	    {"'off'", false}, {"'NO'", false}, {"'No'", false}, {"'no'", false},
+	    {"true", true}, {"false", false}};
+	struct instance *inst = NULL;
+	struct err e = {0};
+	char body[1024];
+
+	ck_assert_int_eq(
+	    parse(
+		"{" HEADF(5,
+		    0) "," B0 "{'boot_index':'0','source_type':'volume',"
+		       "'destination_type':'volume','uuid':'" VOL1
+		       "','connection_info':" CONN(
+			   "/dev/v1") "},"
+				      "{'boot_index':'-1','source_type':'blank',"
+				      "'destination_type':'local','volume_size':'05'},"
+				      "{'boot_index':'1','source_type':'volume',"
+				      "'destination_type':'volume','uuid':'" VOL2
+				      "','volume_size':'2147483647',"
+				      "'connection_info':" CONN(
+					  "/dev/v2") "}]}",
+		&inst, &e),
+	    0);
+	ck_assert_int_eq(inst->bdms[0].boot_index, 0);
+	ck_assert_int_eq(inst->bdms[1].boot_index, BDM_BOOT_NONE);
+	ck_assert_int_eq(inst->bdms[1].volume_size, 5);
+	ck_assert_int_eq(inst->bdms[2].boot_index, 1);
+	ck_assert_int_eq(inst->bdms[2].volume_size, 2147483647);
+	inst = instance_free(inst);
+
+	/* image_meta.disk_format: raw, qcow2, iso */
+	ck_assert_int_eq(parse("{" HEAD ",'imageRef':'" IMG
+			       "','image_meta':{'disk_format':'iso',"
+			       "'properties':{}}}",
+			     &inst, &e),
+	    0);
+	ck_assert_str_eq(inst->props.disk_format, "iso");
+	inst = instance_free(inst);
+
+	/* jsonschema's '$' matches before a final newline, int() drops it */
+	ck_assert_int_eq(
+	    parse("{" HEADF(5, 0) "," B0
+				  "{'source_type':'blank','destination_type':"
+				  "'local','volume_size':'3\\n'}]}",
+		&inst, &e),
+	    0);
+	ck_assert_int_eq(inst->bdms[0].volume_size, 3);
+	inst = instance_free(inst);
+
+	for (size_t i = 0; i < ELEMENTSOF(bools); i++) {
+		struct bdm b;
+
+		(void)snprintf(body, sizeof(body),
+		    "{" HEAD "," B0 "{'boot_index':0,'source_type':'volume',"
+		    "'destination_type':'volume','uuid':'" VOL1
+		    "','connection_info':" CONN(
+			"/dev/v1") ","
+				   "'delete_on_termination':%s}]}",
+		    bools[i].dot);
+		ck_assert_msg(
+		    parse(body, &inst, &e) == 0, "%s: %s", bools[i].dot, e.msg);
+		ck_assert_msg(
+		    inst->bdms[0].delete_on_termination == bools[i].want, "%s",
+		    bools[i].dot);
+		inst = instance_free(inst);
+
+		memset(&b, 0, sizeof(b));
+		(void)snprintf(body, sizeof(body),
+		    "{'volume_id':'" VOL2 "','connection_info':" CONN(
+			"/dev/v2") ",'delete_on_termination':%s}",
+		    bools[i].dot);
+		{
+			char *t = q(body);
+
+			ck_assert_int_eq(
+			    bdm_json_parse_attach(t, strlen(t), &b, &e), 0);
+			free(t);
+		}
+		ck_assert(b.delete_on_termination == bools[i].want);
+		bdm_clear(&b);
+	}
 }
 END_TEST
 
@@ -1951,8 +2122,9 @@ START_TEST(test_format_instance_round_trips_every_field)
 	    json_object_is_type(get(b, "connection_info"), json_type_null));
 	b = json_object_array_get_idx(bdms, 1);
 	ck_assert(json_object_is_type(get(b, "boot_index"), json_type_null));
-	ck_assert_str_eq(
-	    json_object_get_string(get(b, "device_name")), "/dev/sdb");
+	/* the request's /dev/sdb is dropped, as Nova's libvirt driver does;
+	 * blockinfo_build assigns one */
+	ck_assert(json_object_is_type(get(b, "device_name"), json_type_null));
 	ck_assert_str_eq(json_object_get_string(get(b, "tag")), "scratch");
 	ck_assert_str_eq(
 	    json_object_get_string(get(b, "guest_format")), "ext4");
@@ -2237,6 +2409,12 @@ START_TEST(test_format_round_trips_through_a_resubmitted_create)
 	ck_assert_msg(
 	    bdm_instance_prepare(b, NULL, &e) == 0, "%s: %s", e.field, e.msg);
 	ck_assert_uint_eq(b->n_bdms, a->n_bdms);
+	/* the names a's mapping assigned are dropped from the resubmission
+	 * and assigned again, the same ones */
+	blockinfo_free(bi);
+	bi = NULL;
+	ck_assert_msg(
+	    blockinfo_build(b, NULL, &bi, &e) == 0, "%s: %s", e.field, e.msg);
 	fb = bdm_json_format_instance(b, NULL);
 	ta = jfield_to_text(fa);
 	tb = jfield_to_text(fb);
@@ -2268,6 +2446,7 @@ main(void)
 	tcase_add_loop_test(
 	    tc, test_parse_refuses_hostile_json, 0, (int)ELEMENTSOF(raw_cases));
 	tcase_add_test(tc, test_parse_bounds_string_length);
+	tcase_add_test(tc, test_parse_takes_novas_string_integers_and_booleans);
 	tcase_add_test(
 	    tc, test_parse_accepts_1000_bdms_and_prepare_refuses_them);
 	tcase_add_test(tc, test_parse_handles_escapes_and_unicode);

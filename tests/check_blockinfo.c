@@ -336,15 +336,15 @@ START_TEST(test_build_reads_the_volume_source_from_connection_info)
 }
 END_TEST
 
-/* Parsing keeps each volume's source with its BDM; a BDM without it (a
- * stored row, which holds only the connection_info text) has it read
- * from the text, with the same result. */
-START_TEST(test_build_reads_connection_info_when_the_source_was_not_kept)
+/* Parsing keeps each volume's source with its BDM (the store does when it
+ * loads a row); blockinfo never reads the connection_info text itself, so
+ * a volume BDM without its source is refused, naming the field. */
+START_TEST(test_build_refuses_a_volume_whose_source_was_not_read)
 {
 	struct instance *inst = prepared(five_disks, NULL);
 	struct blockinfo *bi = NULL;
 	struct err e = {0};
-	size_t n_vol = 0;
+	size_t n_vol = 0, last = 0;
 
 	for (size_t i = 0; i < inst->n_bdms; i++) {
 		struct bdm *b = &inst->bdms[i];
@@ -354,15 +354,15 @@ START_TEST(test_build_reads_connection_info_when_the_source_was_not_kept)
 		n_vol++;
 		ck_assert_str_eq(b->conn_type, "file");
 		ck_assert_ptr_nonnull(b->conn_path);
-		free(b->conn_type);
-		free(b->conn_path);
-		b->conn_type = b->conn_path = NULL;
+		last = i;
 	}
 	ck_assert_uint_eq(n_vol, 2);
-	ck_assert_int_eq(blockinfo_build(inst, NULL, &bi, &e), 0);
-	ck_assert_str_eq(bi->volumes[0]->conn_type, "file");
-	ck_assert_str_eq(bi->volumes[0]->conn_path, "/srv/volumes/" VOL1);
-	blockinfo_free(bi);
+	free(inst->bdms[last].conn_type);
+	free(inst->bdms[last].conn_path);
+	inst->bdms[last].conn_type = inst->bdms[last].conn_path = NULL;
+	ck_assert_int_eq(blockinfo_build(inst, NULL, &bi, &e), -EINVAL);
+	ck_assert_ptr_null(bi);
+	ck_assert_ptr_nonnull(strstr(e.field, ".connection_info"));
 	instance_free(inst);
 }
 END_TEST
@@ -425,7 +425,9 @@ START_TEST(test_build_writes_picked_names_and_buses_back)
 }
 END_TEST
 
-START_TEST(test_build_never_picks_a_name_some_bdm_asks_for)
+/* Device names a request gives are dropped and assigned as Nova's libvirt
+ * driver does (default_device_names_for_instance), in mapping order. */
+START_TEST(test_build_assigns_the_names_a_request_gave)
 {
 	static const char json[] =
 	    "{\"name\": \"n\", \"imageRef\": \"" IMG "\", " FLAVOR(5,
@@ -438,11 +440,11 @@ START_TEST(test_build_never_picks_a_name_some_bdm_asks_for)
 	struct blockinfo *bi = built(json, NULL, &inst);
 
 	ck_assert_str_eq(bi->local_root->dev, "vda");
-	ck_assert_str_eq(bi->ephemerals[0]->dev, "vdc");
-	ck_assert_str_eq(bi->swap->dev, "vde");
-	ck_assert_str_eq(bi->volumes[0]->dev, "vdb");
-	ck_assert(!bi->volumes[0]->dev_picked);
-	ck_assert_str_eq(bi->volumes[1]->dev, "vdd");
+	ck_assert_str_eq(bi->ephemerals[0]->dev, "vdb");
+	ck_assert_str_eq(bi->swap->dev, "vdc");
+	ck_assert_str_eq(bi->volumes[0]->dev, "vdd");
+	ck_assert(bi->volumes[0]->dev_picked);
+	ck_assert_str_eq(bi->volumes[1]->dev, "vde");
 	blockinfo_free(bi);
 	instance_free(inst);
 }
@@ -719,10 +721,12 @@ START_TEST(test_build_names_the_27th_disk_on_a_bus_vdaa)
 	snprintf(json + n, sizeof(json) - n, "]}");
 	bi = built(json, NULL, &inst);
 	ck_assert_uint_eq(bi->n_disks, 29);
-	ck_assert_str_eq(bi->volumes[3]->dev, "vdab");
-	ck_assert_str_eq(bi->volumes[25]->dev, "vdz");
-	ck_assert_str_eq(bi->volumes[26]->dev, "vdaa");
-	ck_assert_str_eq(bi->volumes[27]->dev, "vdac"); /* vdab is given */
+	/* the /dev/vdab volume 3 asked for is dropped, as Nova does */
+	ck_assert_str_eq(bi->volumes[3]->dev, "vde");
+	ck_assert_str_eq(bi->volumes[24]->dev, "vdz");
+	ck_assert_str_eq(bi->volumes[25]->dev, "vdaa");
+	ck_assert_str_eq(bi->volumes[26]->dev, "vdab");
+	ck_assert_str_eq(bi->volumes[27]->dev, "vdac");
 	ck_assert_str_eq(inst->bdms[28].device_name, "/dev/vdac");
 	blockinfo_free(bi);
 	instance_free(inst);
@@ -768,35 +772,28 @@ START_TEST(test_pick_attach_takes_the_next_free_name)
 }
 END_TEST
 
-START_TEST(test_pick_attach_honours_a_free_given_name_and_its_bus)
+/* get_device_name_for_instance: a device_name given at attach is ignored,
+ * free or taken, and does not steer the bus; the next free name is
+ * assigned. */
+START_TEST(test_pick_attach_ignores_a_given_name)
 {
+	static const char *const given[] = {"/dev/hdb", "/dev/vdc", "/dev/vdz"};
 	struct instance *inst;
 	struct blockinfo *bi = built(five_disks, NULL, &inst);
 	struct bdm b;
 	struct err e = {0};
 
-	attach_bdm(&b, "/dev/hdb", BDM_BUS_UNSET);
+	for (size_t i = 0; i < ELEMENTSOF(given); i++) {
+		attach_bdm(&b, given[i], BDM_BUS_UNSET);
+		ck_assert_int_eq(blockinfo_pick_attach(inst, &b, NULL, &e), 0);
+		ck_assert_str_eq(b.device_name, "/dev/vdf");
+		ck_assert_int_eq(b.disk_bus, BDM_BUS_VIRTIO);
+		bdm_clear(&b);
+	}
+	/* a given bus is honoured, its name still picked */
+	attach_bdm(&b, "/dev/sdc", BDM_BUS_SCSI);
 	ck_assert_int_eq(blockinfo_pick_attach(inst, &b, NULL, &e), 0);
-	ck_assert_str_eq(b.device_name, "/dev/hdb");
-	ck_assert_int_eq(b.disk_bus, BDM_BUS_IDE);
-	bdm_clear(&b);
-	blockinfo_free(bi);
-	instance_free(inst);
-}
-END_TEST
-
-START_TEST(test_pick_attach_refuses_a_taken_name)
-{
-	struct instance *inst;
-	struct blockinfo *bi = built(five_disks, NULL, &inst);
-	struct bdm b;
-	struct err e = {0};
-
-	attach_bdm(&b, "/dev/vdc", BDM_BUS_UNSET);
-	ck_assert_int_eq(blockinfo_pick_attach(inst, &b, NULL, &e), -EINVAL);
-	ck_assert_str_eq(e.field, "device_name");
-	ck_assert_str_eq(b.device_name, "/dev/vdc");
-	ck_assert_int_eq(b.disk_bus, BDM_BUS_UNSET);
+	ck_assert_str_eq(b.device_name, "/dev/sda");
 	bdm_clear(&b);
 	blockinfo_free(bi);
 	instance_free(inst);
@@ -1162,6 +1159,74 @@ golden_compare(const char *c, struct json_object *exp, int r,
 	return msg;
 }
 
+/*
+ * The attaches of <case>.attach.json (a list of attach bodies), one after
+ * the other on the created instance: parse, bdm_prepare_attach,
+ * blockinfo_pick_attach, and the BDM joins the instance. Compared with
+ * the expectation's "attach" ([{device_name, disk_bus}], from Nova's
+ * get_device_name_for_instance). Returns NULL if they agree or the case
+ * has none, else what differs (owned).
+ */
+static char *
+golden_attach(const char *dir, const char *c, const struct bdm_limits *lim,
+    struct instance *inst, struct json_object *want)
+{
+	struct json_object *list = NULL, *act;
+	char path[1024], why[1024] = "";
+	char *text, *msg = NULL;
+
+	case_path(path, dir, c, ".attach.json");
+	if ((text = testutil_read_file(path, NULL)) == NULL)
+		return NULL;
+	list = json_tokener_parse(text);
+	free(text);
+	ck_assert_msg(json_object_is_type(list, json_type_array), "%s", path);
+	if (want == NULL)
+		msg = fmt("%s: the expectation has no \"attach\"", c);
+	act = json_object_new_array();
+	for (size_t i = 0; msg == NULL && i < json_object_array_length(list);
+	     i++) {
+		const char *body = json_object_to_json_string(
+		    json_object_array_get_idx(list, i));
+		struct bdm b, *slot = NULL;
+		struct err e = {0};
+		struct json_object *o;
+		int r;
+
+		memset(&b, 0, sizeof(b));
+		r = bdm_json_parse_attach(body, strlen(body), &b, &e);
+		if (r == 0) {
+			(void)snprintf(b.uuid, sizeof(b.uuid),
+			    "%08zx-0000-4000-8000-000000000000",
+			    inst->n_bdms + 1);
+			b.uuid_given = true;
+			r = bdm_prepare_attach(inst, &b, lim, &e);
+		}
+		if (r == 0)
+			r = blockinfo_pick_attach(inst, &b, lim, &e);
+		if (r == 0)
+			r = instance_bdm_append(inst, &slot, &e);
+		if (r < 0) {
+			msg = fmt("%s: attach %zu: %s on '%s': %s", c, i,
+			    errno_name(r), e.field, e.msg);
+			bdm_clear(&b);
+			break;
+		}
+		*slot = b;
+		o = json_object_new_object();
+		json_object_object_add(o, "device_name",
+		    json_object_new_string(slot->device_name));
+		json_object_object_add(o, "disk_bus",
+		    json_object_new_string(bdm_bus_to_string(slot->disk_bus)));
+		json_object_array_add(act, o);
+	}
+	if (msg == NULL && !json_subset(want, act, c, why, sizeof(why)))
+		msg = fmt("%s (attach)", why);
+	json_object_put(act);
+	json_object_put(list);
+	return msg;
+}
+
 /* Runs one case through the chain; returns NULL if it passed, else what
  * differs (owned). */
 static char *
@@ -1199,8 +1264,19 @@ golden_case(const char *dir, const char *c, bool update)
 		free(text);
 		if (exp == NULL)
 			msg = fmt("%s: cannot read %s", c, path);
-		else
+		else {
+			struct json_object *att = NULL;
+
+			/* compared on its own, after the create */
+			if (json_object_object_get_ex(exp, "attach", &att)) {
+				json_object_get(att);
+				json_object_object_del(exp, "attach");
+			}
 			msg = golden_compare(c, exp, r, &e, inst, bi);
+			if (msg == NULL && r == 0)
+				msg = golden_attach(dir, c, &lim, inst, att);
+			json_object_put(att);
+		}
 	}
 	json_object_put(exp);
 	blockinfo_free(bi);
@@ -1231,7 +1307,8 @@ START_TEST(test_golden_cases_match_novas_mapping)
 
 		if (len < 6 || !STREQ(ent->d_name + len - 5, ".json") ||
 		    strstr(ent->d_name, ".expected.json") ||
-		    strstr(ent->d_name, ".config.json"))
+		    strstr(ent->d_name, ".config.json") ||
+		    strstr(ent->d_name, ".attach.json"))
 			continue;
 		ck_assert_uint_lt(n, ELEMENTSOF(names));
 		names[n++] = strndup(ent->d_name, len - 5);
@@ -1283,10 +1360,10 @@ main(void)
 	tcase_add_test(
 	    tc, test_build_reads_the_volume_source_from_connection_info);
 	tcase_add_test(
-	    tc, test_build_reads_connection_info_when_the_source_was_not_kept);
+	    tc, test_build_refuses_a_volume_whose_source_was_not_read);
 	tcase_add_test(tc, test_build_of_copied_bdms_keeps_the_volume_source);
 	tcase_add_test(tc, test_build_writes_picked_names_and_buses_back);
-	tcase_add_test(tc, test_build_never_picks_a_name_some_bdm_asks_for);
+	tcase_add_test(tc, test_build_assigns_the_names_a_request_gave);
 	tcase_add_test(tc, test_build_boots_from_volume_without_local_root);
 	tcase_add_test(tc, test_build_sizes_local_disks_from_the_flavor);
 	tcase_add_test(
@@ -1309,9 +1386,7 @@ main(void)
 
 	tc = tcase_create("blockinfo_pick_attach");
 	tcase_add_test(tc, test_pick_attach_takes_the_next_free_name);
-	tcase_add_test(
-	    tc, test_pick_attach_honours_a_free_given_name_and_its_bus);
-	tcase_add_test(tc, test_pick_attach_refuses_a_taken_name);
+	tcase_add_test(tc, test_pick_attach_ignores_a_given_name);
 	tcase_add_test(
 	    tc, test_pick_attach_stops_at_max_disk_devices_to_attach);
 	tcase_add_test(tc, test_pick_attach_refuses_when_ide_is_full);

@@ -505,6 +505,13 @@ opts_tcg_kernel_boot(struct domxml_opts *o)
 	o->console_log = "/var/log/hyperlet/console.log";
 }
 
+/* The base image is an ISO 9660 image (images format iso). */
+static void
+opts_iso_base(struct domxml_opts *o)
+{
+	o->base_image_format = "iso";
+}
+
 struct golden_case {
 	const char *name; /* tests/data/domxml/<name>.xml */
 	const char *request; /* under tests/data/ */
@@ -513,6 +520,8 @@ struct golden_case {
 
 static const struct golden_case golden_cases[] = {
     {"local-virtio", "domxml/local-virtio.json", NULL},
+    {"iso-image-root", "golden/iso_image_root_flavor_root_gb.json",
+	opts_iso_base},
     {"local-virtio-tcg", "domxml/local-virtio.json", opts_tcg_kernel_boot},
     {"scsi-volumes", "domxml/scsi-volumes.json", NULL},
     {"boot-from-volume", "domxml/boot-from-volume.json", NULL},
@@ -808,6 +817,29 @@ START_TEST(test_domxml_domain_is_deterministic)
 }
 END_TEST
 
+/* An ISO base image backs the root overlay as raw, as Nova reads it
+ * (nova/virt/images.py); the root stays a disk (Nova 26's mapping). */
+START_TEST(test_domxml_backs_the_root_with_an_iso_image_as_raw)
+{
+	struct built b;
+	struct err e = {0};
+	char *xml = NULL;
+	const char *bs;
+
+	build("golden/iso_image_root_flavor_root_gb.json", &b);
+	ck_assert_str_eq(b.inst->props.disk_format, "iso");
+	b.o.base_image_format = "iso";
+	ck_assert_int_eq(domxml_format_domain(b.inst, b.bi, &b.o, &xml, &e), 0);
+	bs = strstr(xml, "<backingStore");
+	ck_assert_ptr_nonnull(bs);
+	ck_assert_ptr_nonnull(strstr(bs, "<format type=\"raw\"/>"));
+	ck_assert_ptr_null(strstr(xml, "\"iso\""));
+	ck_assert_ptr_null(strstr(xml, "device=\"cdrom\""));
+	free(xml);
+	built_free(&b);
+}
+END_TEST
+
 /* Formats b's domain expecting -EINVAL with a message holding what;
  * *ret_xml must stay untouched. */
 static void
@@ -1078,6 +1110,7 @@ tcase_domxml_format_domain(void)
 	    (int)ELEMENTSOF(golden_cases));
 	tcase_add_test(tc, test_domxml_domain_gives_every_disk_a_bdm_serial);
 	tcase_add_test(tc, test_domxml_domain_is_deterministic);
+	tcase_add_test(tc, test_domxml_backs_the_root_with_an_iso_image_as_raw);
 	tcase_add_test(tc, test_domxml_refuses_a_lun_off_the_scsi_bus);
 	tcase_add_test(tc, test_domxml_refuses_a_lun_backed_by_a_file);
 	tcase_add_test(tc, test_domxml_refuses_a_cdrom_on_virtio);

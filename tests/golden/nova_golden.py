@@ -42,6 +42,7 @@ from nova import objects
 objects.register_all()
 
 from nova.compute import api as compute_api  # noqa: E402
+from nova.objects import block_device as block_device_obj  # noqa: E402
 from nova.virt import block_device as driver_block_device  # noqa: E402
 from nova.virt import driver  # noqa: E402
 from nova.virt.libvirt import blockinfo  # noqa: E402
@@ -62,6 +63,7 @@ HYPERLET_ERRORS = {
     'fail_image_local_not_root': ('EINVAL', 'block_device_mapping_v2[1].source_type'),
     'fail_device_name_space': ('EINVAL', 'block_device_mapping_v2[1].device_name'),
     'fail_volume_size_negative': ('EINVAL', 'block_device_mapping_v2[1].volume_size'),
+    'fail_volume_size_not_integer': ('EINVAL', 'block_device_mapping_v2[1].volume_size'),
     'fail_volume_type_local': ('EINVAL', 'block_device_mapping_v2[1].volume_type'),
     'fail_volume_type_on_volume': ('EINVAL', 'block_device_mapping_v2[1].volume_type'),
     'fail_unknown_bdm_field': ('EINVAL', 'block_device_mapping_v2[1].no_such_field'),
@@ -85,10 +87,9 @@ HYPERLET_ERRORS = {
     'fail_volume_without_connection_info': (
         'EINVAL', 'block_device_mapping_v2[1].connection_info'),
     'fail_local_root_other_image': ('EINVAL', 'block_device_mapping_v2[0].uuid'),
-    'fail_boot_index_not_integer': ('EINVAL', 'block_device_mapping_v2[1].boot_index'),
-    'fail_duplicate_device_name': ('EINVAL', 'block_device_mapping_v2[2].device_name'),
     'fail_duplicate_serial': ('EEXIST', 'block_device_mapping_v2[2].uuid'),
     'fail_image_disk_bus_unknown': ('EINVAL', 'image_meta.properties.hw_disk_bus'),
+    'fail_disk_format_unknown': ('EINVAL', 'image_meta.disk_format'),
 }
 
 
@@ -318,7 +319,32 @@ def bdi_json(bdi, root_device_name):
     }
 
 
-def run_nova(body, config):
+def nova_attach(instance, image_meta, bdms, body, index):
+    """LibvirtDriver.get_device_name_for_instance for a volume attached
+    with the attach body (hyperlet's: volume_id, connection_info,
+    device_name?, disk_bus?); the BDM is then part of the instance."""
+    raw = {'source_type': 'volume', 'destination_type': 'volume',
+           'uuid': body['volume_id'], 'boot_index': None,
+           'connection_info': json.dumps(body['connection_info'])}
+    for key in ('device_name', 'disk_bus', 'delete_on_termination', 'tag'):
+        if key in body:
+            raw[key] = body[key]
+    bdm = block_device_obj.block_device_make_list_from_dicts(
+        nova_context.get_admin_context(),
+        [block_device.BlockDeviceDict.from_api(raw, False)])[0]
+    bdm.uuid = generated_uuid(index)
+    bdi = driver.get_block_device_info(instance, bdms)
+    info = blockinfo.get_disk_info(VIRT_TYPE, instance, image_meta, bdi)
+    bdm.device_name = None  # "Ignoring supplied device name"
+    disk_info = blockinfo.get_info_from_bdm(
+        instance, VIRT_TYPE, image_meta, bdm, mapping=info['mapping'])
+    bdm.device_name = block_device.prepend_dev(disk_info['dev'])
+    bdm.disk_bus = disk_info['bus']
+    bdms.objects.append(bdm)
+    return {'device_name': bdm.device_name, 'disk_bus': bdm.disk_bus}
+
+
+def run_nova(body, config, attaches=None):
     CONF.set_override('max_local_block_devices',
                       config.get('max_local_block_devices', 3))
     CONF.set_override('max_disk_devices_to_attach',
@@ -331,8 +357,13 @@ def run_nova(body, config):
                             root_gb=f.get('root_gb', 0),
                             ephemeral_gb=f.get('ephemeral_gb', 0),
                             swap=f.get('swap', 0), extra_specs={})
-    props = (body.get('image_meta') or {}).get('properties') or {}
-    image_meta = objects.ImageMeta.from_dict({'properties': dict(props)})
+    meta = body.get('image_meta') or {}
+    props = meta.get('properties') or {}
+    meta_dict = {'properties': dict(props)}
+    if meta.get('disk_format'):
+        # blockinfo.get_root_info reads it (only without a root BDM)
+        meta_dict['disk_format'] = meta['disk_format']
+    image_meta = objects.ImageMeta.from_dict(meta_dict)
     instance, bdms = nova_bdms(body, flavor, image_meta, ctxt)
     hyperlet_defaults(bdms, flavor)
 
@@ -350,16 +381,27 @@ def run_nova(body, config):
         instance.root_device_name = block_device.prepend_dev(root_info['dev'])
         root_bdm.device_name = instance.root_device_name
 
+    # LibvirtDriver.default_device_names_for_instance: every name a BDM
+    # gives is dropped ("Libvirt can't honour user-supplied dev names");
+    # the root's survives as instance.root_device_name
+    for bdm in bdms:
+        bdm.device_name = None
     bdi = driver.get_block_device_info(instance, bdms)
     info = blockinfo.get_disk_info(VIRT_TYPE, instance, image_meta, bdi)
     save_driver_bdms(bdi)
-    return {
+    result = {
         'disk_bus': info['disk_bus'],
         'cdrom_bus': info['cdrom_bus'],
         'bdms': [bdm_json(b) for b in bdms],
         'block_device_info': bdi_json(bdi, instance.root_device_name),
         'mapping': info['mapping'],
     }
+    # after the create's result: each attached volume joins the instance
+    attached = [nova_attach(instance, image_meta, bdms, a, len(bdms))
+                for a in attaches or []]
+    if attached:
+        result['attach'] = attached
+    return result
 
 
 def derive(case):
@@ -370,8 +412,13 @@ def derive(case):
     if os.path.exists(cpath):
         with open(cpath) as f:
             config = json.load(f)
+    attaches = None
+    apath = os.path.join(DATA, case + '.attach.json')
+    if os.path.exists(apath):
+        with open(apath) as f:
+            attaches = json.load(f)
     try:
-        result = run_nova(body, config)
+        result = run_nova(body, config, attaches)
         nova_outcome = None
     except exception.NovaException as e:
         result = None
@@ -401,7 +448,8 @@ def main(argv):
         os.path.basename(p)[:-len('.json')]
         for p in glob.glob(os.path.join(DATA, '*.json'))
         if not p.endswith('.expected.json') and
-        not p.endswith('.config.json'))
+        not p.endswith('.config.json') and
+        not p.endswith('.attach.json'))
     for case in cases:
         out = derive(case)
         with open(os.path.join(DATA, case + '.expected.json'), 'w') as f:
