@@ -4,8 +4,9 @@
  * docs/interop/qcow2.txt. The file is detected against every format
  * Nova's inspector knows (qcow2, qed, vhd, vhdx, vmdk, vdi, iso); a file
  * that matches two of them (an ISO that is also a qcow2) is refused, as
- * Nova's detect_file_format does. ISO counts as raw (Nova: "qemu will
- * treat this as raw"). qed, vhd, vhdx, vmdk (sparse, COWD or a text
+ * Nova's detect_file_format does. An ISO 9660 image is kept as format
+ * iso (Nova's disk_format, read by its disk mapping) and handed to qemu
+ * as raw (Nova: "qemu will treat this as raw"); UDF alone is raw. qed, vhd, vhdx, vmdk (sparse, COWD or a text
  * descriptor naming extents) and vdi are refused: hyperlet only ever hands
  * qemu raw or qcow2, and a file whose content says otherwise is not what
  * its label says. A qcow2 must be self-contained and clean: version 2 or
@@ -335,7 +336,10 @@ imgfmt_inspect(imgfmt_pread_fn rd, void *cls, uint64_t file_size,
 		    "image refused: %s images are not accepted (upload raw or "
 		    "qcow2)",
 		    found[0]);
-	ret->format = "raw";
+	/* ISO 9660 is kept as iso (Nova's disk_format, which its disk
+	 * mapping reads); qemu reads it as raw. UDF alone stays raw. */
+	ret->format =
+	    nfound == 1 && memcmp(iso + 1, "CD001", 5) == 0 ? "iso" : "raw";
 	ret->virtual_size = file_size;
 	return 0;
 }

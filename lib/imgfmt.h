@@ -1,10 +1,10 @@
 /*
  * imgfmt: judges an uploaded image file before it becomes a base image
  * (pure: reads through a callback, no HTTP, no libvirt). Accepts raw
- * (which includes ISO 9660/UDF, as Nova treats them) and qcow2 v2/v3 that
- * is self-contained; refuses every other format qemu knows and any qcow2
- * that could make qemu open another file or that it would not open
- * cleanly. See imgfmt.c for the rules.
+ * (UDF included), ISO 9660 (format "iso", which qemu reads as raw) and
+ * qcow2 v2/v3 that is self-contained; refuses every other format qemu
+ * knows and any qcow2 that could make qemu open another file or that it
+ * would not open cleanly. See imgfmt.c for the rules.
  */
 #ifndef HYPERLET_IMGFMT_H
 #define HYPERLET_IMGFMT_H
@@ -20,7 +20,7 @@ typedef int64_t (*imgfmt_pread_fn)(
     void *cls, void *buf, size_t len, uint64_t off);
 
 struct imgfmt_info {
-	const char *format; /* "raw" or "qcow2" (static) */
+	const char *format; /* "raw", "iso" (ISO 9660) or "qcow2" (static) */
 	uint64_t virtual_size; /* bytes the guest sees */
 };
 

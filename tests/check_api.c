@@ -2005,7 +2005,7 @@ START_TEST(test_image_upload_detects_raw_and_qcow2)
 END_TEST
 
 /* qemu-img's own images with the tricks of CVE-2024-32498 and the other
- * formats are refused (400, no file, no row); an ISO is raw. */
+ * formats are refused (400, no file, no row); an ISO 9660 image is iso. */
 START_TEST(test_image_formats_that_reach_outside_or_disguise_are_refused)
 {
 	static const struct {
@@ -2047,18 +2047,27 @@ START_TEST(test_image_formats_that_reach_outside_or_disguise_are_refused)
 		resp_clear(&r);
 		ck_images_dir_has(0);
 	}
-	/* an ISO 9660 image is raw; a qcow2 that is also an ISO is refused */
+	/* an ISO 9660 image is iso (Nova's disk_format; issue 14), UDF alone
+	 * raw; a qcow2 that is also an ISO is refused */
 	len = 34816;
 	img = calloc(1, len);
+	memcpy(img + 32768,
+	    "\x01"
+	    "NSR02\x01",
+	    7);
+	upload_bytes("aaaaaaaa-0000-4000-8000-00000000000c", img, len, &r);
+	ck_status(&r, 201);
+	ck_assert_str_eq(jstr(r.json, "format"), "raw");
+	resp_clear(&r);
 	memcpy(img + 32768,
 	    "\x01"
 	    "CD001\x01",
 	    7);
 	upload_bytes("aaaaaaaa-0000-4000-8000-00000000000a", img, len, &r);
 	ck_status(&r, 201);
-	ck_assert_str_eq(jstr(r.json, "format"), "raw");
+	ck_assert_str_eq(jstr(r.json, "format"), "iso");
 	resp_clear(&r);
-	ck_images_dir_has(1);
+	ck_images_dir_has(2);
 	(void)unlink(path);
 	(void)snprintf(cmd, sizeof(cmd),
 	    "qemu-img create -q -f qcow2 -o cluster_size=512 '%s' 1M", path);
@@ -2082,11 +2091,11 @@ START_TEST(test_image_formats_that_reach_outside_or_disguise_are_refused)
 	ck_status(&r, 201);
 	ck_assert_str_eq(jstr(r.json, "format"), "qcow2");
 	resp_clear(&r);
-	ck_images_dir_has(2);
+	ck_images_dir_has(3);
 	free(img);
 	http("GET", "/v1/images", NULL, &r);
 	ck_assert_int_eq(
-	    (int)json_object_array_length(jget(r.json, "images")), 2);
+	    (int)json_object_array_length(jget(r.json, "images")), 3);
 	resp_clear(&r);
 }
 END_TEST
