@@ -2282,7 +2282,8 @@ START_TEST(test_racing_uploads_of_one_id_leave_the_winners_file)
 		pthread_barrier_init(&start, NULL, 2);
 		for (i = 0; i < 2; i++) {
 			(void)snprintf(x[i].id, sizeof(x[i].id),
-			    "bbbbbbbb-0000-4000-8000-0000000000%02d", pair);
+			    "bbbbbbbb-0000-4000-8000-0000000000%02u",
+			    (unsigned)pair % 100);
 			x[i].len = SIZE;
 			x[i].body = malloc(SIZE);
 			memset(x[i].body, 'a' + i, SIZE);
