@@ -576,8 +576,9 @@ compute_action(struct compute *c, struct store *s, const char *uuid,
 
 /* --- volumes ----------------------------------------------------------- */
 
-/* Attaches a volume: BDM row, then libvirt (row removed on a failure
- * libvirt answered, kept when it may have attached: -EAGAIN).
+/* Attaches a volume: BDM row (attach_state attaching), then libvirt, then
+ * the row settled (row removed on a failure libvirt answered, kept
+ * attaching when it may have attached: -EAGAIN).
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -EBUSY, -EAGAIN, -EIO. */
 int
 compute_attach(struct compute *c, struct store *s, const char *uuid,
@@ -618,20 +619,32 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	if ((rc = domxml_format_disk(inst, bi, d, &o, &xml, e)) < 0)
 		return rc;
 
-	if ((rc = store_bdm_insert(s, uuid, b, e)) < 0)
+	/* attaching until libvirt confirms: a crash in between leaves a row
+	 * start-up reconciliation knows to compare with the domain */
+	b->attach_state = BDM_ATTACH_ATTACHING;
+	rc = store_bdm_insert(s, uuid, b, e);
+	b->attach_state = BDM_ATTACH_SETTLED;
+	if (rc < 0)
 		return rc;
 	if ((rc = virt_attach_disk(c->virt, uuid, xml, e)) < 0) {
 		/* libvirt unreachable (the connection dropped mid-call): it
-		 * may have attached the disk. The row stays, as Nova's BDM
-		 * does once written: start-up reconciliation compares the
-		 * domain's disks with the rows by serial and attaches it if
-		 * the domain lacks it; a detach in between finds no disk and
-		 * removes the row. Only a clear refusal rolls back. */
+		 * may have attached the disk. The row stays attaching, as
+		 * Nova's BDM does once written: start-up reconciliation
+		 * compares the domain's disks with the rows by serial and
+		 * attaches it if the domain lacks it; a detach in between
+		 * finds no disk and removes the row. Only a clear refusal
+		 * rolls back. */
 		if (rc == -EAGAIN)
 			return rc;
 		(void)store_bdm_delete(s, uuid, b->uuid, &ue);
 		return missing_domain(uuid, rc, e);
 	}
+	/* Confirmed. Should the store fail now, the row stays attaching
+	 * and reconciliation settles it (the disk is there): the attach
+	 * itself succeeded, so it is not reported as failed. */
+	if (store_bdm_set_attach_state(
+		s, uuid, b->uuid, BDM_ATTACH_SETTLED, &ue) < 0)
+		err_clear(&ue);
 	if (ret_inst == NULL && ret_index == NULL)
 		return 0;
 	if ((rc = store_instance_get(s, uuid, &after, e)) < 0)
@@ -649,9 +662,10 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	return 0;
 }
 
-/* Detaches volume_id: libvirt, then the BDM row. Returns 0, -EINVAL,
- * -ENOENT, -EBUSY (also: the running guest has not released the disk in
- * time; the row stays), -EAGAIN, -EIO. */
+/* Detaches volume_id: the BDM row marked detaching, libvirt, then the
+ * row deleted. Returns 0, -EINVAL, -ENOENT, -EBUSY (also: the running
+ * guest has not released the disk in time; the row stays detaching),
+ * -EAGAIN (the row stays detaching), -EIO. */
 int
 compute_detach(struct compute *c, struct store *s, const char *uuid,
     const char *volume_id, struct err *e)
@@ -689,14 +703,17 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 	dom_opts(c, dir, NULL, NULL, &o);
 	if ((rc = domxml_format_disk(inst, bi, d, &o, &xml, e)) < 0)
 		return rc;
-	/* libvirt first: a crash after it leaves a row whose disk is gone,
-	 * and detaching again then finds nothing (-ENOENT) and removes the
-	 * row. The other order would leave a disk no row knows. A running
-	 * guest that has not released the disk (-ETIMEDOUT after virt's
-	 * detach timeout) keeps its row: the volume is still in use, and must not
-	 * be attached elsewhere. The BDM is then "detaching" (no column
-	 * records it: the answer says so, and detaching again waits
-	 * again). */
+	/* The row is marked detaching first, then libvirt, then the row
+	 * deleted: a crash after libvirt leaves a detaching row whose disk
+	 * is gone, which start-up reconciliation (or detaching again:
+	 * -ENOENT) removes. Deleting first would leave a disk no row knows.
+	 * A running guest that has not released the disk (-ETIMEDOUT after
+	 * virt's detach timeout) keeps its row, detaching: the volume is
+	 * still in use, and must not be attached elsewhere; detaching again
+	 * waits again. */
+	if ((rc = store_bdm_set_attach_state(
+		 s, uuid, b->uuid, BDM_ATTACH_DETACHING, e)) < 0)
+		return rc;
 	rc = virt_detach_disk(c->virt, uuid, xml, e);
 	if (rc == -ENOENT)
 		err_clear(e);
@@ -710,8 +727,18 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 		if (e)
 			*e = be;
 		return -EBUSY;
-	} else if (rc < 0)
+	} else if (rc == -EAGAIN) /* may have been sent: stays detaching */
 		return rc;
+	else if (rc < 0) {
+		/* libvirt refused: nothing changed, and the row goes back
+		 * to the state it had (settled, or attaching for
+		 * reconciliation) */
+		struct err ue = {0};
+
+		(void)store_bdm_set_attach_state(
+		    s, uuid, b->uuid, b->attach_state, &ue);
+		return rc;
+	}
 	return store_bdm_delete(s, uuid, b->uuid, e);
 }
 
