@@ -588,12 +588,14 @@ reconcile(struct hyperlet *h, struct store *s)
 	log_info("reconciliation: %zu instances, %zu redefined (%zu "
 		 "restarted), %zu builds kept, %zu rolled back, %zu deletes "
 		 "finished, %zu states refreshed, %zu resumed, %zu disks "
-		 "attached, %zu detached, %zu failed, %zu unknown "
+		 "compared, %zu attached, %zu detached, %zu detaches "
+		 "finished (%zu pending), %zu failed, %zu unknown "
 		 "domains, %zu rolled-back builds swept",
 	    rep.instances, rep.redefined, rep.restarted, rep.builds_finished,
 	    rep.builds_rolled_back, rep.deletes_finished, rep.states_refreshed,
-	    rep.resumed, rep.disks_attached, rep.disks_detached, rep.failed,
-	    rep.n_unknown, rep.swept);
+	    rep.resumed, rep.disks_checked, rep.disks_attached,
+	    rep.disks_detached, rep.detaches_finished, rep.detaches_pending,
+	    rep.failed, rep.n_unknown, rep.swept);
 	if (rep.failed)
 		log_warn("reconciliation: %zu instances could not be "
 			 "reconciled (%zu of them lost a disk: state error "

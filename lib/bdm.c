@@ -49,6 +49,10 @@ static const char *const state_names[] = {
     [INSTANCE_ERROR] = "error",
     [INSTANCE_DELETING] = "deleting",
 };
+static const char *const attach_state_names[] = {
+    [BDM_ATTACH_ATTACHING] = "attaching",
+    [BDM_ATTACH_DETACHING] = "detaching",
+};
 /* libvirt's SCSI controller models that QEMU/KVM offers. */
 static const char *const scsi_models[] = {
     "virtio-scsi",
@@ -103,6 +107,7 @@ DEFINE_ENUM_STRING(bdm_dest, enum bdm_dest, dest_names)
 DEFINE_ENUM_STRING(bdm_device_type, enum bdm_device_type, device_type_names)
 DEFINE_ENUM_STRING(bdm_bus, enum bdm_bus, bus_names)
 DEFINE_ENUM_STRING(instance_state, enum instance_state, state_names)
+DEFINE_ENUM_STRING(bdm_attach_state, enum bdm_attach_state, attach_state_names)
 
 /* True for a blank -> local BDM with guest_format "swap"
  * (new_format_is_swap). */

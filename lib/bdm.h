@@ -47,6 +47,19 @@ enum bdm_bus {
 	BDM_BUS_IDE,
 };
 
+/* Where a volume's attach or detach stands (block_device_mappings.
+ * attach_state, schema 6). SETTLED (NULL in the row): libvirt confirmed
+ * the attach, or the BDM came with the create. ATTACHING: the row is
+ * written, libvirt's attach not confirmed. DETACHING: a detach was sent
+ * and not confirmed (or the running guest has not released the disk).
+ * Start-up reconciliation compares the disks of an instance with libvirt
+ * only when one of its BDMs is not settled. */
+enum bdm_attach_state {
+	BDM_ATTACH_SETTLED = 0,
+	BDM_ATTACH_ATTACHING,
+	BDM_ATTACH_DETACHING,
+};
+
 /*
  * One block device mapping. Owns every char * member. After
  * bdm_instance_prepare() every enum is set (no _UNSET) and uuid holds a
@@ -71,6 +84,7 @@ struct bdm {
 	char *tag;
 	bool delete_on_termination;
 	char *connection_info; /* JSON text, or NULL */
+	enum bdm_attach_state attach_state; /* stored; never from a request */
 	/* connection_info's driver_volume_type ("file" or "block") and
 	 * data.device_path, read once where connection_info comes in:
 	 * bdm_json when it parses a request (a bad one is refused there),
@@ -162,6 +176,9 @@ const char *bdm_bus_to_string(enum bdm_bus v);
 int bdm_bus_from_string(const char *s, enum bdm_bus *ret);
 const char *instance_state_to_string(enum instance_state v);
 int instance_state_from_string(const char *s, enum instance_state *ret);
+/* NULL for BDM_ATTACH_SETTLED (the column's NULL) */
+const char *bdm_attach_state_to_string(enum bdm_attach_state v);
+int bdm_attach_state_from_string(const char *s, enum bdm_attach_state *ret);
 
 /* Role predicates, as nova/block_device.py new_format_is_swap etc. */
 bool bdm_is_swap(const struct bdm *b);

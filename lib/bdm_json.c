@@ -968,6 +968,11 @@ write_bdm(struct jwriter *w, struct fmt *f, const struct bdm *b,
 	jwriter_str(w, d ? nonempty(d->serial) : NULL);
 	jwriter_key(w, "by_id");
 	jwriter_str(w, d ? nonempty(d->by_id) : NULL);
+	/* only while an attach or detach is unconfirmed (schema 6) */
+	if (b->attach_state != BDM_ATTACH_SETTLED) {
+		jwriter_key(w, "attach_state");
+		jwriter_str(w, bdm_attach_state_to_string(b->attach_state));
+	}
 	jwriter_obj_end(w);
 }
 

@@ -576,8 +576,9 @@ compute_action(struct compute *c, struct store *s, const char *uuid,
 
 /* --- volumes ----------------------------------------------------------- */
 
-/* Attaches a volume: BDM row, then libvirt (row removed on a failure
- * libvirt answered, kept when it may have attached: -EAGAIN).
+/* Attaches a volume: BDM row (attach_state attaching), then libvirt, then
+ * the row settled (row removed on a failure libvirt answered, kept
+ * attaching when it may have attached: -EAGAIN).
  * Returns 0, -EINVAL, -ENOENT, -EEXIST, -EBUSY, -EAGAIN, -EIO. */
 int
 compute_attach(struct compute *c, struct store *s, const char *uuid,
@@ -618,20 +619,32 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	if ((rc = domxml_format_disk(inst, bi, d, &o, &xml, e)) < 0)
 		return rc;
 
-	if ((rc = store_bdm_insert(s, uuid, b, e)) < 0)
+	/* attaching until libvirt confirms: a crash in between leaves a row
+	 * start-up reconciliation knows to compare with the domain */
+	b->attach_state = BDM_ATTACH_ATTACHING;
+	rc = store_bdm_insert(s, uuid, b, e);
+	b->attach_state = BDM_ATTACH_SETTLED;
+	if (rc < 0)
 		return rc;
 	if ((rc = virt_attach_disk(c->virt, uuid, xml, e)) < 0) {
 		/* libvirt unreachable (the connection dropped mid-call): it
-		 * may have attached the disk. The row stays, as Nova's BDM
-		 * does once written: start-up reconciliation compares the
-		 * domain's disks with the rows by serial and attaches it if
-		 * the domain lacks it; a detach in between finds no disk and
-		 * removes the row. Only a clear refusal rolls back. */
+		 * may have attached the disk. The row stays attaching, as
+		 * Nova's BDM does once written: start-up reconciliation
+		 * compares the domain's disks with the rows by serial and
+		 * attaches it if the domain lacks it; a detach in between
+		 * finds no disk and removes the row. Only a clear refusal
+		 * rolls back. */
 		if (rc == -EAGAIN)
 			return rc;
 		(void)store_bdm_delete(s, uuid, b->uuid, &ue);
 		return missing_domain(uuid, rc, e);
 	}
+	/* Confirmed. Should the store fail now, the row stays attaching
+	 * and reconciliation settles it (the disk is there): the attach
+	 * itself succeeded, so it is not reported as failed. */
+	if (store_bdm_set_attach_state(
+		s, uuid, b->uuid, BDM_ATTACH_SETTLED, &ue) < 0)
+		err_clear(&ue);
 	if (ret_inst == NULL && ret_index == NULL)
 		return 0;
 	if ((rc = store_instance_get(s, uuid, &after, e)) < 0)
@@ -649,9 +662,10 @@ compute_attach(struct compute *c, struct store *s, const char *uuid,
 	return 0;
 }
 
-/* Detaches volume_id: libvirt, then the BDM row. Returns 0, -EINVAL,
- * -ENOENT, -EBUSY (also: the running guest has not released the disk in
- * time; the row stays), -EAGAIN, -EIO. */
+/* Detaches volume_id: the BDM row marked detaching, libvirt, then the
+ * row deleted. Returns 0, -EINVAL, -ENOENT, -EBUSY (also: the running
+ * guest has not released the disk in time; the row stays detaching),
+ * -EAGAIN (the row stays detaching), -EIO. */
 int
 compute_detach(struct compute *c, struct store *s, const char *uuid,
     const char *volume_id, struct err *e)
@@ -689,14 +703,17 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 	dom_opts(c, dir, NULL, NULL, &o);
 	if ((rc = domxml_format_disk(inst, bi, d, &o, &xml, e)) < 0)
 		return rc;
-	/* libvirt first: a crash after it leaves a row whose disk is gone,
-	 * and detaching again then finds nothing (-ENOENT) and removes the
-	 * row. The other order would leave a disk no row knows. A running
-	 * guest that has not released the disk (-ETIMEDOUT after virt's
-	 * detach timeout) keeps its row: the volume is still in use, and must not
-	 * be attached elsewhere. The BDM is then "detaching" (no column
-	 * records it: the answer says so, and detaching again waits
-	 * again). */
+	/* The row is marked detaching first, then libvirt, then the row
+	 * deleted: a crash after libvirt leaves a detaching row whose disk
+	 * is gone, which start-up reconciliation (or detaching again:
+	 * -ENOENT) removes. Deleting first would leave a disk no row knows.
+	 * A running guest that has not released the disk (-ETIMEDOUT after
+	 * virt's detach timeout) keeps its row, detaching: the volume is
+	 * still in use, and must not be attached elsewhere; detaching again
+	 * waits again. */
+	if ((rc = store_bdm_set_attach_state(
+		 s, uuid, b->uuid, BDM_ATTACH_DETACHING, e)) < 0)
+		return rc;
 	rc = virt_detach_disk(c->virt, uuid, xml, e);
 	if (rc == -ENOENT)
 		err_clear(e);
@@ -710,8 +727,18 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 		if (e)
 			*e = be;
 		return -EBUSY;
-	} else if (rc < 0)
+	} else if (rc == -EAGAIN) /* may have been sent: stays detaching */
 		return rc;
+	else if (rc < 0) {
+		/* libvirt refused: nothing changed, and the row goes back
+		 * to the state it had (settled, or attaching for
+		 * reconciliation) */
+		struct err ue = {0};
+
+		(void)store_bdm_set_attach_state(
+		    s, uuid, b->uuid, b->attach_state, &ue);
+		return rc;
+	}
 	return store_bdm_delete(s, uuid, b->uuid, e);
 }
 
@@ -920,18 +947,49 @@ detach_xml(const char *dev, char **ret, struct err *e)
 	return 0;
 }
 
+/* Deletes the row of a detach reconciliation finished; gone already is
+ * fine. */
+static int
+finish_detach(struct store *s, const char *uuid, const struct bdm *b,
+    struct compute_report *r, struct err *e)
+{
+	int rc = store_bdm_delete(s, uuid, b->uuid, e);
+
+	if (rc == -ENOENT) {
+		err_clear(e);
+		return 0;
+	}
+	if (rc == 0)
+		r->detaches_finished++;
+	return rc;
+}
+
 /*
- * Compares the domain's persistent disks with the instance's BDM rows by
- * serial (blockinfo_serial: the BDM uuid for local disks, the volume id
- * for volumes) and repairs the persistent definition (a running guest is
- * left alone and gets it at its next start): a volume whose disk it lacks
- * is attached again, a disk whose serial no row knows is detached. Disks
- * without a serial (config drive, lun) are not compared. A local disk
- * missing from the domain is reported (-EIO), not repaired.
+ * Run only for an instance with an unsettled BDM (store_instance_states'
+ * flag; every instance on a schema older than 6): reading the domain's
+ * disks is one libvirt call, and a node of settled instances makes none
+ * (a disk an operator attaches or detaches by hand on a settled instance
+ * is not looked at; see README). Compares the domain's persistent disks
+ * with the instance's BDM rows by serial (blockinfo_serial: the BDM uuid
+ * for local disks, the volume id for volumes) and repairs the persistent
+ * definition (a running guest is left alone and gets it at its next
+ * start):
+ *  - attaching row: the disk is attached if the domain lacks it, then the
+ *    row is settled;
+ *  - detaching row: the user asked for the detach, so it is finished: the
+ *    disk is detached from the definition if still there and the row is
+ *    deleted. A running domain may still hold the disk live (a detach
+ *    that timed out took it from the definition only), so there the row
+ *    stays detaching (the volume is in use): detaching again waits for
+ *    the guest, a start-up with the domain shut off finishes it;
+ *  - settled row (on a flagged instance): a volume whose disk the domain
+ *    lacks is attached again, a local disk missing is reported (-EIO);
+ *  - a disk whose serial no row knows is detached.
+ * Disks without a serial (config drive, lun) are not compared.
  */
 static int
 reconcile_disks(struct compute *c, struct store *s, const char *uuid,
-    struct compute_report *r, struct err *e)
+    const struct virt_domain *dom, struct compute_report *r, struct err *e)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(blockinfo_freep) struct blockinfo *bi = NULL;
@@ -947,12 +1005,18 @@ reconcile_disks(struct compute *c, struct store *s, const char *uuid,
 		return 0;
 	}
 	if (rc < 0 || (rc = blockinfo_build(inst, &c->limits, &bi, e)) < 0 ||
-	    (rc = virt_instance_dir(c->virt, uuid, &dir, e)) < 0 ||
-	    (rc = virt_domain_disks(c->virt, uuid, &dd, &nd, e)) < 0)
+	    (rc = virt_instance_dir(c->virt, uuid, &dir, e)) < 0)
+		return rc;
+	r->disks_checked++;
+	if ((rc = virt_domain_disks(c->virt, uuid, &dd, &nd, e)) < 0)
 		return rc;
 	dom_opts(c, dir, NULL, NULL, &o);
 	for (i = 0; i < bi->n_disks; i++) {
 		const struct blockinfo_disk *d = &bi->disks[i];
+		const struct bdm *b =
+		    d->bdm_index >= 0 ? &inst->bdms[d->bdm_index] : NULL;
+		enum bdm_attach_state st =
+		    b ? b->attach_state : BDM_ATTACH_SETTLED;
 		_cleanup_free_ char *xml = NULL;
 		struct err de = {0};
 
@@ -961,18 +1025,35 @@ reconcile_disks(struct compute *c, struct store *s, const char *uuid,
 		for (k = 0; k < nd; k++)
 			if (STREQ(dd[k].serial, d->serial))
 				break;
-		if (k < nd)
-			continue;
-		if (d->bdm_index < 0 ||
-		    inst->bdms[d->bdm_index].destination_type !=
-			BDM_DEST_VOLUME)
+		rc = 0;
+		if (st == BDM_ATTACH_DETACHING) {
+			if (k < nd &&
+			    (rc = detach_xml(dd[k].dev, &xml, &de)) == 0 &&
+			    (rc = virt_disk_config(
+				 c->virt, uuid, xml, false, &de)) == 0)
+				r->disks_detached++;
+			if (rc == -ENOENT) { /* gone meanwhile */
+				err_clear(&de);
+				rc = 0;
+			}
+			if (rc == 0 && dom->state == INSTANCE_RUNNING)
+				r->detaches_pending++;
+			else if (rc == 0)
+				rc = finish_detach(s, uuid, b, r, &de);
+		} else if (k == nd &&
+		    (b == NULL || b->destination_type != BDM_DEST_VOLUME))
 			rc = err_set(&de, -EIO,
 			    "the domain lacks its local disk %s (serial %s)",
 			    d->dev, d->serial);
-		else if ((rc = domxml_format_disk(
-			      inst, bi, d, &o, &xml, &de)) == 0 &&
+		else if (k == nd &&
+		    (rc = domxml_format_disk(inst, bi, d, &o, &xml, &de)) ==
+			0 &&
 		    (rc = virt_disk_config(c->virt, uuid, xml, true, &de)) == 0)
 			r->disks_attached++;
+		if (rc == 0 && st == BDM_ATTACH_ATTACHING &&
+		    (rc = store_bdm_set_attach_state(
+			 s, uuid, b->uuid, BDM_ATTACH_SETTLED, &de)) == 0)
+			r->attaches_settled++;
 		if (rc < 0 && first == 0)
 			first = err_set(e, rc, "%s", de.msg);
 	}
@@ -1056,10 +1137,12 @@ reconcile_one(struct compute *c, struct store *s,
 			return rc;
 		return redefine(c, s, inst, r, e);
 	}
-	/* The domain exists: its disks against the rows, then start what
+	/* The domain exists: its disks against the rows when an attach or
+	 * detach is unsettled (no libvirt call otherwise), then start what
 	 * should run (a volume attached again is there at boot). A disk that
 	 * cannot be repaired is reported and does not keep the guest off. */
-	drc = reconcile_disks(c, s, row->uuid, r, &de);
+	drc =
+	    row->unsettled ? reconcile_disks(c, s, row->uuid, dom, r, &de) : 0;
 	if (drc == -ENOENT) /* undefined meanwhile */
 		return 0;
 	if (c->resume_guests && row->desired == INSTANCE_RUNNING &&

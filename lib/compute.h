@@ -175,7 +175,15 @@ struct compute_report {
 	size_t resumed; /* desired running, domain defined but not running:
 			   started (resume_guests) */
 	size_t disks_attached; /* BDM row whose disk the domain lacked */
-	size_t disks_detached; /* domain disk whose serial no row knows */
+	size_t disks_detached; /* domain disk whose serial no row knows, or
+				  of a detaching row */
+	size_t disks_checked; /* instances whose domain disks were read (one
+				 libvirt call each): those with an unsettled
+				 BDM */
+	size_t attaches_settled; /* attaching rows settled */
+	size_t detaches_finished; /* detaching rows deleted */
+	size_t detaches_pending; /* detaching rows kept: the domain runs and
+				    may still hold the disk live */
 	size_t lost; /* root/ephemeral disk missing: state error, fault
 			(this pass, like failed) */
 	size_t swept; /* rolled-back builds whose leftovers were removed */

@@ -501,6 +501,21 @@ static const char migrate_v5[] =
     "ALTER TABLE instances ADD COLUMN fault TEXT;"
     "PRAGMA user_version = 5;";
 
+/* Where a volume attach or detach stands: NULL (settled) for every
+ * existing row, as before 6 a row was written only around a libvirt call
+ * that either confirmed or left it for reconciliation to compare. The
+ * partial index holds only unsettled rows: start-up asks per instance
+ * whether it has one, and on a settled node every answer is an empty
+ * probe. */
+static const char migrate_v6[] =
+    "ALTER TABLE block_device_mappings ADD COLUMN attach_state TEXT"
+    " CHECK (attach_state IS NULL OR"
+    "  attach_state IN ('attaching', 'detaching'));"
+    "CREATE INDEX block_device_mappings_unsettled"
+    " ON block_device_mappings (instance_id)"
+    " WHERE attach_state IS NOT NULL;"
+    "PRAGMA user_version = 6;";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -523,6 +538,7 @@ static const struct migration {
     {migrate_v3, ready_v3},
     {migrate_v4, NULL},
     {migrate_v5, NULL},
+    {migrate_v6, NULL},
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -757,6 +773,9 @@ store_schema_version(struct store *s, int *ret, struct err *e)
 	" b.guest_format, b.boot_index, b.device_type, b.disk_bus,"       \
 	" b.device_name, b.volume_size, b.image_id, b.volume_id,"         \
 	" b.snapshot_id, b.tag, b.delete_on_termination, b.connection_info"
+/* column 17: attach_state (schema 6), NULL before */
+#define BDM_COLS_V6 BDM_COLS ", b.attach_state"
+#define BDM_COLS_V2 BDM_COLS ", NULL"
 
 DEFINE_FREEP(struct instance, instance_free)
 
@@ -770,6 +789,18 @@ has_desired(struct store *s, struct err *e)
 	if ((rc = store_user_version(s, &v, e)) < 0)
 		return rc;
 	return v >= 5;
+}
+
+/* 1 if the schema has block_device_mappings.attach_state (version 6), 0
+ * if not yet, or a negative errno. */
+static int
+has_attach_state(struct store *s, struct err *e)
+{
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	return v >= 6;
 }
 
 /* The desired state a row without the column (schema 2) stands for: what
@@ -908,6 +939,10 @@ bdm_from_row(sqlite3_stmt *q, struct instance *inst, struct missing_list *m,
 	    (rc = bdm_json_conn_source(b->connection_info, "connection_info",
 		 &b->conn_type, &b->conn_path, NULL)) == -ENOMEM)
 		return err_set(e, rc, "out of memory");
+	t = (const char *)sqlite3_column_text(q, 17);
+	b->attach_state = BDM_ATTACH_SETTLED;
+	if (t && bdm_attach_state_from_string(t, &b->attach_state) < 0)
+		return bad_row("attach_state", t, e);
 	return 0;
 }
 
@@ -950,22 +985,27 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
 	static const char sql_inst_v2[] =
 	    "SELECT " INSTANCE_COLS_V2 " FROM instances i WHERE i.uuid = ?1";
 	static const char sql_bdms[] =
-	    "SELECT " BDM_COLS " FROM block_device_mappings b"
+	    "SELECT " BDM_COLS_V6 " FROM block_device_mappings b"
+	    " WHERE b.instance_id = ?1 ORDER BY b.id";
+	static const char sql_bdms_v2[] =
+	    "SELECT " BDM_COLS_V2 " FROM block_device_mappings b"
 	    " WHERE b.instance_id = ?1 ORDER BY b.id";
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(tx_rollbackp) struct store *tx = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *qb = NULL;
 	int64_t id;
-	int rc, v5;
+	int rc, v5, v6;
 
 	if ((rc = tx_begin(s, false, e)) < 0)
 		return rc;
 	tx = s;
 	if ((v5 = has_desired(s, e)) < 0)
 		return v5;
+	if ((v6 = has_attach_state(s, e)) < 0)
+		return v6;
 	if ((rc = store_prepare(s, v5 ? sql_inst : sql_inst_v2, &qi, e)) < 0 ||
-	    (rc = store_prepare(s, sql_bdms, &qb, e)) < 0)
+	    (rc = store_prepare(s, v6 ? sql_bdms : sql_bdms_v2, &qb, e)) < 0)
 		return rc;
 	sqlite3_bind_text(qi, 1, uuid, -1, SQLITE_STATIC);
 	rc = store_step(s, qi);
@@ -1107,14 +1147,21 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	    "SELECT " INSTANCE_COLS_V2 " FROM instances i WHERE i.id > ?1"
 	    " ORDER BY i.id LIMIT ?2";
 	static const char sql_bdms[] =
-	    "SELECT " BDM_COLS " FROM block_device_mappings b"
+	    "SELECT " BDM_COLS_V6 " FROM block_device_mappings b"
+	    " WHERE b.instance_id BETWEEN ?1 AND ?2"
+	    " ORDER BY b.instance_id, b.id";
+	static const char sql_bdms_v2[] =
+	    "SELECT " BDM_COLS_V2 " FROM block_device_mappings b"
 	    " WHERE b.instance_id BETWEEN ?1 AND ?2"
 	    " ORDER BY b.instance_id, b.id";
 	/* When the page holds every instance, walking the table in row id
 	 * order is cheaper than the index plus a seek per row (a fifth of
 	 * listing 10,000 instances); rows are then placed by binary search. */
 	static const char sql_all_bdms[] =
-	    "SELECT " BDM_COLS " FROM block_device_mappings b"
+	    "SELECT " BDM_COLS_V6 " FROM block_device_mappings b"
+	    " ORDER BY b.id";
+	static const char sql_all_bdms_v2[] =
+	    "SELECT " BDM_COLS_V2 " FROM block_device_mappings b"
 	    " ORDER BY b.id";
 	_cleanup_(tx_rollbackp) struct store *tx = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *qm = NULL;
@@ -1122,16 +1169,18 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	_cleanup_(stmt_resetp) sqlite3_stmt *qb = NULL;
 	int64_t after = 0;
 	size_t j;
-	int rc, v5;
+	int rc, v5, v6;
 
 	if ((rc = tx_begin(s, false, e)) < 0)
 		return rc;
 	tx = s;
 	if ((v5 = has_desired(s, e)) < 0)
 		return v5;
+	if ((v6 = has_attach_state(s, e)) < 0)
+		return v6;
 	if ((rc = store_prepare(s, sql_marker, &qm, e)) < 0 ||
 	    (rc = store_prepare(s, v5 ? sql_inst : sql_inst_v2, &qi, e)) < 0 ||
-	    (rc = store_prepare(s, sql_bdms, &qb, e)) < 0)
+	    (rc = store_prepare(s, v6 ? sql_bdms : sql_bdms_v2, &qb, e)) < 0)
 		return rc;
 	if (marker) {
 		sqlite3_bind_text(qm, 1, marker, -1, SQLITE_STATIC);
@@ -1161,7 +1210,8 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	if (iv->n > 0 && marker == NULL &&
 	    (limit < 0 || iv->n < (size_t)limit)) {
 		stmt_resetp(&qb);
-		if ((rc = store_prepare(s, sql_all_bdms, &qb, e)) < 0)
+		if ((rc = store_prepare(
+			 s, v6 ? sql_all_bdms : sql_all_bdms_v2, &qb, e)) < 0)
 			return rc;
 		while ((rc = store_step(s, qb)) == SQLITE_ROW) {
 			int64_t iid = sqlite3_column_int64(qb, 1);
@@ -1244,18 +1294,31 @@ int
 store_instance_states(struct store *s, struct store_instance_state **ret,
     size_t *ret_n, struct err *e)
 {
+	/* one statement; the EXISTS probes the partial index of unsettled
+	 * rows, empty on a settled node */
 	static const char sql[] =
-	    "SELECT uuid, state, desired_state FROM instances ORDER BY id";
+	    "SELECT i.uuid, i.state, i.desired_state,"
+	    " EXISTS (SELECT 1 FROM block_device_mappings b"
+	    "  WHERE b.instance_id = i.id AND b.attach_state IS NOT NULL)"
+	    " FROM instances i ORDER BY i.id";
+	/* older schemas (2 while the online migration holds it, or a
+	 * store opened without migrating) record no state: every instance
+	 * is compared, as before schema 6 */
+	static const char sql_v5[] = "SELECT uuid, state, desired_state, 1"
+				     " FROM instances ORDER BY id";
 	static const char sql_v2[] =
-	    "SELECT uuid, state, NULL FROM instances ORDER BY id";
+	    "SELECT uuid, state, NULL, 1 FROM instances ORDER BY id";
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	_cleanup_free_ struct store_instance_state *v = NULL;
 	size_t n = 0, cap = 0;
-	int rc, v5;
+	int rc, v5, v6;
 
 	if ((v5 = has_desired(s, e)) < 0)
 		return v5;
-	if ((rc = store_prepare(s, v5 ? sql : sql_v2, &q, e)) < 0)
+	if ((v6 = has_attach_state(s, e)) < 0)
+		return v6;
+	if ((rc = store_prepare(s, v6 ? sql : (v5 ? sql_v5 : sql_v2), &q, e)) <
+	    0)
 		return rc;
 	while ((rc = store_step(s, q)) == SQLITE_ROW) {
 		const char *u = (const char *)sqlite3_column_text(q, 0);
@@ -1280,6 +1343,7 @@ store_instance_states(struct store *s, struct store_instance_state **ret,
 			v[n].desired = desired_of(v[n].state);
 		else if (instance_state_from_string(t, &v[n].desired) < 0)
 			return bad_row("desired state", t, e);
+		v[n].unsettled = sqlite3_column_int(q, 3) != 0;
 		memcpy(v[n].uuid, u, UUID_STR_LEN);
 		n++;
 	}
@@ -1357,11 +1421,24 @@ bdm_insert_row(
 	    " connection_info)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
 	    " ?14, ?15, ?16)";
+	static const char sql_v6[] =
+	    "INSERT INTO block_device_mappings (instance_id, uuid,"
+	    " source_type, destination_type, guest_format, boot_index,"
+	    " device_type, disk_bus, device_name, volume_size, image_id,"
+	    " volume_id, snapshot_id, tag, delete_on_termination,"
+	    " connection_info, attach_state)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+	    " ?14, ?15, ?16, ?17)";
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
-	int rc;
+	int rc, v6;
 
-	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+	if ((v6 = has_attach_state(s, e)) < 0)
+		return v6;
+	if ((rc = store_prepare(s, v6 ? sql_v6 : sql, &q, e)) < 0)
 		return rc;
+	if (v6)
+		bind_text_or_null(
+		    q, 17, bdm_attach_state_to_string(b->attach_state));
 	sqlite3_bind_int64(q, 1, instance_id);
 	sqlite3_bind_text(q, 2, b->uuid, -1, SQLITE_STATIC);
 	bind_text_or_null(q, 3, enum_or_null(source_str, b->source_type));
@@ -1734,6 +1811,48 @@ store_bdm_delete(struct store *s, const char *instance_uuid,
 	sqlite3_bind_text(q, 2, bdm_uuid, -1, SQLITE_STATIC);
 	if ((rc = store_step(s, q)) != SQLITE_DONE)
 		return store_err(s, rc, e, "deleting BDM %s", bdm_uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "instance %s has no BDM %s",
+		    instance_uuid, bdm_uuid);
+	if ((rc = instance_touch(s, id, e)) < 0 || (rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+/* See store.h. */
+int
+store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
+    const char *bdm_uuid, enum bdm_attach_state st, struct err *e)
+{
+	static const char sql[] = "UPDATE block_device_mappings"
+				  " SET attach_state = ?3"
+				  " WHERE instance_id = ?1 AND uuid = ?2";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t id;
+	int rc, v6;
+
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0 ||
+	    (rc = check_uuid("bdm_uuid", bdm_uuid, e)) < 0)
+		return rc;
+	if (st != BDM_ATTACH_SETTLED && bdm_attach_state_to_string(st) == NULL)
+		return err_set(e, -EINVAL, "unknown attach_state %d", (int)st);
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((v6 = has_attach_state(s, e)) < 0)
+		return v6;
+	if (v6 == 0) /* schema 2: nothing to record it in (tx rolls back) */
+		return 0;
+	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_text(q, 2, bdm_uuid, -1, SQLITE_STATIC);
+	bind_text_or_null(q, 3, bdm_attach_state_to_string(st));
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating BDM %s", bdm_uuid);
 	if (sqlite3_changes(s->db) == 0)
 		return err_set(e, -ENOENT, "instance %s has no BDM %s",
 		    instance_uuid, bdm_uuid);

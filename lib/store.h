@@ -51,8 +51,14 @@
  *      error; NULL when none). Behind 3 as well: on 2 the desired state
  *      reads as running unless the row is stopped, and setting it or a
  *      fault writes only the state.
+ *   6  block_device_mappings.attach_state (NULL: settled; 'attaching',
+ *      'detaching': a volume attach / detach libvirt has not confirmed,
+ *      see enum bdm_attach_state) and a partial index on the unsettled
+ *      rows. Behind 3 as well: on 2 every BDM reads as settled, setting a
+ *      state writes nothing, and store_instance_states flags every
+ *      instance (reconciliation then compares all, as before 6).
  */
-#define STORE_SCHEMA_VERSION 5
+#define STORE_SCHEMA_VERSION 6
 
 struct store;
 
@@ -148,11 +154,15 @@ struct store_instance_state {
 	char uuid[UUID_STR_LEN];
 	enum instance_state state; /* observed (libvirt's, as last seen) */
 	enum instance_state desired; /* INSTANCE_RUNNING or _STOPPED */
+	/* a BDM of it is not settled (attach_state set; every instance on a
+	 * schema older than 6): reconciliation compares its disks */
+	bool unsettled;
 };
 
 /*
- * Every instance's uuid and state in creation order, nothing else: one
- * query, no BDMs (reconciliation compares these with libvirt and loads
+ * Every instance's uuid and state in creation order, and whether one of
+ * its BDMs is unsettled, nothing else: one query, no BDMs loaded
+ * (reconciliation compares these with libvirt and loads
  * an instance whole only when it has work to do). *ret (owned, free();
  * may be NULL when *ret_n is 0). Returns 0, -EAGAIN, -EIO, -ENOMEM.
  */
@@ -242,6 +252,13 @@ int store_bdm_insert(struct store *s, const char *instance_uuid,
  * -EIO. */
 int store_bdm_delete(struct store *s, const char *instance_uuid,
     const char *bdm_uuid, struct err *e);
+
+/* Sets the attach_state of one BDM of an instance and bumps the
+ * instance's generation (the state shows in its JSON). A database still
+ * at schema 2 has no such column: nothing is written, 0. Returns 0,
+ * -EINVAL, -ENOENT (no such BDM on that instance), -EAGAIN, -EIO. */
+int store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
+    const char *bdm_uuid, enum bdm_attach_state st, struct err *e);
 
 /* Number of instances in each state, indexed by enum instance_state
  * (INSTANCE_BUILDING .. INSTANCE_DELETING). */

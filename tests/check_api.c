@@ -2935,6 +2935,7 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	ck_assert_str_eq(jstr(r.json, "volume_id"), vid);
 	(void)snprintf(serial, sizeof(serial), "%.20s", vid);
 	ck_assert_str_eq(jstr(r.json, "serial"), serial);
+	ck_assert_ptr_null(jstr(r.json, "attach_state")); /* confirmed */
 	resp_clear(&r);
 	/* the same volume twice is a conflict */
 	http("POST", path, body, &r);
@@ -2957,6 +2958,22 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	ck_assert_int_eq((int)json_object_array_length(
 			     jget(r.json, "block_device_mappings")),
 	    2);
+	/* ... and its BDM says so, for the client and for reconciliation
+	 * (issue 17.3); the root disk is settled */
+	ck_assert_str_eq(jstr(json_object_array_get_idx(
+				  jget(r.json, "block_device_mappings"), 1),
+			     "volume_id"),
+	    vid);
+	ck_assert_ptr_nonnull(jstr(
+	    json_object_array_get_idx(jget(r.json, "block_device_mappings"), 1),
+	    "attach_state"));
+	ck_assert_str_eq(jstr(json_object_array_get_idx(
+				  jget(r.json, "block_device_mappings"), 1),
+			     "attach_state"),
+	    "detaching");
+	ck_assert_ptr_null(jstr(
+	    json_object_array_get_idx(jget(r.json, "block_device_mappings"), 0),
+	    "attach_state"));
 	resp_clear(&r);
 	/* stopped, the domain has no live disk to wait for */
 	(void)snprintf(body, sizeof(body), "%s/action", base);

@@ -1410,6 +1410,53 @@ dom_has_serial(const char *uuid, const char *serial)
 	return found;
 }
 
+/* The attach_state of the BDM of volume_id on uuid, or -1 when it has
+ * none. */
+static int
+vol_state(const char *uuid, const char *volume_id)
+{
+	struct instance *got = NULL;
+	struct err e = {0};
+	size_t i;
+	int st = -1;
+
+	ck_assert_msg(store_instance_get(s, uuid, &got, &e) == 0, "%s", e.msg);
+	for (i = 0; i < got->n_bdms; i++)
+		if (got->bdms[i].volume_id &&
+		    STREQ(got->bdms[i].volume_id, volume_id))
+			st = (int)got->bdms[i].attach_state;
+	instance_free(got);
+	return st;
+}
+
+static void
+set_state(const char *uuid, const char *bdm_uuid, enum bdm_attach_state st)
+{
+	struct err e = {0};
+
+	ck_assert_msg(
+	    store_bdm_set_attach_state(s, uuid, bdm_uuid, st, &e) == 0, "%s",
+	    e.msg);
+}
+
+/* Attaches VOLUME_ID (vol_path) to uuid through compute; b is filled. */
+static void
+attach_volume(const char *uuid, struct bdm *b)
+{
+	struct err e = {0};
+	char body[512];
+
+	(void)snprintf(body, sizeof(body),
+	    "{\"volume_id\": \"" VOLUME_ID "\", \"connection_info\":"
+	    " {\"driver_volume_type\": \"file\","
+	    "  \"data\": {\"device_path\": \"%s\"}}}",
+	    vol_path);
+	ck_assert_msg(
+	    bdm_json_parse_attach(body, strlen(body), b, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    compute_attach(c, s, uuid, b, NULL, NULL, &e) == 0, "%s", e.msg);
+}
+
 START_TEST(
     test_compute_reconcile_repairs_disks_the_domain_and_the_rows_disagree_on)
 {
@@ -1419,20 +1466,22 @@ START_TEST(
 	struct compute_report r;
 	struct bdm b = {0};
 	struct err e = {0};
-	char body[512], xml[256], root_serial[BLOCKINFO_SERIAL_MAX];
-	size_t idx = 0;
+	char xml[256], root_serial[BLOCKINFO_SERIAL_MAX];
+	const char *vs = "0b5e3d1c-9a8f-4e7d-8";
+	size_t i;
 
-	(void)snprintf(body, sizeof(body),
-	    "{\"volume_id\": \"" VOLUME_ID "\", \"connection_info\":"
-	    " {\"driver_volume_type\": \"file\","
-	    "  \"data\": {\"device_path\": \"%s\"}}}",
-	    vol_path);
-	ck_assert_msg(bdm_json_parse_attach(body, strlen(body), &b, &e) == 0,
-	    "%s", e.msg);
-	ck_assert_msg(
-	    compute_attach(c, s, got->uuid, &b, &after, &idx, &e) == 0, "%s",
-	    e.msg);
-	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	attach_volume(got->uuid, &b);
+	ck_assert(dom_has_serial(got->uuid, vs));
+	/* confirmed by libvirt: settled */
+	ck_assert_int_eq(vol_state(got->uuid, VOLUME_ID), BDM_ATTACH_SETTLED);
+	ck_assert_int_eq(store_instance_get(s, got->uuid, &after, &e), 0);
+	for (i = 0; i < after->n_bdms; i++)
+		if (STREQ(after->bdms[i].uuid, b.uuid))
+			(void)snprintf(xml, sizeof(xml),
+			    "<disk type='file' device='disk'>"
+			    "<target dev='%s'/></disk>",
+			    after->bdms[i].device_name + 5);
+	after = instance_free(after);
 	/* Local disks carry their BDM uuid (its first 20 characters on
 	 * virtio). */
 	ck_assert_int_eq(blockinfo_serial(BDM_BUS_VIRTIO, got->bdms[0].uuid,
@@ -1440,39 +1489,126 @@ START_TEST(
 	    0);
 	ck_assert(dom_has_serial(got->uuid, root_serial));
 
-	/* A BDM row whose disk the domain lacks (an attach killed between
-	 * the row and libvirt, or one that failed ambiguously): the row is
-	 * the truth, the disk is attached again. Removed from the
-	 * persistent definition only: this guest never lets a live disk go.
-	 */
-	(void)snprintf(xml, sizeof(xml),
-	    "<disk type='file' device='disk'><target dev='%s'/></disk>",
-	    after->bdms[idx].device_name + 5);
+	/* Settled rows are not compared at start-up (no libvirt call per
+	 * instance): a disk removed behind hyperlet's back stays removed. */
 	ck_assert_msg(
 	    virt_disk_config(v, got->uuid, xml, false, &e) == 0, "%s", e.msg);
-	ck_assert(!dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
 	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 0);
+	ck_assert_uint_eq(r.disks_attached + r.disks_detached, 0);
+	compute_report_clear(&r);
+	ck_assert(!dom_has_serial(got->uuid, vs));
+
+	/* An attach killed between the row and libvirt (or one that failed
+	 * ambiguously) leaves the row attaching: the row is the truth, the
+	 * disk is attached again, and the row settled. Persistent
+	 * definition only: this guest never lets a live disk go. */
+	set_state(got->uuid, b.uuid, BDM_ATTACH_ATTACHING);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 1);
 	ck_assert_uint_eq(r.disks_attached, 1);
+	ck_assert_uint_eq(r.attaches_settled, 1);
 	ck_assert_uint_eq(r.disks_detached, 0);
 	compute_report_clear(&r);
-	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	ck_assert(dom_has_serial(got->uuid, vs));
+	ck_assert_int_eq(vol_state(got->uuid, VOLUME_ID), BDM_ATTACH_SETTLED);
+	/* nothing left to look at */
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 0);
+	compute_report_clear(&r);
 
-	/* A disk no row knows (its row deleted by an attach rolled back on
-	 * a dropped connection, or attached by hand): detached. */
+	/* A detach cut off after the row was marked: the user asked for
+	 * it, so it is finished. The domain runs and may hold the disk
+	 * live: it leaves the definition, the row stays detaching (the
+	 * volume may be in use) ... */
+	set_state(got->uuid, b.uuid, BDM_ATTACH_DETACHING);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 1);
+	ck_assert_uint_eq(r.disks_detached, 1);
+	ck_assert_uint_eq(r.detaches_pending, 1);
+	ck_assert_uint_eq(r.detaches_finished, 0);
+	compute_report_clear(&r);
+	ck_assert(!dom_has_serial(got->uuid, vs));
+	ck_assert_int_eq(vol_state(got->uuid, VOLUME_ID), BDM_ATTACH_DETACHING);
+	/* ... and with the domain shut off the row goes (the instance is
+	 * started again: it should run). */
+	ck_assert_int_eq(virt_stop(v, got->uuid, 0, &e), 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 1);
+	ck_assert_uint_eq(r.disks_detached, 0);
+	ck_assert_uint_eq(r.detaches_finished, 1);
+	ck_assert_uint_eq(r.resumed, 1);
+	compute_report_clear(&r);
+	ck_assert_int_eq(vol_state(got->uuid, VOLUME_ID), -1);
+	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_RUNNING);
+
+	/* A detaching row whose disk the shut-off domain still has (cut
+	 * off before libvirt): detached from the definition, row gone. */
+	bdm_clear(&b);
+	attach_volume(got->uuid, &b);
+	ck_assert_int_eq(virt_stop(v, got->uuid, 0, &e), 0);
+	ck_assert(dom_has_serial(got->uuid, vs));
+	set_state(got->uuid, b.uuid, BDM_ATTACH_DETACHING);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_detached, 1);
+	ck_assert_uint_eq(r.detaches_finished, 1);
+	compute_report_clear(&r);
+	ck_assert(!dom_has_serial(got->uuid, vs));
+	ck_assert_int_eq(vol_state(got->uuid, VOLUME_ID), -1);
+
+	/* A disk no row knows: left alone on a settled instance, detached
+	 * once something flags the instance (here its root row). */
+	bdm_clear(&b);
+	attach_volume(got->uuid, &b);
 	ck_assert_int_eq(store_bdm_delete(s, got->uuid, b.uuid, &e), 0);
 	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 0);
+	compute_report_clear(&r);
+	ck_assert(dom_has_serial(got->uuid, vs));
+	set_state(got->uuid, got->bdms[0].uuid, BDM_ATTACH_ATTACHING);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 1);
 	ck_assert_uint_eq(r.disks_attached, 0);
 	ck_assert_uint_eq(r.disks_detached, 1);
+	ck_assert_uint_eq(r.attaches_settled, 1);
 	compute_report_clear(&r);
-	ck_assert(!dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	ck_assert(!dom_has_serial(got->uuid, vs));
 	ck_assert(dom_has_serial(got->uuid, root_serial));
 	/* nothing left to repair */
 	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 0);
 	ck_assert_uint_eq(r.disks_attached + r.disks_detached, 0);
 	compute_report_clear(&r);
-	instance_free(after);
 	bdm_clear(&b);
 	instance_free(got);
+}
+END_TEST
+
+/* test:///default as well: a node of settled instances reads no domain's
+ * disks at start-up (issue 17.4: one libvirt call per instance broke the
+ * start-up target); an unsettled row costs its instance one read. */
+START_TEST(test_compute_reconcile_reads_the_disks_of_unsettled_instances_only)
+{
+	struct instance *a = create(true), *b = create(false);
+	struct compute_report r;
+
+	reconcile(&r);
+	ck_assert_uint_eq(r.instances, 2);
+	ck_assert_uint_eq(r.disks_checked, 0);
+	compute_report_clear(&r);
+	/* b's root row left attaching (its disk is there): compared, and
+	 * settled */
+	set_state(b->uuid, b->bdms[0].uuid, BDM_ATTACH_ATTACHING);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 1);
+	ck_assert_uint_eq(r.attaches_settled, 1);
+	ck_assert_uint_eq(r.disks_attached + r.disks_detached, 0);
+	compute_report_clear(&r);
+	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 0);
+	compute_report_clear(&r);
+	instance_free(a);
+	instance_free(b);
 }
 END_TEST
 
@@ -1518,6 +1654,9 @@ START_TEST(test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile)
 	ck_assert_int_eq(store_instance_get(s, got->uuid, &after, &e), 0);
 	ck_assert_uint_eq(after->n_bdms, got->n_bdms + 1);
 	ck_assert_str_eq(after->bdms[got->n_bdms].volume_id, VOLUME_ID);
+	/* ... marked attaching: start-up compares this instance's disks */
+	ck_assert_int_eq(
+	    after->bdms[got->n_bdms].attach_state, BDM_ATTACH_ATTACHING);
 	after = instance_free(after);
 
 	/* Start-up attaches the volume the row names and starts the
@@ -1527,10 +1666,13 @@ START_TEST(test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile)
 	ck_assert(virt_alive(v));
 	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_STOPPED);
 	reconcile(&r);
+	ck_assert_uint_eq(r.disks_checked, 1);
 	ck_assert_uint_eq(r.disks_attached, 1);
+	ck_assert_uint_eq(r.attaches_settled, 1);
 	ck_assert_uint_eq(r.resumed, 1);
 	compute_report_clear(&r);
 	ck_assert(dom_has_serial(got->uuid, "0b5e3d1c-9a8f-4e7d-8"));
+	ck_assert_int_eq(vol_state(got->uuid, VOLUME_ID), BDM_ATTACH_SETTLED);
 	ck_assert_int_eq(dom_state(got->uuid), INSTANCE_RUNNING);
 	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
 	bdm_clear(&b);
@@ -1725,6 +1867,8 @@ main(void)
 	tcase_add_test(tc, test_compute_reconcile_takes_the_state_from_libvirt);
 	tcase_add_test(tc,
 	    test_compute_reconcile_starts_what_should_run_after_a_host_reboot);
+	tcase_add_test(tc,
+	    test_compute_reconcile_reads_the_disks_of_unsettled_instances_only);
 	/* test:///default makes no disk files and cannot attach */
 	if (real) {
 		tcase_add_test(tc,

@@ -111,11 +111,11 @@ run "$bin" --state-dir "$st" db online-migrate
 check "db online-migrate without a database fails with 2" [ "$rc" = 2 ]
 run "$bin" --state-dir "$st" db sync
 check "db sync exits 0" [ "$rc" = 0 ]
-check "db sync reaches schema version 5" has "^schema version 5$"
+check "db sync reaches schema version 6" has "^schema version 6$"
 check "db sync made the state directory 0750" \
     [ "$(stat -c %a "$st")" = 750 ]
 run "$bin" --state-dir "$st" db version
-check "db version after sync prints 5" [ "$(cat "$tmp/out")" = 5 ]
+check "db version after sync prints 6" [ "$(cat "$tmp/out")" = 6 ]
 run "$bin" --state-dir "$st" db online-migrate --max-count 2
 check "db online-migrate --max-count 2 exits 0 when nothing is left" \
     [ "$rc" = 0 ]
@@ -216,7 +216,7 @@ if command -v sqlite3 >/dev/null; then
 	check "every BDM has a distinct uuid" \
 	    [ "$(q "$old" 'SELECT count(DISTINCT uuid) FROM block_device_mappings')" = 5 ]
 	run "$bin" --state-dir "$old" db version
-	check "the last batch moved the schema to 5" [ "$(cat "$tmp/out")" = 5 ]
+	check "the last batch moved the schema to 6" [ "$(cat "$tmp/out")" = 6 ]
 	run "$bin" --state-dir "$old" db online-migrate --max-count 2
 	check "online-migrate again is a no-op" \
 	    [ "$rc" = 0 ] && [ "$(cat "$tmp/out")" = "found 0, done 0" ]
@@ -470,8 +470,8 @@ else
 		kill -TERM "$pid"
 		wait "$pid"
 		pid=
-		check "... reaching schema version 5" \
-		    [ "$(q "$bg" 'PRAGMA user_version')" = 5 ]
+		check "... reaching schema version 6" \
+		    [ "$(q "$bg" 'PRAGMA user_version')" = 6 ]
 		check "... with a uuid on every BDM" \
 		    [ "$(q "$bg" 'SELECT count(*) FROM block_device_mappings WHERE uuid IS NULL')" = 0 ]
 	fi

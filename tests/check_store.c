@@ -896,7 +896,7 @@ START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
 	sqlite3 *db;
 
 	/* Rows of an older version in three states; BDMs without uuids
-	 * hold the schema at 2 (before 3, 4 and 5). */
+	 * hold the schema at 2 (before 3, 4, 5 and 6). */
 	build_v1(3, 2);
 	db = raw_open();
 	raw_exec(db,
@@ -935,7 +935,7 @@ START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
 	ck_assert_ptr_null(got->fault);
 	got = instance_free(got);
 
-	/* Every BDM gets its uuid: the schema goes on to 5, and the new
+	/* Every BDM gets its uuid: the schema goes on to 6, and the new
 	 * column is filled from each row's state. */
 	{
 		int found = -1, done = -1;
@@ -946,7 +946,7 @@ START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
 		while (found > 0);
 	}
 	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
-	ck_assert_int_eq(ver, 5);
+	ck_assert_int_eq(ver, 6);
 	ck_assert_int_eq(store_integrity_check(s, &e), 0);
 	ck_assert_int_eq(store_instance_states(s, &st, &n, &e), 0);
 	ck_assert_uint_eq(n, 3);
@@ -1163,6 +1163,116 @@ START_TEST(test_store_bdm_insert_and_delete_bump_the_generation)
 }
 END_TEST
 
+/* Schema 6: where a volume's attach or detach stands, per BDM; a
+ * database from version 5 gets the column (NULL: settled) on open, and
+ * store_instance_states tells in the same query which instances have an
+ * unsettled BDM. */
+START_TEST(test_store_version_6_records_where_an_attach_or_detach_stands)
+{
+	struct store *s = open_store();
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = make_instance(create_body), *got = NULL;
+	struct instance *other = make_instance(create_body);
+	struct store_instance_state *v = NULL;
+	struct bdm b = {0};
+	struct err e = {0};
+	size_t n = 0, i;
+	int ver = 0;
+	sqlite3 *db;
+
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_create(s, other, NULL, &e), 0);
+	ck_assert_msg(bdm_json_parse_attach(
+			  attach_body, strlen(attach_body), &b, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_msg(bdm_prepare_attach(inst, &b, &lim, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    blockinfo_pick_attach(inst, &b, &lim, &e) == 0, "%s", e.msg);
+	b.attach_state = BDM_ATTACH_ATTACHING;
+	ck_assert_int_eq(store_bdm_insert(s, inst->uuid, &b, &e), 0);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_uint_eq(got->n_bdms, 5);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(got->bdms[i].attach_state, BDM_ATTACH_SETTLED);
+	ck_assert_int_eq(got->bdms[4].attach_state, BDM_ATTACH_ATTACHING);
+	got = instance_free(got);
+	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(v[0].unsettled);
+	ck_assert(!v[1].unsettled);
+	free(v);
+
+	/* detaching shows and bumps the generation; settled clears */
+	ck_assert_int_eq(store_bdm_set_attach_state(
+			     s, inst->uuid, b.uuid, BDM_ATTACH_DETACHING, &e),
+	    0);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->bdms[4].attach_state, BDM_ATTACH_DETACHING);
+	ck_assert_int_eq(got->generation, 3);
+	got = instance_free(got);
+	ck_assert_int_eq(store_bdm_set_attach_state(
+			     s, inst->uuid, b.uuid, BDM_ATTACH_SETTLED, &e),
+	    0);
+	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
+	ck_assert(!v[0].unsettled);
+	free(v);
+	ck_assert_int_eq(store_bdm_set_attach_state(
+			     s, other->uuid, b.uuid, BDM_ATTACH_DETACHING, &e),
+	    -ENOENT);
+	err_clear(&e);
+	ck_assert_int_eq(store_bdm_set_attach_state(
+			     s, inst->uuid, b.uuid, BDM_ATTACH_ATTACHING, &e),
+	    0);
+	store_close(s);
+
+	/* The same rows at version 5 (the column and index as 6 adds
+	 * them, taken away): opened without migrating, every instance is
+	 * flagged (nothing tells which are settled) ... */
+	db = raw_open();
+	raw_exec(db,
+	    "DROP INDEX block_device_mappings_unsettled;"
+	    "ALTER TABLE block_device_mappings DROP COLUMN attach_state;"
+	    "PRAGMA user_version = 5;");
+	sqlite3_close(db);
+	ck_assert_int_eq(store_open(dbpath,
+			     &(struct store_opts){.no_migrate = true}, &s, &e),
+	    0);
+	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(v[0].unsettled && v[1].unsettled);
+	ck_assert_int_eq(v[0].desired, INSTANCE_RUNNING);
+	free(v);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->bdms[4].attach_state, BDM_ATTACH_SETTLED);
+	got = instance_free(got);
+	store_close(s);
+
+	/* ... and migrated to 6 every existing row is settled */
+	s = open_store();
+	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
+	ck_assert_int_eq(ver, 6);
+	ck_assert_int_eq(store_integrity_check(s, &e), 0);
+	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
+	ck_assert(!v[0].unsettled && !v[1].unsettled);
+	free(v);
+	store_close(s);
+	db = raw_open();
+	ck_assert_int_eq(raw_int(db,
+			     "SELECT count(*) FROM block_device_mappings"
+			     " WHERE attach_state IS NOT NULL"),
+	    0);
+	ck_assert_int_ne(sqlite3_exec(db,
+			     "UPDATE block_device_mappings"
+			     " SET attach_state = 'attached'",
+			     NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	bdm_clear(&b);
+	instance_free(inst);
+	instance_free(other);
+}
+END_TEST
+
 /* ---- images ---------------------------------------------------------- */
 
 START_TEST(test_store_image_cannot_be_deleted_while_an_instance_uses_it)
@@ -1328,6 +1438,8 @@ main(void)
 	    tc, test_store_instance_states_lists_uuid_and_state_in_order);
 	tcase_add_test(
 	    tc, test_store_create_records_whether_the_instance_should_run);
+	tcase_add_test(
+	    tc, test_store_version_6_records_where_an_attach_or_detach_stands);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_tombstone");
