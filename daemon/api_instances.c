@@ -28,6 +28,7 @@
 #include "blockinfo.h"
 #include "cfg.h"
 #include "compute.h"
+#include "console.h"
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
@@ -412,6 +413,61 @@ api_instance_domain(struct api_req *r)
 		return;
 	}
 	api_reply_text(r, 200, "application/xml", xml, strlen(xml));
+}
+
+/* GET /v1/instances/{uuid}/console?length=N: the last N lines of the
+ * serial console log as text/plain (Nova's os-getConsoleOutput). length
+ * as in Nova: absent or -1 every line, 0 none, else 1..CONSOLE_MAX_LINES;
+ * at most CONSOLE_MAX_BYTES of the log are read either way. An instance
+ * whose guest has written nothing yet (or whose driver writes no file,
+ * test:///default) answers an empty 200. Reads a file only: no libvirt
+ * call, so it runs on the HTTP worker. */
+void
+api_instance_console(struct api_req *r)
+{
+	static const char *const allowed[] = {"length", NULL};
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	const char *ls = api_query(r, "length");
+	char *text = NULL;
+	struct err e = {0};
+	size_t len = 0;
+	long lines = -1;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (api_query_check(r, allowed, &e) < 0)
+		goto fail;
+	if (ls) {
+		char *end;
+
+		errno = 0;
+		lines = strtol(ls, &end, 10);
+		/* digits only (strtol would take blanks and a '+') */
+		if (errno || end == ls || *end ||
+		    strspn(ls + (*ls == '-'), "0123456789") !=
+			strlen(ls + (*ls == '-')) ||
+		    lines < -1 || lines > CONSOLE_MAX_LINES) {
+			err_set_field(&e, -EINVAL, "length",
+			    "length: expected an integer from -1 (every "
+			    "line) to %d",
+			    CONSOLE_MAX_LINES);
+			goto fail;
+		}
+	}
+	if (load(r, &inst, NULL, &e) < 0 ||
+	    virt_instance_dir(r->h->virt, r->id, &dir, &e) < 0)
+		goto fail;
+	if (asprintf(&path, "%s/" CONSOLE_LOG_NAME, dir) < 0) {
+		path = NULL;
+		err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (console_tail(path, lines, CONSOLE_MAX_BYTES, &text, &len, &e) < 0)
+		goto fail;
+	api_reply_take(r, 200, "text/plain", text, len);
+	return;
+fail:
+	api_reply_error(r, &e);
 }
 
 /* ---- changes ---------------------------------------------------------- */

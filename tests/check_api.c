@@ -1871,6 +1871,108 @@ START_TEST(test_actions_start_stop_reboot_and_refusals)
 }
 END_TEST
 
+/* GET /console: the test driver runs no guest and writes no log, so the
+ * test writes the file the domain's <serial type='file'> names
+ * (<instances_path>/<uuid>/console.log, virtlogd's rotation .0 before
+ * it) and reads its tail back: Nova's os-getConsoleOutput semantics for
+ * length, control characters removed, 100 KiB at most. */
+START_TEST(test_console_answers_the_tail_of_the_serial_log)
+{
+	struct resp r;
+	char uuid[64], dir[512], log[640], path[256], q[320];
+	char *big;
+	size_t i;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(uuid, sizeof(uuid), "%s", create_one());
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s/console", uuid);
+	/* no log yet: an empty 200 */
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain");
+	ck_assert_uint_eq(r.len, 0);
+	resp_clear(&r);
+
+	(void)snprintf(dir, sizeof(dir), "%s/state/instances/%s", D.dir, uuid);
+	ck_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+	(void)snprintf(log, sizeof(log), "%s/console.log.0", dir);
+	write_file(log, "old 1\r\nold 2\r\n");
+	(void)snprintf(log, sizeof(log), "%s/console.log", dir);
+	write_file(log, "boot 1\r\nboot \033[1m2\033[0m\r\n\tboot 3\r\n");
+	http("GET", path, NULL, &r); /* every line, the rotated file first */
+	ck_status(&r, 200);
+	ck_assert_str_eq(
+	    r.body, "old 1\nold 2\nboot 1\nboot [1m2[0m\n\tboot 3\n");
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=2", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(r.body, "boot [1m2[0m\n\tboot 3\n");
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=4", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(r.body, "old 2\nboot 1\nboot [1m2[0m\n\tboot 3\n");
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=-1", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(
+	    r.len, strlen("old 1\nold 2\nboot 1\nboot [1m2[0m\n\tboot 3\n"));
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=0", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(r.len, 0);
+	resp_clear(&r);
+
+	/* bounded: 200 KiB of 100-byte lines answer the last 100 KiB, whole
+	 * lines only */
+	big = malloc(2048 * 100 + 1);
+	ck_assert_ptr_nonnull(big);
+	for (i = 0; i < 2048; i++)
+		(void)snprintf(big + i * 100, 101, "%05zu%094d\n", i, 0);
+	write_file(log, big);
+	free(big);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(r.len, 100 * 1024);
+	ck_assert_int_eq(strncmp(r.body + r.len - 100, "02047", 5), 0);
+	ck_assert_int_eq(strncmp(r.body, "01024", 5), 0);
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=3", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(r.len, 300);
+	ck_assert_int_eq(strncmp(r.body, "02045", 5), 0);
+	resp_clear(&r);
+
+	/* bad lengths: 400 naming length */
+	{
+		static const char *const bad[] = {"abc", "-2", "10001", "1.5",
+		    "", "+3", "%203", "99999999999999999999", "3x"};
+
+		for (i = 0; i < ELEMENTSOF(bad); i++) {
+			(void)snprintf(
+			    q, sizeof(q), "%s?length=%s", path, bad[i]);
+			http("GET", q, NULL, &r);
+			ck_problem(&r, 400, "length");
+			resp_clear(&r);
+		}
+	}
+	(void)snprintf(q, sizeof(q), "%s?lines=3", path);
+	http("GET", q, NULL, &r);
+	ck_problem(&r, 400, "lines");
+	resp_clear(&r);
+	/* unknown instance: 404 */
+	http("GET",
+	    "/v1/instances/11111111-2222-4333-8444-555555555555/console", NULL,
+	    &r);
+	ck_problem(&r, 404, NULL);
+	resp_clear(&r);
+}
+END_TEST
+
 START_TEST(test_attach_is_refused_cleanly_by_the_test_driver)
 {
 	struct resp r;
@@ -3392,6 +3494,7 @@ main(void)
 	tcase_add_test(tc, test_delete_is_204_then_404_and_frees_the_image);
 	tcase_add_test(tc, test_if_match_guards_delete_and_actions);
 	tcase_add_test(tc, test_actions_start_stop_reboot_and_refusals);
+	tcase_add_test(tc, test_console_answers_the_tail_of_the_serial_log);
 	tcase_add_test(tc, test_attach_is_refused_cleanly_by_the_test_driver);
 	suite_add_tcase(s, tc);
 
