@@ -736,39 +736,71 @@ api_instance_delete(struct api_req *r)
 	api_reply_empty(r, 204);
 }
 
-/* POST /v1/instances/{uuid}/action {"action": "start"|"stop"|"reboot"}:
- * 200 with the instance; If-Match honoured. */
+/* Nova's reboot types, as its schema spells them. */
+static int
+reboot_type(const char *t, bool *ret_hard)
+{
+	static const char *const soft[] = {"soft", "Soft", "SOFT"};
+	static const char *const hard[] = {"hard", "Hard", "HARD"};
+	size_t i;
+
+	for (i = 0; i < ELEMENTSOF(soft); i++) {
+		if (STREQ(t, soft[i]))
+			return *ret_hard = false, 0;
+		if (STREQ(t, hard[i]))
+			return *ret_hard = true, 0;
+	}
+	return -EINVAL;
+}
+
+/* POST /v1/instances/{uuid}/action {"action": "start"|"stop"|"reboot"}
+ * and, for reboot, "type": "soft" (ACPI, the default) | "hard" (Nova's
+ * hard reboot: redefined from the database and started; Nova's "SOFT",
+ * "HARD" spellings too): 200 with the instance; If-Match honoured. */
 void
 api_instance_action(struct api_req *r)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(json_putp) struct json_object *o = NULL;
 	struct err e = {0};
-	const char *action = NULL;
+	const char *action = NULL, *type = NULL;
 	enum compute_action act;
+	bool hard = false;
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
 	if (parse_object(r->body, r->body_len, &o, &e) < 0)
 		goto fail;
 	json_object_object_foreach(o, key, val)
 	{
-		if (!STREQ(key, "action")) {
+		if (!STREQ(key, "action") && !STREQ(key, "type")) {
 			err_set_field(
 			    &e, -EINVAL, key, "unknown field '%.64s'", key);
 			goto fail;
 		}
 		if (!json_object_is_type(val, json_type_string)) {
 			err_set_field(
-			    &e, -EINVAL, "action", "action: expected a string");
+			    &e, -EINVAL, key, "%s: expected a string", key);
 			goto fail;
 		}
-		action = json_object_get_string(val);
+		if (STREQ(key, "action"))
+			action = json_object_get_string(val);
+		else
+			type = json_object_get_string(val);
 	}
 	if (action == NULL || compute_action_from_string(action, &act) < 0) {
 		err_set_field(&e, -EINVAL, "action",
 		    "action: expected start, stop or reboot");
 		goto fail;
 	}
+	if (type != NULL &&
+	    (act != COMPUTE_REBOOT || reboot_type(type, &hard) < 0)) {
+		err_set_field(&e, -EINVAL, "type",
+		    act != COMPUTE_REBOOT ? "type: only a reboot has a type"
+					  : "type: expected soft or hard");
+		goto fail;
+	}
+	if (hard)
+		act = COMPUTE_REBOOT_HARD;
 	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
 	    check_if_match(r, inst, &e) < 0 ||
 	    compute_action(

@@ -1859,6 +1859,40 @@ START_TEST(test_actions_start_stop_reboot_and_refusals)
 	ck_status(&r, 200);
 	ck_assert_str_eq(jstr(r.json, "state"), "stopped");
 	resp_clear(&r);
+	/* reboot types (Nova's): soft is the ACPI reboot (a stopped guest:
+	 * 409); hard redefines from the database and starts, from stopped
+	 * too */
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"soft\"}", &r);
+	ck_problem(&r, 409, NULL);
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"hard\"}", &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "running");
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"type\": \"HARD\", \"action\": \"reboot\"}", &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "running");
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"soft\"}", &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"warm\"}", &r);
+	ck_problem(&r, 400, "type");
+	resp_clear(&r);
+	http("POST", action, "{\"action\": \"reboot\", \"type\": 1}", &r);
+	ck_problem(&r, 400, "type");
+	resp_clear(&r);
+	http("POST", action, "{\"action\": \"stop\", \"type\": \"hard\"}", &r);
+	ck_problem(&r, 400, "type");
+	resp_clear(&r);
+	http("POST", action, "{\"action\": \"stop\"}", &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
 	http("POST", action, "{\"action\": \"fly\"}", &r);
 	ck_problem(&r, 400, "action");
 	resp_clear(&r);
