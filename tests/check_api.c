@@ -3088,6 +3088,13 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	(void)snprintf(serial, sizeof(serial), "<serial>%.20s</serial>", vid);
 	ck_assert_ptr_nonnull(strstr(r.body, serial));
 	resp_clear(&r);
+	/* the console log QEMU writes is readable by hyperletd (a guest
+	 * without an OS may have written nothing: 200 either way) */
+	(void)snprintf(path, sizeof(path), "%s/console?length=10", base);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain");
+	resp_clear(&r);
 	(void)snprintf(path, sizeof(path), "%s/volumes/%s", base, vid);
 	/* the guest (no OS: nothing acks the unplug) keeps the disk: not
 	 * 204, and the volume stays attached (issue 17.3) */
