@@ -96,6 +96,8 @@ static const struct route routes[] = {
 	{{"GET", api_instance_blockinfo}}},
     {"/v1/instances/{uuid}/domain", "GET, HEAD", false,
 	{{"GET", api_instance_domain, BODY_NONE, NULL, ID_LOOKUP, true}}},
+    {"/v1/instances/{uuid}/console", "GET, HEAD", false,
+	{{"GET", api_instance_console}}},
     {"/v1/instances/{uuid}/volumes", "POST", false,
 	{{"POST", api_instance_attach, BODY_JSON, NULL, ID_LOOKUP, true,
 	    true}}},
@@ -124,6 +126,7 @@ static const struct {
     {-EAGAIN, 503, "unavailable", "Service unavailable"},
     {-E2BIG, 413, "too-large", "Request too large"},
     {-EFBIG, 413, "too-large", "Request too large"},
+    {-EOPNOTSUPP, 501, "not-implemented", "Not implemented"},
     /* the API's own */
     {-EACCES, 401, "unauthorized", "Unauthorized"},
     {-ENOSYS, 405, "method-not-allowed", "Method not allowed"},
@@ -357,9 +360,11 @@ api_reply_error(struct api_req *r, const struct err *e)
 	json_object_object_add(o, "type", json_object_new_string(type));
 	json_object_object_add(o, "title", json_object_new_string(title));
 	json_object_object_add(o, "status", json_object_new_int(status));
-	if (status >= 500) {
+	if (status >= 500 && status != 501) {
 		/* The cause (libvirt's words, host paths) is for the log
-		 * line, not the client: it gets the id to find it there. */
+		 * line, not the client: it gets the id to find it there.
+		 * A 501 is not a fault but the client's information: its
+		 * detail names the feature the libvirt driver lacks. */
 		const char *id = req_of(r)->req_id;
 		char detail[160];
 

@@ -133,6 +133,7 @@ void api_instance_action(struct api_req *r);
 void api_instance_bdms(struct api_req *r);
 void api_instance_blockinfo(struct api_req *r);
 void api_instance_domain(struct api_req *r);
+void api_instance_console(struct api_req *r);
 void api_instance_attach(struct api_req *r);
 void api_instance_detach(struct api_req *r);
 void api_images_list(struct api_req *r);

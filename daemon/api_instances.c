@@ -28,6 +28,7 @@
 #include "blockinfo.h"
 #include "cfg.h"
 #include "compute.h"
+#include "console.h"
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
@@ -414,6 +415,61 @@ api_instance_domain(struct api_req *r)
 	api_reply_text(r, 200, "application/xml", xml, strlen(xml));
 }
 
+/* GET /v1/instances/{uuid}/console?length=N: the last N lines of the
+ * serial console log as text/plain (Nova's os-getConsoleOutput). length
+ * as in Nova: absent or -1 every line, 0 none, else 1..CONSOLE_MAX_LINES;
+ * at most CONSOLE_MAX_BYTES of the log are read either way. An instance
+ * whose guest has written nothing yet (or whose driver writes no file,
+ * test:///default) answers an empty 200. Reads a file only: no libvirt
+ * call, so it runs on the HTTP worker. */
+void
+api_instance_console(struct api_req *r)
+{
+	static const char *const allowed[] = {"length", NULL};
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_free_ char *dir = NULL, *path = NULL;
+	const char *ls = api_query(r, "length");
+	char *text = NULL;
+	struct err e = {0};
+	size_t len = 0;
+	long lines = -1;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (api_query_check(r, allowed, &e) < 0)
+		goto fail;
+	if (ls) {
+		char *end;
+
+		errno = 0;
+		lines = strtol(ls, &end, 10);
+		/* digits only (strtol would take blanks and a '+') */
+		if (errno || end == ls || *end ||
+		    strspn(ls + (*ls == '-'), "0123456789") !=
+			strlen(ls + (*ls == '-')) ||
+		    lines < -1 || lines > CONSOLE_MAX_LINES) {
+			err_set_field(&e, -EINVAL, "length",
+			    "length: expected an integer from -1 (every "
+			    "line) to %d",
+			    CONSOLE_MAX_LINES);
+			goto fail;
+		}
+	}
+	if (load(r, &inst, NULL, &e) < 0 ||
+	    virt_instance_dir(r->h->virt, r->id, &dir, &e) < 0)
+		goto fail;
+	if (asprintf(&path, "%s/" CONSOLE_LOG_NAME, dir) < 0) {
+		path = NULL;
+		err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if (console_tail(path, lines, CONSOLE_MAX_BYTES, &text, &len, &e) < 0)
+		goto fail;
+	api_reply_take(r, 200, "text/plain", text, len);
+	return;
+fail:
+	api_reply_error(r, &e);
+}
+
 /* ---- changes ---------------------------------------------------------- */
 
 /* Fills the instance's image properties the request left unset from the
@@ -680,39 +736,71 @@ api_instance_delete(struct api_req *r)
 	api_reply_empty(r, 204);
 }
 
-/* POST /v1/instances/{uuid}/action {"action": "start"|"stop"|"reboot"}:
- * 200 with the instance; If-Match honoured. */
+/* Nova's reboot types, as its schema spells them. */
+static int
+reboot_type(const char *t, bool *ret_hard)
+{
+	static const char *const soft[] = {"soft", "Soft", "SOFT"};
+	static const char *const hard[] = {"hard", "Hard", "HARD"};
+	size_t i;
+
+	for (i = 0; i < ELEMENTSOF(soft); i++) {
+		if (STREQ(t, soft[i]))
+			return *ret_hard = false, 0;
+		if (STREQ(t, hard[i]))
+			return *ret_hard = true, 0;
+	}
+	return -EINVAL;
+}
+
+/* POST /v1/instances/{uuid}/action {"action": "start"|"stop"|"reboot"}
+ * and, for reboot, "type": "soft" (ACPI, the default) | "hard" (Nova's
+ * hard reboot: redefined from the database and started; Nova's "SOFT",
+ * "HARD" spellings too): 200 with the instance; If-Match honoured. */
 void
 api_instance_action(struct api_req *r)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_(json_putp) struct json_object *o = NULL;
 	struct err e = {0};
-	const char *action = NULL;
+	const char *action = NULL, *type = NULL;
 	enum compute_action act;
+	bool hard = false;
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
 	if (parse_object(r->body, r->body_len, &o, &e) < 0)
 		goto fail;
 	json_object_object_foreach(o, key, val)
 	{
-		if (!STREQ(key, "action")) {
+		if (!STREQ(key, "action") && !STREQ(key, "type")) {
 			err_set_field(
 			    &e, -EINVAL, key, "unknown field '%.64s'", key);
 			goto fail;
 		}
 		if (!json_object_is_type(val, json_type_string)) {
 			err_set_field(
-			    &e, -EINVAL, "action", "action: expected a string");
+			    &e, -EINVAL, key, "%s: expected a string", key);
 			goto fail;
 		}
-		action = json_object_get_string(val);
+		if (STREQ(key, "action"))
+			action = json_object_get_string(val);
+		else
+			type = json_object_get_string(val);
 	}
 	if (action == NULL || compute_action_from_string(action, &act) < 0) {
 		err_set_field(&e, -EINVAL, "action",
 		    "action: expected start, stop or reboot");
 		goto fail;
 	}
+	if (type != NULL &&
+	    (act != COMPUTE_REBOOT || reboot_type(type, &hard) < 0)) {
+		err_set_field(&e, -EINVAL, "type",
+		    act != COMPUTE_REBOOT ? "type: only a reboot has a type"
+					  : "type: expected soft or hard");
+		goto fail;
+	}
+	if (hard)
+		act = COMPUTE_REBOOT_HARD;
 	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
 	    check_if_match(r, inst, &e) < 0 ||
 	    compute_action(

@@ -121,10 +121,13 @@ int compute_delete(
 enum compute_action {
 	COMPUTE_START = 0,
 	COMPUTE_STOP,
-	COMPUTE_REBOOT,
+	COMPUTE_REBOOT, /* soft: ACPI */
+	COMPUTE_REBOOT_HARD, /* Nova's hard reboot (below) */
 };
 
-/* "start" | "stop" | "reboot". Returns 0 or -EINVAL. */
+/* "start" | "stop" | "reboot" (soft; a hard reboot has no name of its
+ * own: the API's {"action": "reboot", "type": "hard"}). Returns 0 or
+ * -EINVAL. */
 int compute_action_from_string(const char *s, enum compute_action *ret);
 
 /*
@@ -133,6 +136,18 @@ int compute_action_from_string(const char *s, enum compute_action *ret);
  * receives the instance as stored afterwards. Returns 0, -EINVAL, -ENOENT,
  * -EBUSY (building or deleting; start of a running or stop/reboot of a
  * stopped instance), -EAGAIN, -EIO.
+ *
+ * COMPUTE_REBOOT_HARD is Nova's hard reboot, allowed from running,
+ * stopped and error: the domain XML is made again from the database
+ * exactly as compute_create makes it, the domain destroyed and undefined
+ * (a domain of the uuid hyperlet does not own is left alone: -EIO naming
+ * it, nothing done), defined from that XML (whatever was changed behind
+ * hyperlet's back is gone; a domain that was undefined is back) and
+ * started; the instance ends running. Local disks are not made again: a
+ * start that fails leaves the new definition shut off and the instance in
+ * state error with the reason as its fault. Killed halfway, the row says
+ * what it said before, and start-up reconciliation defines a missing
+ * domain again.
  */
 int compute_action(struct compute *c, struct store *s, const char *uuid,
     enum compute_action a, struct instance **ret_inst, struct err *e);

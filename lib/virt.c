@@ -305,6 +305,11 @@ virt_code_to_errno(int code)
 	case VIR_ERR_NO_CONNECT:
 	case VIR_ERR_INVALID_CONN:
 		return -EAGAIN;
+	/* the connected driver lacks the feature (test:///default has no
+	 * device attach): a definite refusal, the API's 501 */
+	case VIR_ERR_NO_SUPPORT:
+	case VIR_ERR_OPERATION_UNSUPPORTED:
+		return -EOPNOTSUPP;
 	default:
 		return -EIO;
 	}

@@ -1859,6 +1859,40 @@ START_TEST(test_actions_start_stop_reboot_and_refusals)
 	ck_status(&r, 200);
 	ck_assert_str_eq(jstr(r.json, "state"), "stopped");
 	resp_clear(&r);
+	/* reboot types (Nova's): soft is the ACPI reboot (a stopped guest:
+	 * 409); hard redefines from the database and starts, from stopped
+	 * too */
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"soft\"}", &r);
+	ck_problem(&r, 409, NULL);
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"hard\"}", &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "running");
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"type\": \"HARD\", \"action\": \"reboot\"}", &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "state"), "running");
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"soft\"}", &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
+	http(
+	    "POST", action, "{\"action\": \"reboot\", \"type\": \"warm\"}", &r);
+	ck_problem(&r, 400, "type");
+	resp_clear(&r);
+	http("POST", action, "{\"action\": \"reboot\", \"type\": 1}", &r);
+	ck_problem(&r, 400, "type");
+	resp_clear(&r);
+	http("POST", action, "{\"action\": \"stop\", \"type\": \"hard\"}", &r);
+	ck_problem(&r, 400, "type");
+	resp_clear(&r);
+	http("POST", action, "{\"action\": \"stop\"}", &r);
+	ck_status(&r, 200);
+	resp_clear(&r);
 	http("POST", action, "{\"action\": \"fly\"}", &r);
 	ck_problem(&r, 400, "action");
 	resp_clear(&r);
@@ -1867,6 +1901,108 @@ START_TEST(test_actions_start_stop_reboot_and_refusals)
 	resp_clear(&r);
 	http("POST", action, "{\"action\": 1}", &r);
 	ck_problem(&r, 400, "action");
+	resp_clear(&r);
+}
+END_TEST
+
+/* GET /console: the test driver runs no guest and writes no log, so the
+ * test writes the file the domain's <serial type='file'> names
+ * (<instances_path>/<uuid>/console.log, virtlogd's rotation .0 before
+ * it) and reads its tail back: Nova's os-getConsoleOutput semantics for
+ * length, control characters removed, 100 KiB at most. */
+START_TEST(test_console_answers_the_tail_of_the_serial_log)
+{
+	struct resp r;
+	char uuid[64], dir[512], log[640], path[256], q[320];
+	char *big;
+	size_t i;
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(uuid, sizeof(uuid), "%s", create_one());
+	(void)snprintf(path, sizeof(path), "/v1/instances/%s/console", uuid);
+	/* no log yet: an empty 200 */
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain");
+	ck_assert_uint_eq(r.len, 0);
+	resp_clear(&r);
+
+	(void)snprintf(dir, sizeof(dir), "%s/state/instances/%s", D.dir, uuid);
+	ck_assert(mkdir(dir, 0755) == 0 || errno == EEXIST);
+	(void)snprintf(log, sizeof(log), "%s/console.log.0", dir);
+	write_file(log, "old 1\r\nold 2\r\n");
+	(void)snprintf(log, sizeof(log), "%s/console.log", dir);
+	write_file(log, "boot 1\r\nboot \033[1m2\033[0m\r\n\tboot 3\r\n");
+	http("GET", path, NULL, &r); /* every line, the rotated file first */
+	ck_status(&r, 200);
+	ck_assert_str_eq(
+	    r.body, "old 1\nold 2\nboot 1\nboot [1m2[0m\n\tboot 3\n");
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=2", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(r.body, "boot [1m2[0m\n\tboot 3\n");
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=4", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(r.body, "old 2\nboot 1\nboot [1m2[0m\n\tboot 3\n");
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=-1", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(
+	    r.len, strlen("old 1\nold 2\nboot 1\nboot [1m2[0m\n\tboot 3\n"));
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=0", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(r.len, 0);
+	resp_clear(&r);
+
+	/* bounded: 200 KiB of 100-byte lines answer the last 100 KiB, whole
+	 * lines only */
+	big = malloc(2048 * 100 + 1);
+	ck_assert_ptr_nonnull(big);
+	for (i = 0; i < 2048; i++)
+		(void)snprintf(big + i * 100, 101, "%05zu%094d\n", i, 0);
+	write_file(log, big);
+	free(big);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(r.len, 100 * 1024);
+	ck_assert_int_eq(strncmp(r.body + r.len - 100, "02047", 5), 0);
+	ck_assert_int_eq(strncmp(r.body, "01024", 5), 0);
+	resp_clear(&r);
+	(void)snprintf(q, sizeof(q), "%s?length=3", path);
+	http("GET", q, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_uint_eq(r.len, 300);
+	ck_assert_int_eq(strncmp(r.body, "02045", 5), 0);
+	resp_clear(&r);
+
+	/* bad lengths: 400 naming length */
+	{
+		static const char *const bad[] = {"abc", "-2", "10001", "1.5",
+		    "", "+3", "%203", "99999999999999999999", "3x"};
+
+		for (i = 0; i < ELEMENTSOF(bad); i++) {
+			(void)snprintf(
+			    q, sizeof(q), "%s?length=%s", path, bad[i]);
+			http("GET", q, NULL, &r);
+			ck_problem(&r, 400, "length");
+			resp_clear(&r);
+		}
+	}
+	(void)snprintf(q, sizeof(q), "%s?lines=3", path);
+	http("GET", q, NULL, &r);
+	ck_problem(&r, 400, "lines");
+	resp_clear(&r);
+	/* unknown instance: 404 */
+	http("GET",
+	    "/v1/instances/11111111-2222-4333-8444-555555555555/console", NULL,
+	    &r);
+	ck_problem(&r, 404, NULL);
 	resp_clear(&r);
 }
 END_TEST
@@ -1895,9 +2031,15 @@ START_TEST(test_attach_is_refused_cleanly_by_the_test_driver)
 		    vol);
 		http("POST", path, body, &r);
 	}
-	/* test:///default lacks virDomainAttachDeviceFlags: an error, and
-	 * no BDM row left behind */
-	ck_assert_int_ge(r.status, 400);
+	/* test:///default lacks virDomainAttachDeviceFlags: 501 naming the
+	 * call (a 501 keeps its detail, unlike other 5xx), and no BDM row
+	 * left behind (checked below: still 3) */
+	ck_problem(&r, 501, NULL);
+	ck_assert_str_eq(
+	    jstr(r.json, "type"), "urn:hyperlet:problem:not-implemented");
+	ck_assert_msg(strstr(jstr(r.json, "detail"), "AttachDevice"),
+	    "detail names the feature: %s", r.body);
+	ck_assert_ptr_null(jget(r.json, "request_id"));
 	resp_clear(&r);
 	/* a host file outside the volume roots: 400, nothing written */
 	http("POST", path,
@@ -2947,6 +3089,13 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 	(void)snprintf(serial, sizeof(serial), "<serial>%.20s</serial>", vid);
 	ck_assert_ptr_nonnull(strstr(r.body, serial));
 	resp_clear(&r);
+	/* the console log QEMU writes is readable by hyperletd (a guest
+	 * without an OS may have written nothing: 200 either way) */
+	(void)snprintf(path, sizeof(path), "%s/console?length=10", base);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain");
+	resp_clear(&r);
 	(void)snprintf(path, sizeof(path), "%s/volumes/%s", base, vid);
 	/* the guest (no OS: nothing acks the unplug) keeps the disk: not
 	 * 204, and the volume stays attached (issue 17.3) */
@@ -3409,6 +3558,7 @@ main(void)
 	tcase_add_test(tc, test_delete_is_204_then_404_and_frees_the_image);
 	tcase_add_test(tc, test_if_match_guards_delete_and_actions);
 	tcase_add_test(tc, test_actions_start_stop_reboot_and_refusals);
+	tcase_add_test(tc, test_console_answers_the_tail_of_the_serial_log);
 	tcase_add_test(tc, test_attach_is_refused_cleanly_by_the_test_driver);
 	suite_add_tcase(s, tc);
 
