@@ -1494,8 +1494,9 @@ store_node_uuid(struct store *s, char ret[UUID_STR_LEN], struct err *e)
 	return err_set(e, -EIO, "the node uuid vanished");
 }
 
-/* -ENOSPC naming the first class inst would take past its capacity, 0
- * when it fits. Inside the create's write transaction. */
+/* -ENOSPC naming the first class inst takes past its capacity, 0 when it
+ * fits. Inside the create's write transaction, after inst's rows are
+ * inserted (the sum includes them; the caller rolls back). */
 static int
 node_claim_check(struct store *s, const struct instance *inst,
     const struct node_limits *l, struct err *e)
@@ -1506,6 +1507,8 @@ node_claim_check(struct store *s, const struct instance *inst,
 	if ((rc = node_usage_sum(s, usage, NULL, e)) < 0)
 		return rc;
 	node_flavor_usage(&inst->flavor, node_volume_backed(inst), want);
+	for (int i = 0; i < NODE_N_RC; i++)
+		usage[i] -= want[i]; /* what the others take */
 	if ((rcl = node_first_short(l, usage, want)) < 0)
 		return 0;
 	return err_set_field(e, -ENOSPC, node_rc_name(rcl),
@@ -1578,8 +1581,6 @@ instance_create_tx(struct store *s, const struct instance *inst,
 	if ((rc = tx_begin(s, true, e)) < 0)
 		return rc;
 	tx = s;
-	if (limits && (rc = node_claim_check(s, inst, limits, e)) < 0)
-		return rc;
 	if ((v5 = has_desired(s, e)) < 0)
 		return v5;
 	if ((rc = store_prepare(s, v5 ? sql_v5 : sql, &q, e)) < 0)
@@ -1616,6 +1617,9 @@ instance_create_tx(struct store *s, const struct instance *inst,
 		if ((rc = bdm_insert_row(s, id, &inst->bdms[i], e)) < 0)
 			return rc;
 	stmt_resetp(&q);
+	/* after the inserts, so a taken uuid is -EEXIST whatever the room */
+	if (limits && (rc = node_claim_check(s, inst, limits, e)) < 0)
+		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
