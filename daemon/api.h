@@ -70,6 +70,12 @@ struct node_cache *node_cache_free(struct node_cache *n);
  * virt_node_facts' error (the cache keeps its last facts). */
 int node_cache_refresh(struct node_cache *n, struct virt *v, struct err *e);
 
+/* -EINVAL ("file:line: ..." when the key came from the file) when a
+ * [node] reserved amount is beyond the node's total (Placement refuses
+ * such an inventory); 0 when all fit or libvirt has not answered. */
+int node_cache_check(
+    const struct node_cache *n, const struct cfg *c, struct err *e);
+
 /* compute_opts.node_limits (arg: the struct node_cache): the capacity of
  * each class from the cached facts, [node] and the size of instances_path's
  * file system; false until libvirt has answered once. */

@@ -9,6 +9,7 @@
  * gives compute_create its capacity limits (node_cache_limits).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,30 @@ node_cache_get(const struct node_cache *cn, struct virt_node_facts *ret_f,
 		t.disk_bytes = (int64_t)sv.f_blocks * (int64_t)sv.f_frsize;
 	node_inventories(&t, &n->conf, inv);
 	return true;
+}
+
+/* Reserved amounts beyond libvirt's totals. See api.h. */
+int
+node_cache_check(const struct node_cache *n, const struct cfg *c, struct err *e)
+{
+	static const char *const keys[NODE_N_RC] = {
+	    [NODE_VCPU] = "reserved_host_cpus",
+	    [NODE_MEMORY_MB] = "reserved_host_memory_mb",
+	    [NODE_DISK_GB] = "reserved_host_disk_mb",
+	};
+	struct node_inventory inv[NODE_N_RC];
+	struct virt_node_facts f;
+
+	if (!node_cache_get(n, &f, inv))
+		return 0;
+	for (int i = 0; i < NODE_N_RC; i++)
+		if (inv[i].reserved > inv[i].total)
+			return cfg_err_key(c, "node", keys[i], e, -EINVAL,
+			    "%s: more %s reserved (%" PRId64
+			    ") than the node has (%" PRId64 ")",
+			    keys[i], node_rc_name(i), inv[i].reserved,
+			    inv[i].total);
+	return 0;
 }
 
 /* compute_opts.node_limits. See api.h. */

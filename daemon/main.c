@@ -718,6 +718,12 @@ serve(struct cfg *c, const struct options *o)
 		log_warn("libvirt %s: node facts: %s", c->libvirt_uri, e.msg);
 		err_clear(&e);
 	}
+	/* a reserved amount beyond the total is a configuration error
+	 * only libvirt's answer reveals (not --check-config) */
+	if ((r = node_cache_check(h.node, c, &e)) < 0) {
+		log_err("%s", e.msg);
+		goto out;
+	}
 	{
 		char nu[UUID_STR_LEN];
 
