@@ -1306,6 +1306,40 @@ make_fresh(const char *body)
 	return inst;
 }
 
+/* lib/node.c's arithmetic, Placement's and Nova's rules (pure). */
+START_TEST(test_node_inventory_and_capacity_follow_placement)
+{
+	struct node_totals t = {16, 3072, 100LL * 1024 * 1024 * 1024 + 5};
+	struct node_conf c = {4.0, 1.5, 0.9, 1, 512, 1025};
+	struct node_inventory inv[NODE_N_RC];
+	struct node_limits l;
+	struct flavor f = {2, 100, 10, 5, 1};
+	int64_t want[NODE_N_RC], used[NODE_N_RC] = {0, 3840, 0};
+
+	node_inventories(&t, &c, inv);
+	ck_assert_int_eq(inv[NODE_VCPU].total, 16);
+	ck_assert_int_eq(inv[NODE_VCPU].reserved, 1);
+	ck_assert_int_eq(inv[NODE_DISK_GB].total, 100); /* whole GiB, down */
+	ck_assert_int_eq(inv[NODE_DISK_GB].reserved, 2); /* 1025 MiB, up */
+	node_limits_from(inv, &l);
+	ck_assert_int_eq(l.capacity[NODE_VCPU], 60);
+	ck_assert_int_eq(l.capacity[NODE_MEMORY_MB], 3840);
+	ck_assert_int_eq(l.capacity[NODE_DISK_GB], 88); /* floor(98 * 0.9) */
+	/* reserved beyond the total: no room, never negative */
+	inv[NODE_VCPU].reserved = 20;
+	ck_assert_int_eq(node_capacity(&inv[NODE_VCPU]), 0);
+	node_flavor_usage(&f, false, want);
+	ck_assert_int_eq(want[NODE_DISK_GB], 10 + 5 + 1);
+	node_flavor_usage(&f, true, want);
+	ck_assert_int_eq(want[NODE_DISK_GB], 5 + 1);
+	/* memory is full; a class the instance does not want is not checked */
+	ck_assert_int_eq(node_first_short(&l, used, want), NODE_MEMORY_MB);
+	want[NODE_MEMORY_MB] = 0;
+	ck_assert_int_eq(node_first_short(&l, used, want), -1);
+	ck_assert_str_eq(node_rc_name(NODE_DISK_GB), "DISK_GB");
+}
+END_TEST
+
 START_TEST(test_store_node_usage_counts_as_resources_from_flavor)
 {
 	struct store *s = open_store();
@@ -1480,6 +1514,7 @@ main(void)
 
 	tc = tcase_create("store_node");
 	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_node_inventory_and_capacity_follow_placement);
 	tcase_add_test(
 	    tc, test_store_node_usage_counts_as_resources_from_flavor);
 	tcase_add_test(
