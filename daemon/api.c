@@ -104,6 +104,7 @@ static const struct route routes[] = {
     {"/v1/instances/{uuid}/volumes/{volume_id}", "DELETE", false,
 	{{"DELETE", api_instance_detach, BODY_NONE, NULL, ID_LOOKUP, true,
 	    true}}},
+    {"/v1/node", "GET, HEAD", false, {{"GET", api_node_get}}},
     {"/v1/images", "GET, HEAD", false, {{"GET", api_images_list}}},
     {"/v1/images/{image_id}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_image_get},
@@ -127,6 +128,8 @@ static const struct {
     {-E2BIG, 413, "too-large", "Request too large"},
     {-EFBIG, 413, "too-large", "Request too large"},
     {-EOPNOTSUPP, 501, "not-implemented", "Not implemented"},
+    /* a create that does not fit the node (store_instance_claim) */
+    {-ENOSPC, 409, "insufficient-resources", "Insufficient resources"},
     /* the API's own */
     {-EACCES, 401, "unauthorized", "Unauthorized"},
     {-ENOSYS, 405, "method-not-allowed", "Method not allowed"},

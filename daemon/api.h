@@ -53,4 +53,32 @@ void api_stop(struct api *a, int drain_seconds);
 struct store;
 int api_images_clean(const char *images_dir, struct store *s);
 
+/* --- the node facts (api_node.c, issue 13) --------------------------- */
+
+struct cfg;
+struct node_limits;
+struct virt;
+
+/* The cache of what libvirt says about the host, for GET /v1/node and the
+ * capacity claims; [node] and instances_path are copied from c. Returns
+ * 0 or -ENOMEM. */
+int node_cache_new(const struct cfg *c, struct node_cache **ret, struct err *e);
+struct node_cache *node_cache_free(struct node_cache *n);
+
+/* Asks libvirt (virt_node_facts) and keeps the answer: main at start-up,
+ * the sweeper at each sweep, never an HTTP thread. Returns 0 or
+ * virt_node_facts' error (the cache keeps its last facts). */
+int node_cache_refresh(struct node_cache *n, struct virt *v, struct err *e);
+
+/* -EINVAL ("file:line: ..." when the key came from the file) when a
+ * [node] reserved amount is beyond the node's total (Placement refuses
+ * such an inventory); 0 when all fit or libvirt has not answered. */
+int node_cache_check(
+    const struct node_cache *n, const struct cfg *c, struct err *e);
+
+/* compute_opts.node_limits (arg: the struct node_cache): the capacity of
+ * each class from the cached facts, [node] and the size of instances_path's
+ * file system; false until libvirt has answered once. */
+bool node_cache_limits(void *arg, struct node_limits *ret);
+
 #endif

@@ -13,6 +13,7 @@ struct cfg;
 struct compute;
 struct virt;
 struct metrics;
+struct node_cache;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -53,6 +54,12 @@ struct hyperlet {
 	 * freed by api_stop() (NULL outside); guarded by its own mutex inside
 	 * api.c. main does not touch it. */
 	struct metrics *metrics;
+
+	/* What libvirt says about the host (api_node.c), for GET /v1/node
+	 * and the capacity claims. Created and filled by main before
+	 * api_start, refreshed by main's sweeper; its own mutex inside.
+	 * NULL: /v1/node answers 503 and creates are not checked. */
+	struct node_cache *node;
 };
 
 #endif

@@ -522,6 +522,11 @@ sweeper_run(void *arg)
 			continue;
 		}
 		err_clear(&e);
+		if (w->h->node &&
+		    node_cache_refresh(w->h->node, w->h->virt, &e) < 0) {
+			log_warn("node facts: %s", e.msg);
+			err_clear(&e);
+		}
 		if (compute_sweep(w->h->compute, s, &n, &e) < 0)
 			log_warn("rolled-back builds sweep: %s", e.msg);
 		if (n)
@@ -703,8 +708,40 @@ serve(struct cfg *c, const struct options *o)
 	log_info("libvirt %s: connected (virt_type %s)", c->libvirt_uri,
 	    c->virt_type);
 
+	/* what libvirt says about the host, cached for GET /v1/node and
+	 * the capacity claims (no libvirt call on an HTTP thread); the
+	 * sweeper refreshes it. Without an answer creates go unchecked
+	 * until the first sweep gets one. */
+	if ((r = node_cache_new(c, &h.node, &e)) < 0) {
+		log_err("node: %s", e.msg);
+		goto out;
+	}
+	if (node_cache_refresh(h.node, h.virt, &e) < 0) {
+		log_warn("libvirt %s: node facts: %s", c->libvirt_uri, e.msg);
+		err_clear(&e);
+	}
+	/* a reserved amount beyond the total is a configuration error
+	 * only libvirt's answer reveals (not --check-config) */
+	if ((r = node_cache_check(h.node, c, &e)) < 0) {
+		log_err("%s", e.msg);
+		goto out;
+	}
+	{
+		char nu[UUID_STR_LEN];
+
+		/* drawn once, kept in the database */
+		if (store_node_uuid(store, nu, &e) == 0)
+			log_info("node uuid %s", nu);
+		else {
+			log_warn("node uuid: %s", e.msg);
+			err_clear(&e);
+		}
+	}
+
 	/* one compute for reconciliation and then every request thread */
 	co.virt = h.virt;
+	co.node_limits = node_cache_limits;
+	co.node_limits_arg = h.node;
 	if ((r = compute_new(&co, &h.compute, &e)) < 0) {
 		log_err("compute: %s", e.msg);
 		goto out;
@@ -802,6 +839,7 @@ out:
 	} else
 		sw.store = store_close(sw.store);
 	h.compute = compute_free(h.compute);
+	h.node = node_cache_free(h.node);
 	h.virt = virt_close(h.virt);
 	store = store_close(store);
 	if (status == EXIT_SUCCESS)

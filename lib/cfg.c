@@ -38,6 +38,7 @@ enum cfg_type {
 	CFG_ENUM_STR, /* const char *, the choice's name */
 	CFG_ENUM_BOOL, /* bool, the choice's value */
 	CFG_ENUM_INT, /* int, the choice's value */
+	CFG_DOUBLE, /* double, finite, > 0 (exclusive) and <= max */
 };
 
 struct cfg_choice {
@@ -133,6 +134,18 @@ static const struct cfg_key cfg_keys[] = {
     {"limits", "max_disk_devices_to_attach", CFG_INT,
 	OFF(limits.max_disk_devices_to_attach), "-1", -1, 1024},
     {"limits", "max_bdms", CFG_INT, OFF(limits.max_bdms), "64", 1, 1024},
+    {"node", "cpu_allocation_ratio", CFG_DOUBLE, OFF(cpu_allocation_ratio),
+	"4.0", 0, 1000000},
+    {"node", "ram_allocation_ratio", CFG_DOUBLE, OFF(ram_allocation_ratio),
+	"1.0", 0, 1000000},
+    {"node", "disk_allocation_ratio", CFG_DOUBLE, OFF(disk_allocation_ratio),
+	"1.0", 0, 1000000},
+    {"node", "reserved_host_cpus", CFG_INT, OFF(reserved_host_cpus), "0", 0,
+	1048576},
+    {"node", "reserved_host_memory_mb", CFG_INT, OFF(reserved_host_memory_mb),
+	"512", 0, INT_MAX},
+    {"node", "reserved_host_disk_mb", CFG_INT, OFF(reserved_host_disk_mb), "0",
+	0, INT_MAX},
     {"log", "level", CFG_ENUM_INT, OFF(log_level), "info", 0, 0, log_levels},
 };
 
@@ -158,6 +171,8 @@ static int cfg_key_set(
 static int cfg_parse_int(const struct cfg_key *k, const char *value,
     bool suffix, int64_t *ret, struct err *e);
 static int cfg_parse_listen(struct cfg *c, const char *value, struct err *e);
+static int cfg_parse_double(
+    const struct cfg_key *k, const char *value, double *ret, struct err *e);
 static int cfg_path_absolute(const char *path, char **ret);
 static int cfg_path_join(const char *dir, const char *name, char **ret);
 static int cfg_read_token(struct cfg *c, struct err *e);
@@ -242,6 +257,33 @@ cfg_parse_int(const struct cfg_key *k, const char *value, bool suffix,
 		return err_set(e, -EINVAL,
 		    "%s: %s is out of range (%" PRId64 "..%" PRId64 ")",
 		    k->name, value, k->min, k->max);
+	*ret = v;
+	return 0;
+}
+
+/* A decimal number in (0, k->max]: allocation ratios. 0 and below are
+ * refused (Placement refuses them too), as are inf, nan and hex floats. */
+static int
+cfg_parse_double(
+    const struct cfg_key *k, const char *value, double *ret, struct err *e)
+{
+	double v;
+	char *end;
+
+	errno = 0;
+	if (value[0] == '\0' ||
+	    strspn(value, "0123456789.+-eE") != strlen(value))
+		return err_set(e, -EINVAL, "%s: expected a number, got '%s'",
+		    k->name, value);
+	v = strtod(value, &end);
+	if (end == value || *end || errno == ERANGE)
+		return err_set(e, -EINVAL, "%s: expected a number, got '%s'",
+		    k->name, value);
+	if (!(v > 0) || v > (double)k->max)
+		return err_set(e, -EINVAL,
+		    "%s: %s is out of range (greater than 0, at most %" PRId64
+		    ")",
+		    k->name, value, k->max);
 	*ret = v;
 	return 0;
 }
@@ -365,6 +407,14 @@ cfg_key_set(
 			return r;
 		*(int64_t *)field = v;
 		return 0;
+	case CFG_DOUBLE: {
+		double d = 0;
+
+		if ((r = cfg_parse_double(k, value, &d, e)) < 0)
+			return r;
+		*(double *)field = d;
+		return 0;
+	}
 	case CFG_STR:
 	case CFG_PATH:
 	case CFG_LIST: {
@@ -825,6 +875,19 @@ cfg_format(const struct cfg *c, char **ret)
 		case CFG_BYTES:
 			fprintf(f, "%" PRId64, *(const int64_t *)field);
 			break;
+		case CFG_DOUBLE: { /* the shortest text that reads back */
+			double d = *(const double *)field;
+			char num[32];
+
+			for (int prec = 1; prec <= 17; prec++) {
+				(void)snprintf(
+				    num, sizeof(num), "%.*g", prec, d);
+				if (strtod(num, NULL) == d)
+					break;
+			}
+			fputs(num, f);
+			break;
+		}
 		case CFG_ENUM_STR:
 			fputs(*(const char *const *)field, f);
 			break;

@@ -95,6 +95,15 @@ struct cfg {
 	 * max_bdms, handed to bdm validation as is */
 	struct bdm_limits limits;
 
+	/* [node]: the inventory the node offers (lib/node.h), with Nova's
+	 * names and defaults; ratios > 0 */
+	double cpu_allocation_ratio; /* 4.0 */
+	double ram_allocation_ratio; /* 1.0 */
+	double disk_allocation_ratio; /* 1.0 */
+	int reserved_host_cpus; /* 0 */
+	int reserved_host_memory_mb; /* 512 */
+	int reserved_host_disk_mb; /* 0 */
+
 	/* [log] */
 	int log_level; /* key "level": err|warn|info|debug, as <syslog.h>'s
 			  LOG_ERR, LOG_WARNING, LOG_INFO (default),

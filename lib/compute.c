@@ -33,6 +33,8 @@ struct compute {
 	char *volume_roots, *state_dir, *db_path; /* owned; may be NULL */
 	struct volroot_opts vol; /* points at the strings above */
 	bool resume_guests;
+	bool (*node_limits)(void *arg, struct node_limits *ret);
+	void *node_limits_arg;
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
 	 * create of the same uuid (check tombstone + write the row). The
 	 * sweep does not hold it across its libvirt calls: it names the
@@ -88,6 +90,8 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
 	c->domxml = o->domxml;
 	c->resume_guests = o->resume_guests;
+	c->node_limits = o->node_limits;
+	c->node_limits_arg = o->node_limits_arg;
 	(void)pthread_mutex_init(&c->tomb_lock, NULL);
 	(void)pthread_cond_init(&c->tomb_cond, NULL);
 	*ret = c;
@@ -392,8 +396,15 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	if (rc == 0 && tomb != 1 && own == 1)
 		rc = err_set_field(e, -EEXIST, "uuid",
 		    "uuid %s is taken by a hyperlet domain", inst->uuid);
-	if (rc == 0)
-		rc = store_instance_create(s, inst, request_digest, e);
+	if (rc == 0) {
+		struct node_limits nl;
+
+		if (c->node_limits && c->node_limits(c->node_limits_arg, &nl))
+			rc = store_instance_claim(
+			    s, inst, request_digest, &nl, e);
+		else
+			rc = store_instance_create(s, inst, request_digest, e);
+	}
 	(void)pthread_mutex_unlock(&c->tomb_lock);
 	if (rc < 0)
 		goto out;

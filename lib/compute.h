@@ -39,6 +39,7 @@
 #include "blockinfo.h"
 #include "domxml.h"
 #include "err.h"
+#include "node.h"
 #include "store.h"
 #include "virt.h"
 #include "volroot.h"
@@ -66,6 +67,13 @@ struct compute_opts {
 	 * starts the instances whose desired state is running and whose
 	 * domain is not */
 	bool resume_guests;
+	/* The node's capacity for compute_create's claim (issue 13): called
+	 * on each create, it fills *ret (node_limits_from) and returns true,
+	 * or false when the totals are not known (no check). NULL: creates
+	 * are never refused for room. Must not call libvirt (it runs under
+	 * no lock but on the create's path). */
+	bool (*node_limits)(void *arg, struct node_limits *ret);
+	void *node_limits_arg;
 };
 
 /* Copies o (images_dir duplicated). Returns 0 and *ret (compute_free),
@@ -85,9 +93,12 @@ struct compute *compute_free(struct compute *c);
  * field block_device_mapping_v2, nothing written). On failure everything made is undone (domain undefined, disks
  * deleted, row deleted) and the error returned. On success *ret_inst (may
  * be NULL) receives the instance as stored (owned, instance_free).
+ * With o->node_limits, the row is written by store_instance_claim: an
+ * instance that does not fit is -ENOSPC (field: the resource class) and
+ * nothing is made.
  * Returns 0, -EINVAL (image unknown or unusable, bad mapping), -EEXIST
  * (instance or BDM uuid taken: the caller compares digests for PUT),
- * -EAGAIN, -EIO.
+ * -ENOSPC, -EAGAIN, -EIO.
  */
 int compute_create(struct compute *c, struct store *s, struct instance *inst,
     const char *request_digest, struct instance **ret_inst, struct err *e);

@@ -11,6 +11,7 @@
  * tables and columns): store_err() maps result codes to errno and text.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "bdm_json.h"
+#include "node.h"
 #include "store.h"
 
 #define STORE_BUSY_TIMEOUT_MS 5000
@@ -516,6 +518,20 @@ static const char migrate_v6[] =
     " WHERE attach_state IS NOT NULL;"
     "PRAGMA user_version = 6;";
 
+/* The node's identity (issue 13): one row holding the uuid GET /v1/node
+ * and a Placement resource provider name the node by, drawn once
+ * (store_node_uuid). The version is STORE_NODE_VERSION (store.h), so a
+ * renumbering at a merge is that one #define. */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+static const char migrate_node[] =
+    "CREATE TABLE node ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " uuid TEXT NOT NULL"
+    "  CHECK (length(uuid) = 36 AND uuid NOT GLOB '*[^0-9a-f-]*'),"
+    " created_at INTEGER NOT NULL);"
+    "PRAGMA user_version = " STR(STORE_NODE_VERSION) ";";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -533,12 +549,9 @@ static const struct migration {
 	const char *sql;
 	int (*ready)(struct store *s, struct err *e); /* NULL: always */
 } migrations[] = {
-    {migrate_v1, NULL},
-    {migrate_v2, NULL},
-    {migrate_v3, ready_v3},
-    {migrate_v4, NULL},
-    {migrate_v5, NULL},
-    {migrate_v6, NULL},
+    {migrate_v1, NULL}, {migrate_v2, NULL}, {migrate_v3, ready_v3},
+    {migrate_v4, NULL}, {migrate_v5, NULL}, {migrate_v6, NULL},
+    {migrate_node, NULL}, /* STORE_NODE_VERSION */
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -1466,11 +1479,144 @@ bdm_insert_row(
 	return 0;
 }
 
+/* --- node: usage and capacity (issue 13) -------------------------------- */
+
+/* What every instance row takes, as node_flavor_usage counts one
+ * instance (resources_from_flavor): a row whose BDM of boot index 0 is a
+ * volume takes no root_gb. */
+static int
+node_usage_sum(
+    struct store *s, int64_t usage[NODE_N_RC], int64_t *ret_n, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT count(*), coalesce(sum(vcpus), 0),"
+	    " coalesce(sum(memory_mb), 0),"
+	    " coalesce(sum(ephemeral_gb + (swap_mb + 1023) / 1024 +"
+	    "  CASE WHEN EXISTS (SELECT 1 FROM block_device_mappings b"
+	    "   WHERE b.instance_id = i.id AND b.boot_index = 0"
+	    "   AND b.destination_type = 'volume') THEN 0 ELSE root_gb END),"
+	    "  0)"
+	    " FROM instances i";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	rc = store_step(s, q);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "summing the instances' usage");
+	if (ret_n)
+		*ret_n = sqlite3_column_int64(q, 0);
+	usage[NODE_VCPU] = sqlite3_column_int64(q, 1);
+	usage[NODE_MEMORY_MB] = sqlite3_column_int64(q, 2);
+	usage[NODE_DISK_GB] = sqlite3_column_int64(q, 3);
+	return 0;
+}
+
+/* What the instance rows take. See store.h. */
+int
+store_node_usage(
+    struct store *s, int64_t usage[NODE_N_RC], int64_t *ret_n, struct err *e)
+{
+	return node_usage_sum(s, usage, ret_n, e);
+}
+
+/* The node's uuid, drawn by the first caller. See store.h. */
+int
+store_node_uuid(struct store *s, char ret[UUID_STR_LEN], struct err *e)
+{
+	static const char sql_get[] = "SELECT uuid FROM node WHERE id = 1";
+	static const char sql_put[] =
+	    "INSERT OR IGNORE INTO node (id, uuid, created_at)"
+	    " VALUES (1, ?1, ?2)";
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	if (v < STORE_NODE_VERSION)
+		return err_set(e, -ENOENT,
+		    "the node has no uuid before schema version %d",
+		    STORE_NODE_VERSION);
+	for (int pass = 0; pass < 2; pass++) {
+		_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+		char u[UUID_STR_LEN];
+
+		if ((rc = store_prepare(s, sql_get, &q, e)) < 0)
+			return rc;
+		rc = store_step(s, q);
+		if (rc == SQLITE_ROW) {
+			const char *t = (const char *)sqlite3_column_text(q, 0);
+
+			if (!t || !util_uuid_is_canonical(t))
+				return bad_row("node uuid", t, e);
+			memcpy(ret, t, UUID_STR_LEN);
+			return 0;
+		}
+		if (rc != SQLITE_DONE)
+			return store_err(s, rc, e, "reading the node uuid");
+		stmt_resetp(&q);
+		if (pass > 0)
+			break;
+		/* the first writer wins; everyone reads its uuid */
+		util_uuid_generate(u);
+		if ((rc = store_prepare(s, sql_put, &q, e)) < 0)
+			return rc;
+		sqlite3_bind_text(q, 1, u, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(q, 2, util_now_ms());
+		rc = store_step(s, q);
+		if (rc != SQLITE_DONE)
+			return store_err(s, rc, e, "storing the node uuid");
+	}
+	return err_set(e, -EIO, "the node uuid vanished");
+}
+
+/* -ENOSPC naming the first class inst takes past its capacity, 0 when it
+ * fits. Inside the create's write transaction, after inst's rows are
+ * inserted (the sum includes them; the caller rolls back). */
+static int
+node_claim_check(struct store *s, const struct instance *inst,
+    const struct node_limits *l, struct err *e)
+{
+	int64_t usage[NODE_N_RC], want[NODE_N_RC];
+	int rc, rcl;
+
+	if ((rc = node_usage_sum(s, usage, NULL, e)) < 0)
+		return rc;
+	node_flavor_usage(&inst->flavor, node_volume_backed(inst), want);
+	for (int i = 0; i < NODE_N_RC; i++)
+		usage[i] -= want[i]; /* what the others take */
+	if ((rcl = node_first_short(l, usage, want)) < 0)
+		return 0;
+	return err_set_field(e, -ENOSPC, node_rc_name(rcl),
+	    "insufficient %s on this node: the instance needs %" PRId64
+	    ", %" PRId64 " of %" PRId64 " are taken",
+	    node_rc_name(rcl), want[rcl], usage[rcl], l->capacity[rcl]);
+}
+
+static int instance_create_tx(struct store *s, const struct instance *inst,
+    const char *request_digest, const struct node_limits *limits,
+    struct err *e);
+
 /* Writes inst (state building, generation 1) and all its BDMs in one
  * transaction. Returns 0, -EINVAL, -EEXIST, -EAGAIN, -EIO. */
 int
 store_instance_create(struct store *s, const struct instance *inst,
     const char *request_digest, struct err *e)
+{
+	return instance_create_tx(s, inst, request_digest, NULL, e);
+}
+
+/* store_instance_create with the capacity check. See store.h. */
+int
+store_instance_claim(struct store *s, const struct instance *inst,
+    const char *request_digest, const struct node_limits *limits, struct err *e)
+{
+	return instance_create_tx(s, inst, request_digest, limits, e);
+}
+
+static int
+instance_create_tx(struct store *s, const struct instance *inst,
+    const char *request_digest, const struct node_limits *limits, struct err *e)
 {
 	static const char sql[] =
 	    "INSERT INTO instances (uuid, name, vcpus, memory_mb, root_gb,"
@@ -1547,6 +1693,9 @@ store_instance_create(struct store *s, const struct instance *inst,
 		if ((rc = bdm_insert_row(s, id, &inst->bdms[i], e)) < 0)
 			return rc;
 	stmt_resetp(&q);
+	/* after the inserts, so a taken uuid is -EEXIST whatever the room */
+	if (limits && (rc = node_claim_check(s, inst, limits, e)) < 0)
+		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;

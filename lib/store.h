@@ -30,6 +30,7 @@
 
 #include "bdm.h"
 #include "err.h"
+#include "node.h"
 #include "util.h"
 
 /*
@@ -57,8 +58,13 @@
  *      rows. Behind 3 as well: on 2 every BDM reads as settled, setting a
  *      state writes nothing, and store_instance_states flags every
  *      instance (reconciliation then compares all, as before 6).
+ *   STORE_NODE_VERSION (7)  node: one row, the node's uuid
+ *      (store_node_uuid). Behind 3 as well: on 2 the node has no uuid
+ *      yet (-ENOENT). Its number is this one #define (a merge after
+ *      another branch's migration renumbers it here only).
  */
-#define STORE_SCHEMA_VERSION 6
+#define STORE_NODE_VERSION 7
+#define STORE_SCHEMA_VERSION STORE_NODE_VERSION
 
 struct store;
 
@@ -122,6 +128,30 @@ int store_online_migrate_pending(struct store *s, int64_t *ret, struct err *e);
  */
 int store_instance_create(struct store *s, const struct instance *inst,
     const char *request_digest, struct err *e);
+
+/*
+ * store_instance_create, refused with -ENOSPC when the instance does not
+ * fit (limits NULL: no check, same as store_instance_create): the usage
+ * of every instance row (store_node_usage) plus what inst takes
+ * (node_flavor_usage) must stay within limits->capacity of each class.
+ * The sum is taken inside the transaction that inserts the row, under
+ * the write lock, so two creates racing for the last room cannot both
+ * win. The -ENOSPC error's field names the class ("MEMORY_MB", ...).
+ */
+int store_instance_claim(struct store *s, const struct instance *inst,
+    const char *request_digest, const struct node_limits *limits,
+    struct err *e);
+
+/* What every instance row takes (resources_from_flavor, whatever the
+ * state; one aggregate query) in usage[], and the number of rows in
+ * *ret_n (may be NULL). store_count_by_state has them by state. */
+int store_node_usage(
+    struct store *s, int64_t usage[NODE_N_RC], int64_t *ret_n, struct err *e);
+
+/* The node's uuid, drawn and stored by the first call (race-safe: the
+ * first writer wins and every caller reads its uuid). Returns 0, -ENOENT
+ * (schema older than STORE_NODE_VERSION), -EAGAIN, -EIO. */
+int store_node_uuid(struct store *s, char ret[UUID_STR_LEN], struct err *e);
 
 /*
  * Loads one instance with its BDMs (ordered by insertion, i.e. by row id).

@@ -1695,3 +1695,64 @@ virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
 		    v, c, e, attach ? "attach (config)" : "detach (config)");
 	return 0;
 }
+
+/* --- the node (issue 13) --------------------------------------------- */
+
+/* libvirt's packed version (major * 1000000 + minor * 1000 + release) as
+ * text. */
+static void
+virt_version_text(unsigned long ver, char *out, size_t outsz)
+{
+	(void)snprintf(out, outsz, "%lu.%lu.%lu", ver / 1000000,
+	    (ver / 1000) % 1000, ver % 1000);
+}
+
+/* Facts about the host. See virt.h. */
+int
+virt_node_facts(struct virt *v, struct virt_node_facts *ret, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_free_ char *caps = NULL;
+	struct virt_node_facts f = {0};
+	virNodeInfo ni;
+	unsigned long ver = 0;
+	const char *type, *host, *cpu, *cend;
+	int r;
+
+	if ((r = virt_conn_get(v, &c, e)) < 0)
+		return r;
+	if (virNodeGetInfo(c, &ni) < 0)
+		return virt_fail(v, c, e, "node info");
+	f.cpus = ni.cpus;
+	f.memory_mb = (int64_t)(ni.memory / 1024);
+	f.sockets = (int)(ni.nodes * ni.sockets);
+	f.cores = (int)ni.cores;
+	f.threads = (int)ni.threads;
+	(void)snprintf(f.arch, sizeof(f.arch), "%s", ni.model);
+	if ((type = virConnectGetType(c)) == NULL)
+		return virt_fail(v, c, e, "hypervisor type");
+	(void)snprintf(
+	    f.hypervisor_type, sizeof(f.hypervisor_type), "%s", type);
+	if (virConnectGetVersion(c, &ver) < 0)
+		return virt_fail(v, c, e, "hypervisor version");
+	virt_version_text(
+	    ver, f.hypervisor_version, sizeof(f.hypervisor_version));
+	if (virConnectGetLibVersion(c, &ver) < 0)
+		return virt_fail(v, c, e, "libvirt version");
+	virt_version_text(ver, f.libvirt_version, sizeof(f.libvirt_version));
+	if ((caps = virConnectGetCapabilities(c)) == NULL)
+		return virt_fail(v, c, e, "capabilities");
+	/* <capabilities><host>...<cpu><arch>x86_64</arch><model>EPYC-Rome
+	 * </model>...</cpu>: the first <cpu> of <host>, a text scan as in
+	 * virt_domain_disks (libvirt formats it itself) */
+	if ((host = strstr(caps, "<host>")) != NULL &&
+	    (cpu = strstr(host, "<cpu>")) != NULL &&
+	    (cend = strstr(cpu, "</cpu>")) != NULL) {
+		(void)virt_xml_between(
+		    cpu, cend, "<arch>", "</arch>", f.arch, sizeof(f.arch));
+		(void)virt_xml_between(cpu, cend, "<model>", "</model>",
+		    f.cpu_model, sizeof(f.cpu_model));
+	}
+	*ret = f;
+	return 0;
+}

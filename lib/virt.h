@@ -219,4 +219,25 @@ int virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
 int virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
     bool attach, struct err *e);
 
+/* --- the node (issue 13) --------------------------------------------- */
+
+/* What libvirt says about the host, for GET /v1/node and the inventory.
+ * Text fields are "" when libvirt does not say. */
+struct virt_node_facts {
+	char hypervisor_type[32]; /* virConnectGetType: "QEMU", "TEST" */
+	char hypervisor_version[32]; /* "7.2.0" (virConnectGetVersion) */
+	char libvirt_version[32]; /* "9.0.0" (virConnectGetLibVersion) */
+	char arch[32]; /* capabilities host/cpu/arch, else node info */
+	char cpu_model[64]; /* capabilities host/cpu/model ("" for TEST) */
+	int sockets; /* all NUMA cells' (virNodeInfo nodes * sockets) */
+	int cores; /* per socket */
+	int threads; /* per core */
+	int64_t cpus; /* active host CPUs */
+	int64_t memory_mb; /* host memory, MiB */
+};
+
+/* Three libvirt calls (node info, versions and type, capabilities).
+ * Returns 0, -EAGAIN (libvirt unreachable), -EIO. */
+int virt_node_facts(struct virt *v, struct virt_node_facts *ret, struct err *e);
+
 #endif

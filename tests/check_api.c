@@ -172,7 +172,7 @@ daemon_start_conf(struct daemon *d, const char *extra)
 		"[storage]\nstate_dir = %s/state\n"
 		"synchronous = normal\n"
 		"%s%s%s"
-		"%s",
+		"%s%s",
 		has_key(extra, "threads") ? "" : "threads = 4\n",
 		has_key(extra, "drain_timeout") ? "" : "drain_timeout = 20\n",
 		has_key(extra, "connection_timeout")
@@ -181,6 +181,15 @@ daemon_start_conf(struct daemon *d, const char *extra)
 		d->dir, has_key(extra, "volume_roots") ? "" : "volume_roots = ",
 		has_key(extra, "volume_roots") ? "" : d->dir,
 		has_key(extra, "volume_roots") ? "" : "/vols\n",
+		/* libvirt's test driver is a fixed 16-CPU, 3 GiB node, and
+		 * DISK_GB is the size of the file system of the test's
+		 * directory: only the tests that set [node] meet a
+		 * capacity */
+		extra && strstr(extra, "[node]")
+		    ? ""
+		    : "[node]\nram_allocation_ratio = 1000000\n"
+		      "cpu_allocation_ratio = 1000000\n"
+		      "disk_allocation_ratio = 1000000\n",
 		extra ? extra : ""),
 	    0);
 	/* the volume root: <dir>/vols */
@@ -1102,6 +1111,154 @@ START_TEST(test_put_and_post_over_a_foreign_domain_are_409_and_leave_it)
 	ck_problem(&r, 404, NULL);
 	resp_clear(&r);
 	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
+/* ---- node: GET /v1/node and capacity claims (issue 13) --------------- */
+
+/* The test driver's node has 3072 MiB: 2688 reserved leave room for three
+ * of create_body's 128 MiB instances. */
+static void
+setup_small_node(void)
+{
+	memset(&D, 0, sizeof(D));
+	daemon_start_conf(&D,
+	    "[node]\nreserved_host_memory_mb = 2688\n"
+	    "ram_allocation_ratio = 1.0\n");
+}
+
+static int64_t
+jint_at(struct json_object *o, const char *a, const char *b, const char *c)
+{
+	struct json_object *x = jget(o, a);
+
+	if (b)
+		x = jget(x, b);
+	if (c)
+		x = jget(x, c);
+	ck_assert_msg(x != NULL, "no %s.%s.%s", a, b ? b : "", c ? c : "");
+	return json_object_get_int64(x);
+}
+
+START_TEST(test_node_shows_inventory_usage_and_a_uuid_that_is_kept)
+{
+	struct resp r;
+	char uuid[64];
+
+	upload_raw(IMG, 1 << 20);
+	(void)create_one();
+	(void)create_one();
+	http("GET", "/v1/node", NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_ptr_nonnull(jstr(r.json, "uuid"));
+	(void)snprintf(uuid, sizeof(uuid), "%s", jstr(r.json, "uuid"));
+	ck_assert_ptr_nonnull(jstr(r.json, "hostname"));
+	ck_assert_str_eq(jstr(jget(r.json, "hypervisor"), "type"), "TEST");
+	ck_assert_ptr_nonnull(
+	    jstr(jget(r.json, "hypervisor"), "libvirt_version"));
+	ck_assert_str_eq(jstr(jget(r.json, "hypervisor"), "virt_type"), "kvm");
+	ck_assert_ptr_nonnull(jstr(jget(r.json, "cpu"), "arch"));
+	/* test:///default: 2 cells of 2 sockets, 2 cores, 2 threads */
+	ck_assert_int_eq(jint_at(r.json, "cpu", "sockets", NULL), 4);
+	ck_assert_int_eq(jint_at(r.json, "cpu", "cores", NULL), 2);
+	ck_assert_int_eq(jint_at(r.json, "cpu", "threads", NULL), 2);
+	ck_assert_int_eq(jint_at(r.json, "inventory", "VCPU", "total"), 16);
+	ck_assert_int_eq(
+	    jint_at(r.json, "inventory", "MEMORY_MB", "total"), 3072);
+	ck_assert_int_eq(
+	    jint_at(r.json, "inventory", "MEMORY_MB", "reserved"), 2688);
+	ck_assert_int_gt(jint_at(r.json, "inventory", "DISK_GB", "total"), 0);
+	ck_assert(
+	    json_object_get_double(jget(jget(jget(r.json, "inventory"), "VCPU"),
+		"allocation_ratio")) == 4.0);
+	/* two of create_body: 1 VCPU, 128 MiB, 1 + 1 + 1 (64 MiB swap) GiB */
+	ck_assert_int_eq(jint_at(r.json, "usage", "VCPU", NULL), 2);
+	ck_assert_int_eq(jint_at(r.json, "usage", "MEMORY_MB", NULL), 256);
+	ck_assert_int_eq(jint_at(r.json, "usage", "DISK_GB", NULL), 6);
+	ck_assert_int_eq(jint_at(r.json, "instances", "total", NULL), 2);
+	ck_assert_int_eq(jint_at(r.json, "instances", "stopped", NULL), 2);
+	ck_assert_str_eq(jstr(jget(r.json, "placement"), "status"), "disabled");
+	resp_clear(&r);
+	/* the uuid is drawn once and kept in the database */
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	daemon_restart(&D);
+	http("GET", "/v1/node", NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(jstr(r.json, "uuid"), uuid);
+	resp_clear(&r);
+}
+END_TEST
+
+START_TEST(test_node_a_create_that_does_not_fit_is_409_and_writes_nothing)
+{
+	static const char put_path[] =
+	    "/v1/instances/0d1e2f30-4a5b-4c6d-8e7f-8091a2b3c4d5";
+	struct resp r;
+	char first[64];
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(first, sizeof(first), "%s", create_one());
+	(void)create_one();
+	(void)create_one();
+	/* the fourth does not fit: 3 * 128 of (3072 - 2688) * 1.0 taken */
+	http("POST", "/v1/instances", create_body, &r);
+	ck_problem(&r, 409, "MEMORY_MB");
+	ck_assert_str_eq(jstr(r.json, "type"),
+	    "urn:hyperlet:problem:insufficient-resources");
+	ck_assert_msg(strstr(jstr(r.json, "detail"), "MEMORY_MB"), "%s",
+	    jstr(r.json, "detail"));
+	resp_clear(&r);
+	/* PUT too, and neither a row nor a domain is left */
+	http("PUT", put_path, create_body, &r);
+	ck_problem(&r, 409, "MEMORY_MB");
+	resp_clear(&r);
+	http("GET", put_path, NULL, &r);
+	ck_status(&r, 404);
+	resp_clear(&r);
+	{
+		char dom[128];
+
+		(void)snprintf(dom, sizeof(dom), "%s/domain", put_path);
+		http("GET", dom, NULL, &r);
+		ck_status(&r, 404);
+		resp_clear(&r);
+	}
+	ck_assert_int_eq(count_instances(), 3);
+	http("GET", "/v1/node", NULL, &r);
+	ck_assert_int_eq(jint_at(r.json, "usage", "MEMORY_MB", NULL), 384);
+	resp_clear(&r);
+	/* a delete frees the room */
+	{
+		char path[128];
+
+		(void)snprintf(path, sizeof(path), "/v1/instances/%s", first);
+		http("DELETE", path, NULL, &r);
+		ck_status(&r, 204);
+		resp_clear(&r);
+	}
+	http("PUT", put_path, create_body, &r);
+	ck_status(&r, 201);
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 3);
+}
+END_TEST
+
+START_TEST(test_node_vcpu_is_claimed_too)
+{
+	struct resp r;
+
+	ck_assert_int_eq(daemon_stop(&D), 0);
+	/* 16 CPUs, 15 reserved, ratio 2: room for two 1-VCPU instances */
+	daemon_start_conf(&D,
+	    "[node]\nreserved_host_cpus = 15\n"
+	    "cpu_allocation_ratio = 2\n");
+	upload_raw(IMG, 1 << 20);
+	(void)create_one();
+	(void)create_one();
+	http("POST", "/v1/instances", create_body, &r);
+	ck_problem(&r, 409, "VCPU");
+	resp_clear(&r);
+	ck_assert_int_eq(count_instances(), 2);
 }
 END_TEST
 
@@ -3520,6 +3677,15 @@ main(void)
 	tcase_add_test(tc, test_put_replay_ignores_whitespace_but_not_values);
 	tcase_add_test(
 	    tc, test_put_with_a_malformed_uuid_is_400_and_a_mismatch_400);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("node");
+	tcase_add_checked_fixture(tc, setup_small_node, teardown);
+	tcase_add_test(
+	    tc, test_node_shows_inventory_usage_and_a_uuid_that_is_kept);
+	tcase_add_test(
+	    tc, test_node_a_create_that_does_not_fit_is_409_and_writes_nothing);
+	tcase_add_test(tc, test_node_vcpu_is_claimed_too);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("claims");

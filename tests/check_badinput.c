@@ -239,7 +239,12 @@ daemon_start(void)
 	    "[libvirt]\nuri = test:///default\n"
 	    "[storage]\nstate_dir = %s/state\n"
 	    /* the state dir is a root too: its files stay refused */
-	    "volume_roots = %s/vols, %s/state\n[log]\nlevel = warn\n",
+	    "volume_roots = %s/vols, %s/state\n"
+	    /* no capacity claims (test:///default is a 3 GiB node) */
+	    "[node]\nram_allocation_ratio = 1000000\n"
+	    "cpu_allocation_ratio = 1000000\n"
+	    "disk_allocation_ratio = 1000000\n"
+	    "[log]\nlevel = warn\n",
 	    port, token, CONN_LIMIT, CONN_TIMEOUT, state_dir, state_dir,
 	    state_dir);
 	write_file(conf, text);

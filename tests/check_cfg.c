@@ -130,6 +130,13 @@ START_TEST(test_cfg_defaults_are_the_documented_embedded_defaults)
 	ck_assert_int_eq(c.limits.max_local_block_devices, 3);
 	ck_assert_int_eq(c.limits.max_disk_devices_to_attach, -1);
 	ck_assert_int_eq(c.limits.max_bdms, 64);
+	/* Nova's [DEFAULT] defaults */
+	ck_assert(c.cpu_allocation_ratio == 4.0);
+	ck_assert(c.ram_allocation_ratio == 1.0);
+	ck_assert(c.disk_allocation_ratio == 1.0);
+	ck_assert_int_eq(c.reserved_host_cpus, 0);
+	ck_assert_int_eq(c.reserved_host_memory_mb, 512);
+	ck_assert_int_eq(c.reserved_host_disk_mb, 0);
 	ck_assert_int_eq(c.log_level, LOG_INFO);
 	cfg_clear(&c);
 }
@@ -225,6 +232,12 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.limits.max_local_block_devices, -1);
 	ck_assert_int_eq(c.limits.max_disk_devices_to_attach, 8);
 	ck_assert_int_eq(c.limits.max_bdms, 32);
+	ck_assert(c.cpu_allocation_ratio == 16.0);
+	ck_assert(c.ram_allocation_ratio == 1.5);
+	ck_assert(c.disk_allocation_ratio == 0.9);
+	ck_assert_int_eq(c.reserved_host_cpus, 2);
+	ck_assert_int_eq(c.reserved_host_memory_mb, 4096);
+	ck_assert_int_eq(c.reserved_host_disk_mb, 10240);
 	ck_assert_int_eq(c.log_level, LOG_DEBUG);
 	cfg_clear(&c);
 }

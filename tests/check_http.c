@@ -99,7 +99,11 @@ daemon_start(const char *extra)
 	    asprintf(&text,
 		"[api]\nlisten = 127.0.0.1:0\n%s%s%s%s%s%s%s%s"
 		"[storage]\nstate_dir = %s/state\n"
-		"synchronous = normal\n",
+		"synchronous = normal\n"
+		/* no capacity claims (test:///default is a 3 GiB node) */
+		"[node]\nram_allocation_ratio = 1000000\n"
+		"cpu_allocation_ratio = 1000000\n"
+		"disk_allocation_ratio = 1000000\n",
 		use_token ? "auth_token_file = " : "", use_token ? tok : "",
 		use_token ? "\n" : "", use_tls ? "tls_cert_file = " : "",
 		use_tls ? dir : "", use_tls ? "/cert.pem\ntls_key_file = " : "",

@@ -896,7 +896,7 @@ START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
 	sqlite3 *db;
 
 	/* Rows of an older version in three states; BDMs without uuids
-	 * hold the schema at 2 (before 3, 4, 5 and 6). */
+	 * hold the schema at 2 (before 3 and every later version). */
 	build_v1(3, 2);
 	db = raw_open();
 	raw_exec(db,
@@ -935,7 +935,7 @@ START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
 	ck_assert_ptr_null(got->fault);
 	got = instance_free(got);
 
-	/* Every BDM gets its uuid: the schema goes on to 6, and the new
+	/* Every BDM gets its uuid: the schema goes on to the newest, and the new
 	 * column is filled from each row's state. */
 	{
 		int found = -1, done = -1;
@@ -946,7 +946,7 @@ START_TEST(test_store_version_5_keeps_what_each_row_wants_apart_from_its_state)
 		while (found > 0);
 	}
 	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
-	ck_assert_int_eq(ver, 6);
+	ck_assert_int_eq(ver, STORE_SCHEMA_VERSION);
 	ck_assert_int_eq(store_integrity_check(s, &e), 0);
 	ck_assert_int_eq(store_instance_states(s, &st, &n, &e), 0);
 	ck_assert_uint_eq(n, 3);
@@ -1247,10 +1247,10 @@ START_TEST(test_store_version_6_records_where_an_attach_or_detach_stands)
 	got = instance_free(got);
 	store_close(s);
 
-	/* ... and migrated to 6 every existing row is settled */
+	/* ... and migrated past 6 every existing row is settled */
 	s = open_store();
 	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
-	ck_assert_int_eq(ver, 6);
+	ck_assert_int_eq(ver, STORE_SCHEMA_VERSION);
 	ck_assert_int_eq(store_integrity_check(s, &e), 0);
 	ck_assert_int_eq(store_instance_states(s, &v, &n, &e), 0);
 	ck_assert(!v[0].unsettled && !v[1].unsettled);
@@ -1388,6 +1388,218 @@ START_TEST(test_store_corrupt_file_is_an_io_error_that_names_no_sql)
 }
 END_TEST
 
+/* ---- node: usage, capacity claims, uuid (issue 13) ------------------- */
+
+/* Booted from a volume: the root disk is no local disk, so it takes no
+ * DISK_GB (resources_from_flavor), only the swap's 1 GiB (1 MiB rounded
+ * up). */
+static const char bfv_body[] =
+    "{\"name\": \"bfv\","
+    " \"flavor\": {\"vcpus\": 1, \"memory_mb\": 512, \"root_gb\": 40,"
+    "  \"ephemeral_gb\": 0, \"swap\": 1},"
+    " \"block_device_mapping_v2\": ["
+    "  {\"boot_index\": 0, \"source_type\": \"volume\","
+    "   \"destination_type\": \"volume\", \"uuid\": \"" VOLUME_ID "\","
+    "   \"connection_info\": {\"driver_volume_type\": \"file\","
+    "    \"data\": {\"device_path\": \"/var/lib/vol/a.img\"}}}"
+    " ]}";
+
+/* A copy of create_body's instance under a new uuid and new BDM uuids. */
+static struct instance *
+make_fresh(const char *body)
+{
+	struct instance *inst = make_instance(body);
+
+	util_uuid_generate(inst->uuid);
+	for (size_t i = 0; i < inst->n_bdms; i++)
+		util_uuid_generate(inst->bdms[i].uuid);
+	return inst;
+}
+
+/* lib/node.c's arithmetic, Placement's and Nova's rules (pure). */
+START_TEST(test_node_inventory_and_capacity_follow_placement)
+{
+	struct node_totals t = {16, 3072, 100LL * 1024 * 1024 * 1024 + 5};
+	struct node_conf c = {4.0, 1.5, 0.9, 1, 512, 1025};
+	struct node_inventory inv[NODE_N_RC];
+	struct node_limits l;
+	struct flavor f = {2, 100, 10, 5, 1};
+	int64_t want[NODE_N_RC], used[NODE_N_RC] = {0, 3840, 0};
+
+	node_inventories(&t, &c, inv);
+	ck_assert_int_eq(inv[NODE_VCPU].total, 16);
+	ck_assert_int_eq(inv[NODE_VCPU].reserved, 1);
+	ck_assert_int_eq(inv[NODE_DISK_GB].total, 100); /* whole GiB, down */
+	ck_assert_int_eq(inv[NODE_DISK_GB].reserved, 2); /* 1025 MiB, up */
+	node_limits_from(inv, &l);
+	ck_assert_int_eq(l.capacity[NODE_VCPU], 60);
+	ck_assert_int_eq(l.capacity[NODE_MEMORY_MB], 3840);
+	ck_assert_int_eq(l.capacity[NODE_DISK_GB], 88); /* floor(98 * 0.9) */
+	/* reserved beyond the total: no room, never negative */
+	inv[NODE_VCPU].reserved = 20;
+	ck_assert_int_eq(node_capacity(&inv[NODE_VCPU]), 0);
+	node_flavor_usage(&f, false, want);
+	ck_assert_int_eq(want[NODE_DISK_GB], 10 + 5 + 1);
+	node_flavor_usage(&f, true, want);
+	ck_assert_int_eq(want[NODE_DISK_GB], 5 + 1);
+	/* memory is full; a class the instance does not want is not checked */
+	ck_assert_int_eq(node_first_short(&l, used, want), NODE_MEMORY_MB);
+	want[NODE_MEMORY_MB] = 0;
+	ck_assert_int_eq(node_first_short(&l, used, want), -1);
+	ck_assert_str_eq(node_rc_name(NODE_DISK_GB), "DISK_GB");
+}
+END_TEST
+
+START_TEST(test_store_node_usage_counts_as_resources_from_flavor)
+{
+	struct store *s = open_store();
+	struct instance *a = make_fresh(create_body), *b = make_fresh(bfv_body);
+	struct err e = {0};
+	int64_t u[NODE_N_RC], n = -1;
+
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(u[NODE_VCPU] + u[NODE_MEMORY_MB] + u[NODE_DISK_GB], 0);
+	ck_assert_msg(store_instance_create(s, a, NULL, &e) == 0, "%s", e.msg);
+	ck_assert_msg(store_instance_create(s, b, NULL, &e) == 0, "%s", e.msg);
+	/* whatever the state: an error or stopped instance still counts */
+	ck_assert_int_eq(
+	    store_instance_set_state(s, a->uuid, INSTANCE_ERROR, &e), 0);
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(u[NODE_VCPU], 2 + 1);
+	ck_assert_int_eq(u[NODE_MEMORY_MB], 2048 + 512);
+	/* a: 10 root + 20 ephemeral + 1024 MiB swap; b: no root, 1 MiB swap */
+	ck_assert_int_eq(u[NODE_DISK_GB], 10 + 20 + 1 + 1);
+	instance_free(a);
+	instance_free(b);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_claim_refuses_what_does_not_fit_and_writes_nothing)
+{
+	struct store *s = open_store();
+	struct instance *a = make_fresh(create_body),
+			*b = make_fresh(create_body);
+	struct instance *c = make_fresh(create_body), *got = NULL;
+	/* room for two of create_body's 2 VCPU / 2048 MB, any disk */
+	struct node_limits l = {{6, 4096, -1}};
+	struct err e = {0};
+	int64_t u[NODE_N_RC];
+
+	ck_assert_msg(
+	    store_instance_claim(s, a, NULL, &l, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    store_instance_claim(s, b, NULL, &l, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(store_instance_claim(s, c, NULL, &l, &e), -ENOSPC);
+	ck_assert_str_eq(e.field, "MEMORY_MB");
+	ck_assert_msg(strstr(e.msg, "MEMORY_MB"), "%s", e.msg);
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_get(s, c->uuid, &got, &e), -ENOENT);
+	err_clear(&e);
+	ck_assert_int_eq(store_node_usage(s, u, NULL, &e), 0);
+	ck_assert_int_eq(u[NODE_MEMORY_MB], 4096);
+	/* VCPU is checked first: 4 + 2 > 5 */
+	l.capacity[NODE_MEMORY_MB] = -1;
+	l.capacity[NODE_VCPU] = 5;
+	ck_assert_int_eq(store_instance_claim(s, c, NULL, &l, &e), -ENOSPC);
+	ck_assert_str_eq(e.field, "VCPU");
+	err_clear(&e);
+	/* a delete frees the room */
+	ck_assert_int_eq(store_instance_delete(s, a->uuid, &e), 0);
+	ck_assert_msg(
+	    store_instance_claim(s, c, NULL, &l, &e) == 0, "%s", e.msg);
+	/* no limits: no check */
+	ck_assert_msg(store_instance_create(s, a, NULL, &e) == 0, "%s", e.msg);
+	instance_free(a);
+	instance_free(b);
+	instance_free(c);
+	store_close(s);
+}
+END_TEST
+
+#define CLAIM_RACERS 8
+
+struct claimer {
+	pthread_barrier_t *bar;
+	struct instance *inst;
+	const struct node_limits *l;
+	int rc;
+	char msg[256];
+};
+
+static void *
+claim_main(void *arg)
+{
+	struct claimer *r = arg;
+	struct store *s = NULL;
+	struct err e = {0};
+
+	r->rc = store_open(
+	    dbpath, &(struct store_opts){.no_migrate = true}, &s, &e);
+	pthread_barrier_wait(r->bar);
+	if (r->rc == 0)
+		r->rc = store_instance_claim(s, r->inst, NULL, r->l, &e);
+	(void)snprintf(r->msg, sizeof(r->msg), "%s", e.msg);
+	store_close(s);
+	return NULL;
+}
+
+/* Eight creates, each on its own connection, race for room for one more
+ * instance: exactly one wins, the others are -ENOSPC, one row is added. */
+START_TEST(test_store_claims_racing_for_the_last_room_let_exactly_one_win)
+{
+	struct store *s = open_store();
+	struct instance *first = make_fresh(create_body);
+	struct node_limits l = {{-1, 2 * 2048, -1}};
+	struct claimer r[CLAIM_RACERS];
+	pthread_t t[CLAIM_RACERS];
+	pthread_barrier_t bar;
+	struct err e = {0};
+	int64_t u[NODE_N_RC], n = 0;
+	int i, won = 0;
+
+	ck_assert_int_eq(store_instance_claim(s, first, NULL, &l, &e), 0);
+	pthread_barrier_init(&bar, NULL, CLAIM_RACERS);
+	for (i = 0; i < CLAIM_RACERS; i++) {
+		r[i] = (struct claimer){
+		    .bar = &bar, .inst = make_fresh(create_body), .l = &l};
+		pthread_create(&t[i], NULL, claim_main, &r[i]);
+	}
+	for (i = 0; i < CLAIM_RACERS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_msg(r[i].rc == 0 || r[i].rc == -ENOSPC,
+		    "racer %d: %d %s", i, r[i].rc, r[i].msg);
+		won += r[i].rc == 0;
+		instance_free(r[i].inst);
+	}
+	ck_assert_int_eq(won, 1);
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(u[NODE_MEMORY_MB], 2 * 2048);
+	pthread_barrier_destroy(&bar);
+	instance_free(first);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_node_uuid_is_drawn_once_and_kept)
+{
+	struct store *s = open_store(), *s2;
+	char a[UUID_STR_LEN], b[UUID_STR_LEN];
+	struct err e = {0};
+
+	ck_assert_msg(store_node_uuid(s, a, &e) == 0, "%s", e.msg);
+	ck_assert(util_uuid_is_canonical(a));
+	store_close(s);
+	s2 = open_store();
+	ck_assert_int_eq(store_node_uuid(s2, b, &e), 0);
+	ck_assert_str_eq(a, b);
+	store_close(s2);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -1408,6 +1620,18 @@ main(void)
 	    tc, test_store_migrates_a_version_1_database_and_keeps_its_rows);
 	tcase_add_test(tc,
 	    test_store_version_5_keeps_what_each_row_wants_apart_from_its_state);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("store_node");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_node_inventory_and_capacity_follow_placement);
+	tcase_add_test(
+	    tc, test_store_node_usage_counts_as_resources_from_flavor);
+	tcase_add_test(
+	    tc, test_store_claim_refuses_what_does_not_fit_and_writes_nothing);
+	tcase_add_test(
+	    tc, test_store_claims_racing_for_the_last_room_let_exactly_one_win);
+	tcase_add_test(tc, test_store_node_uuid_is_drawn_once_and_kept);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_online_migrate");

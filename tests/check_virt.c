@@ -406,6 +406,39 @@ START_TEST(test_virt_alive_is_true_on_an_open_connection)
 }
 END_TEST
 
+/* The host as libvirt describes it (GET /v1/node). On test:///default
+ * its fixed node; on a private libvirtd the real host, which has a CPU
+ * model. */
+START_TEST(test_virt_node_facts_describe_the_host)
+{
+	struct virt_node_facts f;
+	struct err e = {0};
+
+	ck_assert_msg(virt_node_facts(v, &f, &e) == 0, "%s", e.msg);
+	ck_assert_int_gt(f.cpus, 0);
+	ck_assert_int_gt(f.memory_mb, 0);
+	ck_assert_int_ge(f.sockets * f.cores * f.threads, 1);
+	ck_assert(f.arch[0] != '\0');
+	ck_assert_msg(
+	    strchr(f.libvirt_version, '.'), "'%s'", f.libvirt_version);
+	ck_assert_msg(
+	    strchr(f.hypervisor_version, '.'), "'%s'", f.hypervisor_version);
+	if (uri == NULL) {
+		ck_assert_str_eq(f.hypervisor_type, "TEST");
+		ck_assert_int_eq(f.cpus, 16);
+		ck_assert_int_eq(f.memory_mb, 3072);
+		ck_assert_int_eq(f.sockets, 4);
+		ck_assert_int_eq(f.cores, 2);
+		ck_assert_int_eq(f.threads, 2);
+		ck_assert_str_eq(f.arch, "i686");
+		ck_assert_str_eq(f.cpu_model, "");
+	} else {
+		ck_assert_str_eq(f.hypervisor_type, "QEMU");
+		ck_assert(f.cpu_model[0] != '\0');
+	}
+}
+END_TEST
+
 START_TEST(test_virt_instance_dir_refuses_a_non_canonical_uuid)
 {
 	char *d = NULL;
@@ -1389,6 +1422,7 @@ main(void)
 	tcase_add_test(
 	    tc, test_virt_open_lazy_succeeds_and_calls_fail_fast_with_eagain);
 	tcase_add_test(tc, test_virt_alive_is_true_on_an_open_connection);
+	tcase_add_test(tc, test_virt_node_facts_describe_the_host);
 	tcase_add_test(tc, test_virt_instance_dir_refuses_a_non_canonical_uuid);
 
 	TC("virt_define");

@@ -88,6 +88,9 @@ class Daemon:
                     "connection_timeout = 10\n"
                     "[libvirt]\nuri = %s\nvirt_type = %s\n"
                     "[storage]\nstate_dir = %s\nvolume_roots = %s\n"
+                    "[node]\ncpu_allocation_ratio = 1000000\n"
+                    "ram_allocation_ratio = 1000000\n"
+                    "disk_allocation_ratio = 1000000\n"
                     "[log]\nlevel = info\n"
                     % (self.port, uri, virt_type, state, vols))
         self.log = open(state + ".log", "ab")
