@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpc.h"
 #include "macro.h"
 #include "testutil.h"
 
@@ -54,84 +55,14 @@ struct daemon {
 static struct daemon D; /* the fixture's daemon (one per forked test) */
 static char capture_path[512];
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fputs(text, f);
-	fclose(f);
-}
-
-/* Waits for the "(port N" of the daemon's start-up line in its log. */
-static int
-wait_port(struct daemon *d, int timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-
-	while (now_ms() < deadline) {
-		char *log = testutil_read_file(d->log, NULL);
-		char *p = log ? strstr(log, "(port ") : NULL;
-		int port = p ? atoi(p + 6) : 0;
-		int st;
-
-		free(log);
-		if (port > 0)
-			return port;
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return -1;
-		}
-		sleep_ms(20);
-	}
-	return -1;
-}
-
 /* Starts the daemon on the config file already in d->dir. */
 static void
 daemon_restart(struct daemon *d)
 {
-	const char *bin = getenv("HYPERLETD");
 	char conf[512];
-	pid_t pid;
 
 	(void)snprintf(conf, sizeof(conf), "%s/hyperlet.conf", d->dir);
-	/* A fresh log for each start, so wait_port reads this one. */
-	(void)unlink(d->log);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		testutil_child_allow_core(d->dir);
-		execl(bin, bin, "--config", conf, (char *)NULL);
-		_exit(127);
-	}
-	d->pid = pid;
-	d->port = wait_port(d, 60000);
+	d->port = httpc_daemon_spawn(d->dir, conf, d->log, 60000, &d->pid);
 	if (d->port <= 0) {
 		char *log = testutil_read_file(d->log, NULL);
 
@@ -156,9 +87,7 @@ static void
 daemon_start_conf(struct daemon *d, const char *extra)
 {
 	char conf[512], *text = NULL;
-	const char *bin = getenv("HYPERLETD");
 
-	ck_assert_msg(bin && *bin, "HYPERLETD is not set (run via make check)");
 	if (d->dir == NULL) {
 		d->dir = testutil_mkdtemp("check_api");
 		ck_assert_ptr_nonnull(d->dir);
@@ -208,24 +137,7 @@ daemon_start_conf(struct daemon *d, const char *extra)
 static int
 daemon_stop(struct daemon *d)
 {
-	int64_t deadline = now_ms() + 30000;
-	int st;
-
-	if (d->pid <= 0)
-		return -1;
-	kill(d->pid, SIGTERM);
-	while (now_ms() < deadline) {
-		if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
-			d->pid = 0;
-			return WIFEXITED(st) ? WEXITSTATUS(st)
-					     : 128 + WTERMSIG(st);
-		}
-		sleep_ms(10);
-	}
-	kill(d->pid, SIGKILL);
-	waitpid(d->pid, &st, 0);
-	d->pid = 0;
-	return -1;
+	return httpc_daemon_stop(&d->pid);
 }
 
 static void
@@ -261,76 +173,6 @@ teardown(void)
 
 /* ---- HTTP ------------------------------------------------------------ */
 
-struct resp {
-	long status;
-	char *body;
-	size_t len;
-	char *headers;
-	size_t hlen;
-	double seconds;
-	struct json_object *json; /* parsed body, if JSON */
-};
-
-struct buf {
-	char **p;
-	size_t *len;
-};
-
-static size_t
-on_bytes(char *data, size_t size, size_t n, void *cls)
-{
-	struct buf *b = cls;
-	size_t add = size * n;
-	char *np = realloc(*b->p, *b->len + add + 1);
-
-	if (np == NULL)
-		return 0;
-	memcpy(np + *b->len, data, add);
-	*b->len += add;
-	np[*b->len] = '\0';
-	*b->p = np;
-	return add;
-}
-
-static void
-resp_clear(struct resp *r)
-{
-	free(r->body);
-	free(r->headers);
-	if (r->json)
-		json_object_put(r->json);
-	memset(r, 0, sizeof(*r));
-}
-
-/* A response header's value (static buffer) or NULL. */
-static const char *
-hdr(const struct resp *r, const char *name)
-{
-	static char v[512];
-	const char *p = r->headers;
-	size_t n = strlen(name);
-
-	while (p && *p) {
-		const char *eol = strstr(p, "\r\n");
-
-		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
-			const char *s = p + n + 1;
-			size_t l;
-
-			while (*s == ' ')
-				s++;
-			l = eol ? (size_t)(eol - s) : strlen(s);
-			if (l >= sizeof(v))
-				l = sizeof(v) - 1;
-			memcpy(v, s, l);
-			v[l] = '\0';
-			return v;
-		}
-		p = eol ? eol + 2 : NULL;
-	}
-	return NULL;
-}
-
 /* Appends one record to the capture file for check_openapi.py. */
 static void
 capture(const char *method, const char *path, const struct resp *r)
@@ -364,30 +206,6 @@ capture(const char *method, const char *path, const struct resp *r)
 	json_object_put(o);
 }
 
-struct upload_src {
-	const char *data;
-	size_t len, off;
-	size_t chunk; /* bytes per read callback; 0: all */
-	int delay_ms; /* sleep before each chunk */
-};
-
-static size_t
-on_read(char *out, size_t size, size_t n, void *cls)
-{
-	struct upload_src *s = cls;
-	size_t want = size * n, left = s->len - s->off;
-
-	if (s->chunk && want > s->chunk)
-		want = s->chunk;
-	if (want > left)
-		want = left;
-	if (want && s->delay_ms)
-		sleep_ms(s->delay_ms);
-	memcpy(out, s->data + s->off, want);
-	s->off += want;
-	return want;
-}
-
 struct req_opts {
 	const char *ctype; /* Content-Type; NULL: application/json when a
 			      body is given */
@@ -411,43 +229,18 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = NULL;
 	char url[1024], line[512];
-	struct buf bb = {&r->body, &r->len}, hb = {&r->headers, &r->hlen};
 	CURLcode cc;
 
 	o = o ? o : &none;
 	d = o->d ? o->d : &D;
-	memset(r, 0, sizeof(*r));
 	ck_assert_ptr_nonnull(c);
 	(void)snprintf(url, sizeof(url), "%s%s", d->base, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (STREQ(method, "HEAD"))
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_bytes);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s ? o->timeout_s : 60L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
-	if (o->src) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, o->src);
-		if (!o->chunked)
-			curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-			    (curl_off_t)o->src->len);
-		/* curl's Expect: 100-continue stays, so a refusal before the
-		 * body (413, 409) is read before the body is sent */
-	} else if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(
-		    c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-		/* a large body waits for 100-continue, so an early 413 is
-		 * read rather than reset away with the unread body */
-		if (blen > 16384)
-			h = curl_slist_append(h, "Expect: 100-continue");
-	}
+	/* curl's Expect: 100-continue stays for a streamed body, so a
+	 * refusal before the body (413, 409) is read before the body is
+	 * sent; a large body waits for it too, so an early 413 is read
+	 * rather than reset away with the unread body */
+	if (!o->src && body && blen > 16384)
+		h = curl_slist_append(h, "Expect: 100-continue");
 	if (o->chunked)
 		h = curl_slist_append(h, "Transfer-Encoding: chunked");
 	if (o->ctype || body || o->src) {
@@ -468,20 +261,24 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 		    line, sizeof(line), "Authorization: Bearer %s", d->token);
 		h = curl_slist_append(h, line);
 	}
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	cc = curl_easy_perform(c);
+	cc = httpc_perform(c,
+	    &(struct httpc_req){.method = method,
+		.url = url,
+		.body = body,
+		.blen = blen,
+		.src = o->src,
+		.chunked = o->chunked,
+		.timeout_s = o->timeout_s,
+		.headers = h},
+	    r);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
 	if (cc != CURLE_OK && o->may_fail) {
-		curl_slist_free_all(h);
-		curl_easy_cleanup(c);
 		r->status = -1;
 		return;
 	}
 	ck_assert_msg(
 	    cc == CURLE_OK, "%s %s: %s", method, path, curl_easy_strerror(cc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
 	if (r->body && r->len)
 		r->json = json_tokener_parse(r->body);
 	capture(method, path, r);

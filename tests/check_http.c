@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "httpc.h"
 #include "macro.h"
 #include "testutil.h"
 
@@ -42,33 +43,6 @@ static char *dir; /* owned temp dir: conf, log, state */
 static char log_path[512];
 static bool use_token, use_tls;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-
-	nanosleep(&ts, NULL);
-}
-
-static void
-write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-
-	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
-	fputs(text, f);
-	ck_assert_int_eq(fclose(f), 0);
-}
-
 static char *
 read_log(void)
 {
@@ -82,12 +56,9 @@ read_log(void)
 static void
 daemon_start(const char *extra)
 {
-	const char *bin = getenv("HYPERLETD");
 	char conf[600], tok[600];
 	char *text = NULL;
-	int64_t deadline;
 
-	ck_assert_msg(bin && *bin, "HYPERLETD is not set (run via make check)");
 	if (dir == NULL)
 		dir = testutil_mkdtemp("check_http");
 	ck_assert_ptr_nonnull(dir);
@@ -122,36 +93,7 @@ daemon_start(const char *extra)
 	}
 	write_file(conf, text);
 	free(text);
-	(void)unlink(log_path);
-	daemon_pid = fork();
-	ck_assert_int_ge(daemon_pid, 0);
-	if (daemon_pid == 0) {
-		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-			close(fd);
-		}
-		testutil_child_allow_core(dir);
-		execl(bin, bin, "--config", conf, (char *)NULL);
-		_exit(127);
-	}
-	port = 0;
-	for (deadline = now_ms() + 60000; now_ms() < deadline && !port;) {
-		char *log = read_log();
-		char *p = strstr(log, "(port ");
-		int st;
-
-		port = p ? atoi(p + 6) : 0;
-		free(log);
-		if (!port && waitpid(daemon_pid, &st, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			break;
-		}
-		if (!port)
-			sleep_ms(20);
-	}
+	port = httpc_daemon_spawn(dir, conf, log_path, 60000, &daemon_pid);
 	if (port <= 0) {
 		char *log = read_log();
 
@@ -171,23 +113,9 @@ static void
 teardown(void)
 {
 	if (daemon_pid > 0) {
-		int64_t deadline = now_ms() + 30000;
-		int st = 0;
-		bool gone = false;
+		int st = httpc_daemon_stop(&daemon_pid);
 
-		kill(daemon_pid, SIGTERM);
-		while (now_ms() < deadline && !gone) {
-			if (waitpid(daemon_pid, &st, WNOHANG) == daemon_pid)
-				gone = true;
-			else
-				sleep_ms(10);
-		}
-		if (!gone) {
-			kill(daemon_pid, SIGKILL);
-			waitpid(daemon_pid, &st, 0);
-		}
-		daemon_pid = 0;
-		if (!gone || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		if (st != 0) {
 			char *log = read_log();
 			size_t l = strlen(log);
 
@@ -202,95 +130,6 @@ teardown(void)
 }
 
 /* ---- HTTP ------------------------------------------------------------ */
-
-struct resp {
-	long status;
-	char *body, *headers;
-	size_t len, hlen;
-	double seconds;
-	CURLcode cc;
-};
-
-struct buf {
-	char **p;
-	size_t *len;
-};
-
-static size_t
-on_bytes(char *data, size_t size, size_t n, void *cls)
-{
-	struct buf *b = cls;
-	size_t add = size * n;
-	char *np = realloc(*b->p, *b->len + add + 1);
-
-	if (np == NULL)
-		return 0;
-	memcpy(np + *b->len, data, add);
-	*b->len += add;
-	np[*b->len] = '\0';
-	*b->p = np;
-	return add;
-}
-
-static void
-resp_clear(struct resp *r)
-{
-	free(r->body);
-	free(r->headers);
-	memset(r, 0, sizeof(*r));
-}
-
-/* A response header's value (static buffer) or NULL. */
-static const char *
-hdr(const struct resp *r, const char *name)
-{
-	static char v[512];
-	const char *p = r->headers;
-	size_t n = strlen(name);
-
-	while (p && *p) {
-		const char *eol = strstr(p, "\r\n");
-
-		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
-			const char *s = p + n + 1;
-			size_t l;
-
-			while (*s == ' ')
-				s++;
-			l = eol ? (size_t)(eol - s) : strlen(s);
-			if (l >= sizeof(v))
-				l = sizeof(v) - 1;
-			memcpy(v, s, l);
-			v[l] = '\0';
-			return v;
-		}
-		p = eol ? eol + 2 : NULL;
-	}
-	return NULL;
-}
-
-struct upload_src {
-	size_t len, off;
-	size_t chunk; /* bytes per read callback */
-	int delay_ms; /* sleep before each chunk */
-};
-
-static size_t
-on_read(char *out, size_t size, size_t n, void *cls)
-{
-	struct upload_src *s = cls;
-	size_t want = size * n, left = s->len - s->off;
-
-	if (s->chunk && want > s->chunk)
-		want = s->chunk;
-	if (want > left)
-		want = left;
-	if (want && s->delay_ms)
-		sleep_ms(s->delay_ms);
-	memset(out, 0, want);
-	s->off += want;
-	return want;
-}
 
 struct req_opts {
 	bool auth; /* send the token */
@@ -308,41 +147,26 @@ http_ex(const char *method, const char *path, const struct req_opts *o,
 	CURL *c;
 	struct curl_slist *h = NULL;
 	char url[1024];
-	struct buf bb = {&r->body, &r->len}, hb = {&r->headers, &r->hlen};
 
 	o = o ? o : &none;
 	c = o->reuse ? o->reuse : curl_easy_init();
-	memset(r, 0, sizeof(*r));
 	ck_assert_ptr_nonnull(c);
 	(void)snprintf(url, sizeof(url), "%s://127.0.0.1:%d%s",
 	    use_tls ? "https" : "http", port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_NOBODY, STREQ(method, "HEAD") ? 1L : 0L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_bytes);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, &bb);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_bytes);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hb);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, o->timeout_s ? o->timeout_s : 60L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
 	if (o->src) {
-		curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(c, CURLOPT_READDATA, o->src);
-		curl_easy_setopt(
-		    c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)o->src->len);
 		h = curl_slist_append(
 		    h, "Content-Type: application/octet-stream");
 		h = curl_slist_append(h, "Expect:");
 	}
 	if (o->auth)
 		h = curl_slist_append(h, "Authorization: Bearer " TOKEN);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	r->cc = curl_easy_perform(c);
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_getinfo(c, CURLINFO_TOTAL_TIME, &r->seconds);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	(void)httpc_perform(c,
+	    &(struct httpc_req){.method = method,
+		.url = url,
+		.src = o->src,
+		.timeout_s = o->timeout_s,
+		.headers = h},
+	    r);
 	curl_slist_free_all(h);
 	if (!o->reuse)
 		curl_easy_cleanup(c);
@@ -526,8 +350,8 @@ END_TEST
 
 START_TEST(test_a_trickling_upload_is_cut_off_and_leaves_no_image)
 {
-	struct upload_src slow = {1 << 20, 0, 1024, 100}; /* ~10 KiB/s */
-	struct upload_src fast = {1 << 20, 0, 0, 0};
+	struct upload_src slow = {NULL, 1 << 20, 0, 1024, 100}; /* ~10 KiB/s */
+	struct upload_src fast = {NULL, 1 << 20, 0, 0, 0};
 	struct req_opts o = {.src = &slow, .timeout_s = 30};
 	struct resp r;
 	int64_t t0;
