@@ -1696,15 +1696,18 @@ api_port(const struct api *a)
 void
 api_stop(struct api *a, int drain_seconds)
 {
-	MHD_socket fd;
 	int64_t deadline;
 
 	if (a == NULL)
 		return;
+	/* New requests are answered 503 and their connections closed from
+	 * here on (on_request), so the listen socket stays with MHD until
+	 * MHD_stop_daemon. Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75
+	 * with a thread pool on epoll it races a worker that removes the
+	 * listen socket from its own epoll set once it sees was_quiesced,
+	 * and panics ("Failed to remove listen FD from epoll set", abort)
+	 * when the worker wins: seen in check_api at SIGTERM. */
 	atomic_store(&a->stopping, true);
-	fd = MHD_quiesce_daemon(a->mhd);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	deadline = now_us() + (int64_t)drain_seconds * 1000000;
 	while (atomic_load(&a->inflight) > 0 && now_us() < deadline) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
