@@ -1702,6 +1702,23 @@ instance_create_tx(struct store *s, const struct instance *inst,
 	return 0;
 }
 
+/* Runs q, an UPDATE of one instance row whose ?1 is the uuid and ?3
+ * updated_at (bound here): 0, -ENOENT when no row has that uuid, or the
+ * store's error. */
+static int
+instance_update(
+    struct store *s, sqlite3_stmt *q, const char *uuid, struct err *e)
+{
+	int rc;
+
+	sqlite3_bind_int64(q, 3, util_now_ms());
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating instance %s", uuid);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	return 0;
+}
+
 /* Sets the state and bumps generation and updated_at. Returns 0,
  * -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int
@@ -1723,12 +1740,7 @@ store_instance_set_state(
 		return rc;
 	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(q, 2, st, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, util_now_ms());
-	if ((rc = store_step(s, q)) != SQLITE_DONE)
-		return store_err(s, rc, e, "updating instance %s", uuid);
-	if (sqlite3_changes(s->db) == 0)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	return 0;
+	return instance_update(s, q, uuid, e);
 }
 
 /* Records the desired state (see store.h). */
@@ -1754,12 +1766,7 @@ store_instance_set_desired(struct store *s, const char *uuid,
 	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(
 	    q, 2, instance_state_to_string(desired), -1, SQLITE_STATIC);
-	sqlite3_bind_int64(q, 3, util_now_ms());
-	if ((rc = store_step(s, q)) != SQLITE_DONE)
-		return store_err(s, rc, e, "updating instance %s", uuid);
-	if (sqlite3_changes(s->db) == 0)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	return 0;
+	return instance_update(s, q, uuid, e);
 }
 
 /* State error with a fault (see store.h). */
@@ -1787,12 +1794,7 @@ store_instance_set_error(
 		    q, 2, fault, (int)strnlen(fault, 1024), SQLITE_STATIC);
 	else
 		sqlite3_bind_null(q, 2);
-	sqlite3_bind_int64(q, 3, util_now_ms());
-	if ((rc = store_step(s, q)) != SQLITE_DONE)
-		return store_err(s, rc, e, "updating instance %s", uuid);
-	if (sqlite3_changes(s->db) == 0)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	return 0;
+	return instance_update(s, q, uuid, e);
 }
 
 /* Sets the state from `from` to `to` (bumping generation and updated_at)
