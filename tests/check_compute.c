@@ -52,11 +52,29 @@ make_file(const char *path, int64_t size)
 	close(fd);
 }
 
+/* (Re)makes the compute, with [guest] resume_guests_state_on_host_boot set
+ * to resume. */
+static void
+set_resume(bool resume)
+{
+	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
+	struct err e = {0};
+
+	c = compute_free(c);
+	co.virt = v;
+	co.images_dir = images_dir;
+	co.domxml.on_reboot = "destroy";
+	co.volume_roots = vols_dir;
+	co.state_dir = tmpdir;
+	co.db_path = db_path;
+	co.resume_guests = resume;
+	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
+}
+
 static void
 setup(void)
 {
 	struct virt_opts vo = {.virt_type = "qemu"};
-	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
 	struct store_image img = {.id = IMAGE_ID,
 	    .format = (char *)"raw",
 	    .virtual_size = BASE_SIZE,
@@ -88,33 +106,7 @@ setup(void)
 	vo.uri = uri;
 	vo.instances_path = inst_path;
 	ck_assert_msg(virt_open(&vo, &v, &e) == 0, "virt_open: %s", e.msg);
-	co.virt = v;
-	co.images_dir = images_dir;
-	co.domxml.on_reboot = "destroy";
-	co.volume_roots = vols_dir;
-	co.state_dir = tmpdir;
-	co.db_path = db_path;
-	co.resume_guests = true; /* the daemon's default */
-	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
-}
-
-/* The compute again, with [guest] resume_guests_state_on_host_boot set
- * to resume. */
-static void
-set_resume(bool resume)
-{
-	struct compute_opts co = {.limits = BDM_LIMITS_DEFAULT};
-	struct err e = {0};
-
-	c = compute_free(c);
-	co.virt = v;
-	co.images_dir = images_dir;
-	co.domxml.on_reboot = "destroy";
-	co.volume_roots = vols_dir;
-	co.state_dir = tmpdir;
-	co.db_path = db_path;
-	co.resume_guests = resume;
-	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
+	set_resume(true); /* the daemon's default */
 }
 
 static void
