@@ -242,6 +242,7 @@ instance_free(struct instance *inst)
 	free(inst->metadata);
 	free(inst->fault);
 	image_props_clear(&inst->props);
+	guest_data_clear(&inst->guest);
 	free(inst);
 	return NULL;
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "nic.h"
 #include "util.h"
 
 #define BDM_BOOT_NONE (-1) /* boot_index null or -1: not bootable */
@@ -150,6 +151,7 @@ struct instance {
 	size_t n_bdms;
 	size_t bdms_cap; /* entries allocated in bdms (instance_bdm_append;
 			    0 when bdms was allocated elsewhere) */
+	struct guest_data guest; /* hostname, user_data, keys, NICs */
 };
 
 /* Knobs of the validation, from the config file (Nova's names). */
