@@ -32,6 +32,7 @@
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
+#include "nic_json.h"
 #include "store.h"
 #include "virt.h"
 
@@ -599,6 +600,8 @@ create(
 	api_images_lock(r, false);
 	if ((rc = apply_images(r, s, inst, e)) < 0 ||
 	    (rc = bdm_instance_prepare(inst, &r->h->cfg->limits, e)) < 0 ||
+	    (rc = nic_json_prepare(&inst->guest, inst->name, inst->uuid, e)) <
+		0 ||
 	    (rc = compute_create(r->h->compute, s, inst, digest, NULL, e)) <
 		0) {
 		api_images_unlock(r);

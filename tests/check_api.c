@@ -681,10 +681,10 @@ START_TEST(test_wrong_content_type_is_415)
 }
 END_TEST
 
-START_TEST(test_a_body_over_64_kib_is_413)
+START_TEST(test_a_body_over_128_kib_is_413)
 {
 	struct resp r;
-	size_t n = 70 * 1024;
+	size_t n = 130 * 1024;
 	char *big = malloc(n + 1);
 	struct req_opts chunked = {.chunked = true};
 
@@ -3459,7 +3459,7 @@ main(void)
 	tcase_add_test(
 	    tc, test_invalid_create_bodies_are_400_and_change_nothing);
 	tcase_add_test(tc, test_wrong_content_type_is_415);
-	tcase_add_test(tc, test_a_body_over_64_kib_is_413);
+	tcase_add_test(tc, test_a_body_over_128_kib_is_413);
 	tcase_add_test(tc, test_post_with_a_taken_uuid_is_409);
 	tcase_add_test(
 	    tc, test_put_and_post_over_a_foreign_domain_are_409_and_leave_it);

@@ -575,7 +575,7 @@ gen_1000_bdms(size_t *l)
 static char *
 gen_100_bdms_small(size_t *l)
 {
-	/* Under the 64 KiB body limit, over max_bdms (64). */
+	/* Under the 128 KiB body limit, over max_bdms (64). */
 	return repeat("{\"name\":\"x\"," FLAVOR ",\"imageRef\":\"" IMG
 		      "\",\"start\":false,\"block_device_mapping_v2\":[" ROOT,
 	    ",{\"source_type\":\"blank\",\"destination_type\":\"local\"}", 100,
