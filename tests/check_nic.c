@@ -15,6 +15,7 @@
 #include "jwriter.h"
 #include "nic.h"
 #include "nic_json.h"
+#include "store.h"
 #include "testutil.h"
 
 #define ED25519                                                            \
@@ -22,7 +23,8 @@
 	"NZFaE691TkXm/QE+ ops@example"
 #define HEAD                                                        \
 	"{\"name\": \"Web 1.example\", \"flavor\": {\"vcpus\": 1, " \
-	"\"memory_mb\": 64, \"root_gb\": 0}"
+	"\"memory_mb\": 64, \"root_gb\": 1}, \"imageRef\": "        \
+	"\"155d900f-4e14-4e4c-a73d-069cbf4541e6\""
 
 static struct instance *
 parse_ok(const char *body)
@@ -337,6 +339,178 @@ START_TEST(test_the_instance_json_carries_interfaces_but_never_user_data)
 }
 END_TEST
 
+/* ---- the store ---------------------------------------------------- */
+
+static char *tmpdir;
+static char dbpath[512];
+
+static void
+setup(void)
+{
+	tmpdir = testutil_mkdtemp("check_nic");
+	ck_assert_ptr_nonnull(tmpdir);
+	(void)snprintf(dbpath, sizeof(dbpath), "%s/hyperlet.db", tmpdir);
+}
+
+static void
+teardown(void)
+{
+	testutil_rm_rf(tmpdir);
+	free(tmpdir);
+	tmpdir = NULL;
+}
+
+/* A prepared instance as the API makes it. */
+static struct instance *
+prepared(const char *body)
+{
+	struct instance *inst = NULL;
+	struct err e = {0};
+
+	ck_assert_msg(bdm_json_parse_create(body, strlen(body), &inst, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_msg(bdm_instance_prepare(inst, NULL, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e) == 0,
+	    "%s", e.msg);
+	return inst;
+}
+
+#define PORT1 "6b6f1d1a-5c5e-4a35-9a0e-2f2f4c1d9e01"
+#define GUEST_BODY                                                                    \
+	HEAD                                                                          \
+	    ", \"hostname\": \"web-1\", \"user_data\": \"aGVsbG8=\","                 \
+	    " \"keys\": [{\"name\": \"ops\", \"type\": \"ssh\", \"data\": \"" ED25519 \
+	    "\"}, {\"name\": \"k2\", \"type\": \"ssh\", \"data\": \"" ED25519         \
+	    "\"}], \"networks\": [{\"port_id\": \"" PORT1 "\","                       \
+	    " \"mac\": \"fa:16:3e:00:00:01\", \"bridge\": \"br-ex\","                 \
+	    " \"mtu\": 1400, \"tag\": \"pub\", \"ips\": [{\"address\":"               \
+	    " \"192.0.2.10/24\", \"gateway\": \"192.0.2.1\"}, {\"address\":"          \
+	    " \"2001:db8::10/64\"}], \"dns\": [\"192.0.2.53\"]},"                     \
+	    " {\"network\": \"default\", \"model\": \"e1000e\"}]}"
+
+START_TEST(test_the_store_keeps_guest_data_and_nics_in_order)
+{
+	struct instance *inst = prepared(GUEST_BODY), *got = NULL;
+	struct store *s = NULL;
+	struct instance **v = NULL;
+	size_t n = 0;
+	struct err e = {0};
+	const struct nic *a, *b;
+
+	ck_assert_msg(store_open(dbpath, NULL, &s, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    store_instance_create(s, inst, NULL, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_str_eq(got->guest.hostname, "web-1");
+	ck_assert_str_eq(got->guest.user_data, "aGVsbG8=");
+	ck_assert_uint_eq(got->guest.n_keys, 2);
+	ck_assert_str_eq(got->guest.keys[1].name, "k2");
+	ck_assert_str_eq(got->guest.keys[0].data, ED25519);
+	ck_assert_uint_eq(got->guest.n_nics, 2);
+	a = &got->guest.nics[0];
+	b = &got->guest.nics[1];
+	ck_assert_str_eq(a->port_id, PORT1);
+	ck_assert_str_eq(a->mac, "fa:16:3e:00:00:01");
+	ck_assert_str_eq(a->bridge, "br-ex");
+	ck_assert_int_eq(a->mtu, 1400);
+	ck_assert_str_eq(a->tag, "pub");
+	ck_assert_uint_eq(a->n_ips, 2);
+	ck_assert_str_eq(a->ips[0].address, "192.0.2.10/24");
+	ck_assert_str_eq(a->ips[0].gateway, "192.0.2.1");
+	ck_assert_ptr_null(a->ips[1].gateway);
+	ck_assert_uint_eq(a->n_dns, 1);
+	ck_assert_str_eq(a->dns[0], "192.0.2.53");
+	ck_assert_str_eq(a->target_dev, "tap6b6f1d1a-5c");
+	ck_assert_str_eq(b->network, "default");
+	ck_assert_int_eq(b->model, NIC_MODEL_E1000E);
+	ck_assert_str_eq(b->mac, inst->guest.nics[1].mac);
+	ck_assert_int_eq(b->mtu, 0);
+	got = instance_free(got);
+	/* the list carries them too */
+	ck_assert_int_eq(store_instance_list(s, NULL, 0, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_uint_eq(v[0]->guest.n_nics, 2);
+	ck_assert_str_eq(v[0]->guest.hostname, "web-1");
+	store_instance_list_free(v, n);
+	/* delete takes the NICs: their port_id and MAC are free again */
+	ck_assert_int_eq(store_instance_delete(s, inst->uuid, &e), 0);
+	util_uuid_generate(inst->uuid);
+	ck_assert_msg(
+	    store_instance_create(s, inst, NULL, &e) == 0, "%s", e.msg);
+	store_close(s);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_a_port_id_or_mac_used_on_the_node_is_409_and_nothing_written)
+{
+	struct instance *inst = prepared(GUEST_BODY);
+	struct instance *again = prepared(GUEST_BODY);
+	struct store *s = NULL;
+	struct instance **v = NULL;
+	size_t n = 0;
+	struct err e = {0};
+	struct nic extra = {0};
+
+	ck_assert_msg(store_open(dbpath, NULL, &s, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	/* the same port_id */
+	ck_assert_int_eq(store_instance_create(s, again, NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "networks[0].port_id");
+	err_clear(&e);
+	/* another port_id, the same MAC */
+	util_uuid_generate(again->guest.nics[0].port_id);
+	ck_assert_int_eq(store_instance_create(s, again, NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "networks[0].mac");
+	err_clear(&e);
+	/* the second NIC's drawn MAC is free; its port_id is not */
+	memcpy(again->guest.nics[0].mac, "fa:16:3e:00:00:02", 18);
+	memcpy(again->guest.nics[1].port_id, PORT1, UUID_STR_LEN);
+	ck_assert_int_eq(store_instance_create(s, again, NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "networks[1].port_id");
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_list(s, NULL, 0, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 1);
+	store_instance_list_free(v, n);
+
+	/* attach: a MAC on the node is 409 "mac"; a new NIC goes last */
+	extra.bridge = strdup("br0");
+	memcpy(extra.mac, "fa:16:3e:00:00:01", 18);
+	nic_json_fill(&extra);
+	ck_assert_int_eq(store_nic_insert(s, inst->uuid, &extra, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "mac");
+	err_clear(&e);
+	memcpy(extra.mac, "fa:16:3e:00:00:09", 18);
+	ck_assert_int_eq(store_nic_insert(s, inst->uuid, &extra, &e), 0);
+	{
+		struct instance *got = NULL;
+
+		ck_assert_int_eq(
+		    store_instance_get(s, inst->uuid, &got, &e), 0);
+		ck_assert_uint_eq(got->guest.n_nics, 3);
+		ck_assert_str_eq(got->guest.nics[2].port_id, extra.port_id);
+		ck_assert_int_eq(got->generation, 2);
+		instance_free(got);
+	}
+	ck_assert_int_eq(store_nic_delete(s, inst->uuid, PORT1, &e), 0);
+	ck_assert_int_eq(store_nic_delete(s, inst->uuid, PORT1, &e), -ENOENT);
+	{
+		struct instance *got = NULL;
+
+		ck_assert_int_eq(
+		    store_instance_get(s, inst->uuid, &got, &e), 0);
+		ck_assert_uint_eq(got->guest.n_nics, 2);
+		ck_assert_str_eq(got->guest.nics[1].port_id, extra.port_id);
+		instance_free(got);
+	}
+	nic_clear(&extra);
+	store_close(s);
+	instance_free(inst);
+	instance_free(again);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -357,6 +531,12 @@ suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("nic_json_parse_attach");
 	tcase_add_test(tc, test_an_attach_body_is_one_nic_with_draws);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("store");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_the_store_keeps_guest_data_and_nics_in_order);
+	tcase_add_test(tc,
+	    test_a_port_id_or_mac_used_on_the_node_is_409_and_nothing_written);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("nic_json_write_guest");
 	tcase_add_test(
