@@ -63,6 +63,31 @@ set_etag(struct api_req *r, const struct instance *inst)
 	    r->etag, sizeof(r->etag), "\"%lld\"", (long long)inst->generation);
 }
 
+/* Sets the pci_address of each NIC of inst from its domain's XML
+ * (matched by MAC). Best effort: a domain libvirt cannot show leaves
+ * them null; the answer does not fail for it. */
+static void
+fill_pci(struct api_req *r, struct instance *inst)
+{
+	_cleanup_free_ struct virt_nic *v = NULL;
+	struct err e = {0};
+	size_t n = 0;
+
+	if (inst->guest.n_nics == 0 || r->h->virt == NULL ||
+	    virt_domain_nics(r->h->virt, inst->uuid, &v, &n, &e) < 0)
+		return;
+	for (size_t i = 0; i < inst->guest.n_nics; i++) {
+		struct nic *nic = &inst->guest.nics[i];
+
+		for (size_t k = 0; k < n; k++)
+			if (STREQ(v[k].mac, nic->mac) && v[k].pci[0] != '\0') {
+				free(nic->pci_address);
+				nic->pci_address = strdup(v[k].pci);
+				break;
+			}
+	}
+}
+
 /* Loads the path's instance and its driver view. */
 static int
 load(struct api_req *r, struct instance **ret_inst, struct blockinfo **ret_bi,
@@ -82,6 +107,7 @@ load(struct api_req *r, struct instance **ret_inst, struct blockinfo **ret_bi,
 	if (ret_bi &&
 	    (rc = blockinfo_build(inst, &r->h->cfg->limits, ret_bi, e)) < 0)
 		return rc;
+	fill_pci(r, inst);
 	*ret_inst = TAKE_PTR(inst);
 	return 0;
 }

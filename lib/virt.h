@@ -210,6 +210,21 @@ struct virt_disk {
 int virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
     size_t *ret_n, struct err *e);
 
+/* One <interface> of a domain: its MAC (lower case, as libvirt writes
+ * it) and the PCI address libvirt gave it ("0000:00:03.0"; "" when it
+ * has none, as on the test driver). */
+struct virt_nic {
+	char mac[18];
+	char pci[16];
+};
+
+/* Every <interface> of the domain's XML (the live one when it runs),
+ * in document order; one libvirt call. *ret is an owned array (free),
+ * *ret_n its length. Returns 0, -ENOENT (no domain), -EAGAIN, -EIO,
+ * -ENOMEM. */
+int virt_domain_nics(struct virt *v, const char *uuid, struct virt_nic **ret,
+    size_t *ret_n, struct err *e);
+
 /* Attaches (attach true) or detaches one disk (disk_xml; a detach matches
  * by <target dev>) in the domain's persistent definition only
  * (VIR_DOMAIN_AFFECT_CONFIG), running or not: the running guest is left
