@@ -911,3 +911,80 @@ api_instance_detach(struct api_req *r)
 fail:
 	api_reply_error(r, &e);
 }
+
+/* ---- interfaces -------------------------------------------------------- */
+
+/* POST /v1/instances/{uuid}/interfaces: 201 with the new interface, as
+ * the instance JSON shows it (pci_address as libvirt assigned it). */
+void
+api_instance_interface_attach(struct api_req *r)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct jwriter w = {0};
+	struct nic n = {0};
+	struct err e = {0};
+	const struct nic *got = NULL;
+	char *text;
+	size_t len;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (nic_json_parse_attach(r->body, r->body_len, &n, &e) < 0)
+		goto fail;
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0)
+		goto fail;
+	inst = instance_free(inst);
+	if (compute_attach_interface(
+		r->h->compute, api_store(r, &e), r->id, &n, &inst, &e) < 0)
+		goto fail;
+	fill_pci(r, inst);
+	for (size_t i = 0; i < inst->guest.n_nics; i++)
+		if (STREQ(inst->guest.nics[i].port_id, n.port_id))
+			got = &inst->guest.nics[i];
+	if (got == NULL) {
+		err_set(
+		    &e, -EIO, "interface %s vanished after attach", n.port_id);
+		goto fail;
+	}
+	nic_json_write_nic(&w, got);
+	if (jwriter_finish(&w, &text, &len) < 0) {
+		err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	free(r->location);
+	if (asprintf(&r->location, "/v1/instances/%s/interfaces/%s", r->id,
+		n.port_id) < 0)
+		r->location = NULL;
+	set_etag(r, inst);
+	api_reply_take(r, 201, "application/json", text, len);
+	nic_clear(&n);
+	return;
+fail:
+	nic_clear(&n);
+	api_reply_error(r, &e);
+}
+
+/* DELETE /v1/instances/{uuid}/interfaces/{port_id}: 204. */
+void
+api_instance_interface_detach(struct api_req *r)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	char port[UUID_STR_LEN];
+	struct err e = {0};
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (util_uuid_normalize(r->sub ? r->sub : "", port) < 0) {
+		err_set_field(
+		    &e, -EINVAL, "port_id", "port_id: expected a UUID");
+		goto fail;
+	}
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0 ||
+	    compute_detach_interface(
+		r->h->compute, api_store(r, &e), r->id, port, &e) < 0)
+		goto fail;
+	api_reply_empty(r, 204);
+	return;
+fail:
+	api_reply_error(r, &e);
+}

@@ -1385,6 +1385,46 @@ virt_detach_disk(
 	return virt_device(v, uuid, disk_xml, false, e);
 }
 
+/* Attaches or detaches one <interface>, persistently and live. See
+ * virt.h. */
+int
+virt_interface(struct virt *v, const char *uuid, const char *nic_xml,
+    bool attach, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	unsigned int flags = VIR_DOMAIN_AFFECT_CONFIG;
+	int r, active;
+
+	if (nic_xml == NULL)
+		return err_set(e, -EINVAL, "no interface XML");
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if ((active = virDomainIsActive(d)) < 0)
+		return virt_fail(v, c, e, "state");
+	if (active)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	r = attach ? virDomainAttachDeviceFlags(d, nic_xml, flags)
+		   : virDomainDetachDeviceFlags(d, nic_xml, flags);
+	if (r == 0)
+		return 0;
+	if (!attach && virt_last_code() == VIR_ERR_DEVICE_MISSING) {
+		virResetLastError();
+		return err_set(e, -ENOENT,
+		    "detach: the domain has no such "
+		    "interface");
+	}
+	r = virt_fail(
+	    v, c, e, attach ? "interface attach" : "interface detach");
+	if (r == -EOPNOTSUPP) {
+		err_clear(e);
+		return err_set(e, -EOPNOTSUPP,
+		    "interface %s is not supported by the libvirt driver of %s",
+		    attach ? "attach" : "detach", v->uri);
+	}
+	return r;
+}
+
 static int
 virt_domain_cmp(const void *a, const void *b)
 {

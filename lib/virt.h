@@ -164,6 +164,15 @@ int virt_attach_disk(
 int virt_detach_disk(
     struct virt *v, const char *uuid, const char *disk_xml, struct err *e);
 
+/* Attaches (attach true) or detaches one <interface> (nic_xml from
+ * domxml_format_interface; libvirt matches a detach by MAC) with
+ * VIR_DOMAIN_AFFECT_CONFIG, plus AFFECT_LIVE when the domain runs.
+ * Returns 0, -ENOENT (no domain; on detach also: no such interface),
+ * -EOPNOTSUPP (the driver cannot, as test:///default), -EBUSY, -EAGAIN,
+ * -EIO. */
+int virt_interface(struct virt *v, const char *uuid, const char *nic_xml,
+    bool attach, struct err *e);
+
 /* One domain as reconciliation sees it. */
 struct virt_domain {
 	char uuid[UUID_STR_LEN];
