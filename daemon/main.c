@@ -507,6 +507,9 @@ sweeper_run(void *arg)
 	struct err e = {0};
 	int ms = SWEEP_FIRST_MS, sweeps = 0;
 
+	/* what the sweep removes, a crash left behind */
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+
 	for (;;) {
 		size_t n = 0;
 		int step = ms < PROBE_EVERY_MS ? ms : PROBE_EVERY_MS;
@@ -585,7 +588,11 @@ reconcile(struct hyperlet *h, struct store *s)
 	struct err e = {0};
 	int r;
 
-	if ((r = compute_reconcile(h->compute, s, &rep, &e)) < 0) {
+	/* its changes are events with cause reconcile */
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+	r = compute_reconcile(h->compute, s, &rep, &e);
+	store_set_cause(s, STORE_CAUSE_API);
+	if (r < 0) {
 		log_err("reconciliation: %s", e.msg);
 		compute_report_clear(&rep);
 		return r;
