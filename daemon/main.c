@@ -29,6 +29,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "compute.h"
+#include "events.h"
 #include "hyperlet.h"
 #include "log.h"
 #include "store.h"
@@ -779,6 +780,16 @@ serve(struct cfg *c, const struct options *o)
 	}
 	sw.started = true;
 
+	/* the event stream's hub: follows every commit from here on */
+	if ((r = events_new(&(struct events_opts){.db_path = c->db_path,
+				.sync_normal = c->sync_normal,
+				.retention = c->events_retention,
+				.heartbeat_s = c->events_heartbeat},
+		 &h.events, &e)) < 0) {
+		log_err("events: %s", e.msg);
+		goto out;
+	}
+
 	if ((r = api_start(&h, &api, &e)) < 0) {
 		log_err("cannot serve on %s: %s", c->listen, e.msg);
 		goto out;
@@ -845,6 +856,7 @@ out:
 		(void)pthread_join(sw.thread, NULL);
 	} else
 		sw.store = store_close(sw.store);
+	h.events = events_free(h.events);
 	h.compute = compute_free(h.compute);
 	h.node = node_cache_free(h.node);
 	h.virt = virt_close(h.virt);
