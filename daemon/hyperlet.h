@@ -14,6 +14,7 @@ struct compute;
 struct virt;
 struct metrics;
 struct node_cache;
+struct events;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -60,6 +61,11 @@ struct hyperlet {
 	 * api_start, refreshed by main's sweeper; its own mutex inside.
 	 * NULL: /v1/node answers 503 and creates are not checked. */
 	struct node_cache *node;
+
+	/* The event stream's hub (lib/events.h): created by main after the
+	 * migration and before api_start, freed after api_stop; its own
+	 * mutex inside. NULL: /v1/events answers 503. */
+	struct events *events;
 };
 
 #endif

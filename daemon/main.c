@@ -29,6 +29,7 @@
 #include "api.h"
 #include "cfg.h"
 #include "compute.h"
+#include "events.h"
 #include "hyperlet.h"
 #include "log.h"
 #include "store.h"
@@ -507,6 +508,9 @@ sweeper_run(void *arg)
 	struct err e = {0};
 	int ms = SWEEP_FIRST_MS, sweeps = 0;
 
+	/* what the sweep removes, a crash left behind */
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+
 	for (;;) {
 		size_t n = 0;
 		int step = ms < PROBE_EVERY_MS ? ms : PROBE_EVERY_MS;
@@ -585,7 +589,11 @@ reconcile(struct hyperlet *h, struct store *s)
 	struct err e = {0};
 	int r;
 
-	if ((r = compute_reconcile(h->compute, s, &rep, &e)) < 0) {
+	/* its changes are events with cause reconcile */
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+	r = compute_reconcile(h->compute, s, &rep, &e);
+	store_set_cause(s, STORE_CAUSE_API);
+	if (r < 0) {
 		log_err("reconciliation: %s", e.msg);
 		compute_report_clear(&rep);
 		return r;
@@ -772,6 +780,16 @@ serve(struct cfg *c, const struct options *o)
 	}
 	sw.started = true;
 
+	/* the event stream's hub: follows every commit from here on */
+	if ((r = events_new(&(struct events_opts){.db_path = c->db_path,
+				.sync_normal = c->sync_normal,
+				.retention = c->events_retention,
+				.heartbeat_s = c->events_heartbeat},
+		 &h.events, &e)) < 0) {
+		log_err("events: %s", e.msg);
+		goto out;
+	}
+
 	if ((r = api_start(&h, &api, &e)) < 0) {
 		log_err("cannot serve on %s: %s", c->listen, e.msg);
 		goto out;
@@ -838,6 +856,7 @@ out:
 		(void)pthread_join(sw.thread, NULL);
 	} else
 		sw.store = store_close(sw.store);
+	h.events = events_free(h.events);
 	h.compute = compute_free(h.compute);
 	h.node = node_cache_free(h.node);
 	h.virt = virt_close(h.virt);

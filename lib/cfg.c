@@ -146,6 +146,9 @@ static const struct cfg_key cfg_keys[] = {
 	"512", 0, INT_MAX},
     {"node", "reserved_host_disk_mb", CFG_INT, OFF(reserved_host_disk_mb), "0",
 	0, INT_MAX},
+    {"events", "retention", CFG_INT, OFF(events_retention), "100000", 1,
+	100000000},
+    {"events", "heartbeat", CFG_INT, OFF(events_heartbeat), "15", 1, 3600},
     {"log", "level", CFG_ENUM_INT, OFF(log_level), "info", 0, 0, log_levels},
 };
 

@@ -105,6 +105,10 @@ struct cfg {
 	int reserved_host_memory_mb; /* 512 */
 	int reserved_host_disk_mb; /* 0 */
 
+	/* [events] (design.md "Events") */
+	int events_retention; /* events kept, default 100000 */
+	int events_heartbeat; /* seconds between stream heartbeats, 15 */
+
 	/* [log] */
 	int log_level; /* key "level": err|warn|info|debug, as <syslog.h>'s
 			  LOG_ERR, LOG_WARNING, LOG_INFO (default),

@@ -216,6 +216,8 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.header_timeout, 3);
 	ck_assert_int_eq(c.min_upload_rate, 1024);
 	ck_assert_int_eq(c.drain_timeout, 5);
+	ck_assert_int_eq(c.events_retention, 500);
+	ck_assert_int_eq(c.events_heartbeat, 5);
 	ck_assert_int_eq(c.job_stall_timeout, 600);
 	ck_assert_str_eq(c.libvirt_uri, "qemu:///system");
 	ck_assert_str_eq(c.virt_type, "qemu");
