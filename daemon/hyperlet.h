@@ -14,6 +14,7 @@ struct compute;
 struct virt;
 struct metrics;
 struct node_cache;
+struct domevents;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -60,6 +61,12 @@ struct hyperlet {
 	 * api_start, refreshed by main's sweeper; its own mutex inside.
 	 * NULL: /v1/node answers 503 and creates are not checked. */
 	struct node_cache *node;
+
+	/* libvirt's lifecycle events into the states (lib/domevents.h).
+	 * Started by main after api_start (it takes the API's claims) and
+	 * stopped before api_stop; read by GET /metrics (its counters have
+	 * their own lock). NULL outside, and while it is not running. */
+	struct domevents *_Atomic domevents;
 };
 
 #endif

@@ -41,6 +41,7 @@ struct metrics_gauges {
 	int64_t reconcile_findings;
 	int64_t libvirt_up; /* 1 or 0 */
 	int64_t inflight;
+	int64_t domevents_handled; /* libvirt events handled */
 };
 
 /* Formats the Prometheus text exposition (version 0.0.4) of m and g into
