@@ -278,7 +278,7 @@ worker(void *arg)
 	for (;;) {
 		size_t n_take = 0, i, k;
 		bool do_watch, do_resync;
-		int64_t now, wake_at;
+		int64_t now = 0, wake_at;
 		struct err e = {0};
 		int rc;
 
