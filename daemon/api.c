@@ -502,34 +502,63 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 	return 0;
 }
 
+/* Claims uuid (see api.h): 0, -EBUSY, -ENOMEM. */
+int
+api_claim_uuid(void *arg, const char *uuid)
+{
+	struct api *a = arg;
+	struct claim *c;
+
+	pthread_mutex_lock(&a->claims_lock);
+	for (c = a->claims; c; c = c->next)
+		if (STREQ(c->uuid, uuid)) {
+			pthread_mutex_unlock(&a->claims_lock);
+			return -EBUSY;
+		}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		pthread_mutex_unlock(&a->claims_lock);
+		return -ENOMEM;
+	}
+	(void)snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
+	c->next = a->claims;
+	a->claims = c;
+	pthread_mutex_unlock(&a->claims_lock);
+	return 0;
+}
+
+/* Releases a claim of api_claim_uuid (see api.h). */
+void
+api_release_uuid(void *arg, const char *uuid)
+{
+	struct api *a = arg;
+	struct claim **pp, *c;
+
+	pthread_mutex_lock(&a->claims_lock);
+	for (pp = &a->claims; (c = *pp); pp = &c->next)
+		if (STREQ(c->uuid, uuid)) {
+			*pp = c->next;
+			free(c);
+			break;
+		}
+	pthread_mutex_unlock(&a->claims_lock);
+}
+
 /* Claims r->id for a change (see api_impl.h). Never waits: a job thread
  * that waited here for a claim only a job behind it in the queue could
  * release would wait for ever. */
 int
 api_instance_claim(struct api_req *r, struct err *e)
 {
-	struct api *a = r->api;
-	struct claim *c;
+	int rc;
 
 	if (r->claimed) /* api.c claimed it before queueing */
 		return 0;
-	pthread_mutex_lock(&a->claims_lock);
-	for (c = a->claims; c; c = c->next)
-		if (STREQ(c->uuid, r->id)) {
-			pthread_mutex_unlock(&a->claims_lock);
-			return err_set_field(e, -EBUSY, "uuid",
-			    "instance %s: another change is in progress",
-			    r->id);
-		}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		pthread_mutex_unlock(&a->claims_lock);
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	memcpy(c->uuid, r->id, sizeof(c->uuid));
-	c->next = a->claims;
-	a->claims = c;
-	pthread_mutex_unlock(&a->claims_lock);
+	if ((rc = api_claim_uuid(r->api, r->id)) == -EBUSY)
+		return err_set_field(e, -EBUSY, "uuid",
+		    "instance %s: another change is in progress", r->id);
+	if (rc < 0)
+		return err_set(e, rc, "out of memory");
 	r->claimed = true;
 	return 0;
 }
@@ -537,19 +566,9 @@ api_instance_claim(struct api_req *r, struct err *e)
 static void
 instance_release(struct api_req *r)
 {
-	struct api *a = r->api;
-	struct claim **pp, *c;
-
 	if (!r->claimed)
 		return;
-	pthread_mutex_lock(&a->claims_lock);
-	for (pp = &a->claims; (c = *pp); pp = &c->next)
-		if (STREQ(c->uuid, r->id)) {
-			*pp = c->next;
-			free(c);
-			break;
-		}
-	pthread_mutex_unlock(&a->claims_lock);
+	api_release_uuid(r->api, r->id);
 	r->claimed = false;
 }
 

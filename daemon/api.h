@@ -37,6 +37,13 @@ int api_tls_reload(struct api *a, struct err *e);
  * then withholds the watchdog ping and /v1/health answers 503. */
 bool api_jobs_stalled(struct api *a);
 
+/* The per-instance claim the API takes around every change, for a change
+ * made outside a request (lib/domevents.c; arg is the struct api): 0
+ * (claimed: release it with api_release_uuid), -EBUSY (a change is in
+ * progress), -ENOMEM. Never waits. */
+int api_claim_uuid(void *arg, const char *uuid);
+void api_release_uuid(void *arg, const char *uuid);
+
 /* The TCP port actually bound (useful with listen port 0). */
 int api_port(const struct api *a);
 

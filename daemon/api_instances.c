@@ -29,6 +29,7 @@
 #include "cfg.h"
 #include "compute.h"
 #include "console.h"
+#include "domevents.h"
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
@@ -261,6 +262,7 @@ void
 api_metrics(struct api_req *r)
 {
 	struct metrics_gauges g = {.libvirt_up = -1};
+	struct domevents *de;
 	struct err e = {0};
 	struct store *s;
 	char *text = NULL;
@@ -273,6 +275,13 @@ api_metrics(struct api_req *r)
 	    r->h->virt ? (int64_t)virt_reconnects(r->h->virt) : -1;
 	g.reconcile_findings = atomic_load(&r->h->reconcile_findings);
 	g.inflight = api_inflight(r->api);
+	g.domevents_handled = -1;
+	if ((de = atomic_load(&r->h->domevents)) != NULL) {
+		struct domevents_stats ds;
+
+		domevents_stats(de, &ds);
+		g.domevents_handled = (int64_t)ds.handled;
+	}
 	if (metrics_format(api_metrics_get(r->api), &g, &text, &len) < 0) {
 		err_clear(&e);
 		err_set(&e, -ENOMEM, "out of memory");

@@ -15,6 +15,7 @@ struct virt;
 struct metrics;
 struct node_cache;
 struct events;
+struct domevents;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -66,6 +67,11 @@ struct hyperlet {
 	 * migration and before api_start, freed after api_stop; its own
 	 * mutex inside. NULL: /v1/events answers 503. */
 	struct events *events;
+	/* libvirt's lifecycle events into the states (lib/domevents.h).
+	 * Started by main after api_start (it takes the API's claims) and
+	 * stopped before api_stop; read by GET /metrics (its counters have
+	 * their own lock). NULL outside, and while it is not running. */
+	struct domevents *_Atomic domevents;
 };
 
 #endif

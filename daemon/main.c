@@ -30,6 +30,7 @@
 #include "cfg.h"
 #include "compute.h"
 #include "events.h"
+#include "domevents.h"
 #include "hyperlet.h"
 #include "log.h"
 #include "store.h"
@@ -574,6 +575,29 @@ reload(const struct options *o, struct api *api)
 	cfg_clear(&nc);
 }
 
+/* libvirt's lifecycle events into the instances' states (domevents.h),
+ * under the API's per-instance claims. Returns 0 or -1 (logged). */
+static int
+start_domevents(struct hyperlet *h, struct api *api)
+{
+	struct domevents_opts o = {
+	    .virt = h->virt,
+	    .db_path = h->db_path,
+	    .claim = api_claim_uuid,
+	    .release = api_release_uuid,
+	    .claim_arg = api,
+	};
+	struct domevents *d = NULL;
+	struct err e = {0};
+
+	if (domevents_start(&o, &d, &e) < 0) {
+		log_err("libvirt events: %s", e.msg);
+		return -1;
+	}
+	atomic_store(&h->domevents, d);
+	return 0;
+}
+
 /*
  * Start-up reconciliation (compute_reconcile) with h->compute, before the
  * API serves: finishes or rolls back what a crash left, redefines missing
@@ -796,6 +820,9 @@ serve(struct cfg *c, const struct options *o)
 	}
 	log_info("hyperletd %s serving on %s (port %d, %d threads)",
 	    PACKAGE_VERSION, c->listen, api_port(api), c->threads);
+	/* after the API: an event is handled under the instance's claim */
+	if (start_domevents(&h, api) < 0)
+		goto out;
 	/* start-up (migrations, reconciliation, libvirt's and MHD's set-up)
 	 * leaves free chunks inside the heap that glibc keeps mapped: give
 	 * their pages back before idling (about 0.2 MiB on a new database) */
@@ -845,6 +872,8 @@ serve(struct cfg *c, const struct options *o)
 	}
 
 out:
+	/* before the API: the worker takes its claims */
+	atomic_store(&h.domevents, domevents_stop(atomic_load(&h.domevents)));
 	if (api)
 		api_stop(api, c->drain_timeout);
 	if (mig.started) {

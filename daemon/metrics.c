@@ -295,6 +295,13 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
 		    "# TYPE hyperlet_libvirt_reconnects_total counter\n"
 		    "hyperlet_libvirt_reconnects_total %lld\n",
 		    (long long)g->libvirt_reconnects);
+	if (g->domevents_handled >= 0)
+		sb_printf(&b,
+		    "# HELP hyperlet_libvirt_events_handled_total Instances "
+		    "looked at for a libvirt lifecycle event.\n"
+		    "# TYPE hyperlet_libvirt_events_handled_total counter\n"
+		    "hyperlet_libvirt_events_handled_total %lld\n",
+		    (long long)g->domevents_handled);
 	if (g->reconcile_findings >= 0)
 		sb_printf(&b,
 		    "# HELP hyperlet_reconcile_findings_total Domains with "

@@ -35,11 +35,13 @@ void metrics_observe(struct metrics *m, const char *route, const char *method,
 /* Gauges gathered when the page is formatted; a negative value means
  * "unknown" and is left out of the page. */
 struct metrics_gauges {
-	int64_t instances_by_state[5]; /* indexed by enum instance_state */
+	int64_t instances_by_state[7]; /* indexed by enum instance_state
+					 (STORE_N_STATES) */
 	int64_t libvirt_reconnects;
 	int64_t reconcile_findings;
 	int64_t libvirt_up; /* 1 or 0 */
 	int64_t inflight;
+	int64_t domevents_handled; /* libvirt events handled */
 };
 
 /* Formats the Prometheus text exposition (version 0.0.4) of m and g into

@@ -655,6 +655,32 @@ static const char migrate_guest[] =
     " UNIQUE (instance_id, position));"
     "PRAGMA user_version = " STR(STORE_GUEST_VERSION) ";";
 
+/*
+ * States paused and crashed (libvirt's lifecycle events). The state CHECK
+ * of version 1 is widened where it is written, in the table's stored
+ * CREATE statement: SQLite documents editing sqlite_schema for changes
+ * that leave the stored rows valid as they are (a wider CHECK is one).
+ * The usual rebuild would need foreign keys off, which cannot change
+ * inside the migration's transaction (a DROP of instances there would
+ * cascade to every BDM), and would have to name every column, including
+ * those other migrations add. The scratch table proves the edit took
+ * (its CHECK fails the migration otherwise) and, being DDL, bumps the
+ * schema cookie so that other connections re-read the schema.
+ */
+static const char migrate_states[] =
+    "PRAGMA writable_schema = ON;"
+    "UPDATE sqlite_schema SET sql = replace(sql,"
+    " '''error'', ''deleting'')',"
+    " '''error'', ''deleting'', ''paused'', ''crashed'')')"
+    " WHERE type = 'table' AND name = 'instances';"
+    "PRAGMA writable_schema = RESET;"
+    "CREATE TABLE migrate_states_check (ok INTEGER NOT NULL CHECK (ok = 1));"
+    "INSERT INTO migrate_states_check SELECT count(*) FROM sqlite_schema"
+    " WHERE type = 'table' AND name = 'instances'"
+    " AND sql LIKE '%''paused'', ''crashed'')%';"
+    "DROP TABLE migrate_states_check;"
+    "PRAGMA user_version = " STR(STORE_STATES_VERSION) ";";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -677,6 +703,7 @@ static const struct migration {
     {migrate_node, NULL}, /* STORE_NODE_VERSION */
     {migrate_events, NULL}, /* STORE_EVENTS_VERSION */
     {migrate_guest, NULL}, /* STORE_GUEST_VERSION */
+    {migrate_states, NULL}, /* STORE_STATES_VERSION */
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -1990,6 +2017,65 @@ store_instance_set_error(
 	else
 		sqlite3_bind_null(q, 2);
 	return instance_update(s, q, uuid, e);
+}
+
+/* Sets the state libvirt shows (see store.h). */
+int
+store_instance_observe_state(struct store *s, const char *uuid,
+    enum instance_state state, bool *ret_changed, struct err *e)
+{
+	static const char sql_now[] =
+	    "SELECT state FROM instances WHERE uuid = ?1";
+	static const char sql[] =
+	    "UPDATE instances SET state = ?2, generation = generation + 1,"
+	    " updated_at = ?3 WHERE uuid = ?1";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	const char *st = instance_state_to_string(state);
+	enum instance_state now;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if (st == NULL || (int)state < 0 || state >= STORE_N_STATES)
+		return err_set(e, -EINVAL, "unknown instance state %d", state);
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if (instance_state_from_string(
+		(const char *)sqlite3_column_text(q, 0), &now) < 0)
+		return err_set(
+		    e, -EIO, "instance %s has an unknown state", uuid);
+	stmt_resetp(&q);
+	if (now == state || now == INSTANCE_BUILDING ||
+	    now == INSTANCE_DELETING) {
+		if (ret_changed)
+			*ret_changed = false;
+		return 0; /* the transaction only read: rolled back */
+	}
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, st, -1, SQLITE_STATIC);
+	if ((rc = instance_update(s, q, uuid, e)) < 0)
+		return rc;
+	stmt_resetp(&q);
+	/* the instance.updated event comes from the trigger, with the cause
+	 * the caller set (store_set_cause: libvirt or reconcile) */
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	if (ret_changed)
+		*ret_changed = true;
+	return 0;
 }
 
 /* Sets the state from `from` to `to` (bumping generation and updated_at)

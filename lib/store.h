@@ -73,7 +73,12 @@
 #define STORE_NODE_VERSION 7
 #define STORE_EVENTS_VERSION 8
 #define STORE_GUEST_VERSION 9
-#define STORE_SCHEMA_VERSION STORE_GUEST_VERSION
+/*   STORE_STATES_VERSION (10)  instances.state may also be 'paused' and
+ *      'crashed' (libvirt's lifecycle events, domevents.h): the CHECK is
+ *      widened in place, no row moves. Behind 3 as well: on 2 writing
+ *      either state fails the old CHECK (-EIO). */
+#define STORE_STATES_VERSION 10
+#define STORE_SCHEMA_VERSION STORE_STATES_VERSION
 
 struct store;
 
@@ -227,6 +232,17 @@ int store_instance_set_desired(struct store *s, const char *uuid,
  * -ENOENT, -EAGAIN, -EIO. */
 int store_instance_set_error(
     struct store *s, const char *uuid, const char *fault, struct err *e);
+/* What libvirt shows of an instance (a lifecycle event, or a re-read
+ * after a lost connection), in one transaction: the state becomes `state`
+ * and generation and updated_at are bumped when the row is in another
+ * state, unless it is building or deleting (a create or delete owns
+ * those; nothing is written). *ret_changed (may be NULL) says whether it
+ * was written. The caller holds the instance's claim and has set the
+ * cause (store_set_cause). Returns 0, -EINVAL, -ENOENT (no such
+ * instance), -EAGAIN, -EIO. */
+int store_instance_observe_state(struct store *s, const char *uuid,
+    enum instance_state state, bool *ret_changed, struct err *e);
+
 /* Compare and set: the state becomes `to` (generation and updated_at
  * bumped) only if it is `from`, in one statement, so a change never
  * overwrites another that came first. Returns 0, -EINVAL, -ENOENT (no
@@ -307,8 +323,8 @@ int store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
     const char *bdm_uuid, enum bdm_attach_state st, struct err *e);
 
 /* Number of instances in each state, indexed by enum instance_state
- * (INSTANCE_BUILDING .. INSTANCE_DELETING). */
-#define STORE_N_STATES 5
+ * (INSTANCE_BUILDING .. INSTANCE_CRASHED). */
+#define STORE_N_STATES 7
 int store_count_by_state(
     struct store *s, int64_t counts[STORE_N_STATES], struct err *e);
 

@@ -810,6 +810,115 @@ START_TEST(test_store_set_state_bumps_generation_and_updated_at)
 }
 END_TEST
 
+START_TEST(test_store_observe_state_writes_only_a_change_of_a_settled_row)
+{
+	struct store *s = open_store();
+	struct instance *inst = make_instance(create_body), *got = NULL;
+	struct err e = {0};
+	char missing[UUID_STR_LEN];
+	bool changed = true;
+
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	/* building belongs to the create: nothing written */
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_RUNNING, &changed, &e),
+	    0);
+	ck_assert(!changed);
+	ck_assert_int_eq(
+	    store_instance_set_state(s, inst->uuid, INSTANCE_RUNNING, &e), 0);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_PAUSED, &changed, &e),
+	    0);
+	ck_assert(changed);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_PAUSED);
+	ck_assert_int_eq(got->generation, 3);
+	got = instance_free(got);
+	/* the same state again: no write, the generation (ETag) stays */
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_PAUSED, &changed, &e),
+	    0);
+	ck_assert(!changed);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_CRASHED, &changed, &e),
+	    0);
+	ck_assert(changed);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_CRASHED);
+	ck_assert_int_eq(got->generation, 4);
+	got = instance_free(got);
+	/* deleting belongs to the delete */
+	ck_assert_int_eq(
+	    store_instance_set_state(s, inst->uuid, INSTANCE_DELETING, &e), 0);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_STOPPED, &changed, &e),
+	    0);
+	ck_assert(!changed);
+	util_uuid_generate(missing);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, missing, INSTANCE_STOPPED, &changed, &e),
+	    -ENOENT);
+	instance_free(inst);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_version_10_admits_paused_and_crashed_and_keeps_rows)
+{
+	struct store *s = open_store();
+	struct instance *inst = make_instance(create_body);
+	struct err e = {0};
+	sqlite3 *db;
+	int ver = 0;
+
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	store_close(s);
+	/* back to version 7: the CHECK as version 1 wrote it, and 8's and
+	 * 9's tables taken away */
+	db = raw_open();
+	raw_exec(db,
+	    "DROP TABLE nics;"
+	    "DROP TABLE instance_guest;"
+	    "DROP TABLE events;"
+	    "PRAGMA writable_schema = ON;"
+	    "UPDATE sqlite_schema SET sql = replace(sql,"
+	    " ', ''paused'', ''crashed'')', ')')"
+	    " WHERE type = 'table' AND name = 'instances';"
+	    "PRAGMA writable_schema = RESET;"
+	    "PRAGMA user_version = 7;");
+	ck_assert_int_ne(
+	    sqlite3_exec(
+		db, "UPDATE instances SET state = 'paused'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_store();
+	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
+	ck_assert_int_eq(ver, STORE_SCHEMA_VERSION);
+	ck_assert_int_eq(store_integrity_check(s, &e), 0);
+	store_close(s);
+	db = raw_open();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM instances"), 1);
+	ck_assert_int_eq(
+	    raw_int(db, "SELECT count(*) FROM block_device_mappings"),
+	    (int64_t)inst->n_bdms);
+	ck_assert_int_eq(raw_int(db,
+			     "SELECT count(*) FROM sqlite_schema"
+			     " WHERE name = 'migrate_states_check'"),
+	    0);
+	raw_exec(db, "UPDATE instances SET state = 'paused'");
+	raw_exec(db, "UPDATE instances SET state = 'crashed'");
+	ck_assert_int_ne(
+	    sqlite3_exec(db, "UPDATE instances SET state = 'sleeping'", NULL,
+		NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(
+	    raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	sqlite3_close(db);
+	instance_free(inst);
+}
+END_TEST
+
 START_TEST(test_store_delete_takes_the_bdms_with_the_instance)
 {
 	struct store *s = open_store();
@@ -1790,6 +1899,10 @@ main(void)
 	tcase_add_test(
 	    tc, test_store_set_state_bumps_generation_and_updated_at);
 	tcase_add_test(tc, test_store_delete_takes_the_bdms_with_the_instance);
+	tcase_add_test(
+	    tc, test_store_observe_state_writes_only_a_change_of_a_settled_row);
+	tcase_add_test(
+	    tc, test_store_version_10_admits_paused_and_crashed_and_keeps_rows);
 	tcase_add_test(tc, test_store_counts_instances_by_state);
 	tcase_add_test(
 	    tc, test_store_instance_states_lists_uuid_and_state_in_order);
