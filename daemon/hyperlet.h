@@ -14,6 +14,7 @@ struct compute;
 struct virt;
 struct metrics;
 struct node_cache;
+struct placement_sync;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -60,6 +61,12 @@ struct hyperlet {
 	 * api_start, refreshed by main's sweeper; its own mutex inside.
 	 * NULL: /v1/node answers 503 and creates are not checked. */
 	struct node_cache *node;
+
+	/* OpenStack Placement kept in step (placement_sync.c): request
+	 * threads note each create and delete in it (no network on their
+	 * path). Created and started by main before api_start, stopped after
+	 * api_stop; its own mutex inside. NULL: no [placement] url. */
+	struct placement_sync *placement;
 };
 
 #endif

@@ -334,6 +334,9 @@ placement_provider_ensure(
 	struct json_object *body;
 	int rc;
 
+	/* each ensure (each reconciliation) writes the inventories again:
+	 * someone may have changed them */
+	p->inv_known = false;
 	rc = provider_generation(p, uuid, e);
 	if (rc != -ENOENT)
 		return rc;
@@ -353,11 +356,52 @@ placement_provider_ensure(
 		return answer_err(&r, "POST resource provider", e);
 	if (get_int64(r.json, "generation", &p->generation) < 0)
 		p->generation = -1;
-	p->inv_known = false;
 	return 0;
 }
 
 /* --- inventories ------------------------------------------------------------ */
+
+static bool
+inv_field_eq(struct json_object *o, const char *key, int64_t want)
+{
+	int64_t v;
+
+	return get_int64(o, key, &v) == 0 && v == want;
+}
+
+/* 1 when Placement's inventories (GET path) are inv, 0 when not. */
+static int
+inventories_same(struct placement *p, const char *path,
+    const struct node_inventory inv[NODE_N_RC], struct err *e)
+{
+	_cleanup_(http_resp_clear) struct http_resp r = {0};
+	struct json_object *invs, *o, *ratio;
+	size_t want = 0;
+	int rc;
+
+	if ((rc = placement_call(p, "GET", path, NULL, &r, e)) < 0)
+		return rc;
+	if (r.status != 200 || !r.json ||
+	    !json_object_object_get_ex(r.json, "inventories", &invs))
+		return 0;
+	(void)get_int64(r.json, "resource_provider_generation", &p->generation);
+	for (int i = 0; i < NODE_N_RC; i++) {
+		if (inv[i].total <= 0)
+			continue;
+		want++;
+		if (!json_object_object_get_ex(invs, node_rc_name(i), &o) ||
+		    !inv_field_eq(o, "total", inv[i].total) ||
+		    !inv_field_eq(o, "reserved", inv[i].reserved) ||
+		    !inv_field_eq(o, "min_unit", 1) ||
+		    !inv_field_eq(o, "step_size", 1) ||
+		    !inv_field_eq(o, "max_unit", inv[i].total) ||
+		    !json_object_object_get_ex(o, "allocation_ratio", &ratio) ||
+		    (float)json_object_get_double(ratio) !=
+			(float)inv[i].allocation_ratio)
+			return 0;
+	}
+	return (size_t)json_object_object_length(invs) == want;
+}
 
 int
 placement_inventories_put(struct placement *p, const char *uuid,
@@ -370,6 +414,15 @@ placement_inventories_put(struct placement *p, const char *uuid,
 		return 0;
 	(void)snprintf(
 	    path, sizeof(path), "/resource_providers/%s/inventories", uuid);
+	/* as Nova's report client: no PUT (which moves the provider's
+	 * generation) when Placement has them already */
+	if ((rc = inventories_same(p, path, inv, e)) < 0)
+		return rc;
+	if (rc == 1) {
+		memcpy(p->inv, inv, sizeof(p->inv));
+		p->inv_known = true;
+		return 0;
+	}
 	for (int attempt = 0; attempt < PLACEMENT_RETRIES; attempt++) {
 		_cleanup_(http_resp_clear) struct http_resp r = {0};
 		struct json_object *body, *invs;
@@ -450,6 +503,68 @@ consumer_generation(struct placement *p, const char *consumer,
 	return 0;
 }
 
+/* {"resources": {...}} of usage on rp, the amounts of 0 left out. */
+static struct json_object *
+allocation_json(const char *rp, const int64_t usage[NODE_N_RC])
+{
+	struct json_object *allocs = json_object_new_object();
+	struct json_object *mine = json_object_new_object();
+	struct json_object *res = json_object_new_object();
+
+	for (int i = 0; i < NODE_N_RC; i++)
+		if (usage[i] > 0)
+			json_object_object_add(res, node_rc_name(i),
+			    json_object_new_int64(usage[i]));
+	json_object_object_add(mine, "resources", res);
+	json_object_object_add(allocs, rp, mine);
+	return allocs;
+}
+
+/* The consumer's part of a PUT or POST body, around allocs. */
+static struct json_object *
+consumer_json(
+    struct placement *p, struct json_object *allocs, struct json_object *gen)
+{
+	struct json_object *body = json_object_new_object();
+
+	json_object_object_add(body, "allocations", allocs);
+	json_object_object_add(body, "consumer_generation", gen);
+	json_object_object_add(
+	    body, "project_id", json_object_new_string(p->project_id));
+	json_object_object_add(
+	    body, "user_id", json_object_new_string(p->user_id));
+	json_object_object_add(
+	    body, "consumer_type", json_object_new_string("INSTANCE"));
+	return body;
+}
+
+int
+placement_allocations_post(struct placement *p, const char *rp,
+    const char *const *consumers, const int64_t (*usage)[NODE_N_RC], size_t n,
+    struct err *e)
+{
+	_cleanup_(http_resp_clear) struct http_resp r = {0};
+	struct json_object *body;
+	int rc;
+
+	if (n == 0)
+		return 0;
+	if ((body = json_object_new_object()) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		json_object_object_add(body, consumers[i],
+		    consumer_json(p, allocation_json(rp, usage[i]), NULL));
+	rc = placement_call(p, "POST", "/allocations", body, &r, e);
+	json_object_put(body);
+	if (rc < 0)
+		return rc;
+	if (r.status == 204 || r.status == 200)
+		return 0;
+	if (r.status == 409)
+		return err_set(e, -EEXIST, "placement: POST allocations: 409");
+	return answer_err(&r, "POST allocations", e);
+}
+
 int
 placement_allocation_put(struct placement *p, const char *rp,
     const char *consumer, const int64_t usage[NODE_N_RC], struct err *e)
@@ -461,26 +576,10 @@ placement_allocation_put(struct placement *p, const char *rp,
 	(void)snprintf(path, sizeof(path), "/allocations/%s", consumer);
 	for (int attempt = 0; attempt < PLACEMENT_RETRIES; attempt++) {
 		_cleanup_(http_resp_clear) struct http_resp r = {0};
-		struct json_object *body = json_object_new_object();
-		struct json_object *allocs = json_object_new_object();
-		struct json_object *mine = json_object_new_object();
-		struct json_object *res = json_object_new_object();
+		struct json_object *body =
+		    consumer_json(p, allocation_json(rp, usage), gen);
 
-		for (int i = 0; i < NODE_N_RC; i++)
-			if (usage[i] > 0)
-				json_object_object_add(res, node_rc_name(i),
-				    json_object_new_int64(usage[i]));
-		json_object_object_add(mine, "resources", res);
-		json_object_object_add(allocs, rp, mine);
-		json_object_object_add(body, "allocations", allocs);
-		json_object_object_add(body, "consumer_generation", gen);
 		gen = NULL;
-		json_object_object_add(
-		    body, "project_id", json_object_new_string(p->project_id));
-		json_object_object_add(
-		    body, "user_id", json_object_new_string(p->user_id));
-		json_object_object_add(
-		    body, "consumer_type", json_object_new_string("INSTANCE"));
 		rc = placement_call(p, "PUT", path, body, &r, e);
 		json_object_put(body);
 		if (rc < 0)

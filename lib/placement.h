@@ -79,6 +79,17 @@ int placement_inventories_put(struct placement *p, const char *uuid,
 int placement_allocation_put(struct placement *p, const char *rp,
     const char *consumer, const int64_t usage[NODE_N_RC], struct err *e);
 
+/*
+ * POST /allocations: the allocations of n new consumers (consumer_generation
+ * null) in one request, as placement_allocation_put would write each: the
+ * reconciler's way to catch up with many instances at once. All or
+ * nothing: -EEXIST when one consumer already exists or a generation moved
+ * (the caller then PUTs them one by one). Returns 0.
+ */
+int placement_allocations_post(struct placement *p, const char *rp,
+    const char *const *consumers, const int64_t (*usage)[NODE_N_RC], size_t n,
+    struct err *e);
+
 /* DELETE /allocations/{consumer}; a consumer Placement does not know is
  * success. Returns 0. */
 int placement_allocation_delete(
