@@ -76,6 +76,12 @@ http_free(struct http *h)
 	return NULL;
 }
 
+void
+http_set_timeout(struct http *h, long timeout_ms)
+{
+	h->timeout_ms = timeout_ms;
+}
+
 static size_t
 http_write(char *data, size_t size, size_t n, void *arg)
 {

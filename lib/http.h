@@ -30,6 +30,9 @@ void http_resp_clear(struct http_resp *r);
 int http_new(long timeout_ms, struct http **ret, struct err *e);
 struct http *http_free(struct http *h);
 
+/* The timeout of the calls from now on. */
+void http_set_timeout(struct http *h, long timeout_ms);
+
 /*
  * One request: method ("GET", "PUT", ...) on url with the extra header
  * lines headers (NULL-terminated "Name: value" strings, may be NULL) and,

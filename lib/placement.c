@@ -16,7 +16,9 @@
 #include "util.h"
 
 #define PLACEMENT_RETRIES 5 /* generation conflicts in a row */
-#define TOKEN_MARGIN_S 60 /* fetch a new token this long before expiry */
+#define TOKEN_MARGIN_S 60
+/* the calls that carry many allocations get this many timeouts */
+#define PLACEMENT_BIG_FACTOR 6 /* fetch a new token this long before expiry */
 
 struct placement {
 	struct http *http;
@@ -25,6 +27,7 @@ struct placement {
 	char *auth_url, *username, *password, *project_name;
 	char *user_domain_name, *project_domain_name;
 	char *project_id, *user_id;
+	long timeout_ms;
 	char *token; /* the Keystone token of the moment, or NULL */
 	time_t token_expires; /* 0: unknown */
 	/* the provider's last known generation; -1: read it */
@@ -60,6 +63,7 @@ placement_new(
 	if (p == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
 	p->generation = -1;
+	p->timeout_ms = c->timeout_ms;
 	if ((rc = http_new(c->timeout_ms, &p->http, e)) < 0) {
 		free(p);
 		return rc;
@@ -551,10 +555,12 @@ placement_allocations_post(struct placement *p, const char *rp,
 		return 0;
 	if ((body = json_object_new_object()) == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
+	http_set_timeout(p->http, p->timeout_ms * PLACEMENT_BIG_FACTOR);
 	for (size_t i = 0; i < n; i++)
 		json_object_object_add(body, consumers[i],
 		    consumer_json(p, allocation_json(rp, usage[i]), NULL));
 	rc = placement_call(p, "POST", "/allocations", body, &r, e);
+	http_set_timeout(p->http, p->timeout_ms);
 	json_object_put(body);
 	if (rc < 0)
 		return rc;
@@ -630,7 +636,12 @@ placement_provider_allocations(struct placement *p, const char *rp,
 
 	(void)snprintf(
 	    path, sizeof(path), "/resource_providers/%s/allocations", rp);
-	if ((rc = placement_call(p, "GET", path, NULL, &r, e)) < 0)
+	/* every instance's allocation in one answer: Placement takes about
+	 * a second per few thousand */
+	http_set_timeout(p->http, p->timeout_ms * PLACEMENT_BIG_FACTOR);
+	rc = placement_call(p, "GET", path, NULL, &r, e);
+	http_set_timeout(p->http, p->timeout_ms);
+	if (rc < 0)
 		return rc;
 	if (r.status != 200)
 		return answer_err(&r, "GET provider allocations", e);
