@@ -17,6 +17,7 @@ never gets a 409 from a node 20 times in a row.
 Prints "N passed, M failed" and exits 1 on any failure.
 """
 import http.client
+import http.server
 import json
 import os
 import random
@@ -26,6 +27,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -126,8 +128,40 @@ class Placement:
         return self.req("GET", path)
 
 
+class Keystone(http.server.BaseHTTPRequestHandler):
+    """POST /identity/v3/auth/tokens, password method, as Keystone answers
+    it (201, X-Subject-Token, token.expires_at): the token is "admin", which
+    Placement's noauth2 takes. Its expiry is 30 s away, inside hyperlet's
+    60 s margin, so hyperlet must fetch a new one before every call."""
+    fetches = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        pw = body["auth"]["identity"]["password"]["user"]
+        scope = body["auth"]["scope"]["project"]
+        ok = (self.path == "/identity/v3/auth/tokens" and
+              body["auth"]["identity"]["methods"] == ["password"] and
+              pw == {"name": "hl", "password": "s3cret",
+                     "domain": {"name": "Default"}} and
+              scope == {"name": "service", "domain": {"name": "Default"}})
+        Keystone.fetches.append(ok)
+        exp = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z",
+                            time.gmtime(time.time() + 30))
+        out = json.dumps({"token": {"expires_at": exp}}).encode()
+        self.send_response(201 if ok else 401)
+        if ok:
+            self.send_header("X-Subject-Token", "admin")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *a):
+        pass
+
+
 class Hyperletd:
-    def __init__(self, d, name, placement_port, reserved_cpus=6):
+    def __init__(self, d, name, placement_port, reserved_cpus=6, auth=None):
         self.dir = os.path.join(d, name)
         os.makedirs(os.path.join(self.dir, "vols"))
         self.port = free_port()
@@ -149,7 +183,7 @@ cpu_allocation_ratio = 1
 reserved_host_cpus = {reserved_cpus}
 [placement]
 url = http://127.0.0.1:{placement_port}
-token_file = {self.dir}/token
+{auth or "token_file = " + self.dir + "/token"}
 provider_name = hv-{name}
 sync_interval = {SYNC}
 timeout = 5
@@ -432,6 +466,32 @@ def main():
               "both nodes full: allocation_candidates lists none")
         check(node_allocs_match(p, a) and node_allocs_match(p, b),
               "each provider's allocations are its node's instances")
+
+        # Keystone v3 password auth instead of a token file
+        ks = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Keystone)
+        threading.Thread(target=ks.serve_forever, daemon=True).start()
+        with open(os.path.join(d, "ks-password"), "w") as f:
+            f.write("s3cret\n")
+        k = Hyperletd(d, "k", p.port, auth=(
+            "auth_url = http://127.0.0.1:%d/identity\nusername = hl\n"
+            "password_file = %s\nproject_name = service" %
+            (ks.server_address[1], os.path.join(d, "ks-password"))))
+        k.start()
+        nk = k.settled()
+        st, _ = p.get("/resource_providers/" + nk["uuid"])
+        check(st == 200 and nk["placement"]["status"] == "ok" and
+              Keystone.fetches and all(Keystone.fetches),
+              "Keystone password auth: the provider is made with its token")
+        n0 = len(Keystone.fetches)
+        k.api("PUT", "/v1/images/" + IMG, raw=b"\0" * (1 << 20),
+              headers={"Content-Type": "application/octet-stream"})
+        st, uk = k.create()
+        k.settled()
+        check(st == 201 and uk in allocs(p, nk["uuid"]) and
+              len(Keystone.fetches) > n0,
+              "... and a token about to expire is fetched again")
+        k.stop()
+        ks.shutdown()
     finally:
         for h in (a, b):
             if h:
