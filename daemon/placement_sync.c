@@ -56,6 +56,7 @@ struct placement_sync {
 
 	pthread_t thread;
 	bool started;
+	_Atomic bool abort; /* stop: the call in progress gives up */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	/* guarded by lock: */
@@ -109,6 +110,7 @@ placement_sync_new(const struct cfg *c, const char *db_path,
 		free(ps);
 		return rc;
 	}
+	placement_set_abort(ps->pl, &ps->abort);
 	ps->node = node;
 	ps->interval_ms = (int64_t)c->placement_sync_interval * 1000;
 	ps->db_path = strdup(db_path);
@@ -510,6 +512,7 @@ placement_sync_stop(struct placement_sync *ps)
 	if (ps == NULL)
 		return NULL;
 	if (ps->started) {
+		atomic_store(&ps->abort, true);
 		(void)pthread_mutex_lock(&ps->lock);
 		ps->stop = true;
 		(void)pthread_cond_signal(&ps->cond);

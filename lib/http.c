@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 struct http {
 	CURL *curl;
 	long timeout_ms;
+	const _Atomic bool *abort_flag;
 };
 
 struct http_buf {
@@ -80,6 +82,22 @@ void
 http_set_timeout(struct http *h, long timeout_ms)
 {
 	h->timeout_ms = timeout_ms;
+}
+
+void
+http_set_abort(struct http *h, const _Atomic bool *flag)
+{
+	h->abort_flag = flag;
+}
+
+static int
+http_progress(
+    void *arg, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const _Atomic bool *flag = arg;
+
+	(void)dt, (void)dn, (void)ut, (void)un;
+	return atomic_load(flag) ? 1 : 0;
 }
 
 static size_t
@@ -180,6 +198,13 @@ http_request(struct http *h, const char *method, const char *url,
 	(void)curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, &b);
 	(void)curl_easy_setopt(h->curl, CURLOPT_HEADERFUNCTION, http_header);
 	(void)curl_easy_setopt(h->curl, CURLOPT_HEADERDATA, &tok);
+	if (h->abort_flag) {
+		(void)curl_easy_setopt(
+		    h->curl, CURLOPT_XFERINFOFUNCTION, http_progress);
+		(void)curl_easy_setopt(
+		    h->curl, CURLOPT_XFERINFODATA, (void *)h->abort_flag);
+		(void)curl_easy_setopt(h->curl, CURLOPT_NOPROGRESS, 0L);
+	}
 	if (payload) {
 		(void)curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, payload);
 		(void)curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE,
@@ -188,8 +213,9 @@ http_request(struct http *h, const char *method, const char *url,
 	cc = curl_easy_perform(h->curl);
 	(void)curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &status);
 	if (cc != CURLE_OK) {
-		rc = err_set(e, b.too_big ? -EIO : -EIO, "%s %s: %s", method,
-		    url,
+		rc = err_set(e,
+		    cc == CURLE_ABORTED_BY_CALLBACK ? -ECANCELED : -EIO,
+		    "%s %s: %s", method, url,
 		    b.too_big ? "answer too large" : curl_easy_strerror(cc));
 		goto out;
 	}

@@ -8,6 +8,8 @@
 #ifndef HYPERLET_HTTP_H
 #define HYPERLET_HTTP_H
 
+#include <stdbool.h>
+
 #include <json-c/json.h>
 
 #include "err.h"
@@ -32,6 +34,11 @@ struct http *http_free(struct http *h);
 
 /* The timeout of the calls from now on. */
 void http_set_timeout(struct http *h, long timeout_ms);
+
+/* A call in progress fails (-ECANCELED) soon after *flag becomes true
+ * (checked about once a second, and at each chunk): a daemon that stops
+ * does not wait out a timeout. flag must outlive h; NULL: none. */
+void http_set_abort(struct http *h, const _Atomic bool *flag);
 
 /*
  * One request: method ("GET", "PUT", ...) on url with the extra header

@@ -92,6 +92,12 @@ placement_new(
 	return 0;
 }
 
+void
+placement_set_abort(struct placement *p, const _Atomic bool *flag)
+{
+	http_set_abort(p->http, flag);
+}
+
 static void
 free_secret(char *s)
 {

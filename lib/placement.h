@@ -21,6 +21,7 @@
 #ifndef HYPERLET_PLACEMENT_H
 #define HYPERLET_PLACEMENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,10 @@ struct placement_alloc {
 int placement_new(
     const struct placement_conf *c, struct placement **ret, struct err *e);
 struct placement *placement_free(struct placement *p);
+
+/* Calls fail with -ECANCELED soon after *flag becomes true
+ * (http_set_abort). */
+void placement_set_abort(struct placement *p, const _Atomic bool *flag);
 
 /* The provider uuid, named name: read, created (POST) when missing.
  * -EINVAL when another provider holds the name. Returns 0. */
