@@ -88,4 +88,14 @@ int node_cache_check(
  * file system; false until libvirt has answered once. */
 bool node_cache_limits(void *arg, struct node_limits *ret);
 
+/* The inventory of the moment (node_inventories of the cached facts, [node]
+ * and the size of instances_path); false until libvirt has answered. For
+ * the Placement sync (placement_sync.c). */
+struct node_inventory;
+bool node_cache_inventory(
+    const struct node_cache *n, struct node_inventory *ret);
+
+/* The host name read at start-up (borrowed, immutable). */
+const char *node_cache_hostname(const struct node_cache *n);
+
 #endif

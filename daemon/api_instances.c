@@ -34,6 +34,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "nic_json.h"
+#include "placement_sync.h"
 #include "store.h"
 #include "virt.h"
 
@@ -263,6 +264,7 @@ api_metrics(struct api_req *r)
 {
 	struct metrics_gauges g = {.libvirt_up = -1};
 	struct domevents *de;
+	struct placement_sync_status ps;
 	struct err e = {0};
 	struct store *s;
 	char *text = NULL;
@@ -282,6 +284,13 @@ api_metrics(struct api_req *r)
 		domevents_stats(de, &ds);
 		g.domevents_handled = (int64_t)ds.handled;
 	}
+	placement_sync_status(r->h->placement, &ps);
+	g.placement_enabled = ps.enabled;
+	g.placement_pending = ps.pending;
+	g.placement_behind = !ps.ok;
+	g.placement_errors = ps.errors;
+	g.placement_last_sync_ms = ps.last_sync_ms;
+	g.placement_reconcile_ms = ps.last_reconcile_ms;
 	if (metrics_format(api_metrics_get(r->api), &g, &text, &len) < 0) {
 		err_clear(&e);
 		err_set(&e, -ENOMEM, "out of memory");
@@ -643,6 +652,7 @@ create(
 		return rc;
 	}
 	api_images_unlock(r);
+	placement_sync_note(r->h->placement, inst->uuid);
 	memcpy(r->id, inst->uuid, UUID_STR_LEN);
 	memcpy(r->log_uuid, inst->uuid, UUID_STR_LEN);
 	return 0;
@@ -771,6 +781,7 @@ api_instance_delete(struct api_req *r)
 		api_reply_error(r, &e);
 		return;
 	}
+	placement_sync_note(r->h->placement, r->id);
 	api_reply_empty(r, 204);
 }
 

@@ -16,6 +16,7 @@ struct metrics;
 struct node_cache;
 struct events;
 struct domevents;
+struct placement_sync;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -72,6 +73,11 @@ struct hyperlet {
 	 * stopped before api_stop; read by GET /metrics (its counters have
 	 * their own lock). NULL outside, and while it is not running. */
 	struct domevents *_Atomic domevents;
+	/* OpenStack Placement kept in step (placement_sync.c): request
+	 * threads note each create and delete in it (no network on their
+	 * path). Created and started by main before api_start, stopped after
+	 * api_stop; its own mutex inside. NULL: no [placement] url. */
+	struct placement_sync *placement;
 };
 
 #endif

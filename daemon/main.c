@@ -32,6 +32,7 @@
 #include "events.h"
 #include "domevents.h"
 #include "hyperlet.h"
+#include "placement_sync.h"
 #include "log.h"
 #include "store.h"
 #include "tls.h"
@@ -814,6 +815,15 @@ serve(struct cfg *c, const struct options *o)
 		goto out;
 	}
 
+	/* Placement: the thread's first act is a full reconciliation, after
+	 * the one with libvirt above, so it sees the rows that stay */
+	if ((r = placement_sync_new(c, c->db_path, h.node, &h.placement, &e)) <
+		0 ||
+	    (h.placement && (r = placement_sync_start(h.placement, &e)) < 0)) {
+		log_err("placement: %s", e.msg);
+		goto out;
+	}
+
 	if ((r = api_start(&h, &api, &e)) < 0) {
 		log_err("cannot serve on %s: %s", c->listen, e.msg);
 		goto out;
@@ -886,6 +896,7 @@ out:
 	} else
 		sw.store = store_close(sw.store);
 	h.events = events_free(h.events);
+	h.placement = placement_sync_stop(h.placement);
 	h.compute = compute_free(h.compute);
 	h.node = node_cache_free(h.node);
 	h.virt = virt_close(h.virt);
