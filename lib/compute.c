@@ -399,11 +399,16 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	if (rc == 0) {
 		struct node_limits nl;
 
+		/* The building row's commit is not synced: the final state's
+		 * commit below is, before the answer, and syncs the WAL that
+		 * holds both (a kill -9 loses neither; see store_lazy_next) */
+		store_lazy_next(s, true);
 		if (c->node_limits && c->node_limits(c->node_limits_arg, &nl))
 			rc = store_instance_claim(
 			    s, inst, request_digest, &nl, e);
 		else
 			rc = store_instance_create(s, inst, request_digest, e);
+		store_lazy_next(s, false);
 	}
 	(void)pthread_mutex_unlock(&c->tomb_lock);
 	if (rc < 0)
@@ -483,8 +488,12 @@ delete_instance(struct compute *c, struct store *s, const char *uuid,
 		    "instance %s is building: delete it once its create "
 		    "has answered",
 		    uuid);
-	if ((rc = store_instance_cas_state(
-		 s, uuid, inst->state, INSTANCE_DELETING, e)) < 0)
+	/* not synced: the row's delete (or roll-back) below is */
+	store_lazy_next(s, true);
+	rc = store_instance_cas_state(
+	    s, uuid, inst->state, INSTANCE_DELETING, e);
+	store_lazy_next(s, false);
+	if (rc < 0)
 		return rc;
 	if ((rc = undefine_own(c, uuid, e)) < 0 ||
 	    (rc = virt_delete_disks(c->virt, uuid, e)) < 0)
