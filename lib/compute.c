@@ -475,14 +475,12 @@ out:
  * to deleting only from the state read, so a create's last step cannot
  * overwrite it. Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN, -EIO. */
 static int
-delete_instance(struct compute *c, struct store *s, const char *uuid,
+delete_read(struct compute *c, struct store *s, const struct instance *inst,
     bool tombstone, struct err *e)
 {
-	_cleanup_(instance_freep) struct instance *inst = NULL;
+	const char *uuid = inst->uuid;
 	int rc;
 
-	if ((rc = store_instance_get(s, uuid, &inst, e)) < 0)
-		return rc;
 	if (inst->state == INSTANCE_BUILDING)
 		return err_set(e, -EBUSY,
 		    "instance %s is building: delete it once its create "
@@ -504,6 +502,25 @@ delete_instance(struct compute *c, struct store *s, const char *uuid,
 	if (rc == -ENOENT) /* a concurrent delete finished first */
 		err_clear(e);
 	return rc == -ENOENT ? 0 : rc;
+}
+
+static int
+delete_instance(struct compute *c, struct store *s, const char *uuid,
+    bool tombstone, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	int rc;
+
+	if ((rc = store_instance_get(s, uuid, &inst, e)) < 0)
+		return rc;
+	return delete_read(c, s, inst, tombstone, e);
+}
+
+int
+compute_delete_read(struct compute *c, struct store *s,
+    const struct instance *inst, struct err *e)
+{
+	return delete_read(c, s, inst, false, e);
 }
 
 int
