@@ -777,7 +777,8 @@ api_instance_delete(struct api_req *r)
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
 	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
 	    check_if_match(r, inst, &e) < 0 ||
-	    compute_delete(r->h->compute, api_store(r, &e), r->id, &e) < 0) {
+	    compute_delete_read(r->h->compute, api_store(r, &e), inst, &e) <
+		0) {
 		api_reply_error(r, &e);
 		return;
 	}

@@ -661,6 +661,7 @@ serve(struct cfg *c, const struct options *o)
 	    .virt_type = c->virt_type,
 	    .instances_path = c->instances_path,
 	    .detach_timeout_ms = c->detach_timeout * 1000,
+	    .validate_xml = c->validate_xml,
 	};
 	struct compute_opts co = {
 	    .images_dir = c->images_path,

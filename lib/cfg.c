@@ -122,6 +122,8 @@ static const struct cfg_key cfg_keys[] = {
 	virt_types},
     {"libvirt", "stop_timeout", CFG_INT, OFF(stop_timeout), "60", 0, 3600},
     {"libvirt", "detach_timeout", CFG_INT, OFF(detach_timeout), "20", 1, 3600},
+    {"libvirt", "validate_xml", CFG_ENUM_BOOL, OFF(validate_xml), "false", 0, 0,
+	bools},
     {"guest", "resume_guests_state_on_host_boot", CFG_ENUM_BOOL,
 	OFF(resume_guests_state_on_host_boot), "true", 0, 0, bools},
     {"storage", "state_dir", CFG_PATH, OFF(state_dir), CFG_DEFAULT_STATE_DIR, 0,

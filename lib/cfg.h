@@ -75,6 +75,7 @@ struct cfg {
 	const char *virt_type; /* key "virt_type": "kvm" (default) or "qemu" */
 	int stop_timeout; /* seconds of ACPI shutdown before destroy, 60 */
 	int detach_timeout; /* seconds a live detach waits for the guest, 20 */
+	bool validate_xml; /* define with libvirt's RelaxNG check, false */
 
 	/* [guest] */
 	bool resume_guests_state_on_host_boot; /* start-up starts the

@@ -400,11 +400,16 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	if (rc == 0) {
 		struct node_limits nl;
 
+		/* The building row's commit is not synced: the final state's
+		 * commit below is, before the answer, and syncs the WAL that
+		 * holds both (a kill -9 loses neither; see store_lazy_next) */
+		store_lazy_next(s, true);
 		if (c->node_limits && c->node_limits(c->node_limits_arg, &nl))
 			rc = store_instance_claim(
 			    s, inst, request_digest, &nl, e);
 		else
 			rc = store_instance_create(s, inst, request_digest, e);
+		store_lazy_next(s, false);
 	}
 	(void)pthread_mutex_unlock(&c->tomb_lock);
 	if (rc < 0)
@@ -471,21 +476,23 @@ out:
  * to deleting only from the state read, so a create's last step cannot
  * overwrite it. Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN, -EIO. */
 static int
-delete_instance(struct compute *c, struct store *s, const char *uuid,
+delete_read(struct compute *c, struct store *s, const struct instance *inst,
     bool tombstone, struct err *e)
 {
-	_cleanup_(instance_freep) struct instance *inst = NULL;
+	const char *uuid = inst->uuid;
 	int rc;
 
-	if ((rc = store_instance_get(s, uuid, &inst, e)) < 0)
-		return rc;
 	if (inst->state == INSTANCE_BUILDING)
 		return err_set(e, -EBUSY,
 		    "instance %s is building: delete it once its create "
 		    "has answered",
 		    uuid);
-	if ((rc = store_instance_cas_state(
-		 s, uuid, inst->state, INSTANCE_DELETING, e)) < 0)
+	/* not synced: the row's delete (or roll-back) below is */
+	store_lazy_next(s, true);
+	rc = store_instance_cas_state(
+	    s, uuid, inst->state, INSTANCE_DELETING, e);
+	store_lazy_next(s, false);
+	if (rc < 0)
 		return rc;
 	if ((rc = undefine_own(c, uuid, e)) < 0 ||
 	    (rc = virt_delete_disks(c->virt, uuid, e)) < 0)
@@ -496,6 +503,25 @@ delete_instance(struct compute *c, struct store *s, const char *uuid,
 	if (rc == -ENOENT) /* a concurrent delete finished first */
 		err_clear(e);
 	return rc == -ENOENT ? 0 : rc;
+}
+
+static int
+delete_instance(struct compute *c, struct store *s, const char *uuid,
+    bool tombstone, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	int rc;
+
+	if ((rc = store_instance_get(s, uuid, &inst, e)) < 0)
+		return rc;
+	return delete_read(c, s, inst, tombstone, e);
+}
+
+int
+compute_delete_read(struct compute *c, struct store *s,
+    const struct instance *inst, struct err *e)
+{
+	return delete_read(c, s, inst, false, e);
 }
 
 int

@@ -128,6 +128,11 @@ int compute_check_volumes(
  */
 int compute_delete(
     struct compute *c, struct store *s, const char *uuid, struct err *e);
+/* compute_delete of inst as the caller has just read it (the API, which
+ * read it for If-Match): no second read of the row; a change since that
+ * read makes the state's compare-and-set fail, -EBUSY. */
+int compute_delete_read(struct compute *c, struct store *s,
+    const struct instance *inst, struct err *e);
 
 enum compute_action {
 	COMPUTE_START = 0,

@@ -41,6 +41,9 @@ struct store {
 				   say caused them (store_set_cause) */
 	bool ev_pending; /* the open transaction wrote an event row */
 	bool ev_armed; /* the event triggers are made (events_arm) */
+	bool sync_normal; /* the synchronous setting opened with */
+	bool lazy_next; /* store_lazy_next: the next commit is not synced */
+	bool lazy_on; /* synchronous=NORMAL for the write under way */
 };
 
 /* Called after every commit that wrote event rows (store_event_hook_set):
@@ -274,6 +277,34 @@ wlock_drop(struct store *s)
 	(void)pthread_mutex_unlock(&store_write_lock);
 }
 
+/* Before a write (its transaction, or a write statement of its own)
+ * under the write lock: with store_lazy_next set, synchronous=NORMAL
+ * until lazy_end (SQLite refuses to change it inside a transaction). */
+static void
+lazy_begin(struct store *s)
+{
+	static const char sql[] = "PRAGMA synchronous = NORMAL";
+
+	if (!s->lazy_next || s->sync_normal || !s->wlock ||
+	    !sqlite3_get_autocommit(s->db))
+		return;
+	s->lazy_next = false;
+	if (store_exec(s, sql, NULL) == 0)
+		s->lazy_on = true;
+}
+
+/* After that write's commit or roll-back: synchronous=FULL again. */
+static void
+lazy_end(struct store *s)
+{
+	static const char sql[] = "PRAGMA synchronous = FULL";
+
+	if (!s->lazy_on || !sqlite3_get_autocommit(s->db))
+		return;
+	s->lazy_on = false;
+	(void)store_exec(s, sql, NULL);
+}
+
 /* sqlite3_step, with the process's write lock held around a write that
  * runs outside a transaction (its implicit transaction commits before
  * sqlite3_step returns SQLITE_DONE). Reads, and statements inside a
@@ -285,10 +316,15 @@ store_step(struct store *s, sqlite3_stmt *q)
 	    sqlite3_get_autocommit(s->db);
 	int rc;
 
-	if (take)
+	if (take) {
 		wlock_take(s);
+		lazy_begin(s);
+	}
 	rc = sqlite3_step(q);
 	if (take) {
+		/* a statement still returning rows (RETURNING) commits at
+		 * its reset, then synced: the safe side */
+		lazy_end(s);
 		/* committed (or failed) before the lock is dropped, so the
 		 * hook runs in commit order */
 		if (rc == SQLITE_DONE)
@@ -312,8 +348,11 @@ tx_begin(struct store *s, bool immediate, struct err *e)
 	if (!immediate)
 		return store_exec(s, sql_deferred, e);
 	wlock_take(s);
-	if ((rc = store_exec(s, sql_immediate, e)) < 0)
+	lazy_begin(s);
+	if ((rc = store_exec(s, sql_immediate, e)) < 0) {
+		lazy_end(s);
 		wlock_drop(s);
+	}
 	return rc;
 }
 
@@ -322,6 +361,8 @@ tx_commit(struct store *s, struct err *e)
 {
 	static const char sql[] = "COMMIT";
 	int rc = store_exec(s, sql, e);
+
+	lazy_end(s);
 
 	/* a failed COMMIT may leave the transaction open: tx_rollbackp
 	 * ends it and drops the lock */
@@ -346,6 +387,7 @@ tx_rollbackp(struct store **p)
 	if (!sqlite3_get_autocommit((*p)->db))
 		(void)store_exec(*p, sql, NULL);
 	(*p)->ev_pending = false;
+	lazy_end(*p);
 	wlock_drop(*p);
 }
 
@@ -357,6 +399,13 @@ check_uuid(const char *what, const char *u, struct err *e)
 		    "%s '%.40s' is not a lower-case canonical UUID", what,
 		    u ? u : "");
 	return 0;
+}
+
+/* The next commit unsynced. See store.h. */
+void
+store_lazy_next(struct store *s, bool on)
+{
+	s->lazy_next = on && !s->sync_normal;
 }
 
 /* Copies a text column (NULL stays NULL). */
@@ -937,6 +986,7 @@ store_open(const char *path, const struct store_opts *o, struct store **ret,
 		goto out;
 	if ((rc = store_exec(s, o->sync_normal ? sql_normal : sql_full, e)) < 0)
 		goto out;
+	s->sync_normal = o->sync_normal;
 	/* No mmap: each connection (one per request thread) mapped the file
 	 * on its own, and every page a list walk touched counted in RSS once
 	 * per mapping (10,000 instances are a 14 MB file: up to 14 MB per

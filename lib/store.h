@@ -256,6 +256,19 @@ int store_instance_cas_state(struct store *s, const char *uuid,
 int store_instance_delete(struct store *s, const char *uuid, struct err *e);
 
 /*
+ * on: the next commit of this connection (a transaction's, or a write
+ * statement's own) is lazy: synchronous=NORMAL, so it is not synced. It
+ * is durable against a crash of the process (kill -9) at once, and
+ * against a crash of the machine once any later synced commit syncs the
+ * WAL, which holds it. Only for a commit that no answer rests on and that
+ * a synced commit follows before the answer: a create's building row
+ * (its final state is synced), a delete's state deleting (its row's
+ * delete is synced). off: cancels it if no commit came (call it after the
+ * call that was meant to commit, whatever it returned).
+ */
+void store_lazy_next(struct store *s, bool on);
+
+/*
  * Tombstones: the uuids of builds compute rolled back (or failed creates
  * it could not finish undoing), kept so later sweeps remove whatever
  * libvirtd finishes making for them afterwards. On a database below

@@ -21,12 +21,8 @@
  * connection's generation: its idle connections are closed, busy ones as
  * their calls give them back. Then one thread at a time reopens, at most
  * once per reconnect interval; the others fail fast with -EAGAIN.
- * Storage: a transient `dir` pool "hyperlet-<uuid>" on the instance
- * directory lives for the duration of one call, which keeps libvirt's pool
- * list short on a node with thousands of instances. The uuid's storage
- * lock (one of VIRT_STORAGE_LOCKS) makes calls on one instance one at a
- * time, so two threads never share or destroy the same pool, while other
- * instances' disks are made in parallel.
+ * Local disks are files hyperlet writes itself (lib/localdisk.c): no
+ * storage pool, no libvirt call.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -44,14 +40,11 @@
 #include <libvirt/virterror.h>
 
 #include "domxml.h"
+#include "localdisk.h"
 #include "virt.h"
 #include "xwriter.h"
 
-#define VIRT_POOL_PREFIX "hyperlet-"
-#define VIRT_GIB (UINT64_C(1) << 30)
-#define VIRT_MIB (UINT64_C(1) << 20)
 #define VIRT_POLL_MS 50
-#define VIRT_STORAGE_LOCKS 64
 #define VIRT_DETACH_POLL_MS 200
 /* idle connections kept per struct virt (about the request threads that
  * call libvirt at once) */
@@ -65,6 +58,7 @@ struct virt {
 	int keepalive_interval_s; /* 0: no keepalive */
 	unsigned int keepalive_count;
 	int detach_timeout_ms;
+	bool validate_xml;
 
 	/* Guarded by virt_conns_lock (with the connections' list): */
 	bool connecting; /* a thread reopens after a drop */
@@ -79,10 +73,6 @@ struct virt {
 	uint64_t reconnects;
 	bool alive; /* the health state, and since when (util_now_ms) */
 	int64_t alive_since_ms;
-
-	/* one transient pool call per instance at a time: the lock of a
-	 * uuid is virt_storage_lock(v, uuid) */
-	pthread_mutex_t storage_locks[VIRT_STORAGE_LOCKS];
 
 	/* The event connection (virt_watch): its own, used by no call, so
 	 * its callbacks never wait behind one. watch_lock guards the
@@ -870,8 +860,6 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	v = calloc(1, sizeof(*v));
 	if (v == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
-		pthread_mutex_init(&v->storage_locks[i], NULL);
 	virt_watch_init(v);
 	v->uri = strdup(o->uri ? o->uri : VIRT_URI_DEFAULT);
 	v->virt_type = strdup(type);
@@ -883,6 +871,7 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 	v->keepalive_interval_s =
 	    o->keepalive_interval_s ? o->keepalive_interval_s : 5;
 	v->keepalive_count = o->keepalive_count ? o->keepalive_count : 3;
+	v->validate_xml = o->validate_xml;
 	v->detach_timeout_ms = o->detach_timeout_ms ? o->detach_timeout_ms
 						    : VIRT_DETACH_TIMEOUT_MS;
 	v->alive_since_ms = util_now_ms();
@@ -926,8 +915,6 @@ virt_close(struct virt *v)
 		return NULL;
 	virt_unwatch(v);
 	virt_close_conns(v);
-	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
-		pthread_mutex_destroy(&v->storage_locks[i]);
 	pthread_mutex_destroy(&v->watch_lock);
 	pthread_mutex_destroy(&v->removed_lock);
 	pthread_cond_destroy(&v->removed_cond);
@@ -1007,317 +994,34 @@ virt_reconnects(const struct virt *v)
 	return __atomic_load_n(&v->reconnects, __ATOMIC_RELAXED);
 }
 
-/* --- storage --------------------------------------------------------- */
+/* --- local disks -------------------------------------------------------- */
 
-/* The lock of an instance's transient pool (FNV-1a of its uuid). */
-static pthread_mutex_t *
-virt_storage_lock(struct virt *v, const char *uuid)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *uuid; uuid++)
-		h = (h ^ (unsigned char)*uuid) * 16777619u;
-	return &v->storage_locks[h % VIRT_STORAGE_LOCKS];
-}
-
-static int
-virt_pool_xml(const char *name, const char *dir, char **ret, struct err *e)
-{
-	_cleanup_(xwriter_freep) struct xwriter *w = xwriter_new();
-
-	if (w == NULL)
-		return err_set(e, -ENOMEM, "out of memory");
-	xwriter_start(w, "pool");
-	xwriter_attr(w, "type", "dir");
-	xwriter_element_text(w, "name", name);
-	xwriter_start(w, "target");
-	xwriter_element_text(w, "path", dir);
-	xwriter_end(w);
-	xwriter_end(w);
-	return xwriter_finish(w, ret, e);
-}
-
-/* A qcow2 volume of capacity bytes, backed by backing (format
- * backing_format) when backing is not NULL. */
-static int
-virt_vol_xml(const char *name, uint64_t capacity, const char *backing,
-    const char *backing_format, char **ret, struct err *e)
-{
-	_cleanup_(xwriter_freep) struct xwriter *w = xwriter_new();
-
-	if (w == NULL)
-		return err_set(e, -ENOMEM, "out of memory");
-	xwriter_start(w, "volume");
-	xwriter_element_text(w, "name", name);
-	xwriter_start(w, "capacity");
-	xwriter_attr(w, "unit", "bytes");
-	{
-		char num[32];
-
-		(void)snprintf(num, sizeof(num), "%" PRIu64, capacity);
-		xwriter_text(w, num);
-	}
-	xwriter_end(w);
-	xwriter_start(w, "target");
-	xwriter_start(w, "format");
-	xwriter_attr(w, "type", "qcow2");
-	xwriter_end(w);
-	/* qcow2 v3, as qemu-img makes by default (libvirt would pick 0.10) */
-	xwriter_element_text(w, "compat", "1.1");
-	xwriter_end(w);
-	if (backing) {
-		xwriter_start(w, "backingStore");
-		xwriter_element_text(w, "path", backing);
-		xwriter_start(w, "format");
-		xwriter_attr(w, "type", backing_format);
-		xwriter_end(w);
-		xwriter_end(w);
-	}
-	xwriter_end(w);
-	return xwriter_finish(w, ret, e);
-}
-
-/*
- * Starts the transient pool on the instance directory of uuid (making the
- * directory first when mkdir_it) and returns it. A pool of that name left
- * active by an earlier process is taken over. Call with the uuid's storage
- * lock held; virt_pool_close ends it.
- * The pool is created first and looked up only when that fails: almost
- * every call finds no pool (the last one destroyed it), so a lookup
- * first was an RPC that failed on every create and delete.
- */
-static int
-virt_pool_open(struct virt *v, virConnectPtr c, const char *uuid, bool mkdir_it,
-    virStoragePoolPtr *ret, struct err *e)
-{
-	_cleanup_free_ char *dir = NULL, *xml = NULL;
-	char name[sizeof(VIRT_POOL_PREFIX) + UUID_STR_LEN];
-	virStoragePoolPtr p;
-	int r;
-
-	if ((r = virt_instance_dir(v, uuid, &dir, e)) < 0)
-		return r;
-	if (mkdir_it && mkdir(dir, 0755) < 0 && errno != EEXIST)
-		return err_set(e, -errno, "mkdir %s: %s", dir, strerror(errno));
-	(void)snprintf(name, sizeof(name), "%s%s", VIRT_POOL_PREFIX, uuid);
-	if ((r = virt_pool_xml(name, dir, &xml, e)) < 0)
-		return r;
-	p = virStoragePoolCreateXML(c, xml, 0);
-	if (p) {
-		*ret = p;
-		return 0;
-	}
-	/* the create's error is the one to report if there is no pool */
-	if ((r = virt_fail(v, c, e, "storage pool create")) == -EAGAIN)
-		return r;
-	p = virStoragePoolLookupByName(c, name);
-	if (p) {
-		err_clear(e);
-		if (virStoragePoolIsActive(p) != 1 &&
-		    virStoragePoolCreate(p, 0) < 0) {
-			r = virt_fail(v, c, e, "storage pool start");
-			(void)virStoragePoolFree(p);
-			return r;
-		}
-		if (virStoragePoolRefresh(p, 0) < 0) {
-			r = virt_fail(v, c, e, "storage pool refresh");
-			(void)virStoragePoolFree(p);
-			return r;
-		}
-		*ret = p;
-		return 0;
-	}
-	if (virt_last_code() != VIR_ERR_NO_STORAGE_POOL) {
-		err_clear(e);
-		return virt_fail(v, c, e, "storage pool lookup");
-	}
-	return r;
-}
-
-/* Ends a transient pool (destroying it forgets it) and frees it. */
-static void
-virt_pool_close(virStoragePoolPtr p)
-{
-	if (p == NULL)
-		return;
-	(void)virStoragePoolDestroy(p);
-	(void)virStoragePoolFree(p);
-}
-
-static void
-virt_pool_closep(virStoragePoolPtr *p)
-{
-	virt_pool_close(*p);
-	*p = NULL;
-}
-
-static int
-virt_vol_create(struct virt *v, virConnectPtr c, virStoragePoolPtr p,
-    const char *name, uint64_t capacity, const char *backing,
-    const char *backing_format, virStorageVolPtr *ret, struct err *e)
-{
-	_cleanup_free_ char *xml = NULL;
-	virStorageVolPtr vol;
-	char what[64];
-	int r;
-
-	if ((r = virt_vol_xml(
-		 name, capacity, backing, backing_format, &xml, e)) < 0)
-		return r;
-	vol = virStorageVolCreateXML(p, xml, 0);
-	if (vol == NULL) {
-		(void)snprintf(what, sizeof(what), "create volume %s", name);
-		return virt_fail(v, c, e, what);
-	}
-	*ret = vol;
-	return 0;
-}
-
-/* Creates the instance's local disks. See virt.h. */
+/* The instance's local disks, in process (lib/localdisk.c): no storage
+ * pool, no libvirt call. See virt.h. */
 int
 virt_create_disks(struct virt *v, const struct instance *inst,
     const struct blockinfo *bi, const char *base_path, const char *base_format,
     uint64_t base_virtual_size, struct err *e)
 {
-	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
-	_cleanup_(virt_pool_closep) virStoragePoolPtr p = NULL;
-	virStorageVolPtr made[2 + bi->n_ephemerals];
-	size_t n_made = 0, i;
-	uint64_t root_size = 0;
-	int r = 0;
+	_cleanup_free_ char *dir = NULL;
+	int r;
 
-	if ((r = virt_check_uuid(inst->uuid, e)) < 0)
+	if ((r = virt_instance_dir(v, inst->uuid, &dir, e)) < 0)
 		return r;
-	if (bi->local_root) {
-		if (base_path == NULL || !util_path_valid(base_path))
-			return err_set(e, -EINVAL,
-			    "base image path '%s' is not a normalised "
-			    "absolute path",
-			    base_path ? base_path : "(null)");
-		if (base_format == NULL ||
-		    (!STREQ(base_format, "raw") &&
-			!STREQ(base_format, "qcow2") &&
-			!STREQ(base_format, "iso")))
-			return err_set(e, -EINVAL,
-			    "base image format '%s': expected raw, qcow2 or iso",
-			    base_format ? base_format : "(null)");
-		if (access(base_path, R_OK) < 0)
-			return err_set(e, -EINVAL, "base image %s: %s",
-			    base_path, strerror(errno));
-		if (inst->flavor.root_gb < 0 ||
-		    (uint64_t)inst->flavor.root_gb > UINT64_MAX / VIRT_GIB)
-			return err_set(e, -EINVAL,
-			    "root_gb %" PRId64 " out of range",
-			    inst->flavor.root_gb);
-		root_size = (uint64_t)inst->flavor.root_gb * VIRT_GIB;
-		if (root_size == 0)
-			root_size = base_virtual_size;
-		if (root_size == 0)
-			return err_set(e, -EINVAL,
-			    "root disk size unknown: root_gb 0 and no "
-			    "image size");
-		if (root_size < base_virtual_size)
-			return err_set(e, -EINVAL,
-			    "root disk of %" PRId64 " GiB is smaller than the "
-			    "image (%" PRIu64 " bytes)",
-			    inst->flavor.root_gb, base_virtual_size);
-	}
-	for (i = 0; i < bi->n_ephemerals; i++)
-		if (bi->ephemerals[i]->size <= 0 ||
-		    (uint64_t)bi->ephemerals[i]->size > UINT64_MAX / VIRT_GIB)
-			return err_set(e, -EINVAL,
-			    "%s: size %" PRId64 " GiB out of range",
-			    bi->ephemerals[i]->name, bi->ephemerals[i]->size);
-	if (bi->swap &&
-	    (bi->swap->size <= 0 ||
-		(uint64_t)bi->swap->size > UINT64_MAX / VIRT_MIB))
-		return err_set(e, -EINVAL,
-		    "disk.swap: size %" PRId64 " MiB out of range",
-		    bi->swap->size);
-	if (!bi->local_root && bi->n_ephemerals == 0 && !bi->swap)
-		return 0;
-
-	if ((r = virt_conn_get(v, &c, e)) < 0)
-		return r;
-	pthread_mutex_lock(virt_storage_lock(v, inst->uuid));
-	r = virt_pool_open(v, c, inst->uuid, true, &p, e);
-	if (r >= 0 && bi->local_root) {
-		r = virt_vol_create(v, c, p, bi->local_root->name, root_size,
-		    base_path, STREQ(base_format, "iso") ? "raw" : base_format,
-		    &made[n_made], e);
-		n_made += r >= 0;
-	}
-	for (i = 0; r >= 0 && i < bi->n_ephemerals; i++) {
-		const struct blockinfo_disk *d = bi->ephemerals[i];
-
-		r = virt_vol_create(v, c, p, d->name,
-		    (uint64_t)d->size * VIRT_GIB, NULL, NULL, &made[n_made], e);
-		n_made += r >= 0;
-	}
-	if (r >= 0 && bi->swap) {
-		r = virt_vol_create(v, c, p, bi->swap->name,
-		    (uint64_t)bi->swap->size * VIRT_MIB, NULL, NULL,
-		    &made[n_made], e);
-		n_made += r >= 0;
-	}
-	for (i = 0; i < n_made; i++) {
-		if (r < 0)
-			(void)virStorageVolDelete(made[i], 0);
-		(void)virStorageVolFree(made[i]);
-	}
-	virt_pool_closep(&p);
-	pthread_mutex_unlock(virt_storage_lock(v, inst->uuid));
-	return r < 0 ? r : 0;
+	return localdisk_create(
+	    dir, inst, bi, base_path, base_format, base_virtual_size, e);
 }
 
-static int
-virt_delete_disks_locked(struct virt *v, virConnectPtr c, const char *uuid,
-    const char *dir, struct err *e)
-{
-	_cleanup_(virt_pool_closep) virStoragePoolPtr p = NULL;
-	virStorageVolPtr *vols = NULL;
-	int n, i, r;
-
-	if ((r = virt_pool_open(v, c, uuid, false, &p, e)) < 0)
-		return r;
-	n = virStoragePoolListAllVolumes(p, &vols, 0);
-	if (n < 0)
-		return virt_fail(v, c, e, "list volumes");
-	r = 0;
-	for (i = 0; i < n; i++) {
-		if (r >= 0 && virStorageVolDelete(vols[i], 0) < 0 &&
-		    virt_last_code() != VIR_ERR_NO_STORAGE_VOL)
-			r = virt_fail(v, c, e, "delete volume");
-		(void)virStorageVolFree(vols[i]);
-	}
-	free(vols);
-	if (r < 0)
-		return r;
-	virt_pool_closep(&p);
-	if (rmdir(dir) < 0 && errno != ENOENT)
-		return err_set(e, -EIO, "rmdir %s: %s", dir, strerror(errno));
-	return 0;
-}
-
-/* Deletes the instance's local disks and directory. See virt.h. */
+/* Removes the instance directory with its disks. See virt.h. */
 int
 virt_delete_disks(struct virt *v, const char *instance_uuid, struct err *e)
 {
-	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
 	_cleanup_free_ char *dir = NULL;
-	struct stat st;
 	int r;
 
 	if ((r = virt_instance_dir(v, instance_uuid, &dir, e)) < 0)
 		return r;
-	if (stat(dir, &st) < 0 && errno == ENOENT)
-		return 0;
-	if ((r = virt_conn_get(v, &c, e)) < 0)
-		return r;
-	pthread_mutex_lock(virt_storage_lock(v, instance_uuid));
-	r = virt_delete_disks_locked(v, c, instance_uuid, dir, e);
-	pthread_mutex_unlock(virt_storage_lock(v, instance_uuid));
-	return r;
+	return localdisk_delete(dir, e);
 }
 
 /* --- domains --------------------------------------------------------- */
@@ -1334,7 +1038,8 @@ virt_define(struct virt *v, const char *xml, struct err *e)
 		return err_set(e, -EINVAL, "no domain XML");
 	if ((r = virt_conn_get(v, &c, e)) < 0)
 		return r;
-	d = virDomainDefineXMLFlags(c, xml, VIR_DOMAIN_DEFINE_VALIDATE);
+	d = virDomainDefineXMLFlags(
+	    c, xml, v->validate_xml ? VIR_DOMAIN_DEFINE_VALIDATE : 0);
 	if (d == NULL)
 		return virt_fail(v, c, e, "define");
 	(void)virDomainFree(d);

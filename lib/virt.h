@@ -53,6 +53,11 @@ struct virt_opts {
 	/* live detach: how long to wait for the guest to release the
 	 * disk; 0: VIRT_DETACH_TIMEOUT_MS */
 	int detach_timeout_ms;
+	/* define with VIR_DOMAIN_DEFINE_VALIDATE (libvirt's RelaxNG check,
+	 * ~9 ms of libvirtd CPU per define); off by default: the test suite
+	 * validates every domain shape hyperlet writes (golden domains,
+	 * fuzz_xml) */
+	bool validate_xml;
 };
 
 /*
@@ -95,26 +100,28 @@ uint64_t virt_reconnects(const struct virt *v);
 
 /*
  * Creates the local disks of bi in <instances_path>/<inst->uuid>/ (the
- * directory is made if missing): `disk` as a qcow2 overlay on base_path
- * (format base_format, "raw" or "qcow2") of root_gb GiB, or of
+ * directory is made if missing), in process with no libvirt call
+ * (localdisk_create, on every driver): `disk` as a qcow2 overlay on
+ * base_path (format base_format, "raw" or "qcow2") of root_gb GiB, or of
  * base_virtual_size bytes when root_gb is 0; `disk.eph<N>` (GiB) and
- * `disk.swap` (MiB) as blank qcow2 volumes of their BDM's size. base_path
+ * `disk.swap` (MiB) as blank qcow2 files of their BDM's size. base_path
  * may be NULL when bi has no local_root. The config drive is not created
- * here. On failure the volumes this call made are deleted again. Returns
+ * here. On failure the files this call made are removed again. Returns
  * 0, -EINVAL (root smaller than the image, missing base), -EEXIST (a
- * volume already exists), -EAGAIN, -EIO.
+ * disk already exists), -EIO.
  */
 int virt_create_disks(struct virt *v, const struct instance *inst,
     const struct blockinfo *bi, const char *base_path, const char *base_format,
     uint64_t base_virtual_size, struct err *e);
 
-/* Deletes every volume in the instance directory and the directory itself.
- * Idempotent: a missing directory is success. Returns 0, -EINVAL, -EAGAIN,
- * -EIO. */
+/* Deletes every file in the instance directory and the directory itself
+ * (localdisk_delete; no libvirt call). Idempotent: a missing directory is
+ * success. Returns 0, -EINVAL, -EIO. */
 int virt_delete_disks(struct virt *v, const char *instance_uuid, struct err *e);
 
-/* Defines (or redefines, same uuid) a persistent domain from xml with
- * VIR_DOMAIN_DEFINE_VALIDATE. Returns 0, -EEXIST (name taken by another
+/* Defines (or redefines, same uuid) a persistent domain from xml, with
+ * VIR_DOMAIN_DEFINE_VALIDATE when opened with validate_xml (without it
+ * libvirt drops XML it does not know silently). Returns 0, -EEXIST (name taken by another
  * uuid), -EAGAIN, -EIO (XML refused; libvirt's message in e). */
 int virt_define(struct virt *v, const char *xml, struct err *e);
 

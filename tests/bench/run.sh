@@ -1,8 +1,10 @@
 #!/bin/sh
 # The driver of `make bench`: starts the real hyperletd on a free port and a
 # temporary state dir, measures create/delete throughput and latency at
-# concurrency 1, 8 and 32 against the floor (tests/bench/bench_floor: one
-# SQLite transaction + virDomainDefineXML, nothing else), list pages over
+# concurrency 1, 8 and 32 against the fair floor (tests/bench/bench_floord:
+# an HTTP daemon doing only a create's unavoidable work through the same
+# libvirt: JSON, one SQLite transaction, the three local disk files made in
+# process, the define; and a delete's), list pages over
 # 10,000 instances, memory and start-up, and prints one line per figure
 # ("name value unit", the median of BENCH_RUNS runs) and a summary table.
 # Not a test: it never fails on a slow figure, only on a broken run.
@@ -36,6 +38,7 @@ NURI=${BENCH_URI_N:-100}
 HYPERLETD=${HYPERLETD:-$B/daemon/hyperletd}
 LOADGEN=$B/tests/bench/bench_loadgen
 FLOOR=$B/tests/bench/bench_floor
+FLOORD=$B/tests/bench/bench_floord
 STARTFLOOR=$B/tests/bench/bench_startfloor
 HOLD=$B/tests/bench/bench_hold
 
@@ -48,6 +51,7 @@ lvd="" # the private libvirtd's dir, when this script started it
 cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "$hold" ] && kill "$hold" 2>/dev/null && wait "$hold" 2>/dev/null
+	[ -n "${fpid:-}" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
 	[ -n "$lvd" ] && "$S/tests/libvirtd/stop.sh" "$lvd"
 	rm -rf "$tmp"
 }
@@ -110,7 +114,7 @@ rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
 # cpu_ticks: hyperletd's user + system CPU time so far, in clock ticks
 # (fields 14 and 15 of /proc/PID/stat; the name in field 2 has no spaces).
 HZ=$(getconf CLK_TCK)
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${1:-$pid}/stat"; }
 
 figure() { echo "$1 $2 $3" >>"$raw"; }
 
@@ -178,32 +182,73 @@ domain_xml() {
 	curl -sf -o /dev/null -X DELETE "$base$loc" || true
 }
 
-# create_figures LABEL URI VIRT_TYPE: hyperlet and the floor, interleaved,
-# RUNS times at each concurrency.
+# floord_start STATE_DIR URI LABEL: the fair floor (tests/bench/bench_floord,
+# an HTTP daemon doing only a create's and a delete's unavoidable work:
+# JSON, one SQLite FULL transaction, the three local disks made in process,
+# the define without validation; see its header) on a free port, with
+# hyperlet's domain XML, instances directory and base image; sets $fpid
+# and $fbase.
+floord_start() {
+	fport=$(free_port)
+	fbase=http://127.0.0.1:$fport
+	rm -f "$tmp/floor-$3.db"*
+	rm -f "$tmp/floord.ready"
+	"$FLOORD" "$fport" "$tmp/floor-$3.db" "$2" "$tmp/domain-$3.xml" \
+	    "$1/instances" "$1/images/$img" raw >"$tmp/floord.ready" \
+	    2>>"$tmp/floord.log" &
+	fpid=$!
+	until [ -s "$tmp/floord.ready" ]; do
+		kill -0 "$fpid" 2>/dev/null ||
+		    { log "bench_floord failed: $(tail -1 "$tmp/floord.log")"; exit 1; }
+		sleep 0.01
+	done
+}
+
+floord_stop() {
+	kill "$fpid"
+	wait "$fpid" || true
+	fpid=""
+}
+
+# create_run PID BASE PREFIX C: n creates (then their deletes) at
+# concurrency C against the daemon at BASE (pid PID), its figures
+# prefixed with PREFIX, and its CPU time per create and its delete (from
+# /proc: steadier than req/s on a shared machine).
+create_run() {
+	t0=$(cpu_ticks "$1")
+	"$LOADGEN" create "$2" "$tmp/body.json" "$n" "$4" "${label}_c$4" |
+	    sed "s/^/$3/" >>"$raw"
+	figure "$3create_${label}_c$4_cpu" "$(awk -v a="$t0" \
+	    -v b="$(cpu_ticks "$1")" -v n="$n" -v hz="$HZ" \
+	    'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
+}
+
+# create_figures LABEL URI VIRT_TYPE N: hyperlet and the floor, interleaved,
+# RUNS times at each concurrency, each driven by bench_loadgen.
 create_figures() {
 	label=$1
 	n=$4
 	start_daemon "$tmp/state-$label" "$2" "$3"
 	upload_image
 	domain_xml "$tmp/domain-$label.xml"
+	floord_start "$tmp/state-$label" "$2" "$label"
 	for r in $(seq "$RUNS"); do
 		for c in 1 8 32; do
 			log "$label run $r/$RUNS: $n creates at concurrency $c"
-			t0=$(cpu_ticks)
-			"$LOADGEN" create "$base" "$tmp/body.json" "$n" "$c" \
-			    "${label}_c$c" >>"$raw"
-			# hyperletd's CPU time per create and its delete
-			# (the loadgen deletes what it created; the floor
-			# counts its own the same way): steadier than req/s
-			# on a shared machine
-			figure "create_${label}_c${c}_cpu" "$(awk -v a="$t0" \
-			    -v b="$(cpu_ticks)" -v n="$n" -v hz="$HZ" \
-			    'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
-			rm -f "$tmp/floor-$label.db"*
-			"$FLOOR" "$tmp/floor-$label.db" "$2" \
-			    "$tmp/domain-$label.xml" "$n" "$c" "${label}_c$c" >>"$raw"
+			# who goes first alternates: each run's deletes leave
+			# inodes that make the next run's file creates dearer
+			# (ext4 without a journal skips recently deleted
+			# inodes when it allocates)
+			if [ $((r % 2)) = 1 ]; then
+				create_run "$pid" "$base" "" "$c"
+				create_run "$fpid" "$fbase" floor_ "$c"
+			else
+				create_run "$fpid" "$fbase" floor_ "$c"
+				create_run "$pid" "$base" "" "$c"
+			fi
 		done
 	done
+	floord_stop
 	stop_daemon
 }
 
