@@ -463,10 +463,10 @@ nic_json_parse_nic(
 			if (r > 0 &&
 			    (n->network[0] == '\0' ||
 				util_utf8_chars(n->network) > NIC_NETWORK_MAX ||
-				strchr(n->network, '/') != NULL))
+				strpbrk(n->network, "/\t\r\n") != NULL))
 				r = fail(prefix, key, e,
 				    "expected a libvirt network name (1..255 "
-				    "characters, no '/')");
+				    "characters on one line, no '/')");
 			break;
 		case NK_PORT_ID:
 			r = jfield_value_str(

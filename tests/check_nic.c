@@ -250,6 +250,8 @@ START_TEST(test_every_rule_refuses_naming_its_field)
 	    -EINVAL, "networks[1].ips[0].gateway");
 	refused(NET("\"bridge\": \"br0\", \"dns\": [\"dns.example\"]"), -EINVAL,
 	    "networks[1].dns[0]");
+	refused(NET("\"network\": \"a\\nb\""), -EINVAL, "networks[1].network");
+	refused(NET("\"network\": \"a/b\""), -EINVAL, "networks[1].network");
 	refused(NET("\"bridge\": \"br0\", \"vlan\": 5"), -EINVAL,
 	    "networks[1].vlan");
 	refused(", \"networks\": [{\"bridge\": \"br0\", \"mac\": "
