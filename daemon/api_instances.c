@@ -645,9 +645,20 @@ create(
 	if ((rc = apply_images(r, s, inst, e)) < 0 ||
 	    (rc = bdm_instance_prepare(inst, &r->h->cfg->limits, e)) < 0 ||
 	    (rc = nic_json_prepare(&inst->guest, inst->name, inst->uuid, e)) <
-		0 ||
-	    (rc = compute_create(r->h->compute, s, inst, digest, NULL, e)) <
 		0) {
+		api_images_unlock(r);
+		return rc;
+	}
+	/* a drawn MAC another NIC of the node has (24 random bits): draw
+	 * again, as Nova does */
+	for (int tries = 0;; tries++) {
+		rc = compute_create(r->h->compute, s, inst, digest, NULL, e);
+		if (rc != -EEXIST || tries == 4 ||
+		    !nic_json_redraw_mac(&inst->guest, e->field))
+			break;
+		err_clear(e);
+	}
+	if (rc < 0) {
 		api_images_unlock(r);
 		return rc;
 	}
@@ -955,9 +966,20 @@ api_instance_interface_attach(struct api_req *r)
 	    check_if_match(r, inst, &e) < 0)
 		goto fail;
 	inst = instance_free(inst);
-	if (compute_attach_interface(
-		r->h->compute, api_store(r, &e), r->id, &n, &inst, &e) < 0)
-		goto fail;
+	for (int tries = 0;; tries++) {
+		int rc = compute_attach_interface(
+		    r->h->compute, api_store(r, &e), r->id, &n, &inst, &e);
+
+		if (rc == 0)
+			break;
+		/* a drawn MAC another NIC of the node has: draw again */
+		if (rc != -EEXIST || tries == 4 || !n.mac_drawn ||
+		    !STREQ(e.field, "mac"))
+			goto fail;
+		err_clear(&e);
+		n.mac[0] = '\0';
+		nic_json_fill(&n);
+	}
 	fill_pci(r, inst);
 	for (size_t i = 0; i < inst->guest.n_nics; i++)
 		if (STREQ(inst->guest.nics[i].port_id, n.port_id))

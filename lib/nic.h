@@ -44,6 +44,8 @@ struct nic {
 	char target_dev[NIC_TARGET_DEV_LEN]; /* "tap" + port_id[0..10] */
 	char *pci_address; /* as libvirt assigned it ("0000:00:05.0"); NULL
 			      when unknown or none */
+	bool mac_drawn; /* request only: mac was drawn, not given (a
+			   collision on the node draws again) */
 };
 
 /* One key of Nova's meta_data `keys`: {"name", "type", "data"}. */

@@ -463,10 +463,10 @@ nic_json_parse_nic(
 			if (r > 0 &&
 			    (n->network[0] == '\0' ||
 				util_utf8_chars(n->network) > NIC_NETWORK_MAX ||
-				strchr(n->network, '/') != NULL))
+				strpbrk(n->network, "/\t\r\n") != NULL))
 				r = fail(prefix, key, e,
 				    "expected a libvirt network name (1..255 "
-				    "characters, no '/')");
+				    "characters on one line, no '/')");
 			break;
 		case NK_PORT_ID:
 			r = jfield_value_str(
@@ -655,6 +655,7 @@ nic_json_fill(struct nic *n)
 		}
 		(void)snprintf(n->mac, NIC_MAC_LEN, "fa:16:3e:%02x:%02x:%02x",
 		    b[0], b[1], b[2]);
+		n->mac_drawn = true;
 	}
 	(void)snprintf(
 	    n->target_dev, NIC_TARGET_DEV_LEN, "tap%.11s", n->port_id);
@@ -755,6 +756,24 @@ nic_json_prepare(
 		}
 	}
 	return 0;
+}
+
+/* See nic_json.h. */
+bool
+nic_json_redraw_mac(struct guest_data *g, const char *field)
+{
+	for (size_t i = 0; i < g->n_nics; i++) {
+		char p[JFIELD_PATH_MAX], q[JFIELD_PATH_MAX];
+
+		jfield_path_index(q, NULL, "networks", i);
+		jfield_path(p, q, "mac");
+		if (field != NULL && STREQ(field, p) && g->nics[i].mac_drawn) {
+			g->nics[i].mac[0] = '\0';
+			nic_json_fill(&g->nics[i]);
+			return true;
+		}
+	}
+	return false;
 }
 
 /* See nic_json.h. */

@@ -10,6 +10,7 @@
 #ifndef HYPERLET_NIC_JSON_H
 #define HYPERLET_NIC_JSON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -66,6 +67,11 @@ int nic_json_prepare(
 /* Draws a port_id (when empty) and a mac (when empty) for n and sets its
  * target_dev ("tap" + the first 11 characters of port_id). */
 void nic_json_fill(struct nic *n);
+
+/* After a create refused -EEXIST naming field ("networks[i].mac"): when
+ * that NIC's MAC was drawn (not given), draws another and returns true
+ * (the create may be tried again); false otherwise. */
+bool nic_json_redraw_mac(struct guest_data *g, const char *field);
 
 /* Nova's sanitize_hostname(name) restricted to an RFC 1123 label (see
  * nic_json.c), into a new string (owned); "" when nothing is left. NULL

@@ -116,8 +116,6 @@ static int fill_missing(struct store *s, struct missing_list *m, struct err *e);
 static int has_guest(struct store *s, struct err *e);
 static int guest_insert_rows(
     struct store *s, int64_t id, const struct guest_data *g, struct err *e);
-static int guest_load(
-    struct store *s, int64_t id, struct guest_data *g, struct err *e);
 static int guest_load_all(struct store *s, struct instance **v,
     const int64_t *ids, size_t n, struct err *e);
 
@@ -1300,8 +1298,7 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
 		return store_err(s, rc, e, "reading the BDMs of %s", uuid);
 	stmt_resetp(&qi);
 	stmt_resetp(&qb);
-	if ((rc = has_guest(s, e)) < 0 ||
-	    (rc > 0 && (rc = guest_load(s, id, &inst->guest, e)) < 0))
+	if ((rc = guest_load_all(s, &inst, &id, 1, e)) < 0)
 		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
@@ -3205,8 +3202,8 @@ guest_insert_rows(
 	return 0;
 }
 
-/* Appends the rows of q (column 0 the key, 1..n its values) to a
- * growing array: helpers of guest_load. */
+/* Grows the array *v of n elements of size bytes by one zeroed element
+ * (guest_load_all's lists are short: one realloc each). */
 static int
 grow(void **v, size_t n, size_t size, struct err *e)
 {
@@ -3219,22 +3216,28 @@ grow(void **v, size_t n, size_t size, struct err *e)
 	return 0;
 }
 
-/* Loads the guest data and NICs of instance row id into g (inside the
- * caller's read transaction). */
-static int
-guest_load(struct store *s, int64_t id, struct guest_data *g, struct err *e)
+/* The index of row id in ids[0..n) (ascending), or -1. */
+static ssize_t
+id_index(const int64_t *ids, size_t n, int64_t id)
 {
-	static const char sql_g[] =
-	    "SELECT hostname, user_data FROM instance_guest"
-	    " WHERE instance_id = ?1";
-	static const char sql_k[] =
-	    "SELECT json_extract(k.value, '$.name'),"
-	    " json_extract(k.value, '$.type'), json_extract(k.value, '$.data')"
-	    " FROM instance_guest g, json_each(g.keys) k"
-	    " WHERE g.instance_id = ?1 ORDER BY k.key";
-	static const char sql_n[] =
-	    "SELECT id, port_id, mac, bridge, network, model, mtu, tag"
-	    " FROM nics WHERE instance_id = ?1 ORDER BY position";
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && ids[lo] == id ? (ssize_t)lo : -1;
+}
+
+/* The addresses (ips) or DNS servers (dns) of NIC row nid into n. */
+static int
+nic_load_lists(
+    struct store *s, int64_t nid, struct nic *n, bool ips, struct err *e)
+{
 	static const char sql_ip[] =
 	    "SELECT json_extract(j.value, '$.address'),"
 	    " json_extract(j.value, '$.gateway')"
@@ -3245,113 +3248,142 @@ guest_load(struct store *s, int64_t id, struct guest_data *g, struct err *e)
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	int rc;
 
-	if ((rc = store_prepare(s, sql_g, &q, e)) < 0)
+	if ((rc = store_prepare(s, ips ? sql_ip : sql_dns, &q, e)) < 0)
 		return rc;
-	sqlite3_bind_int64(q, 1, id);
-	rc = store_step(s, q);
-	if (rc == SQLITE_ROW) {
-		if ((rc = col_strdup(q, 0, &g->hostname, e)) < 0 ||
-		    (rc = col_strdup(q, 1, &g->user_data, e)) < 0)
-			return rc;
-	} else if (rc != SQLITE_DONE)
-		return store_err(s, rc, e, "reading guest data");
-	stmt_resetp(&q);
-	if ((rc = store_prepare(s, sql_k, &q, e)) < 0)
-		return rc;
-	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int64(q, 1, nid);
 	while ((rc = store_step(s, q)) == SQLITE_ROW) {
-		struct guest_key *k;
-
-		if ((rc = grow((void **)&g->keys, g->n_keys, sizeof(*k), e)) <
-		    0)
-			return rc;
-		k = &g->keys[g->n_keys++];
-		if ((rc = col_strdup(q, 0, &k->name, e)) < 0 ||
-		    (rc = col_strdup(q, 1, &k->type, e)) < 0 ||
-		    (rc = col_strdup(q, 2, &k->data, e)) < 0)
-			return rc;
-	}
-	if (rc != SQLITE_DONE)
-		return store_err(s, rc, e, "reading guest keys");
-	stmt_resetp(&q);
-	if ((rc = store_prepare(s, sql_n, &q, e)) < 0)
-		return rc;
-	sqlite3_bind_int64(q, 1, id);
-	while ((rc = store_step(s, q)) == SQLITE_ROW) {
-		_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
-		_cleanup_(stmt_resetp) sqlite3_stmt *qd = NULL;
-		const char *t;
-		int64_t nid = sqlite3_column_int64(q, 0);
-		struct nic *n;
-
-		if ((rc = grow((void **)&g->nics, g->n_nics, sizeof(*n), e)) <
-		    0)
-			return rc;
-		n = &g->nics[g->n_nics++];
-		t = (const char *)sqlite3_column_text(q, 1);
-		if (t == NULL || util_uuid_normalize(t, n->port_id) < 0)
-			return bad_row("NIC port_id", t, e);
-		t = (const char *)sqlite3_column_text(q, 2);
-		if (t == NULL || strlen(t) != 17)
-			return bad_row("NIC mac", t, e);
-		memcpy(n->mac, t, 18);
-		t = (const char *)sqlite3_column_text(q, 5);
-		if (nic_model_from_string(t, &n->model) < 0)
-			return bad_row("NIC model", t, e);
-		n->mtu = sqlite3_column_int(q, 6);
-		if ((rc = col_strdup(q, 3, &n->bridge, e)) < 0 ||
-		    (rc = col_strdup(q, 4, &n->network, e)) < 0 ||
-		    (rc = col_strdup(q, 7, &n->tag, e)) < 0)
-			return rc;
-		(void)snprintf(
-		    n->target_dev, NIC_TARGET_DEV_LEN, "tap%.11s", n->port_id);
-		if ((rc = store_prepare(s, sql_ip, &qi, e)) < 0)
-			return rc;
-		sqlite3_bind_int64(qi, 1, nid);
-		while ((rc = store_step(s, qi)) == SQLITE_ROW) {
+		if (ips) {
 			struct nic_ip *ip;
 
 			if ((rc = grow((void **)&n->ips, n->n_ips, sizeof(*ip),
 				 e)) < 0)
 				return rc;
 			ip = &n->ips[n->n_ips++];
-			if ((rc = col_strdup(qi, 0, &ip->address, e)) < 0 ||
-			    (rc = col_strdup(qi, 1, &ip->gateway, e)) < 0)
+			if ((rc = col_strdup(q, 0, &ip->address, e)) < 0 ||
+			    (rc = col_strdup(q, 1, &ip->gateway, e)) < 0)
 				return rc;
-		}
-		if (rc != SQLITE_DONE)
-			return store_err(s, rc, e, "reading NIC addresses");
-		if ((rc = store_prepare(s, sql_dns, &qd, e)) < 0)
-			return rc;
-		sqlite3_bind_int64(qd, 1, nid);
-		while ((rc = store_step(s, qd)) == SQLITE_ROW) {
+		} else {
 			if ((rc = grow((void **)&n->dns, n->n_dns,
 				 sizeof(*n->dns), e)) < 0)
 				return rc;
-			if ((rc = col_strdup(qd, 0, &n->dns[n->n_dns++], e)) <
-			    0)
+			if ((rc = col_strdup(q, 0, &n->dns[n->n_dns++], e)) < 0)
 				return rc;
 		}
-		if (rc != SQLITE_DONE)
-			return store_err(s, rc, e, "reading NIC DNS servers");
 	}
 	if (rc != SQLITE_DONE)
-		return store_err(s, rc, e, "reading NICs");
+		return store_err(s, rc, e, "reading NIC %s", n->port_id);
 	return 0;
 }
 
-/* Loads guest data for every instance of a list (row ids ids[0..n)). */
+/* One nics row (columns of guest_load_all's sql_n) onto the end of g. */
+static int
+nic_from_row(
+    struct store *s, sqlite3_stmt *q, struct guest_data *g, struct err *e)
+{
+	int64_t nid = sqlite3_column_int64(q, 1);
+	const char *t;
+	struct nic *n;
+	int rc;
+
+	if ((rc = grow((void **)&g->nics, g->n_nics, sizeof(*n), e)) < 0)
+		return rc;
+	n = &g->nics[g->n_nics++];
+	t = (const char *)sqlite3_column_text(q, 2);
+	if (t == NULL || util_uuid_normalize(t, n->port_id) < 0)
+		return bad_row("NIC port_id", t, e);
+	t = (const char *)sqlite3_column_text(q, 3);
+	if (t == NULL || strlen(t) != NIC_MAC_LEN - 1)
+		return bad_row("NIC mac", t, e);
+	memcpy(n->mac, t, NIC_MAC_LEN);
+	t = (const char *)sqlite3_column_text(q, 6);
+	if (nic_model_from_string(t, &n->model) < 0)
+		return bad_row("NIC model", t, e);
+	n->mtu = sqlite3_column_int(q, 7);
+	if ((rc = col_strdup(q, 4, &n->bridge, e)) < 0 ||
+	    (rc = col_strdup(q, 5, &n->network, e)) < 0 ||
+	    (rc = col_strdup(q, 8, &n->tag, e)) < 0)
+		return rc;
+	(void)snprintf(
+	    n->target_dev, NIC_TARGET_DEV_LEN, "tap%.11s", n->port_id);
+	/* most NICs have no static address: no query then */
+	if (sqlite3_column_int(q, 9) &&
+	    (rc = nic_load_lists(s, nid, n, true, e)) < 0)
+		return rc;
+	if (sqlite3_column_int(q, 10) &&
+	    (rc = nic_load_lists(s, nid, n, false, e)) < 0)
+		return rc;
+	return 0;
+}
+
+/*
+ * Loads the guest data and NICs of the instances v[0..n) whose row ids
+ * are ids[0..n), ascending and every id between the first and the last
+ * among them (a page of the list, or one instance), inside the caller's
+ * read transaction: three range queries whatever n is (the keys one
+ * only over rows that have keys), plus one per NIC with addresses.
+ */
 static int
 guest_load_all(struct store *s, struct instance **v, const int64_t *ids,
     size_t n, struct err *e)
 {
+	static const char sql_g[] =
+	    "SELECT instance_id, hostname, user_data FROM instance_guest"
+	    " WHERE instance_id BETWEEN ?1 AND ?2";
+	static const char sql_k[] =
+	    "SELECT g.instance_id, json_extract(k.value, '$.name'),"
+	    " json_extract(k.value, '$.type'), json_extract(k.value, '$.data')"
+	    " FROM instance_guest g, json_each(g.keys) k"
+	    " WHERE g.instance_id BETWEEN ?1 AND ?2 AND g.keys <> '[]'"
+	    " ORDER BY g.instance_id, k.key";
+	static const char sql_n[] =
+	    "SELECT instance_id, id, port_id, mac, bridge, network, model, mtu,"
+	    " tag, ips <> '[]', dns <> '[]' FROM nics"
+	    " WHERE instance_id BETWEEN ?1 AND ?2"
+	    " ORDER BY instance_id, position";
 	int rc;
 
-	if ((rc = has_guest(s, e)) <= 0)
-		return rc;
-	for (size_t i = 0; i < n; i++)
-		if ((rc = guest_load(s, ids[i], &v[i]->guest, e)) < 0)
+	if (n == 0 || (rc = has_guest(s, e)) <= 0)
+		return n == 0 ? 0 : rc;
+	for (int pass = 0; pass < 3; pass++) {
+		_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+		const char *sql = pass == 0 ? sql_g : pass == 1 ? sql_k : sql_n;
+
+		if ((rc = store_prepare(s, sql, &q, e)) < 0)
 			return rc;
+		sqlite3_bind_int64(q, 1, ids[0]);
+		sqlite3_bind_int64(q, 2, ids[n - 1]);
+		while ((rc = store_step(s, q)) == SQLITE_ROW) {
+			ssize_t i =
+			    id_index(ids, n, sqlite3_column_int64(q, 0));
+			struct guest_data *g;
+			struct guest_key *k;
+
+			if (i < 0)
+				continue;
+			g = &v[i]->guest;
+			if (pass == 0) {
+				if ((rc = col_strdup(q, 1, &g->hostname, e)) <
+					0 ||
+				    (rc = col_strdup(q, 2, &g->user_data, e)) <
+					0)
+					return rc;
+			} else if (pass == 2) {
+				if ((rc = nic_from_row(s, q, g, e)) < 0)
+					return rc;
+			} else {
+				if ((rc = grow((void **)&g->keys, g->n_keys,
+					 sizeof(*k), e)) < 0)
+					return rc;
+				k = &g->keys[g->n_keys++];
+				if ((rc = col_strdup(q, 1, &k->name, e)) < 0 ||
+				    (rc = col_strdup(q, 2, &k->type, e)) < 0 ||
+				    (rc = col_strdup(q, 3, &k->data, e)) < 0)
+					return rc;
+			}
+		}
+		if (rc != SQLITE_DONE)
+			return store_err(s, rc, e, "reading guest data");
+	}
 	return 0;
 }
 

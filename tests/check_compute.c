@@ -26,6 +26,7 @@
 #include "bdm_json.h"
 #include "blockinfo.h"
 #include "compute.h"
+#include "nic_json.h"
 #include "store.h"
 #include "testutil.h"
 #include "virt.h"
@@ -929,6 +930,47 @@ START_TEST(test_compute_reconcile_redefines_and_restarts_a_missing_domain)
 	compute_report_clear(&r);
 	instance_free(run);
 	instance_free(stop);
+}
+END_TEST
+
+/* A domain lost with its NICs comes back with them, from the rows. */
+START_TEST(test_compute_reconcile_redefines_a_domain_with_its_nics)
+{
+	static const char json[] =
+	    "{\"name\": \"vm-nics\", \"flavor\": {\"vcpus\": 1, \"memory_mb\":"
+	    " 64, \"root_gb\": 1}, \"imageRef\": \"" IMAGE_ID "\", \"start\":"
+	    " false, \"networks\": [{\"bridge\": \"br-ex\", \"mac\":"
+	    " \"fa:16:3e:00:00:31\", \"mtu\": 1400}, {\"network\": \"default\","
+	    " \"model\": \"e1000\", \"mac\": \"fa:16:3e:00:00:32\"}]}";
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = NULL, *got = NULL;
+	struct compute_report r;
+	struct err e = {0};
+	char *xml = NULL;
+	const char *a, *b;
+
+	ck_assert_msg(bdm_json_parse_create(json, strlen(json), &inst, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(bdm_instance_prepare(inst, &lim, &e), 0);
+	ck_assert_int_eq(
+	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e), 0);
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d1", &got, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(got->guest.n_nics, 2);
+	ck_assert_int_eq(virt_undefine(v, got->uuid, &e), 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.redefined, 1);
+	compute_report_clear(&r);
+	ck_assert_int_eq(virt_get_xml(v, got->uuid, true, &xml, &e), 0);
+	a = strstr(xml, "fa:16:3e:00:00:31");
+	b = strstr(xml, "fa:16:3e:00:00:32");
+	ck_assert_msg(a && b && a < b, "NICs in order: %s", xml);
+	ck_assert_ptr_nonnull(strstr(xml, "<source bridge='br-ex'/>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<source network='default'"));
+	ck_assert_ptr_nonnull(strstr(xml, "<mtu size='1400'/>"));
+	free(xml);
+	instance_free(inst);
+	instance_free(got);
 }
 END_TEST
 
@@ -1949,6 +1991,8 @@ main(void)
 	TC("compute_reconcile");
 	tcase_add_test(
 	    tc, test_compute_reconcile_redefines_and_restarts_a_missing_domain);
+	tcase_add_test(
+	    tc, test_compute_reconcile_redefines_a_domain_with_its_nics);
 	tcase_add_test(
 	    tc, test_compute_reconcile_rolls_back_a_build_that_never_defined);
 	tcase_add_test(

@@ -250,6 +250,8 @@ START_TEST(test_every_rule_refuses_naming_its_field)
 	    -EINVAL, "networks[1].ips[0].gateway");
 	refused(NET("\"bridge\": \"br0\", \"dns\": [\"dns.example\"]"), -EINVAL,
 	    "networks[1].dns[0]");
+	refused(NET("\"network\": \"a\\nb\""), -EINVAL, "networks[1].network");
+	refused(NET("\"network\": \"a/b\""), -EINVAL, "networks[1].network");
 	refused(NET("\"bridge\": \"br0\", \"vlan\": 5"), -EINVAL,
 	    "networks[1].vlan");
 	refused(", \"networks\": [{\"bridge\": \"br0\", \"mac\": "
@@ -511,6 +513,36 @@ START_TEST(test_a_port_id_or_mac_used_on_the_node_is_409_and_nothing_written)
 }
 END_TEST
 
+/* A drawn MAC that another NIC of the node has is drawn again (the
+ * API's create loop); a given one is not. */
+START_TEST(test_a_drawn_mac_taken_on_the_node_is_drawn_again)
+{
+	struct instance *a = prepared(GUEST_BODY);
+	struct instance *b = prepared(HEAD ", \"networks\": [{\"bridge\": "
+					   "\"br0\"}, {\"bridge\": \"br1\", "
+					   "\"mac\": \"fa:16:3e:00:00:05\"}]}");
+	struct store *s = NULL;
+	struct err e = {0};
+
+	ck_assert(b->guest.nics[0].mac_drawn);
+	ck_assert(!b->guest.nics[1].mac_drawn);
+	ck_assert_msg(store_open(dbpath, NULL, &s, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(store_instance_create(s, a, NULL, &e), 0);
+	/* as if the draw had hit the resident MAC */
+	memcpy(b->guest.nics[0].mac, "fa:16:3e:00:00:01", NIC_MAC_LEN);
+	ck_assert_int_eq(store_instance_create(s, b, NULL, &e), -EEXIST);
+	ck_assert_str_eq(e.field, "networks[0].mac");
+	ck_assert(!nic_json_redraw_mac(&b->guest, "networks[1].mac"));
+	ck_assert(nic_json_redraw_mac(&b->guest, e.field));
+	ck_assert_int_eq(strncmp(b->guest.nics[0].mac, "fa:16:3e:", 9), 0);
+	err_clear(&e);
+	ck_assert_msg(store_instance_create(s, b, NULL, &e) == 0, "%s", e.msg);
+	store_close(s);
+	instance_free(a);
+	instance_free(b);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -537,6 +569,7 @@ suite(void)
 	tcase_add_test(tc, test_the_store_keeps_guest_data_and_nics_in_order);
 	tcase_add_test(tc,
 	    test_a_port_id_or_mac_used_on_the_node_is_409_and_nothing_written);
+	tcase_add_test(tc, test_a_drawn_mac_taken_on_the_node_is_drawn_again);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("nic_json_write_guest");
 	tcase_add_test(

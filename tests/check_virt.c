@@ -953,28 +953,38 @@ END_TEST
  * address from libvirt, read back by MAC; the test driver assigns none. */
 START_TEST(test_virt_domain_nics_reads_back_each_macs_pci_address)
 {
+	static const char *const macs[] = {"fa:16:3e:00:00:11",
+	    "fa:16:3e:00:00:12", "fa:16:3e:00:00:13", "fa:16:3e:00:00:14",
+	    "fa:16:3e:00:00:15"};
 	_cleanup_free_ struct virt_nic *nics = NULL;
 	struct err e = {0};
 	size_t n = 0;
 
+	/* every model on a bridge, and a libvirt network (defined with
+	 * validation; neither needs to exist until the domain starts) */
 	build("{\"name\": \"vm-nic\", \"flavor\": {\"vcpus\": 1,"
 	      " \"memory_mb\": 64, \"root_gb\": 1}, \"imageRef\": \"" IMAGE_ID
 	      "\", \"networks\": [{\"bridge\": \"br-hl0\", \"mac\":"
 	      " \"fa:16:3e:00:00:11\"}, {\"bridge\": \"br-hl0\", \"model\":"
-	      " \"e1000\", \"mtu\": 1400, \"mac\": \"fa:16:3e:00:00:12\"}]}");
+	      " \"e1000\", \"mtu\": 1400, \"mac\": \"fa:16:3e:00:00:12\"},"
+	      " {\"bridge\": \"br_hl.1\", \"model\": \"e1000e\", \"mac\":"
+	      " \"fa:16:3e:00:00:13\"}, {\"bridge\": \"br-hl0\", \"model\":"
+	      " \"rtl8139\", \"mac\": \"fa:16:3e:00:00:14\"}, {\"network\":"
+	      " \"default\", \"mac\": \"fa:16:3e:00:00:15\"}]}");
 	ck_assert_int_eq(
 	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e), 0);
 	create_disks();
 	define();
 	ck_assert_msg(
 	    virt_domain_nics(v, inst->uuid, &nics, &n, &e) == 0, "%s", e.msg);
-	ck_assert_uint_eq(n, 2);
-	ck_assert_str_eq(nics[0].mac, "fa:16:3e:00:00:11");
-	ck_assert_str_eq(nics[1].mac, "fa:16:3e:00:00:12");
-	if (real) {
-		ck_assert_uint_eq(strlen(nics[0].pci), 12);
-		ck_assert_uint_eq(strlen(nics[1].pci), 12);
-		ck_assert_str_ne(nics[0].pci, nics[1].pci);
+	ck_assert_uint_eq(n, 5);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_str_eq(nics[i].mac, macs[i]);
+		if (!real)
+			continue;
+		ck_assert_uint_eq(strlen(nics[i].pci), 12);
+		for (size_t j = 0; j < i; j++)
+			ck_assert_str_ne(nics[i].pci, nics[j].pci);
 	}
 }
 END_TEST

@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: the create and attach request parsers and the
- * validator behind them (bdm_json_parse_create + bdm_instance_prepare,
- * bdm_json_parse_attach + bdm_prepare_attach), on arbitrary bytes. Any
+ * validator behind them (bdm_json_parse_create + bdm_instance_prepare +
+ * nic_json_prepare, bdm_json_parse_attach + bdm_prepare_attach,
+ * nic_json_parse_attach), on arbitrary bytes. Any
  * crash, leak or undefined behaviour is a finding; refusals are fine.
  * Built by tests/fuzz/run.sh (clang, -fsanitize=fuzzer) and, for the
  * regression files, by make check with tests/fuzz/replay.c.
@@ -12,6 +13,7 @@
 #include "bdm.h"
 #include "bdm_json.h"
 #include "err.h"
+#include "nic_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -26,7 +28,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (bdm_json_parse_create((const char *)data, size, &inst, &e) == 0) {
 		struct err e2 = {0};
 
-		if (bdm_instance_prepare(inst, &lim, &e2) == 0) {
+		if (bdm_instance_prepare(inst, &lim, &e2) == 0 &&
+		    nic_json_prepare(
+			&inst->guest, inst->name, inst->uuid, &e2) == 0) {
 			/* A volume attach against what was just prepared. */
 			struct err e3 = {0};
 
@@ -41,5 +45,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	e = (struct err){0};
 	if (bdm_json_parse_attach((const char *)data, size, &b, &e) == 0)
 		bdm_clear(&b);
+	{
+		struct nic n = {0};
+
+		e = (struct err){0};
+		if (nic_json_parse_attach((const char *)data, size, &n, &e) ==
+		    0)
+			nic_clear(&n);
+	}
 	return 0;
 }
