@@ -113,10 +113,18 @@ a=$(create a true)
 check "a running instance is created" [ -n "$a" ]
 check "... and shows running" [ "$(state "$a")" = running ]
 
+etag() { # uuid: the ETag GET answers
+	curl -s --noproxy '*' -D - -o /dev/null \
+	    "http://127.0.0.1:$port/v1/instances/$1" 2>/dev/null |
+	    sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^[:space:]]*\).*/\1/p'
+}
+e0=$(etag "$a")
 vsh destroy "instance-$a"
 check "virsh destroy behind hyperlet's back: GET shows stopped within 1 s" \
     waits "$a" 1000 stopped
 echo "   (after $took ms)"
+e1=$(etag "$a")
+check "... with a new ETag ($e0 -> $e1)" [ -n "$e0" -a "$e0" != "$e1" ]
 vsh start "instance-$a"
 check "virsh start: running again" waits "$a" 1000 running
 vsh suspend "instance-$a"
@@ -153,7 +161,7 @@ i=0
 while [ -d "/proc/$lpid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 check "libvirtd stopped" [ ! -d "/proc/$lpid" ]
 qpid=$(cat "$D"/ov/run.u/libvirt/qemu/"instance-$a".pid 2>/dev/null)
-check "A's QEMU outlived it" [ -n "$qpid" ] && [ -d "/proc/$qpid" ]
+check "A's QEMU outlived it" [ -n "$qpid" -a -d "/proc/${qpid:-x}" ]
 [ -n "$qpid" ] && kill -KILL "$qpid"
 i=0
 while [ -n "$qpid" ] && [ -d "/proc/$qpid" ] && [ $i -lt 100 ]; do
