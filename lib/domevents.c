@@ -359,7 +359,8 @@ worker(void *arg)
 		for (i = 0; i < n_take; i++) {
 			rc = handle_one(d, take[i].uuid, false, &e);
 			pthread_mutex_lock(&d->lock);
-			d->st.handled++;
+			if (rc != -EBUSY) /* a retry is not another event */
+				d->st.handled++;
 			if (rc == -EBUSY || rc == -EAGAIN)
 				(void)enqueue_locked(d, take[i].uuid,
 				    util_now_ms() +

@@ -787,6 +787,8 @@ virt_watch(struct virt *v, virt_event_fn fn, void *arg, struct err *e)
 		    v->watch, NULL, ids[i], cbs[i], v, virt_watch_freecb);
 		if (v->watch_ids[i] >= 0)
 			__atomic_add_fetch(&v->watch_live, 1, __ATOMIC_ACQ_REL);
+		else if (i > 0) /* reboot, device removed: nice to have */
+			virResetLastError();
 		else {
 			r = virt_fail(v, NULL, e, "domain event registration");
 			virt_watch_drop_locked(v);

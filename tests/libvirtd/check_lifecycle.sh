@@ -5,8 +5,9 @@
 #   - virsh destroy behind hyperlet's back: GET shows stopped within 1 s;
 #     virsh start: running again;
 #   - virsh suspend / resume: paused / running;
-#   - a guest whose init powers itself off (tests/guest/init, hl.poweroff):
-#     stopped;
+#   - a volume attached live to a guest and detached again (the detach
+#     returns when the guest let go: DEVICE_REMOVED), after which its init
+#     powers the machine off (tests/guest/init, hl.detachoff): stopped;
 #   - libvirtd stopped, the guest's QEMU killed meanwhile, libvirtd started
 #     again: hyperletd reconnects and re-reads the state (crashed: libvirt
 #     finds the QEMU gone).
@@ -40,7 +41,9 @@ ms() { echo $(($(date +%s%N) / 1000000)); }
 vsh() { virsh -q -c "$URI" "$@" >"$tmp/virsh.out" 2>&1; }
 
 log=$tmp/hyperletd.log
-printf '[log]\nlevel = debug\n[libvirt]\nstop_timeout = 0\n' >"$tmp/conf"
+mkdir -p "$tmp/vols"
+printf '[log]\nlevel = debug\n[libvirt]\nstop_timeout = 0\n[storage]\nvolume_roots = %s\n' \
+    "$tmp/vols" >"$tmp/conf"
 "$bin" --config "$tmp/conf" --state-dir "$tmp/state" \
     --listen 127.0.0.1:0 --libvirt-uri "$URI" --virt-type qemu \
     2>"$log" &
@@ -92,17 +95,18 @@ check "an image is uploaded" [ "$(api PUT /v1/images/$img \
     -H 'Content-Type: application/octet-stream' \
     --data-binary @"$tmp/img.raw")" = 201 ]
 
-# B: a guest whose init powers the machine off: direct kernel boot of the
-# guest kit, put into hyperlet's definition behind its back (hyperletd has
-# no setting for a kernel). Booted first, as it takes the longest: A's
-# checks run meanwhile.
+# B: a guest whose init waits for a volume to be attached and detached,
+# then powers the machine off: direct kernel boot of the guest kit, put
+# into hyperlet's definition behind its back (hyperletd has no setting
+# for a kernel). Booted first, as it takes the longest: A's checks run
+# meanwhile.
 b=$(create b false)
 check "a stopped instance is created" [ -n "$b" ]
 vsh dumpxml --inactive "instance-$b" && cp "$tmp/virsh.out" "$tmp/b.xml"
-sed -i "0,/<\/type>/s||</type><kernel>$HL_GUEST_KERNEL</kernel><initrd>$HL_GUEST_INITRD</initrd><cmdline>console=ttyS0 quiet panic=-1 hl.poweroff</cmdline>|" \
+sed -i "0,/<\/type>/s||</type><kernel>$HL_GUEST_KERNEL</kernel><initrd>$HL_GUEST_INITRD</initrd><cmdline>console=ttyS0 quiet panic=-1 hl.detachoff</cmdline>|" \
     "$tmp/b.xml"
 vsh define "$tmp/b.xml"
-check "its domain boots the guest kit" grep -q hl.poweroff "$tmp/b.xml"
+check "its domain boots the guest kit" grep -q hl.detachoff "$tmp/b.xml"
 check "it is started through the API" [ "$(api POST "/v1/instances/$b/action" \
     -H 'Content-Type: application/json' -d '{"action": "start"}')" = 200 ]
 b0=$(ms)
@@ -113,10 +117,18 @@ a=$(create a true)
 check "a running instance is created" [ -n "$a" ]
 check "... and shows running" [ "$(state "$a")" = running ]
 
+etag() { # uuid: the ETag GET answers
+	curl -s --noproxy '*' -D - -o /dev/null \
+	    "http://127.0.0.1:$port/v1/instances/$1" 2>/dev/null |
+	    sed -n 's/^[Ee][Tt][Aa][Gg]: *\([^[:space:]]*\).*/\1/p'
+}
+e0=$(etag "$a")
 vsh destroy "instance-$a"
 check "virsh destroy behind hyperlet's back: GET shows stopped within 1 s" \
     waits "$a" 1000 stopped
 echo "   (after $took ms)"
+e1=$(etag "$a")
+check "... with a new ETag ($e0 -> $e1)" [ -n "$e0" -a "$e0" != "$e1" ]
 vsh start "instance-$a"
 check "virsh start: running again" waits "$a" 1000 running
 vsh suspend "instance-$a"
@@ -136,8 +148,33 @@ check "the API's start" [ "$(api POST "/v1/instances/$a/action" \
 sleep 0.3
 check "... shows running and stays so" [ "$(state "$a")" = running ]
 
-check "a guest that powers itself off: stopped" waits "$b" 45000 stopped
+con=$tmp/state/instances/$b/console.log
+in_console() { # text, ms: waits for the guest to print it
+	i=0
+	until grep -q "$1" "$con" 2>/dev/null; do
+		i=$((i + 1))
+		[ $i -lt $(($2 / 100)) ] || return 1
+		sleep 0.1
+	done
+}
+check "B's guest boots and waits for a disk" \
+    in_console "HLG detachoff waiting" 45000
 echo "   ($(($(ms) - b0)) ms after its start)"
+vol=7d1e2f3a-4b5c-4d6e-9f0a-1b2c3d4e5f6a
+truncate -s 8M "$tmp/vols/v1.img"
+check "a volume is attached to it live" [ "$(api POST "/v1/instances/$b/volumes" \
+    -H 'Content-Type: application/json' \
+    -d '{"volume_id": "'$vol'", "connection_info": {"driver_volume_type":
+        "file", "data": {"device_path": "'"$tmp/vols/v1.img"'"}}}')" = 201 ]
+check "... and the guest sees it" in_console "HLG detachoff attached" 10000
+t0=$(ms)
+c=$(api DELETE "/v1/instances/$b/volumes/$vol")
+took=$(($(ms) - t0))
+[ "$c" = 204 ] || echo "   detach: $c $(cat "$tmp/body")"
+check "the live detach answers 204 once the guest let go ($took ms)" \
+    [ "$c" = 204 ]
+check "a guest that then powers itself off: stopped" waits "$b" 10000 stopped
+echo "   (after $took ms)"
 
 api GET /metrics >/dev/null
 n=$(sed -n 's/^hyperlet_libvirt_events_handled_total \([0-9]*\)$/\1/p' \
@@ -153,7 +190,7 @@ i=0
 while [ -d "/proc/$lpid" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 check "libvirtd stopped" [ ! -d "/proc/$lpid" ]
 qpid=$(cat "$D"/ov/run.u/libvirt/qemu/"instance-$a".pid 2>/dev/null)
-check "A's QEMU outlived it" [ -n "$qpid" ] && [ -d "/proc/$qpid" ]
+check "A's QEMU outlived it" [ -n "$qpid" -a -d "/proc/${qpid:-x}" ]
 [ -n "$qpid" ] && kill -KILL "$qpid"
 i=0
 while [ -n "$qpid" ] && [ -d "/proc/$qpid" ] && [ $i -lt 100 ]; do
