@@ -184,6 +184,7 @@ struct api {
 	size_t n_job_threads;
 	/* Instances with a change in progress (api_instance_claim). */
 	pthread_mutex_t claims_lock; /* guards claims */
+	pthread_cond_t claims_cond; /* a claim went (CLOCK_MONOTONIC) */
 	struct claim *claims;
 	/* Deadlines for slow clients (the reaper thread): MHD's
 	 * connection_timeout is an idle timeout, so a client that sends one
@@ -212,7 +213,13 @@ struct api {
 struct claim {
 	struct claim *next;
 	char uuid[UUID_STR_LEN];
+	bool outside; /* api_claim_uuid's: a change made outside a request */
 };
+
+/* How long a request waits for a claim made outside a request (the
+ * lifecycle events' worker holds one for a libvirt read and a SQLite
+ * transaction, a few ms) before it answers 409. */
+#define CLAIM_OUTSIDE_WAIT_MS 2000
 
 /* One open connection. Its socket is shut down by the reaper when the
  * client takes longer than header_timeout to send a request's headers
@@ -502,16 +509,33 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 	return 0;
 }
 
-/* Claims uuid (see api.h): 0, -EBUSY, -ENOMEM. */
-int
-api_claim_uuid(void *arg, const char *uuid)
+/* Claims uuid: 0, -EBUSY, -ENOMEM. A request (outside false) waits up
+ * to CLAIM_OUTSIDE_WAIT_MS for a claim made outside a request, and never
+ * for another request's: a job thread that waited for a claim only a job
+ * behind it in the queue could release would wait for ever. The worker
+ * outside never waits (it retries). */
+static int
+claim_take(struct api *a, const char *uuid, bool outside)
 {
-	struct api *a = arg;
+	struct timespec until;
 	struct claim *c;
 
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += CLAIM_OUTSIDE_WAIT_MS / 1000;
+	until.tv_nsec += (CLAIM_OUTSIDE_WAIT_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&a->claims_lock);
-	for (c = a->claims; c; c = c->next)
-		if (STREQ(c->uuid, uuid)) {
+	for (c = a->claims; c;)
+		if (!STREQ(c->uuid, uuid))
+			c = c->next;
+		else if (!outside && c->outside &&
+		    pthread_cond_timedwait(
+			&a->claims_cond, &a->claims_lock, &until) == 0)
+			c = a->claims; /* a claim went: look again */
+		else {
 			pthread_mutex_unlock(&a->claims_lock);
 			return -EBUSY;
 		}
@@ -521,10 +545,18 @@ api_claim_uuid(void *arg, const char *uuid)
 		return -ENOMEM;
 	}
 	(void)snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
+	c->outside = outside;
 	c->next = a->claims;
 	a->claims = c;
 	pthread_mutex_unlock(&a->claims_lock);
 	return 0;
+}
+
+/* Claims uuid for a change outside a request (see api.h). */
+int
+api_claim_uuid(void *arg, const char *uuid)
+{
+	return claim_take(arg, uuid, true);
 }
 
 /* Releases a claim of api_claim_uuid (see api.h). */
@@ -541,12 +573,11 @@ api_release_uuid(void *arg, const char *uuid)
 			free(c);
 			break;
 		}
+	pthread_cond_broadcast(&a->claims_cond);
 	pthread_mutex_unlock(&a->claims_lock);
 }
 
-/* Claims r->id for a change (see api_impl.h). Never waits: a job thread
- * that waited here for a claim only a job behind it in the queue could
- * release would wait for ever. */
+/* Claims r->id for a change (see api_impl.h and claim_take). */
 int
 api_instance_claim(struct api_req *r, struct err *e)
 {
@@ -554,7 +585,7 @@ api_instance_claim(struct api_req *r, struct err *e)
 
 	if (r->claimed) /* api.c claimed it before queueing */
 		return 0;
-	if ((rc = api_claim_uuid(r->api, r->id)) == -EBUSY)
+	if ((rc = claim_take(r->api, r->id, false)) == -EBUSY)
 		return err_set_field(e, -EBUSY, "uuid",
 		    "instance %s: another change is in progress", r->id);
 	if (rc < 0)
@@ -1623,6 +1654,7 @@ api_free(struct api *a)
 	pthread_mutex_destroy(&a->jobs_lock);
 	free(a->job_threads);
 	pthread_mutex_destroy(&a->claims_lock);
+	pthread_cond_destroy(&a->claims_cond);
 	pthread_cond_destroy(&a->reaper_cond);
 	pthread_mutex_destroy(&a->conns_lock);
 	pthread_mutex_destroy(&a->noise_lock);
@@ -1637,6 +1669,7 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	const struct cfg *cfg = h->cfg;
 	struct api *a;
 	pthread_rwlockattr_t rwa;
+	pthread_condattr_t ca;
 	struct MHD_OptionItem opts[16];
 	const union MHD_DaemonInfo *info;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
@@ -1656,6 +1689,10 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_rwlock_init(&a->images_lock, &rwa);
 	pthread_rwlockattr_destroy(&rwa);
 	pthread_mutex_init(&a->claims_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->claims_cond, &ca);
+	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&a->jobs_lock, NULL);
 	pthread_cond_init(&a->jobs_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);

@@ -40,7 +40,8 @@ bool api_jobs_stalled(struct api *a);
 /* The per-instance claim the API takes around every change, for a change
  * made outside a request (lib/domevents.c; arg is the struct api): 0
  * (claimed: release it with api_release_uuid), -EBUSY (a change is in
- * progress), -ENOMEM. Never waits. */
+ * progress), -ENOMEM. Never waits; a request that finds this claim
+ * waits a moment for it (api.c, CLAIM_OUTSIDE_WAIT_MS) before its 409. */
 int api_claim_uuid(void *arg, const char *uuid);
 void api_release_uuid(void *arg, const char *uuid);
 
