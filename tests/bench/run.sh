@@ -403,9 +403,16 @@ figure events_idle_rss_without_readers "$rss0" KiB
 ev_readers_stop
 for r in $(seq "$RUNS"); do
 	log "events run $r/$RUNS: $N creates at concurrency 8, without and with $EVN readers"
+	t0=$(cpu_ticks)
 	"$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_none >>"$raw"
+	figure create_ev_none_cpu "$(awk -v a="$t0" -v b="$(cpu_ticks)" \
+	    -v n="$N" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
 	ev_readers c8
+	t0=$(cpu_ticks)
 	"$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_readers >>"$raw"
+	# hyperletd's CPU per create (and its delete), streaming included
+	figure create_ev_readers_cpu "$(awk -v a="$t0" -v b="$(cpu_ticks)" \
+	    -v n="$N" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
 	sleep 0.5
 	ev_readers_stop
 done
