@@ -545,9 +545,17 @@ read_db(struct events_reader *rd, struct store *s, int64_t first_id, char *buf,
 	_cleanup_free_ struct store_event *v = NULL;
 	struct err e = {0};
 	size_t n = 0, i, off = 0;
+	int64_t oldest, newest;
 
 	if (s == NULL)
 		return -EIO;
+	/* pruned since the request was checked: the reader is dropped, and
+	 * its next request with Last-Event-ID answers 410, rather than
+	 * missing events quietly */
+	if (store_events_bounds(s, &oldest, &newest, &e) < 0)
+		return e.code;
+	if (rd->cursor + 1 < oldest)
+		return -EIDRM;
 	if (store_events_list(s, rd->cursor, EVENTS_READ_BATCH,
 		rd->instance[0] ? rd->instance : NULL, &v, &n, &e) < 0) {
 		log_debug("events: catching up: %s", e.msg);
