@@ -197,6 +197,13 @@ api_events(struct api_req *r)
 		rc = err_set(&e, -EAGAIN, "the event stream is not running");
 		goto fail;
 	}
+	if (after == 0) { /* from the oldest kept */
+		int64_t oldest;
+
+		if ((rc = store_events_bounds(s, &oldest, &newest, &e)) < 0)
+			goto fail;
+		after = oldest - 1;
+	}
 	x = calloc(1, sizeof(*x));
 	if (x == NULL) {
 		rc = err_set(&e, -ENOMEM, "out of memory");

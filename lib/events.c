@@ -54,13 +54,18 @@ struct events_reader {
 };
 
 struct events {
-	pthread_mutex_t lock; /* guards everything below but the thread */
-	pthread_cond_t cond; /* wakes the hub thread */
-	struct slot *ring;
-	size_t cap, head, count; /* slots [head - count, head) mod cap */
-	int64_t newest; /* the newest id the hub has read */
+	/* Guards wake and stop only: the post-commit hook takes it with
+	 * the database's write lock held, so it is never held for long
+	 * (never while readers are woken). */
+	pthread_mutex_t wake_lock;
+	pthread_cond_t cond; /* with wake_lock: wakes the hub thread */
 	bool wake; /* a commit wrote events since the hub last read */
 	bool stop; /* events_free: the thread ends */
+	pthread_mutex_t lock; /* guards the ring and the readers */
+	struct slot *ring;
+	size_t cap, head, count; /* slots [head - count, head) mod cap */
+	int64_t newest; /* the newest id the hub has read (written by
+			   the hub thread only) */
 	bool closing; /* events_shutdown */
 	struct events_reader *readers;
 	size_t n_readers;
@@ -174,10 +179,10 @@ events_hook(void *arg)
 {
 	struct events *ev = arg;
 
-	pthread_mutex_lock(&ev->lock);
+	pthread_mutex_lock(&ev->wake_lock);
 	ev->wake = true;
 	pthread_cond_signal(&ev->cond);
-	pthread_mutex_unlock(&ev->lock);
+	pthread_mutex_unlock(&ev->wake_lock);
 }
 
 /* Resumes every suspended reader (lock held). */
@@ -277,7 +282,7 @@ hub_run(void *arg)
 	int64_t next_hb = mono_ms() + (int64_t)ev->heartbeat_s * 1000;
 	int64_t next_prune = mono_ms();
 
-	pthread_mutex_lock(&ev->lock);
+	pthread_mutex_lock(&ev->wake_lock);
 	while (!ev->stop) {
 		int64_t now = mono_ms();
 		int64_t until = next_hb < next_prune ? next_hb : next_prune;
@@ -285,9 +290,9 @@ hub_run(void *arg)
 
 		if (ev->wake) {
 			ev->wake = false;
-			pthread_mutex_unlock(&ev->lock);
+			pthread_mutex_unlock(&ev->wake_lock);
 			hub_fill(ev);
-			pthread_mutex_lock(&ev->lock);
+			pthread_mutex_lock(&ev->wake_lock);
 			/* a tenth of the retention past the last prune: the
 			 * table stays within 110% of it under any load */
 			if (ev->newest >= ev->prune_at)
@@ -297,16 +302,20 @@ hub_run(void *arg)
 		if (now >= next_hb) {
 			struct events_reader *rd;
 
+			pthread_mutex_unlock(&ev->wake_lock);
+			pthread_mutex_lock(&ev->lock);
 			for (rd = ev->readers; rd; rd = rd->next)
 				rd->heartbeat = true;
 			wake_readers(ev);
+			pthread_mutex_unlock(&ev->lock);
+			pthread_mutex_lock(&ev->wake_lock);
 			next_hb = now + (int64_t)ev->heartbeat_s * 1000;
 			continue;
 		}
 		if (now >= next_prune) {
-			pthread_mutex_unlock(&ev->lock);
+			pthread_mutex_unlock(&ev->wake_lock);
 			hub_prune(ev);
-			pthread_mutex_lock(&ev->lock);
+			pthread_mutex_lock(&ev->wake_lock);
 			next_prune = mono_ms() + EVENTS_PRUNE_EVERY_S * 1000;
 			ev->prune_at = ev->newest +
 			    (ev->retention / 10 > 0 ? ev->retention / 10 : 1);
@@ -319,9 +328,9 @@ hub_run(void *arg)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
 		}
-		(void)pthread_cond_timedwait(&ev->cond, &ev->lock, &ts);
+		(void)pthread_cond_timedwait(&ev->cond, &ev->wake_lock, &ts);
 	}
-	pthread_mutex_unlock(&ev->lock);
+	pthread_mutex_unlock(&ev->wake_lock);
 	return NULL;
 }
 
@@ -345,6 +354,7 @@ events_new(const struct events_opts *o, struct events **ret, struct err *e)
 	ev->heartbeat_s =
 	    o->heartbeat_s > 0 ? o->heartbeat_s : EVENTS_HEARTBEAT_DEFAULT;
 	pthread_mutex_init(&ev->lock, NULL);
+	pthread_mutex_init(&ev->wake_lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
 	if (ev->ring == NULL) {
 		rc = err_set(e, -ENOMEM, "out of memory");
@@ -371,6 +381,7 @@ out:
 	ev->store = store_close(ev->store);
 	free(ev->ring);
 	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->wake_lock);
 	pthread_mutex_destroy(&ev->lock);
 	free(ev);
 	return rc;
@@ -397,16 +408,17 @@ events_free(struct events *ev)
 	if (ev == NULL)
 		return NULL;
 	store_event_hook_set(NULL, NULL);
-	pthread_mutex_lock(&ev->lock);
+	pthread_mutex_lock(&ev->wake_lock);
 	ev->stop = true;
 	pthread_cond_signal(&ev->cond);
-	pthread_mutex_unlock(&ev->lock);
+	pthread_mutex_unlock(&ev->wake_lock);
 	pthread_join(ev->thread, NULL);
 	for (i = 0; i < ev->cap; i++)
 		free(ev->ring[i].text);
 	free(ev->ring);
 	ev->store = store_close(ev->store);
 	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->wake_lock);
 	pthread_mutex_destroy(&ev->lock);
 	free(ev);
 	return NULL;
@@ -533,9 +545,17 @@ read_db(struct events_reader *rd, struct store *s, int64_t first_id, char *buf,
 	_cleanup_free_ struct store_event *v = NULL;
 	struct err e = {0};
 	size_t n = 0, i, off = 0;
+	int64_t oldest, newest;
 
 	if (s == NULL)
 		return -EIO;
+	/* pruned since the request was checked: the reader is dropped, and
+	 * its next request with Last-Event-ID answers 410, rather than
+	 * missing events quietly */
+	if (store_events_bounds(s, &oldest, &newest, &e) < 0)
+		return e.code;
+	if (rd->cursor + 1 < oldest)
+		return -EIDRM;
 	if (store_events_list(s, rd->cursor, EVENTS_READ_BATCH,
 		rd->instance[0] ? rd->instance : NULL, &v, &n, &e) < 0) {
 		log_debug("events: catching up: %s", e.msg);

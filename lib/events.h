@@ -17,7 +17,9 @@
  *     reads from the database (its caller's store) until it reaches the
  *     ring; a reader that has reached it once and then falls more than
  *     the ring behind is dropped, never waited for.
- * Lock: one mutex per hub guards the ring and the reader list.
+ * Locks: the hub's lock guards the ring and the reader list; a second
+ * one only the hub thread's wake-up, which the post-commit hook takes
+ * with the database's write lock held (never the first).
  */
 #ifndef HYPERLET_EVENTS_H
 #define HYPERLET_EVENTS_H

@@ -3568,7 +3568,7 @@ store_events_list(struct store *s, int64_t after, size_t limit,
 	    " WHERE instance_uuid = ?3 AND id > ?1 ORDER BY id LIMIT ?2";
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	_cleanup_free_ struct store_event *v = NULL;
-	size_t n = 0;
+	size_t n = 0, cap = 0;
 	int rc, has;
 
 	if (instance_uuid &&
@@ -3579,9 +3579,6 @@ store_events_list(struct store *s, int64_t after, size_t limit,
 	if ((has = has_events(s, e)) < 0)
 		return has;
 	if (has) {
-		v = calloc(limit, sizeof(*v));
-		if (v == NULL)
-			return err_set(e, -ENOMEM, "out of memory");
 		if ((rc = store_prepare(
 			 s, instance_uuid ? sql_inst : sql, &q, e)) < 0)
 			return rc;
@@ -3591,7 +3588,23 @@ store_events_list(struct store *s, int64_t after, size_t limit,
 			sqlite3_bind_text(
 			    q, 3, instance_uuid, -1, SQLITE_STATIC);
 		while ((rc = store_step(s, q)) == SQLITE_ROW && n < limit) {
-			struct store_event *ev = &v[n++];
+			struct store_event *ev;
+
+			/* grown as rows come: the hub asks for a batch of
+			 * 256 and mostly gets one or two */
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 8;
+				struct store_event *nv =
+				    realloc(v, nc * sizeof(*v));
+
+				if (nv == NULL)
+					return err_set(
+					    e, -ENOMEM, "out of memory");
+				v = nv;
+				cap = nc;
+			}
+			ev = &v[n++];
+			memset(ev, 0, sizeof(*ev));
 
 			ev->id = sqlite3_column_int64(q, 0);
 			copy_col(ev->type, sizeof(ev->type), q, 1);

@@ -281,6 +281,15 @@ def run(d):
           len(p["events"]) <= 44,
           "after=0 lists from the oldest kept (%d events, first %d)" %
           (len(p["events"]), p["events"][0]["id"] if p["events"] else 0))
+    first = p["events"][0]["id"] if p["events"] else 0
+    r = SSE(d.port, "/v1/events?after=0")
+    r.read_until(lambda s: len(s.events) >= 3, 5)
+    check(r.events and r.events[0][0] == first and
+          [x[0] for x in r.events] == list(range(first,
+                                                 first + len(r.events))),
+          "the stream from after=0 after pruning starts at the oldest kept "
+          "(%d)" % first)
+    r.close()
     check(live.read_until(lambda s: len(s.events) >= p["last_id"], 10) and
           [x[0] for x in live.events] == list(range(1, p["last_id"] + 1)),
           "the live reader still has every id, 1..%d" % p["last_id"])

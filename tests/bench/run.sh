@@ -18,7 +18,7 @@
 # (0: skip the start-up/memory figures with the test driver hosted by a
 # private libvirtd; on by default where tests/libvirtd/start.sh can run),
 # BENCH_OUT (also write
-# the figures to this file), BENCH_MD (a Markdown report with the machine), BENCH_PARTS ("create model list": which
+# the figures to this file), BENCH_MD (a Markdown report with the machine), BENCH_PARTS ("create model list events": which
 # parts to run). BUILDDIR/SRCDIR are set by make.
 set -eu
 B=${BUILDDIR:-$(pwd)}
@@ -33,7 +33,7 @@ fi
 RUNS=${BENCH_RUNS:-3}
 N=${BENCH_N:-200}
 NLIST=${BENCH_LIST_N:-10000}
-PARTS=${BENCH_PARTS:-create model list placement}
+PARTS=${BENCH_PARTS:-create model list placement events}
 NURI=${BENCH_URI_N:-100}
 HYPERLETD=${HYPERLETD:-$B/daemon/hyperletd}
 LOADGEN=$B/tests/bench/bench_loadgen
@@ -73,6 +73,7 @@ start_daemon() {
 [api]
 listen = 127.0.0.1:$port
 connection_limit = 1024
+per_ip_connection_limit = 0
 [libvirt]
 uri = $2
 virt_type = $3
@@ -413,6 +414,78 @@ if [ "${BENCH_STARTUP_LIBVIRTD:-1}" != 0 ] && [ -n "$lvd_dir" ]; then
 fi
 ;; esac
 
+# --- the event stream: 200 readers beside the create benchmark ---------------
+# Create throughput at concurrency 8 without readers and with
+# BENCH_EVENTS_READERS (200) streams of GET /v1/events open (bench_sse:
+# one thread, epoll), interleaved RUNS times; whether every reader got
+# every event (ids first..newest, in order, none twice); delivery latency
+# (arrival minus the event's "at", the change's time before its commit, so
+# an upper bound; "at" has ms resolution); the daemon's idle RSS with the
+# readers connected minus without. per_ip_connection_limit = 0: all the
+# readers come from 127.0.0.1 (its default, 64, refuses the 65th).
+case " $PARTS " in *" events "*)
+EVN=${BENCH_EVENTS_READERS:-200}
+SSE=$B/tests/bench/bench_sse
+ev_readers() { # LABEL: starts bench_sse, waits for every stream
+	"$SSE" "$port" "$EVN" "$1" "$tmp/newest" >"$tmp/sse.out" \
+	    2>>"$tmp/sse.log" &
+	sse=$!
+	i=0
+	until grep -q '^ready' "$tmp/sse.out"; do
+		i=$((i + 1))
+		if [ $i -gt 3000 ] || ! kill -0 "$sse" 2>/dev/null; then
+			log "bench_sse: not every stream opened: $(tail -3 "$tmp/sse.log")"
+			exit 1
+		fi
+		sleep 0.01
+	done
+}
+ev_readers_stop() {
+	curl -s -H 'Accept: application/json' \
+	    "$base/v1/events?after=999999999999" |
+	    sed 's/.*"last_id":\([0-9]*\).*/\1/' >"$tmp/newest"
+	kill -TERM "$sse"
+	wait "$sse" || true
+	grep -v '^ready' "$tmp/sse.out" >>"$raw"
+}
+start_daemon "$tmp/state-events" test:///default kvm
+upload_image
+# every request thread opens its store connection on first use: warm them
+# all first, so the difference is the readers' own
+# (JSON pages, 40 at once: a create would also grow the test driver)
+wp=""
+for i in $(seq 40); do
+	curl -s -o /dev/null -H 'Accept: application/json' \
+	    "$base/v1/events?after=0" &
+	wp="$wp $!"
+done
+wait $wp
+sleep 1
+rss0=$(rss_kib)
+ev_readers idle
+sleep 2
+rss_delta=$(($(rss_kib) - rss0))
+ev_readers_stop
+figure events_idle_rss_with_readers_delta "$rss_delta" KiB
+figure events_idle_rss_without_readers "$rss0" KiB
+for r in $(seq "$RUNS"); do
+	log "events run $r/$RUNS: $N creates at concurrency 8, without and with $EVN readers"
+	t0=$(cpu_ticks)
+	"$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_none >>"$raw"
+	figure create_ev_none_cpu "$(awk -v a="$t0" -v b="$(cpu_ticks)" \
+	    -v n="$N" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
+	ev_readers c8
+	t0=$(cpu_ticks)
+	"$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_readers >>"$raw"
+	# hyperletd's CPU per create (and its delete), streaming included
+	figure create_ev_readers_cpu "$(awk -v a="$t0" -v b="$(cpu_ticks)" \
+	    -v n="$N" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
+	sleep 0.5
+	ev_readers_stop
+done
+stop_daemon
+;; esac
+
 # --- medians and the summary --------------------------------------------------
 awk '
 { v[$1] = v[$1] " " $2; u[$1] = $3; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 } }
@@ -430,6 +503,8 @@ awk '
 END {
 	for (k in val) if (k ~ /^create_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
+	if (val["create_ev_none_rps"] > 0)
+		printf "ratio_create_ev_readers_rps %.2f x\n", val["create_ev_readers_rps"] / val["create_ev_none_rps"]
 	for (k in val) if (k ~ /^delete_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
 	# CPU per request: floor / hyperlet, so that 1 is as cheap as the
