@@ -732,6 +732,42 @@ START_TEST(test_store_create_then_get_returns_every_field_and_bdm)
 }
 END_TEST
 
+/* store_lazy_next: the lazy commit (not synced) is a commit like any
+ * other for every connection and across a close (only the fsync is
+ * skipped); a refused write consumes nothing the next one would inherit,
+ * and the writes after it go on as before. */
+START_TEST(test_store_a_lazy_commit_is_seen_by_others_and_kept)
+{
+	struct store *s = open_store(), *s2;
+	struct instance *a = make_instance(create_body), *got = NULL;
+	struct err e = {0};
+
+	store_lazy_next(s, true);
+	ck_assert_msg(store_instance_create(s, a, NULL, &e) == 0, "%s", e.msg);
+	store_lazy_next(s, false);
+	s2 = open_store();
+	ck_assert_int_eq(store_instance_get(s2, a->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_BUILDING);
+	instance_free(got);
+	/* refused (the row exists), then a synced change on the same
+	 * connection */
+	store_lazy_next(s, true);
+	ck_assert_int_eq(store_instance_create(s, a, NULL, &e), -EEXIST);
+	store_lazy_next(s, false);
+	ck_assert_int_eq(store_instance_cas_state(s, a->uuid, INSTANCE_BUILDING,
+			     INSTANCE_STOPPED, &e),
+	    0);
+	store_close(s);
+	store_close(s2);
+	s = open_store();
+	ck_assert_int_eq(store_instance_get(s, a->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_STOPPED);
+	instance_free(got);
+	instance_free(a);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_create_is_all_or_nothing_when_a_bdm_uuid_is_taken)
 {
 	struct store *s = open_store();
@@ -1903,6 +1939,7 @@ main(void)
 	    tc, test_store_observe_state_writes_only_a_change_of_a_settled_row);
 	tcase_add_test(
 	    tc, test_store_version_10_admits_paused_and_crashed_and_keeps_rows);
+	tcase_add_test(tc, test_store_a_lazy_commit_is_seen_by_others_and_kept);
 	tcase_add_test(tc, test_store_counts_instances_by_state);
 	tcase_add_test(
 	    tc, test_store_instance_states_lists_uuid_and_state_in_order);
