@@ -15,8 +15,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <json-c/json.h>
+
+#include "bdm_json.h"
+#include "blockinfo.h"
 #include "configdrive.h"
 #include "domaddr.h"
+#include "domxml.h"
+#include "metadata.h"
+#include "netinfo.h"
+#include "nic.h"
 #include "testutil.h"
 
 static char *dir;
@@ -245,6 +253,438 @@ START_TEST(test_domaddr_reads_disks_and_interfaces_in_nova_form)
 }
 END_TEST
 
+#define IMAGE_ID "155d900f-4e14-4e4c-a73d-069cbf4541e6"
+#define VOLUME_ID "0d1f0c52-8b1e-4c33-9e2f-0a8d3c2b1a99"
+#define USER_DATA "#cloud-config\nhostname: ignored\n"
+
+/* strdup that fails the test on NULL */
+static char *
+xs(const char *s)
+{
+	char *p = strdup(s);
+
+	ck_assert_ptr_nonnull(p);
+	return p;
+}
+
+/* A create request as the API parses it (tagged root and volume, an
+ * untagged ephemeral), prepared and mapped, with guest data filled in
+ * the model of nic.h: two NICs (static IPv4 + IPv6 with gateways and
+ * DNS, tagged; DHCP, untagged), two keys, a hostname, user data. */
+static struct instance *
+guest_instance(void)
+{
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = NULL;
+	struct blockinfo *bi = NULL;
+	struct guest_data *g;
+	struct err e = {0};
+	static const char body[] =
+	    "{\"name\": \"web 1\", \"flavor\": {\"vcpus\": 1, \"memory_mb\": 64,"
+	    " \"root_gb\": 1, \"ephemeral_gb\": 1},"
+	    " \"imageRef\": \"" IMAGE_ID "\", \"config_drive\": true,"
+	    " \"metadata\": {\"role\": \"web\"},"
+	    " \"block_device_mapping_v2\": ["
+	    "{\"boot_index\": 0, \"source_type\": \"image\","
+	    " \"destination_type\": \"local\", \"uuid\": \"" IMAGE_ID "\","
+	    " \"tag\": \"root\"},"
+	    "{\"source_type\": \"volume\", \"destination_type\": \"volume\","
+	    " \"uuid\": \"" VOLUME_ID "\", \"tag\": \"data\","
+	    " \"connection_info\": {\"driver_volume_type\": \"file\","
+	    " \"data\": {\"device_path\": \"/srv/vol/a.img\"}}}]}";
+
+	ck_assert_msg(bdm_json_parse_create(body, strlen(body), &inst, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_msg(bdm_instance_prepare(inst, &lim, &e) == 0, "%s", e.msg);
+	ck_assert_msg(blockinfo_build(inst, &lim, &bi, &e) == 0, "%s", e.msg);
+	blockinfo_free(bi);
+	g = &inst->guest;
+	g->hostname = xs("web-1");
+	/* base64 of USER_DATA */
+	g->user_data = xs("I2Nsb3VkLWNvbmZpZwpob3N0bmFtZTogaWdub3JlZAo=");
+	ck_assert_ptr_nonnull(g->keys = calloc(2, sizeof(*g->keys)));
+	g->n_keys = 2;
+	g->keys[0] = (struct guest_key){xs("ops"), xs("ssh"),
+	    xs("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq1 ops@example")};
+	g->keys[1] = (struct guest_key){xs("b\"ack\\up"), xs("ssh"),
+	    xs("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2 backup")};
+	ck_assert_ptr_nonnull(g->nics = calloc(2, sizeof(*g->nics)));
+	g->n_nics = 2;
+	strcpy(g->nics[0].port_id, "3f5a1c2e-1111-4a2b-8c3d-000000000001");
+	strcpy(g->nics[0].mac, "fa:16:3e:00:00:01");
+	strcpy(g->nics[0].target_dev, "tap3f5a1c2e-11");
+	g->nics[0].bridge = xs("br-ex");
+	g->nics[0].mtu = 1450;
+	g->nics[0].tag = xs("public");
+	ck_assert_ptr_nonnull(
+	    g->nics[0].ips = calloc(2, sizeof(struct nic_ip)));
+	g->nics[0].n_ips = 2;
+	g->nics[0].ips[0] =
+	    (struct nic_ip){xs("192.0.2.10/24"), xs("192.0.2.1")};
+	g->nics[0].ips[1] =
+	    (struct nic_ip){xs("2001:db8::10/64"), xs("2001:db8::1")};
+	ck_assert_ptr_nonnull(g->nics[0].dns = calloc(2, sizeof(char *)));
+	g->nics[0].n_dns = 2;
+	g->nics[0].dns[0] = xs("192.0.2.53");
+	g->nics[0].dns[1] = xs("192.0.2.54");
+	strcpy(g->nics[1].port_id, "3f5a1c2e-2222-4a2b-8c3d-000000000002");
+	strcpy(g->nics[1].mac, "fa:16:3e:00:00:02");
+	strcpy(g->nics[1].target_dev, "tap3f5a1c2e-22");
+	g->nics[1].network = xs("default");
+	ck_assert_ptr_nonnull(g->nics[1].dns = calloc(1, sizeof(char *)));
+	g->nics[1].n_dns = 1;
+	g->nics[1].dns[0] = xs("192.0.2.53");
+	return inst;
+}
+
+static struct json_object *
+parse(const char *text, size_t len)
+{
+	struct json_object *o = json_tokener_parse(text);
+
+	ck_assert_msg(o != NULL, "not JSON: %.*s", (int)len, text);
+	return o;
+}
+
+static struct json_object *
+get(struct json_object *o, const char *key)
+{
+	struct json_object *v = NULL;
+
+	ck_assert_msg(json_object_object_get_ex(o, key, &v), "no %s", key);
+	return v;
+}
+
+static const char *
+gets(struct json_object *o, const char *key)
+{
+	return json_object_get_string(get(o, key));
+}
+
+static bool
+has(struct json_object *o, const char *key)
+{
+	return json_object_object_get_ex(o, key, NULL);
+}
+
+/* The drive's file path, or NULL. */
+static const char *
+find(const struct configdrive *d, const char *path, const char **data,
+    size_t *len)
+{
+	for (size_t i = 0; i < configdrive_n_files(d); i++) {
+		const void *p;
+		const char *name = configdrive_file(d, i, &p, len);
+
+		if (STREQ(name, path)) {
+			*data = p;
+			return name;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_layout_is_nova_26s_versions_and_files)
+{
+	_cleanup_(configdrive_freep) struct configdrive *d = configdrive_new();
+	struct instance *inst = guest_instance();
+	/* version: has vendor_data, network_data, vendor_data2 */
+	static const struct {
+		const char *v;
+		bool vd, nd, vd2;
+	} want[] = {
+	    {"2012-08-10", false, false, false},
+	    {"2013-04-04", false, false, false},
+	    {"2013-10-17", true, false, false},
+	    {"2015-10-15", true, true, false},
+	    {"2016-06-30", true, true, false},
+	    {"2016-10-06", true, true, true},
+	    {"2017-02-22", true, true, true},
+	    {"2018-08-27", true, true, true},
+	    {"2020-10-14", true, true, true},
+	    {"latest", true, true, true},
+	};
+	struct err e = {0};
+	char p[128];
+	const char *data;
+	size_t len, n = 0;
+
+	ck_assert_msg(
+	    metadata_build(inst, NULL, NULL, d, &e) == 0, "%s", e.msg);
+	for (size_t i = 0; i < ELEMENTSOF(want); i++) {
+		(void)snprintf(
+		    p, sizeof(p), "openstack/%s/meta_data.json", want[i].v);
+		ck_assert_ptr_nonnull(find(d, p, &data, &len));
+		(void)snprintf(
+		    p, sizeof(p), "openstack/%s/user_data", want[i].v);
+		ck_assert_ptr_nonnull(find(d, p, &data, &len));
+		ck_assert_uint_eq(len, strlen(USER_DATA));
+		ck_assert_int_eq(memcmp(data, USER_DATA, len), 0);
+		(void)snprintf(
+		    p, sizeof(p), "openstack/%s/vendor_data.json", want[i].v);
+		ck_assert_int_eq(find(d, p, &data, &len) != NULL, want[i].vd);
+		(void)snprintf(
+		    p, sizeof(p), "openstack/%s/network_data.json", want[i].v);
+		ck_assert_int_eq(find(d, p, &data, &len) != NULL, want[i].nd);
+		(void)snprintf(
+		    p, sizeof(p), "openstack/%s/vendor_data2.json", want[i].v);
+		ck_assert_int_eq(find(d, p, &data, &len) != NULL, want[i].vd2);
+		n += 2 + want[i].vd + want[i].nd + want[i].vd2;
+	}
+	ck_assert_uint_eq(configdrive_n_files(d), n);
+	ck_assert_ptr_nonnull(
+	    find(d, "openstack/latest/vendor_data2.json", &data, &len));
+	ck_assert_int_eq(memcmp(data, "{\"static\":{}}", len), 0);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_meta_data_has_every_key_and_the_hostname_as_is)
+{
+	struct instance *inst = guest_instance();
+	_cleanup_free_ char *md = NULL, *old = NULL;
+	struct metadata_opts o = {.availability_zone = "az-1"};
+	struct json_object *j, *keys, *pk;
+	struct err e = {0};
+	size_t len;
+
+	ck_assert_int_eq(metadata_meta_data(inst, NULL, &o, "latest",
+			     "c2VlZA==", &md, &len, &e),
+	    0);
+	j = parse(md, len);
+	ck_assert_str_eq(gets(j, "uuid"), inst->uuid);
+	ck_assert_str_eq(gets(j, "name"), "web 1");
+	ck_assert_str_eq(gets(j, "hostname"), "web-1");
+	ck_assert_int_eq(json_object_get_int(get(j, "launch_index")), 0);
+	ck_assert_str_eq(gets(j, "availability_zone"), "az-1");
+	ck_assert_str_eq(gets(j, "random_seed"), "c2VlZA==");
+	ck_assert_str_eq(gets(get(j, "meta"), "role"), "web");
+	pk = get(j, "public_keys");
+	ck_assert_int_eq(json_object_object_length(pk), 2);
+	ck_assert_str_eq(gets(pk, "b\"ack\\up"),
+	    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2 backup");
+	keys = get(j, "keys");
+	ck_assert_uint_eq(json_object_array_length(keys), 2);
+	ck_assert_str_eq(
+	    gets(json_object_array_get_idx(keys, 0), "type"), "ssh");
+	ck_assert_str_eq(
+	    gets(json_object_array_get_idx(keys, 0), "name"), "ops");
+	ck_assert_int_eq(json_object_array_length(get(j, "dedicated_cpus")), 0);
+	json_object_put(j);
+	/* Folsom: no random_seed, no devices */
+	ck_assert_int_eq(metadata_meta_data(inst, NULL, NULL, "2012-08-10",
+			     "c2VlZA==", &old, &len, &e),
+	    0);
+	j = parse(old, len);
+	ck_assert(!has(j, "random_seed"));
+	ck_assert(!has(j, "devices"));
+	ck_assert_str_eq(gets(j, "availability_zone"), "nova");
+	json_object_put(j);
+	ck_assert_int_eq(metadata_meta_data(inst, NULL, NULL, "2099-01-01",
+			     NULL, &old, &len, &e),
+	    -EINVAL);
+	instance_free(inst);
+}
+END_TEST
+
+/* devices from the domain XML domxml makes for the instance: serials as
+ * in <serial>, for the local root too; only tagged devices. */
+START_TEST(test_devices_carry_the_domains_serials_and_addresses)
+{
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = guest_instance();
+	struct blockinfo *bi = NULL;
+	struct domaddr *dom = NULL;
+	struct domxml_opts o = {.instance_dir = "/var/lib/hyperlet/x",
+	    .base_image_path = "/var/lib/hyperlet/images/" IMAGE_ID,
+	    .base_image_format = "qcow2"};
+	_cleanup_free_ char *xml = NULL, *md = NULL;
+	struct json_object *j, *devs, *dv;
+	const struct domaddr_dev *root;
+	struct err e = {0};
+	size_t len, disks = 0, nics = 0;
+
+	ck_assert_msg(blockinfo_build(inst, &lim, &bi, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    domxml_format_domain(inst, bi, &o, &xml, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(domaddr_parse(xml, &dom, &e), 0);
+	ck_assert_int_eq(metadata_meta_data(
+			     inst, dom, NULL, "2018-08-27", "", &md, &len, &e),
+	    0);
+	j = parse(md, len);
+	devs = get(j, "devices");
+	for (size_t i = 0; i < json_object_array_length(devs); i++) {
+		dv = json_object_array_get_idx(devs, i);
+		if (STREQ(gets(dv, "type"), "disk")) {
+			const char *tag = json_object_get_string(
+			    json_object_array_get_idx(get(dv, "tags"), 0));
+
+			disks++;
+			if (STREQ(tag, "root")) {
+				root = domaddr_disk(dom, "vda");
+				ck_assert_ptr_nonnull(root);
+				ck_assert_str_eq(
+				    gets(dv, "serial"), root->serial);
+				ck_assert_int_eq(strncmp(inst->bdms[0].uuid,
+						     root->serial, 20),
+				    0);
+			} else {
+				ck_assert_str_eq(tag, "data");
+				ck_assert_int_eq(
+				    strncmp(gets(dv, "serial"), VOLUME_ID, 20),
+				    0);
+			}
+			/* the test of libvirt-free XML: no address */
+			ck_assert_str_eq(gets(dv, "bus"), "none");
+			ck_assert_str_eq(gets(dv, "address"), "none");
+		} else {
+			nics++;
+		}
+	}
+	/* domxml of this tree has no <interface> yet: the NICs come with
+	 * nic's XML; the address forms are checked below */
+	ck_assert_uint_eq(disks, 2);
+	(void)nics;
+	json_object_put(j);
+	dom = domaddr_free(dom);
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_devices_in_nova_form_with_libvirts_addresses)
+{
+	struct instance *inst = guest_instance();
+	struct domaddr *dom = NULL;
+	_cleanup_free_ char *md = NULL;
+	struct json_object *j, *devs, *d0, *d1, *n0;
+	struct err e = {0};
+	size_t len;
+
+	/* the root is vda, the volume vdb (blockinfo's mapping) */
+	free(inst->bdms[1].device_name);
+	inst->bdms[1].device_name = xs("/dev/sda");
+	ck_assert_int_eq(domaddr_parse(dom_xml, &dom, &e), 0);
+	ck_assert_int_eq(
+	    metadata_meta_data(inst, dom, NULL, "latest", "", &md, &len, &e),
+	    0);
+	j = parse(md, len);
+	devs = get(j, "devices");
+	ck_assert_uint_eq(json_object_array_length(devs), 3);
+	d0 = json_object_array_get_idx(devs, 0);
+	ck_assert_str_eq(gets(d0, "type"), "disk");
+	ck_assert_str_eq(gets(d0, "bus"), "pci");
+	ck_assert_str_eq(gets(d0, "address"), "0000:00:05.0");
+	ck_assert_str_eq(gets(d0, "serial"), "0d1f0c52-aaaa");
+	d1 = json_object_array_get_idx(devs, 1);
+	ck_assert_str_eq(gets(d1, "bus"), "scsi");
+	ck_assert_str_eq(gets(d1, "address"), "0:0:0:1");
+	ck_assert_str_eq(gets(d1, "serial"), "vol-1");
+	n0 = json_object_array_get_idx(devs, 2);
+	ck_assert_str_eq(gets(n0, "type"), "nic");
+	ck_assert_str_eq(gets(n0, "mac"), "fa:16:3e:00:00:01");
+	ck_assert_str_eq(gets(n0, "bus"), "pci");
+	ck_assert_str_eq(gets(n0, "address"), "0000:01:1f.2");
+	ck_assert_str_eq(json_object_get_string(
+			     json_object_array_get_idx(get(n0, "tags"), 0)),
+	    "public");
+	ck_assert(json_object_get_boolean(get(n0, "vf_trusted")) == 0);
+	json_object_put(j);
+	domaddr_free(dom);
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_network_data_is_netutils_format)
+{
+	struct instance *inst = guest_instance();
+	_cleanup_free_ char *net = NULL, *none = NULL;
+	struct json_object *j, *links, *nets, *l0, *l1, *n0, *n1, *n2, *svc;
+	struct guest_data empty = {0};
+	struct err e = {0};
+	size_t len;
+
+	ck_assert_int_eq(netinfo_format(&inst->guest, &net, &len, &e), 0);
+	j = parse(net, len);
+	links = get(j, "links");
+	ck_assert_uint_eq(json_object_array_length(links), 2);
+	l0 = json_object_array_get_idx(links, 0);
+	ck_assert_str_eq(gets(l0, "id"), "tap3f5a1c2e-11");
+	ck_assert_str_eq(gets(l0, "type"), "phy");
+	ck_assert_str_eq(gets(l0, "ethernet_mac_address"), "fa:16:3e:00:00:01");
+	ck_assert_int_eq(json_object_get_int(get(l0, "mtu")), 1450);
+	ck_assert_str_eq(gets(l0, "vif_id"), inst->guest.nics[0].port_id);
+	l1 = json_object_array_get_idx(links, 1);
+	ck_assert(json_object_is_type(get(l1, "mtu"), json_type_null));
+	nets = get(j, "networks");
+	ck_assert_uint_eq(json_object_array_length(nets), 3);
+	n0 = json_object_array_get_idx(nets, 0);
+	ck_assert_str_eq(gets(n0, "id"), "network0");
+	ck_assert_str_eq(gets(n0, "type"), "ipv4");
+	ck_assert_str_eq(gets(n0, "link"), "tap3f5a1c2e-11");
+	ck_assert_str_eq(gets(n0, "ip_address"), "192.0.2.10");
+	ck_assert_str_eq(gets(n0, "netmask"), "255.255.255.0");
+	ck_assert_str_eq(
+	    gets(json_object_array_get_idx(get(n0, "routes"), 0), "gateway"),
+	    "192.0.2.1");
+	ck_assert_str_eq(
+	    gets(json_object_array_get_idx(get(n0, "routes"), 0), "network"),
+	    "0.0.0.0");
+	ck_assert_uint_eq(json_object_array_length(get(n0, "services")), 2);
+	n1 = json_object_array_get_idx(nets, 1);
+	ck_assert_str_eq(gets(n1, "type"), "ipv6");
+	ck_assert_str_eq(gets(n1, "netmask"), "ffff:ffff:ffff:ffff::");
+	ck_assert_str_eq(
+	    gets(json_object_array_get_idx(get(n1, "routes"), 0), "network"),
+	    "::");
+	n2 = json_object_array_get_idx(nets, 2);
+	ck_assert_str_eq(gets(n2, "type"), "ipv4_dhcp");
+	ck_assert_str_eq(gets(n2, "link"), "tap3f5a1c2e-22");
+	ck_assert_str_eq(gets(n2, "network_id"), "default");
+	ck_assert(!has(n2, "ip_address"));
+	svc = get(j, "services");
+	/* 192.0.2.53 twice in the request, once here */
+	ck_assert_uint_eq(json_object_array_length(svc), 2);
+	ck_assert_str_eq(
+	    gets(json_object_array_get_idx(svc, 1), "address"), "192.0.2.54");
+	json_object_put(j);
+	ck_assert_int_eq(netinfo_format(&empty, &none, &len, &e), 0);
+	ck_assert_str_eq(none, "{}");
+	instance_free(inst);
+}
+END_TEST
+
+START_TEST(test_base64_is_strict)
+{
+	static const struct {
+		const char *in, *out;
+	} ok[] = {{"", ""}, {"YQ==", "a"}, {"YWI=", "ab"}, {"YWJj", "abc"},
+	    {"YWJj\r\nZA==", "abcd"}};
+	static const char *const bad[] = {
+	    "Y", "YQ=", "YQ==YQ==", "Y===", "YW J", "YW_j", "=YWJ"};
+	struct err e = {0};
+
+	for (size_t i = 0; i < ELEMENTSOF(ok); i++) {
+		_cleanup_free_ unsigned char *b = NULL;
+		size_t n;
+
+		ck_assert_int_eq(
+		    metadata_base64_decode(ok[i].in, &b, &n, &e), 0);
+		ck_assert_uint_eq(n, strlen(ok[i].out));
+		ck_assert_int_eq(memcmp(b, ok[i].out, n), 0);
+	}
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		unsigned char *b = NULL;
+		size_t n;
+
+		ck_assert_msg(
+		    metadata_base64_decode(bad[i], &b, &n, &e) == -EINVAL, "%s",
+		    bad[i]);
+		ck_assert_str_eq(e.field, "user_data");
+	}
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -261,6 +701,13 @@ suite(void)
 	tcase_add_test(tc, test_write_to_a_missing_directory_fails_cleanly);
 	tcase_add_test(
 	    tc, test_domaddr_reads_disks_and_interfaces_in_nova_form);
+	tcase_add_test(tc, test_layout_is_nova_26s_versions_and_files);
+	tcase_add_test(tc, test_meta_data_has_every_key_and_the_hostname_as_is);
+	tcase_add_test(
+	    tc, test_devices_carry_the_domains_serials_and_addresses);
+	tcase_add_test(tc, test_devices_in_nova_form_with_libvirts_addresses);
+	tcase_add_test(tc, test_network_data_is_netutils_format);
+	tcase_add_test(tc, test_base64_is_strict);
 	suite_add_tcase(s, tc);
 	return s;
 }
