@@ -22,6 +22,7 @@
 #include "bdm_json.h"
 #include "blockinfo.h"
 #include "domxml.h"
+#include "guestdrive.h"
 #include "../testutil.h"
 #include "virt.h"
 
@@ -146,19 +147,23 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	    "{\"name\": \"guest\", \"flavor\": {\"vcpus\": 1,"
 	    " \"memory_mb\": 128, \"root_gb\": 1, \"ephemeral_gb\": 1,"
 	    " \"swap\": 16}, \"imageRef\": \"" IMAGE_ID "\","
+	    " \"config_drive\": true,"
 	    " \"image_meta\": {\"properties\":"
-	    " {\"hw_scsi_model\": \"virtio-scsi\"}},"
+	    " {\"hw_scsi_model\": \"virtio-scsi\","
+	    "  \"hw_cdrom_bus\": \"scsi\"}},"
 	    " \"block_device_mapping_v2\": ["
 	    " {\"boot_index\": 0, \"source_type\": \"image\","
-	    "  \"destination_type\": \"local\", \"uuid\": \"" IMAGE_ID "\"},"
+	    "  \"destination_type\": \"local\", \"uuid\": \"" IMAGE_ID "\","
+	    "  \"tag\": \"root\"},"
 	    " {\"boot_index\": -1, \"source_type\": \"blank\","
-	    "  \"destination_type\": \"local\", \"volume_size\": 1},"
+	    "  \"destination_type\": \"local\", \"volume_size\": 1,"
+	    "  \"tag\": \"scratch\"},"
 	    " {\"boot_index\": -1, \"source_type\": \"blank\","
 	    "  \"destination_type\": \"local\", \"guest_format\": \"swap\","
 	    "  \"volume_size\": 16},"
 	    " {\"boot_index\": -1, \"source_type\": \"volume\","
 	    "  \"destination_type\": \"volume\", \"uuid\": \"" VOLUME_ID "\","
-	    "  \"disk_bus\": \"scsi\", \"connection_info\":"
+	    "  \"disk_bus\": \"scsi\", \"tag\": \"data\", \"connection_info\":"
 	    "  {\"driver_volume_type\": \"file\","
 	    "   \"data\": {\"device_path\": \"%s\"}}}]}",
 	    vol);
@@ -168,12 +173,14 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	    "prepare: %s: %s", e.field, e.msg);
 	ck_assert_msg(blockinfo_build(inst, &lim, &bi, &e) == 0,
 	    "blockinfo: %s: %s", e.field, e.msg);
-	ck_assert_uint_eq(bi->n_disks, 4);
+	/* the four disks and the config drive (a cdrom on virtio-scsi) */
+	ck_assert_uint_eq(bi->n_disks, 5);
+	ck_assert_ptr_nonnull(bi->config_drive);
 
 	ck_assert_int_eq(virt_instance_dir(v, inst->uuid, &dir, &e), 0);
 	console = must_asprintf("%s/console.log", dir);
 	cmdline = must_asprintf(
-	    "console=ttyS0 quiet panic=-1 hl.disks=%zu", bi->n_disks);
+	    "console=ttyS0 quiet panic=-1 hl.disks=%zu", bi->n_disks - 1);
 	dx.virt_type = virt_type(v);
 	dx.instance_dir = dir;
 	dx.base_image_path = base;
@@ -190,6 +197,9 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	    virt_create_disks(v, inst, bi, base, "raw", 64 << 20, &e) == 0,
 	    "disks: %s", e.msg);
 	ck_assert_msg(virt_define(v, xml, &e) == 0, "define: %s", e.msg);
+	/* as compute_create: the drive from the defined domain, then start */
+	ck_assert_msg(
+	    guestdrive_make(v, inst, NULL, &e) == 0, "config drive: %s", e.msg);
 	t0 = util_now_ms();
 	ck_assert_msg(virt_start(v, inst->uuid, &e) == 0, "start: %s", e.msg);
 	while (util_now_ms() - t0 < BOOT_TIMEOUT_MS) {
@@ -217,6 +227,8 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 		const struct blockinfo_disk *d = &bi->disks[i];
 		char want[64];
 
+		if (d->kind == BLOCKINFO_CONFIG_DRIVE)
+			continue;
 		(void)snprintf(
 		    want, sizeof(want), "<serial>%s</serial>", d->serial);
 		ck_assert_msg(strstr(stored, want), "libvirt lost %s", want);
@@ -245,7 +257,47 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	ck_assert_int_eq(count_lines(report, "HLG virtio "), n_virtio);
 	ck_assert_int_eq(count_lines(report, "HLG scsi "), n_scsi);
 
+	/* the config drive, mounted by label in the guest: its uuid is the
+	 * instance's, and every tagged disk of its devices carries the
+	 * serial the guest's /sys shows for that disk (matched above with
+	 * blockinfo's, which the API reports) */
+	{
+		char line[256];
+		size_t tagged = 0;
+
+		(void)snprintf(line, sizeof(line), " uuid=%s\n", inst->uuid);
+		ck_assert_msg(strstr(report, "HLG cd dev=") &&
+			strstr(strstr(report, "HLG cd dev="), line),
+		    "the guest did not read uuid %s from the config drive",
+		    inst->uuid);
+		for (i = 0; i < bi->n_disks; i++) {
+			const struct blockinfo_disk *d = &bi->disks[i];
+			const struct bdm *b = d->bdm_index >= 0
+			    ? &inst->bdms[d->bdm_index]
+			    : NULL;
+
+			if (b == NULL || b->tag == NULL)
+				continue;
+			tagged++;
+			(void)snprintf(line, sizeof(line),
+			    "HLG cd disk tag=%s serial=%s bus=", b->tag,
+			    d->serial);
+			ck_assert_msg(strstr(report, line),
+			    "the drive does not map tag %s to serial %s",
+			    b->tag, d->serial);
+			ck_assert_int_eq(
+			    count_reports(report,
+				d->bus == BDM_BUS_VIRTIO ? "virtio" : "scsi",
+				d->bus == BDM_BUS_VIRTIO ? "serial" : "vpd80",
+				d->serial),
+			    1);
+		}
+		ck_assert_uint_eq(tagged, 3);
+		ck_assert_int_eq(count_lines(report, "HLG cd disk "), tagged);
+	}
+
 	ck_assert_msg(virt_undefine(v, inst->uuid, &e) == 0, "%s", e.msg);
+	ck_assert_msg(guestdrive_remove(v, inst->uuid, &e) == 0, "%s", e.msg);
 	ck_assert_msg(virt_delete_disks(v, inst->uuid, &e) == 0, "%s", e.msg);
 	bi = blockinfo_free(bi);
 	inst = instance_free(inst);
