@@ -106,6 +106,12 @@ static const struct route routes[] = {
     {"/v1/instances/{uuid}/volumes/{volume_id}", "DELETE", false,
 	{{"DELETE", api_instance_detach, BODY_NONE, NULL, ID_LOOKUP, true,
 	    true}}},
+    {"/v1/instances/{uuid}/interfaces", "POST", false,
+	{{"POST", api_instance_interface_attach, BODY_JSON, NULL, ID_LOOKUP,
+	    true, true}}},
+    {"/v1/instances/{uuid}/interfaces/{port_id}", "DELETE", false,
+	{{"DELETE", api_instance_interface_detach, BODY_NONE, NULL, ID_LOOKUP,
+	    true, true}}},
     {"/v1/node", "GET, HEAD", false, {{"GET", api_node_get}}},
     {"/v1/images", "GET, HEAD", false, {{"GET", api_images_list}}},
     {"/v1/images/{image_id}", "GET, HEAD, PUT, DELETE", false,
@@ -877,7 +883,8 @@ route_match(const char *tmpl, const char *path, char *ret_id, size_t id_size,
 		if (*t == '{') {
 			if (pl == 0)
 				return false;
-			if (strncmp(t, "{volume_id}", tl) == 0) {
+			if (strncmp(t, "{volume_id}", tl) == 0 ||
+			    strncmp(t, "{port_id}", tl) == 0) {
 				sub = p;
 				sub_len = pl;
 			} else {

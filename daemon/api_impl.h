@@ -137,6 +137,8 @@ void api_instance_console(struct api_req *r);
 void api_instance_config_drive(struct api_req *r);
 void api_instance_attach(struct api_req *r);
 void api_instance_detach(struct api_req *r);
+void api_instance_interface_attach(struct api_req *r);
+void api_instance_interface_detach(struct api_req *r);
 void api_node_get(struct api_req *r);
 void api_images_list(struct api_req *r);
 void api_image_get(struct api_req *r);

@@ -33,6 +33,7 @@
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
+#include "nic_json.h"
 #include "store.h"
 #include "virt.h"
 
@@ -63,6 +64,31 @@ set_etag(struct api_req *r, const struct instance *inst)
 	    r->etag, sizeof(r->etag), "\"%lld\"", (long long)inst->generation);
 }
 
+/* Sets the pci_address of each NIC of inst from its domain's XML
+ * (matched by MAC). Best effort: a domain libvirt cannot show leaves
+ * them null; the answer does not fail for it. */
+static void
+fill_pci(struct api_req *r, struct instance *inst)
+{
+	_cleanup_free_ struct virt_nic *v = NULL;
+	struct err e = {0};
+	size_t n = 0;
+
+	if (inst->guest.n_nics == 0 || r->h->virt == NULL ||
+	    virt_domain_nics(r->h->virt, inst->uuid, &v, &n, &e) < 0)
+		return;
+	for (size_t i = 0; i < inst->guest.n_nics; i++) {
+		struct nic *nic = &inst->guest.nics[i];
+
+		for (size_t k = 0; k < n; k++)
+			if (STREQ(v[k].mac, nic->mac) && v[k].pci[0] != '\0') {
+				free(nic->pci_address);
+				nic->pci_address = strdup(v[k].pci);
+				break;
+			}
+	}
+}
+
 /* Loads the path's instance and its driver view. */
 static int
 load(struct api_req *r, struct instance **ret_inst, struct blockinfo **ret_bi,
@@ -82,6 +108,7 @@ load(struct api_req *r, struct instance **ret_inst, struct blockinfo **ret_bi,
 	if (ret_bi &&
 	    (rc = blockinfo_build(inst, &r->h->cfg->limits, ret_bi, e)) < 0)
 		return rc;
+	fill_pci(r, inst);
 	*ret_inst = TAKE_PTR(inst);
 	return 0;
 }
@@ -620,6 +647,8 @@ create(
 	api_images_lock(r, false);
 	if ((rc = apply_images(r, s, inst, e)) < 0 ||
 	    (rc = bdm_instance_prepare(inst, &r->h->cfg->limits, e)) < 0 ||
+	    (rc = nic_json_prepare(&inst->guest, inst->name, inst->uuid, e)) <
+		0 ||
 	    (rc = compute_create(r->h->compute, s, inst, digest, NULL, e)) <
 		0) {
 		api_images_unlock(r);
@@ -897,6 +926,83 @@ api_instance_detach(struct api_req *r)
 	}
 	if (compute_detach(r->h->compute, api_store(r, &e), r->id, r->sub, &e) <
 	    0)
+		goto fail;
+	api_reply_empty(r, 204);
+	return;
+fail:
+	api_reply_error(r, &e);
+}
+
+/* ---- interfaces -------------------------------------------------------- */
+
+/* POST /v1/instances/{uuid}/interfaces: 201 with the new interface, as
+ * the instance JSON shows it (pci_address as libvirt assigned it). */
+void
+api_instance_interface_attach(struct api_req *r)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct jwriter w = {0};
+	struct nic n = {0};
+	struct err e = {0};
+	const struct nic *got = NULL;
+	char *text;
+	size_t len;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (nic_json_parse_attach(r->body, r->body_len, &n, &e) < 0)
+		goto fail;
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0)
+		goto fail;
+	inst = instance_free(inst);
+	if (compute_attach_interface(
+		r->h->compute, api_store(r, &e), r->id, &n, &inst, &e) < 0)
+		goto fail;
+	fill_pci(r, inst);
+	for (size_t i = 0; i < inst->guest.n_nics; i++)
+		if (STREQ(inst->guest.nics[i].port_id, n.port_id))
+			got = &inst->guest.nics[i];
+	if (got == NULL) {
+		err_set(
+		    &e, -EIO, "interface %s vanished after attach", n.port_id);
+		goto fail;
+	}
+	nic_json_write_nic(&w, got);
+	if (jwriter_finish(&w, &text, &len) < 0) {
+		err_set(&e, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	free(r->location);
+	if (asprintf(&r->location, "/v1/instances/%s/interfaces/%s", r->id,
+		n.port_id) < 0)
+		r->location = NULL;
+	set_etag(r, inst);
+	api_reply_take(r, 201, "application/json", text, len);
+	nic_clear(&n);
+	return;
+fail:
+	nic_clear(&n);
+	api_reply_error(r, &e);
+}
+
+/* DELETE /v1/instances/{uuid}/interfaces/{port_id}: 204. */
+void
+api_instance_interface_detach(struct api_req *r)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	char port[UUID_STR_LEN];
+	struct err e = {0};
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (util_uuid_normalize(r->sub ? r->sub : "", port) < 0) {
+		err_set_field(
+		    &e, -EINVAL, "port_id", "port_id: expected a UUID");
+		goto fail;
+	}
+	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	    check_if_match(r, inst, &e) < 0 ||
+	    compute_detach_interface(
+		r->h->compute, api_store(r, &e), r->id, port, &e) < 0)
 		goto fail;
 	api_reply_empty(r, 204);
 	return;

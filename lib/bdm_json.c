@@ -19,14 +19,24 @@
 #include "bdm_json.h"
 #include "jfield.h"
 #include "jwriter.h"
+#include "nic_json.h"
 
 #define BDM_JSON_MAX_BDMS 4096 /* hard cap; bdm_limits.max_bdms is lower */
 #define BDM_JSON_MAX_METADATA 128 /* Nova's default metadata_items quota */
 #define BDM_JSON_NAME_MAX 255
 
+/* user_data may reach Nova's 65535 characters (nic_json refuses more
+ * by name; the parser's cap only bounds the work), a key's data a long
+ * x509 certificate */
+static const struct jfield_long json_longs[] = {
+    {"data", NIC_JSON_KEY_DATA_MAX},
+    {"user_data", 2 * NIC_JSON_USER_DATA_MAX},
+};
 static const struct jfield_limits json_limits = {
     .max_depth = BDM_JSON_MAX_DEPTH,
     .max_string = BDM_JSON_MAX_STRING,
+    .longs = json_longs,
+    .n_longs = ELEMENTSOF(json_longs),
 };
 
 /* ---- parsing ------------------------------------------------------- */
@@ -647,7 +657,10 @@ bdm_json_parse_create(
 			inst->uuid_given = r > 0;
 			break;
 		default:
-			r = fail(NULL, key, e, "unknown field");
+			/* hostname, user_data, keys, networks */
+			r = nic_json_parse_field(key, val, &inst->guest, e);
+			if (r == 0)
+				r = fail(NULL, key, e, "unknown field");
 			break;
 		}
 		if (r < 0)
@@ -1088,6 +1101,7 @@ write_instance(struct jwriter *w, struct fmt *f, const struct instance *inst,
 	write_time(w, inst->updated_at);
 	jwriter_key(w, "generation");
 	jwriter_int(w, inst->generation);
+	nic_json_write_guest(w, &inst->guest);
 	jwriter_key(w, "block_device_mappings");
 	write_bdm_array(w, f, inst, bi);
 	jwriter_obj_end(w);

@@ -98,7 +98,7 @@ static const struct cfg_key cfg_keys[] = {
     {"api", "tls_key_file", CFG_PATH, OFF(tls_key_file), ""},
     {"api", "tls_priorities", CFG_STR, OFF(tls_priorities),
 	CFG_DEFAULT_TLS_PRIORITIES},
-    {"api", "max_body_bytes", CFG_BYTES, OFF(max_body_bytes), "65536", 1024,
+    {"api", "max_body_bytes", CFG_BYTES, OFF(max_body_bytes), "131072", 1024,
 	16 * MiB},
     {"api", "max_image_bytes", CFG_BYTES, OFF(max_image_bytes), "68719476736",
 	MiB, 1024 * TiB},

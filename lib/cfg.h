@@ -55,7 +55,8 @@ struct cfg {
 	char *tls_key_file;
 	char *tls_priorities; /* GnuTLS priority string (daemon/tls.c checks
 				 it); default CFG_DEFAULT_TLS_PRIORITIES */
-	int64_t max_body_bytes; /* JSON request body, default 65536 */
+	int64_t max_body_bytes; /* JSON request body, default 131072: a
+				   user_data alone may be 65535 bytes */
 	int64_t max_image_bytes; /* image upload, default 64 GiB */
 	int connection_limit; /* concurrent connections, default 256 */
 	int connection_timeout; /* seconds idle before close, default 30 */

@@ -19,6 +19,7 @@
 
 #include "compute.h"
 #include "guestdrive.h"
+#include "nic_json.h"
 
 #define COMPUTE_RECONCILE_RETRIES 3
 /* A tombstone is dropped this long after the first sweep that checked it:
@@ -815,6 +816,76 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 		return rc;
 	}
 	return store_bdm_delete(s, uuid, b->uuid, e);
+}
+
+/* --- interfaces -------------------------------------------------------- */
+
+/* Attaches NIC n (parsed by nic_json_parse_attach: port_id, mac and
+ * target_dev set): its row first (a port_id or MAC on the node is
+ * -EEXIST before anything reaches libvirt), then libvirt, live and
+ * persistent; the row goes again if libvirt refuses. See compute.h. */
+int
+compute_attach_interface(struct compute *c, struct store *s, const char *uuid,
+    const struct nic *n, struct instance **ret_inst, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_free_ char *xml = NULL;
+	struct err ue = {0};
+	int rc;
+
+	if ((rc = load_for_change(s, uuid, &inst, e)) < 0 ||
+	    (rc = domxml_format_interface(n, &xml, e)) < 0)
+		return rc;
+	if (inst->guest.n_nics >= NIC_JSON_MAX_NICS)
+		return err_set(e, -EINVAL,
+		    "instance %s has %d interfaces, the most it may have", uuid,
+		    NIC_JSON_MAX_NICS);
+	if ((rc = store_nic_insert(s, uuid, n, e)) < 0)
+		return rc;
+	if ((rc = virt_interface(c->virt, uuid, xml, true, e)) < 0) {
+		/* XXX(#11) libvirt unreachable mid-call may have attached
+		 * it: the row stays (the truth once written, as a volume's),
+		 * and a detach removes both; unlike volumes there is no
+		 * attach_state for reconciliation to compare */
+		if (rc == -EAGAIN)
+			return rc;
+		(void)store_nic_delete(s, uuid, n->port_id, &ue);
+		return missing_domain(uuid, rc, e);
+	}
+	if (ret_inst == NULL)
+		return 0;
+	return store_instance_get(s, uuid, ret_inst, e);
+}
+
+/* Detaches NIC port_id: libvirt (an interface already gone is fine),
+ * then the row. See compute.h. */
+int
+compute_detach_interface(struct compute *c, struct store *s, const char *uuid,
+    const char *port_id, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_free_ char *xml = NULL;
+	const struct nic *n = NULL;
+	int rc;
+
+	if ((rc = load_for_change(s, uuid, &inst, e)) < 0)
+		return rc;
+	for (size_t i = 0; i < inst->guest.n_nics; i++)
+		if (STREQ(inst->guest.nics[i].port_id, port_id)) {
+			n = &inst->guest.nics[i];
+			break;
+		}
+	if (n == NULL)
+		return err_set_field(e, -ENOENT, "port_id",
+		    "instance %s has no interface %.64s", uuid, port_id);
+	if ((rc = domxml_format_interface(n, &xml, e)) < 0)
+		return rc;
+	rc = virt_interface(c->virt, uuid, xml, false, e);
+	if (rc == -ENOENT && strstr(e ? e->msg : "", "interface") != NULL)
+		err_clear(e); /* gone already (a retry after a crash) */
+	else if (rc < 0)
+		return missing_domain(uuid, rc, e);
+	return store_nic_delete(s, uuid, port_id, e);
 }
 
 /* --- reconciliation ---------------------------------------------------- */

@@ -188,6 +188,29 @@ int compute_attach(struct compute *c, struct store *s, const char *uuid,
     struct err *e);
 
 /*
+ * Attaches NIC n (nic_json_parse_attach's, port_id and mac drawn) to an
+ * instance, live (when running) and persistent: the NIC row first, in
+ * the transaction that bumps the generation; libvirt next; the row is
+ * removed again if libvirt refuses. On success *ret_inst (may be NULL)
+ * receives the instance as stored, n last of its NICs. Returns 0,
+ * -EINVAL, -ENOENT, -EEXIST (port_id or mac used on the node, field
+ * "port_id" / "mac"), -EBUSY (building/deleting), -EOPNOTSUPP (the
+ * libvirt driver cannot attach, as test:///default), -EAGAIN, -EIO.
+ */
+int compute_attach_interface(struct compute *c, struct store *s,
+    const char *uuid, const struct nic *n, struct instance **ret_inst,
+    struct err *e);
+
+/*
+ * Detaches NIC port_id from an instance, live and persistent: libvirt
+ * first (an interface the domain no longer has is fine), then the row.
+ * Returns 0, -EINVAL, -ENOENT (no such instance, or no such interface on
+ * it), -EBUSY, -EOPNOTSUPP, -EAGAIN, -EIO.
+ */
+int compute_detach_interface(struct compute *c, struct store *s,
+    const char *uuid, const char *port_id, struct err *e);
+
+/*
  * Detaches the volume volume_id (its BDM with destination volume) from an
  * instance: libvirt first (a disk already gone is fine), then the BDM row.
  * Returns 0, -EINVAL, -ENOENT (no such instance, or no such volume on it),

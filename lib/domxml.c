@@ -276,6 +276,59 @@ domxml_write_disk(struct xwriter *w, const struct blockinfo_disk *d,
 	xwriter_end(w);
 }
 
+/* A NIC must carry what the XML names it by: its port_id (the tap
+ * device) and MAC (nic_json draws both) and one source. */
+static int
+domxml_nic_check(const struct nic *n, struct err *e)
+{
+	if (!util_uuid_is_canonical(n->port_id) ||
+	    strlen(n->mac) != NIC_MAC_LEN - 1)
+		return err_set(e, -EINVAL,
+		    "interface xml: a NIC without its port_id or MAC");
+	if ((n->bridge == NULL) == (n->network == NULL))
+		return err_set(e, -EINVAL,
+		    "interface %s: exactly one of bridge and network",
+		    n->port_id);
+	if (nic_model_to_string(n->model) == NULL)
+		return err_set(
+		    e, -EINVAL, "interface %s: unknown model", n->port_id);
+	return 0;
+}
+
+/* Writes one <interface>, as Nova's LibvirtConfigGuestInterface
+ * format_dom orders it: mac, model, source, mtu, target. The tap device
+ * is Nova's name: "tap" + the first 11 characters of the port id. */
+static void
+domxml_write_interface(struct xwriter *w, const struct nic *n)
+{
+	char tap[NIC_TARGET_DEV_LEN];
+
+	(void)snprintf(tap, sizeof(tap), "tap%.11s", n->port_id);
+	xwriter_start(w, "interface");
+	xwriter_attr(w, "type", n->bridge ? "bridge" : "network");
+	xwriter_start(w, "mac");
+	xwriter_attr(w, "address", n->mac);
+	xwriter_end(w);
+	xwriter_start(w, "model");
+	xwriter_attr(w, "type", nic_model_to_string(n->model));
+	xwriter_end(w);
+	xwriter_start(w, "source");
+	if (n->bridge)
+		xwriter_attr(w, "bridge", n->bridge);
+	else
+		xwriter_attr(w, "network", n->network);
+	xwriter_end(w);
+	if (n->mtu > 0) {
+		xwriter_start(w, "mtu");
+		xwriter_attr_int(w, "size", n->mtu);
+		xwriter_end(w);
+	}
+	xwriter_start(w, "target");
+	xwriter_attr(w, "dev", tap);
+	xwriter_end(w);
+	xwriter_end(w);
+}
+
 /* "instance-<uuid>" into out. */
 void
 domxml_domain_name(const char *uuid, char out[DOMXML_NAME_MAX])
@@ -427,6 +480,11 @@ domxml_format_domain(const struct instance *inst, const struct blockinfo *bi,
 		xwriter_attr(w, "model", "virtio-scsi");
 		xwriter_end(w);
 	}
+	for (size_t i = 0; i < inst->guest.n_nics; i++) {
+		if ((r = domxml_nic_check(&inst->guest.nics[i], e)) < 0)
+			return r;
+		domxml_write_interface(w, &inst->guest.nics[i]);
+	}
 	if (console != NULL) {
 		xwriter_start(w, "serial");
 		xwriter_attr(w, "type", "file");
@@ -479,5 +537,25 @@ domxml_format_disk(const struct instance *inst, const struct blockinfo *bi,
 	if (w == NULL)
 		return err_set(e, -ENOMEM, "disk xml: out of memory");
 	domxml_write_disk(w, d, &x, o);
+	return xwriter_finish(w, ret_xml, e);
+}
+
+/*
+ * Formats the <interface> of n, as for virDomainAttachDeviceFlags (and,
+ * matched by its MAC, for detaching). Returns 0 and *ret_xml (owned,
+ * free()), -EINVAL (no port_id or MAC, not one source), -ENOMEM;
+ * *ret_xml is untouched on failure.
+ */
+int
+domxml_format_interface(const struct nic *n, char **ret_xml, struct err *e)
+{
+	_cleanup_(xwriter_freep) struct xwriter *w = NULL;
+	int r;
+
+	if ((r = domxml_nic_check(n, e)) < 0)
+		return r;
+	if ((w = xwriter_new()) == NULL)
+		return err_set(e, -ENOMEM, "interface xml: out of memory");
+	domxml_write_interface(w, n);
 	return xwriter_finish(w, ret_xml, e);
 }

@@ -68,4 +68,12 @@ int domxml_format_disk(const struct instance *inst, const struct blockinfo *bi,
     const struct blockinfo_disk *d, const struct domxml_opts *o, char **ret_xml,
     struct err *e);
 
+/*
+ * Formats one <interface> (Nova's element: mac, model, source bridge or
+ * network, mtu, target dev "tap" + port_id[0..10]), as for
+ * virDomainAttachDeviceFlags. Returns 0 and *ret_xml (owned, free()),
+ * -EINVAL, -ENOMEM.
+ */
+int domxml_format_interface(const struct nic *n, char **ret_xml, struct err *e);
+
 #endif

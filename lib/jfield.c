@@ -59,7 +59,10 @@ struct jscan {
 	 * (escaped) decoded into str */
 	const char *sp;
 	size_t str_len;
-	char str[JSCAN_STR_MAX + 4];
+	size_t str_max; /* the limit of the string being scanned */
+	char *str; /* str_inline, or a heap buffer for a long string */
+	size_t str_cap;
+	char str_inline[JSCAN_STR_MAX + 4];
 
 	/* jfield_scan: the values to pick up on the way */
 	struct jfield_want *wants;
@@ -195,15 +198,26 @@ jscan_too_long(struct jscan *s)
 	char m[64];
 
 	(void)snprintf(
-	    m, sizeof(m), "string longer than %zu bytes", s->lim->max_string);
+	    m, sizeof(m), "string longer than %zu bytes", s->str_max);
 	return jscan_fail(s, m);
 }
 
 static int
 jscan_put(struct jscan *s, const char *b, size_t n)
 {
-	if (s->str_len + n > s->lim->max_string)
+	if (s->str_len + n > s->str_max)
 		return jscan_too_long(s);
+	if (s->str_len + n > s->str_cap) {
+		/* a long string (lim->longs): one buffer for its limit */
+		char *p = s->str == s->str_inline ? NULL : s->str;
+
+		if ((p = realloc(p, s->str_max + 4)) == NULL)
+			return err_set(s->e, -ENOMEM, "out of memory");
+		if (s->str == s->str_inline)
+			memcpy(p, s->str_inline, s->str_len);
+		s->str = p;
+		s->str_cap = s->str_max;
+	}
 	memcpy(s->str + s->str_len, b, n);
 	s->str_len += n;
 	return 0;
@@ -318,6 +332,25 @@ jscan_run(struct jscan *s, unsigned *acc)
 	*acc |= a;
 }
 
+/* The limit of the string about to be scanned: a value whose key is
+ * one of lim->longs has that entry's, everything else (keys included:
+ * while a key is scanned its frame has none) lim->max_string. */
+static size_t
+jscan_str_max(const struct jscan *s)
+{
+	const struct jframe *f = &s->frames[s->depth];
+	const struct jkey *k;
+
+	if (s->lim->n_longs == 0 || s->depth < 1 || !f->is_obj || !f->has_key)
+		return s->lim->max_string;
+	k = &s->keys[f->cur_key];
+	for (size_t i = 0; i < s->lim->n_longs; i++)
+		if (strlen(s->lim->longs[i].key) == k->len &&
+		    memcmp(jkey_ptr(s, k), s->lim->longs[i].key, k->len) == 0)
+			return s->lim->longs[i].max;
+	return s->lim->max_string;
+}
+
 /* Scans the string at s->p (on the opening quote) and checks it: s->sp
  * points at its bytes, in the body when it has no escape, else decoded
  * into s->str. Pure ASCII without DEL needs no further check; anything
@@ -329,13 +362,14 @@ jscan_string(struct jscan *s)
 	unsigned acc = 0;
 	int r;
 
+	s->str_max = jscan_str_max(s);
 	jscan_run(s, &acc);
 	if (s->p < s->end && *s->p == '"') {
 		/* no escape: check in place */
 		s->sp = start;
 		s->str_len = (size_t)(s->p - start);
 		s->p++;
-		if (s->str_len > s->lim->max_string)
+		if (s->str_len > s->str_max)
 			return jscan_too_long(s);
 		if ((acc & JC_CHECK) && !util_text_valid(s->sp, s->str_len))
 			return jscan_fail(s, "string is not valid UTF-8 text");
@@ -699,6 +733,13 @@ jscan_all(const char *body, size_t len, const struct jfield_limits *lim,
 		return err_set(e, -EINVAL, "malformed JSON: body too large");
 	if (lim->max_string > JSCAN_STR_MAX || lim->max_depth < 1)
 		return err_set(e, -EINVAL, "jfield_parse: limits out of range");
+	for (size_t i = 0; i < lim->n_longs; i++)
+		if (lim->longs[i].max > JFIELD_LONG_MAX)
+			return err_set(
+			    e, -EINVAL, "jfield_parse: limits out of range");
+	s->str = s->str_inline;
+	s->str_cap = JSCAN_STR_MAX;
+	s->str_max = lim->max_string;
 	s->p = body;
 	s->end = body + len;
 	s->lim = lim;
@@ -730,6 +771,8 @@ jscan_all(const char *body, size_t len, const struct jfield_limits *lim,
 		free(s->keys);
 	if (s->arena != s->arena_inline)
 		free(s->arena);
+	if (s->str != s->str_inline)
+		free(s->str);
 	return r;
 }
 

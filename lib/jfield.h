@@ -25,10 +25,21 @@
 
 #define JFIELD_PATH_MAX ERR_FIELD_MAX
 
+#define JFIELD_LONG_MAX (1u << 20) /* largest jfield_long.max */
+
+/* A string value allowed to be longer than max_string: the value of
+ * every key spelt key, at any depth (user_data, a key's data). */
+struct jfield_long {
+	const char *key;
+	size_t max; /* bytes decoded, <= JFIELD_LONG_MAX */
+};
+
 /* Parse limits; see jfield_parse. */
 struct jfield_limits {
 	int max_depth; /* nested containers, the top-level object is 1 */
 	size_t max_string; /* bytes of every decoded key and string */
+	const struct jfield_long *longs; /* may be NULL when n_longs is 0 */
+	size_t n_longs;
 };
 
 /*
@@ -39,7 +50,8 @@ struct jfield_limits {
  * no duplicate key in any object (keys compared after unescaping), every
  * key and string valid UTF-8 without control characters other than tab,
  * newline and carriage return (none at all in keys), at most
- * lim->max_string bytes decoded (lim->max_string <= 2048).
+ * lim->max_string bytes decoded (lim->max_string <= 2048), or the
+ * limit lim->longs gives the value of its key.
  * Returns 0 and *ret (owned: json_object_put), or -EINVAL with the path
  * of the offending value in e, -ENOMEM.
  */

@@ -71,57 +71,6 @@ b64_encode(const unsigned char *in, size_t n, char *out)
 }
 
 static int
-b64_value(char c)
-{
-	const char *p = c ? strchr(b64, c) : NULL;
-
-	return p ? (int)(p - b64) : -1;
-}
-
-int
-metadata_base64_decode(
-    const char *s, unsigned char **ret, size_t *ret_len, struct err *e)
-{
-	_cleanup_free_ unsigned char *out = NULL;
-	size_t n = strlen(s), o = 0, q = 0, pad = 0;
-	unsigned acc = 0;
-
-	if ((out = malloc(n / 4 * 3 + 3)) == NULL)
-		return err_set(e, -ENOMEM, "out of memory");
-	for (const char *c = s; *c; c++) {
-		int v;
-
-		if (*c == '\r' || *c == '\n')
-			continue;
-		if (*c == '=') {
-			pad++;
-			v = 0;
-		} else if (pad || (v = b64_value(*c)) < 0)
-			goto bad;
-		acc = (acc << 6) | (unsigned)v;
-		if (++q == 4) {
-			if (pad > 2)
-				goto bad;
-			out[o++] = (unsigned char)(acc >> 16);
-			if (pad < 2)
-				out[o++] = (unsigned char)(acc >> 8);
-			if (pad < 1)
-				out[o++] = (unsigned char)acc;
-			q = 0;
-			acc = 0;
-		}
-	}
-	if (q != 0)
-		goto bad;
-	*ret = TAKE_PTR(out);
-	*ret_len = o;
-	return 0;
-bad:
-	return err_set_field(
-	    e, -EINVAL, "user_data", "user_data is not base64");
-}
-
-static int
 version_index(const char *version)
 {
 	for (int i = 0; i < METADATA_N_VERSIONS; i++)
@@ -368,9 +317,10 @@ metadata_build(const struct instance *inst, const struct domaddr *dom,
 	int rc;
 
 	if (inst->guest.user_data &&
-	    (rc = metadata_base64_decode(
-		 inst->guest.user_data, &ud, &ud_len, e)) < 0)
-		return rc;
+	    (rc = nic_base64_decode(inst->guest.user_data, &ud, &ud_len)) < 0)
+		return rc == -ENOMEM ? err_set(e, rc, "out of memory")
+				     : err_set_field(e, -EINVAL, "user_data",
+					   "user_data is not base64");
 	if ((rc = netinfo_format(&inst->guest, &net, &net_len, e)) < 0)
 		return rc;
 	while (got < sizeof(seed)) {

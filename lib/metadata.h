@@ -56,9 +56,4 @@ int metadata_meta_data(const struct instance *inst, const struct domaddr *dom,
     const struct metadata_opts *o, const char *version, const char *random_seed,
     char **ret, size_t *ret_len, struct err *e);
 
-/* Strict base64 (RFC 4648, padded; CR and LF are skipped) into *ret
- * (owned, len bytes). Returns 0, -EINVAL, -ENOMEM. */
-int metadata_base64_decode(
-    const char *s, unsigned char **ret, size_t *ret_len, struct err *e);
-
 #endif /* HYPERLET_METADATA_H */

@@ -33,6 +33,70 @@ nic_model_from_string(const char *s, enum nic_model *ret)
 	return -EINVAL;
 }
 
+static int
+b64_val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/* See nic.h. */
+int
+nic_base64_decode(const char *s, unsigned char **ret, size_t *ret_len)
+{
+	unsigned char *out = NULL;
+	size_t n = 0, olen = 0, pad = 0;
+	unsigned acc = 0;
+	int quad[4];
+	size_t q = 0;
+
+	/* first pass: the shape (and the size of the output) */
+	for (const char *p = s; *p; p++) {
+		if (*p == '\n' || (*p == '\r' && p[1] == '\n'))
+			continue;
+		if (*p == '=') {
+			if (n % 4 < 2)
+				return -EINVAL;
+			pad++;
+		} else if (pad > 0 || b64_val(*p) < 0)
+			return -EINVAL;
+		n++;
+	}
+	if (n % 4 != 0 || pad > 2)
+		return -EINVAL;
+	olen = n / 4 * 3 - pad;
+	if (ret == NULL)
+		return 0;
+	if ((out = malloc(olen + 1)) == NULL)
+		return -ENOMEM;
+	n = 0;
+	for (const char *p = s; *p; p++) {
+		if (*p == '\n' || *p == '\r')
+			continue;
+		quad[q++] = *p == '=' ? 0 : b64_val(*p);
+		if (q < 4)
+			continue;
+		acc = (unsigned)quad[0] << 18 | (unsigned)quad[1] << 12 |
+		    (unsigned)quad[2] << 6 | (unsigned)quad[3];
+		q = 0;
+		for (int k = 2; k >= 0 && n < olen; k--)
+			out[n++] = (unsigned char)(acc >> (8 * k));
+	}
+	out[olen] = '\0';
+	*ret = out;
+	*ret_len = olen;
+	return 0;
+}
+
 void
 nic_clear(struct nic *n)
 {

@@ -66,6 +66,15 @@ struct guest_data {
 const char *nic_model_to_string(enum nic_model v);
 int nic_model_from_string(const char *s, enum nic_model *ret);
 
+/*
+ * Decodes base64 text s (RFC 4648 standard alphabet, '=' padding
+ * required, length a multiple of 4 once line breaks "\n" and "\r\n" are
+ * left out; nothing else is skipped) into *ret (owned, NUL-terminated
+ * for convenience, *ret_len bytes without it). With ret NULL it only
+ * checks. Returns 0, -EINVAL for text that is not such base64, -ENOMEM.
+ */
+int nic_base64_decode(const char *s, unsigned char **ret, size_t *ret_len);
+
 /* Frees what these own and zeroes them; accept already-cleared values. */
 void nic_clear(struct nic *n);
 void guest_key_clear(struct guest_key *k);

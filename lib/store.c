@@ -96,6 +96,13 @@ static int check_uuid(const char *what, const char *u, struct err *e);
 static int bdm_create_uuid(struct store *s, int64_t row_id, int64_t instance_id,
     char out[UUID_STR_LEN], struct err *e);
 static int fill_missing(struct store *s, struct missing_list *m, struct err *e);
+static int has_guest(struct store *s, struct err *e);
+static int guest_insert_rows(
+    struct store *s, int64_t id, const struct guest_data *g, struct err *e);
+static int guest_load(
+    struct store *s, int64_t id, struct guest_data *g, struct err *e);
+static int guest_load_all(struct store *s, struct instance **v,
+    const int64_t *ids, size_t n, struct err *e);
 
 /* --- errors ---------------------------------------------------------- */
 
@@ -532,6 +539,46 @@ static const char migrate_node[] =
     " created_at INTEGER NOT NULL);"
     "PRAGMA user_version = " STR(STORE_NODE_VERSION) ";";
 
+/* PLACEHOLDER: replaced at merge (8 is the events table of engineer
+ * `events`). */
+static const char migrate_v8[] = "PRAGMA user_version = 8;";
+
+/* Guest data and NICs (issue 11). instance_guest: one row per instance
+ * created from 9 on (older instances have none: no hostname, no keys);
+ * keys a JSON array of {name, type, data} (SQLite's json functions write
+ * and read it). nics: the instance's NICs in request order (position);
+ * port_id and mac UNIQUE on the node, so two creates racing for one
+ * cannot both commit; ips a JSON array of {address, gateway}, dns one of
+ * strings, both canonical text from nic_json. Both cascade with the
+ * instance. */
+static const char migrate_guest[] =
+    "CREATE TABLE instance_guest ("
+    " instance_id INTEGER PRIMARY KEY"
+    "  REFERENCES instances (id) ON DELETE CASCADE,"
+    " hostname TEXT,"
+    " user_data TEXT,"
+    " keys TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(keys)));"
+    "CREATE TABLE nics ("
+    " id INTEGER PRIMARY KEY,"
+    " instance_id INTEGER NOT NULL"
+    "  REFERENCES instances (id) ON DELETE CASCADE,"
+    " position INTEGER NOT NULL,"
+    " port_id TEXT NOT NULL UNIQUE"
+    "  CHECK (length(port_id) = 36 AND port_id NOT GLOB '*[^0-9a-f-]*'),"
+    " mac TEXT NOT NULL UNIQUE"
+    "  CHECK (length(mac) = 17 AND mac NOT GLOB '*[^0-9a-f:]*'),"
+    " bridge TEXT,"
+    " network TEXT,"
+    " model TEXT NOT NULL"
+    "  CHECK (model IN ('virtio', 'e1000', 'e1000e', 'rtl8139')),"
+    " mtu INTEGER CHECK (mtu IS NULL OR mtu BETWEEN 68 AND 65535),"
+    " tag TEXT,"
+    " ips TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(ips)),"
+    " dns TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(dns)),"
+    " CHECK ((bridge IS NULL) <> (network IS NULL)),"
+    " UNIQUE (instance_id, position));"
+    "PRAGMA user_version = " STR(STORE_GUEST_VERSION) ";";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -552,6 +599,8 @@ static const struct migration {
     {migrate_v1, NULL}, {migrate_v2, NULL}, {migrate_v3, ready_v3},
     {migrate_v4, NULL}, {migrate_v5, NULL}, {migrate_v6, NULL},
     {migrate_node, NULL}, /* STORE_NODE_VERSION */
+    {migrate_v8, NULL}, /* PLACEHOLDER: replaced at merge (events) */
+    {migrate_guest, NULL}, /* STORE_GUEST_VERSION */
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -1036,6 +1085,9 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
 		return store_err(s, rc, e, "reading the BDMs of %s", uuid);
 	stmt_resetp(&qi);
 	stmt_resetp(&qb);
+	if ((rc = has_guest(s, e)) < 0 ||
+	    (rc > 0 && (rc = guest_load(s, id, &inst->guest, e)) < 0))
+		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
@@ -1268,6 +1320,8 @@ list_load(struct store *s, const char *marker, int64_t limit,
 	stmt_resetp(&qm);
 	stmt_resetp(&qi);
 	stmt_resetp(&qb);
+	if ((rc = guest_load_all(s, iv->v, iv->ids, iv->n, e)) < 0)
+		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
@@ -1693,6 +1747,9 @@ instance_create_tx(struct store *s, const struct instance *inst,
 		if ((rc = bdm_insert_row(s, id, &inst->bdms[i], e)) < 0)
 			return rc;
 	stmt_resetp(&q);
+	if ((rc = has_guest(s, e)) < 0 ||
+	    (rc > 0 && (rc = guest_insert_rows(s, id, &inst->guest, e)) < 0))
+		return rc;
 	/* after the inserts, so a taken uuid is -EEXIST whatever the room */
 	if (limits && (rc = node_claim_check(s, inst, limits, e)) < 0)
 		return rc;
@@ -2660,5 +2717,397 @@ store_tombstone_sweep_done(struct store *s, int64_t now_ms,
 		return store_err(s, rc, e, "expiring rolled-back builds");
 	if (ret_expired)
 		*ret_expired = sqlite3_changes(s->db);
+	return 0;
+}
+
+/* --- guest data and NICs (schema 9) ------------------------------------ */
+
+/* 1 if the schema has instance_guest and nics (STORE_GUEST_VERSION), 0
+ * if not yet (held at 2 by the online migration), or a negative errno.
+ * Before it, guest data is neither written nor read. */
+static int
+has_guest(struct store *s, struct err *e)
+{
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	return v >= STORE_GUEST_VERSION;
+}
+
+/* -EEXIST naming field (prefix + ".port_id" / ".mac") when port_id or mac
+ * of n is on any NIC of the node. Inside the writing transaction (the
+ * write lock is held), so the answer holds until the commit; the UNIQUE
+ * constraints stay the last word. */
+static int
+nic_taken(
+    struct store *s, const struct nic *n, const char *prefix, struct err *e)
+{
+	static const char sql[] = "SELECT port_id = ?1, mac = ?2 FROM nics"
+				  " WHERE port_id = ?1 OR mac = ?2 LIMIT 1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	char field[96];
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, n->port_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, n->mac, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading NICs");
+	if (sqlite3_column_int(q, 0)) {
+		(void)snprintf(field, sizeof(field), "%s%sport_id", prefix,
+		    prefix[0] ? "." : "");
+		return err_set_field(e, -EEXIST, field,
+		    "field '%s': port %s is already used on this node", field,
+		    n->port_id);
+	}
+	(void)snprintf(
+	    field, sizeof(field), "%s%smac", prefix, prefix[0] ? "." : "");
+	return err_set_field(e, -EEXIST, field,
+	    "field '%s': MAC %s is already used on this node", field, n->mac);
+}
+
+/* Writes NIC n of instance row id at position pos (ips and dns as JSON
+ * arrays built by SQLite's json functions: no JSON library here). */
+static int
+nic_insert_row(struct store *s, int64_t id, int64_t pos, const struct nic *n,
+    const char *prefix, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT INTO nics (instance_id, position, port_id, mac, bridge,"
+	    " network, model, mtu, tag)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+	static const char sql_ip[] =
+	    "UPDATE nics SET ips = json_insert(ips, '$[#]',"
+	    " json_object('address', ?2, 'gateway', ?3)) WHERE id = ?1";
+	static const char sql_dns[] =
+	    "UPDATE nics SET dns = json_insert(dns, '$[#]', ?2) WHERE id = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t nid;
+	int rc;
+
+	if (!util_uuid_is_canonical(n->port_id) || strlen(n->mac) != 17)
+		return err_set_field(e, -EINVAL, prefix[0] ? prefix : "port_id",
+		    "a NIC without its port_id or MAC");
+	if ((rc = nic_taken(s, n, prefix, e)) < 0)
+		return rc;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_int64(q, 2, pos);
+	sqlite3_bind_text(q, 3, n->port_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 4, n->mac, -1, SQLITE_STATIC);
+	bind_text_or_null(q, 5, n->bridge);
+	bind_text_or_null(q, 6, n->network);
+	sqlite3_bind_text(
+	    q, 7, nic_model_to_string(n->model), -1, SQLITE_STATIC);
+	bind_int_or_null(q, 8, n->mtu, 0);
+	bind_text_or_null(q, 9, n->tag);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "storing NIC %s", n->port_id);
+	nid = sqlite3_last_insert_rowid(s->db);
+	for (size_t i = 0; i < n->n_ips + n->n_dns; i++) {
+		_cleanup_(stmt_resetp) sqlite3_stmt *u = NULL;
+		bool ip = i < n->n_ips;
+
+		if ((rc = store_prepare(s, ip ? sql_ip : sql_dns, &u, e)) < 0)
+			return rc;
+		sqlite3_bind_int64(u, 1, nid);
+		if (ip) {
+			sqlite3_bind_text(
+			    u, 2, n->ips[i].address, -1, SQLITE_STATIC);
+			bind_text_or_null(u, 3, n->ips[i].gateway);
+		} else
+			sqlite3_bind_text(
+			    u, 2, n->dns[i - n->n_ips], -1, SQLITE_STATIC);
+		if ((rc = store_step(s, u)) != SQLITE_DONE)
+			return store_err(
+			    s, rc, e, "storing NIC %s", n->port_id);
+	}
+	return 0;
+}
+
+/* Writes the guest data and NICs of instance row id (inside the
+ * create's transaction). */
+static int
+guest_insert_rows(
+    struct store *s, int64_t id, const struct guest_data *g, struct err *e)
+{
+	static const char sql[] =
+	    "INSERT INTO instance_guest (instance_id, hostname, user_data)"
+	    " VALUES (?1, ?2, ?3)";
+	static const char sql_key[] =
+	    "UPDATE instance_guest SET keys = json_insert(keys, '$[#]',"
+	    " json_object('name', ?2, 'type', ?3, 'data', ?4))"
+	    " WHERE instance_id = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	bind_text_or_null(q, 2, g->hostname);
+	bind_text_or_null(q, 3, g->user_data);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "storing guest data");
+	for (size_t i = 0; i < g->n_keys; i++) {
+		_cleanup_(stmt_resetp) sqlite3_stmt *k = NULL;
+
+		if ((rc = store_prepare(s, sql_key, &k, e)) < 0)
+			return rc;
+		sqlite3_bind_int64(k, 1, id);
+		sqlite3_bind_text(k, 2, g->keys[i].name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(k, 3, g->keys[i].type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(k, 4, g->keys[i].data, -1, SQLITE_STATIC);
+		if ((rc = store_step(s, k)) != SQLITE_DONE)
+			return store_err(s, rc, e, "storing guest keys");
+	}
+	for (size_t i = 0; i < g->n_nics; i++) {
+		char prefix[32];
+
+		(void)snprintf(prefix, sizeof(prefix), "networks[%zu]", i);
+		if ((rc = nic_insert_row(
+			 s, id, (int64_t)i, &g->nics[i], prefix, e)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Appends the rows of q (column 0 the key, 1..n its values) to a
+ * growing array: helpers of guest_load. */
+static int
+grow(void **v, size_t n, size_t size, struct err *e)
+{
+	void *p = realloc(*v, (n + 1) * size);
+
+	if (p == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	memset((char *)p + n * size, 0, size);
+	*v = p;
+	return 0;
+}
+
+/* Loads the guest data and NICs of instance row id into g (inside the
+ * caller's read transaction). */
+static int
+guest_load(struct store *s, int64_t id, struct guest_data *g, struct err *e)
+{
+	static const char sql_g[] =
+	    "SELECT hostname, user_data FROM instance_guest"
+	    " WHERE instance_id = ?1";
+	static const char sql_k[] =
+	    "SELECT json_extract(k.value, '$.name'),"
+	    " json_extract(k.value, '$.type'), json_extract(k.value, '$.data')"
+	    " FROM instance_guest g, json_each(g.keys) k"
+	    " WHERE g.instance_id = ?1 ORDER BY k.key";
+	static const char sql_n[] =
+	    "SELECT id, port_id, mac, bridge, network, model, mtu, tag"
+	    " FROM nics WHERE instance_id = ?1 ORDER BY position";
+	static const char sql_ip[] =
+	    "SELECT json_extract(j.value, '$.address'),"
+	    " json_extract(j.value, '$.gateway')"
+	    " FROM nics n, json_each(n.ips) j WHERE n.id = ?1 ORDER BY j.key";
+	static const char sql_dns[] =
+	    "SELECT j.value FROM nics n, json_each(n.dns) j"
+	    " WHERE n.id = ?1 ORDER BY j.key";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql_g, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	rc = store_step(s, q);
+	if (rc == SQLITE_ROW) {
+		if ((rc = col_strdup(q, 0, &g->hostname, e)) < 0 ||
+		    (rc = col_strdup(q, 1, &g->user_data, e)) < 0)
+			return rc;
+	} else if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "reading guest data");
+	stmt_resetp(&q);
+	if ((rc = store_prepare(s, sql_k, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	while ((rc = store_step(s, q)) == SQLITE_ROW) {
+		struct guest_key *k;
+
+		if ((rc = grow((void **)&g->keys, g->n_keys, sizeof(*k), e)) <
+		    0)
+			return rc;
+		k = &g->keys[g->n_keys++];
+		if ((rc = col_strdup(q, 0, &k->name, e)) < 0 ||
+		    (rc = col_strdup(q, 1, &k->type, e)) < 0 ||
+		    (rc = col_strdup(q, 2, &k->data, e)) < 0)
+			return rc;
+	}
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "reading guest keys");
+	stmt_resetp(&q);
+	if ((rc = store_prepare(s, sql_n, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	while ((rc = store_step(s, q)) == SQLITE_ROW) {
+		_cleanup_(stmt_resetp) sqlite3_stmt *qi = NULL;
+		_cleanup_(stmt_resetp) sqlite3_stmt *qd = NULL;
+		const char *t;
+		int64_t nid = sqlite3_column_int64(q, 0);
+		struct nic *n;
+
+		if ((rc = grow((void **)&g->nics, g->n_nics, sizeof(*n), e)) <
+		    0)
+			return rc;
+		n = &g->nics[g->n_nics++];
+		t = (const char *)sqlite3_column_text(q, 1);
+		if (t == NULL || util_uuid_normalize(t, n->port_id) < 0)
+			return bad_row("NIC port_id", t, e);
+		t = (const char *)sqlite3_column_text(q, 2);
+		if (t == NULL || strlen(t) != 17)
+			return bad_row("NIC mac", t, e);
+		memcpy(n->mac, t, 18);
+		t = (const char *)sqlite3_column_text(q, 5);
+		if (nic_model_from_string(t, &n->model) < 0)
+			return bad_row("NIC model", t, e);
+		n->mtu = sqlite3_column_int(q, 6);
+		if ((rc = col_strdup(q, 3, &n->bridge, e)) < 0 ||
+		    (rc = col_strdup(q, 4, &n->network, e)) < 0 ||
+		    (rc = col_strdup(q, 7, &n->tag, e)) < 0)
+			return rc;
+		(void)snprintf(
+		    n->target_dev, NIC_TARGET_DEV_LEN, "tap%.11s", n->port_id);
+		if ((rc = store_prepare(s, sql_ip, &qi, e)) < 0)
+			return rc;
+		sqlite3_bind_int64(qi, 1, nid);
+		while ((rc = store_step(s, qi)) == SQLITE_ROW) {
+			struct nic_ip *ip;
+
+			if ((rc = grow((void **)&n->ips, n->n_ips, sizeof(*ip),
+				 e)) < 0)
+				return rc;
+			ip = &n->ips[n->n_ips++];
+			if ((rc = col_strdup(qi, 0, &ip->address, e)) < 0 ||
+			    (rc = col_strdup(qi, 1, &ip->gateway, e)) < 0)
+				return rc;
+		}
+		if (rc != SQLITE_DONE)
+			return store_err(s, rc, e, "reading NIC addresses");
+		if ((rc = store_prepare(s, sql_dns, &qd, e)) < 0)
+			return rc;
+		sqlite3_bind_int64(qd, 1, nid);
+		while ((rc = store_step(s, qd)) == SQLITE_ROW) {
+			if ((rc = grow((void **)&n->dns, n->n_dns,
+				 sizeof(*n->dns), e)) < 0)
+				return rc;
+			if ((rc = col_strdup(qd, 0, &n->dns[n->n_dns++], e)) <
+			    0)
+				return rc;
+		}
+		if (rc != SQLITE_DONE)
+			return store_err(s, rc, e, "reading NIC DNS servers");
+	}
+	if (rc != SQLITE_DONE)
+		return store_err(s, rc, e, "reading NICs");
+	return 0;
+}
+
+/* Loads guest data for every instance of a list (row ids ids[0..n)). */
+static int
+guest_load_all(struct store *s, struct instance **v, const int64_t *ids,
+    size_t n, struct err *e)
+{
+	int rc;
+
+	if ((rc = has_guest(s, e)) <= 0)
+		return rc;
+	for (size_t i = 0; i < n; i++)
+		if ((rc = guest_load(s, ids[i], &v[i]->guest, e)) < 0)
+			return rc;
+	return 0;
+}
+
+/* Adds NIC n (port_id, mac and target_dev filled) to the end of an
+ * instance's NICs and bumps its generation, in one transaction. Returns
+ * 0, -EINVAL, -ENOENT, -EEXIST (port_id or mac used on the node, field
+ * "port_id" / "mac"), -EAGAIN, -EIO. */
+int
+store_nic_insert(struct store *s, const char *instance_uuid,
+    const struct nic *n, struct err *e)
+{
+	static const char sql_pos[] =
+	    "SELECT coalesce(max(position) + 1, 0) FROM nics"
+	    " WHERE instance_id = ?1";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t id, pos;
+	int rc;
+
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0)
+		return rc;
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = has_guest(s, e)) <= 0)
+		return rc < 0
+		    ? rc
+		    : err_set(e, -EAGAIN, "the database is not migrated yet");
+	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = store_prepare(s, sql_pos, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	if ((rc = store_step(s, q)) != SQLITE_ROW)
+		return store_err(s, rc, e, "reading NICs");
+	pos = sqlite3_column_int64(q, 0);
+	stmt_resetp(&q);
+	if ((rc = nic_insert_row(s, id, pos, n, "", e)) < 0 ||
+	    (rc = instance_touch(s, id, e)) < 0)
+		return rc;
+	/* EVENTS: interface.attached */
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+/* Removes NIC port_id of an instance and bumps its generation. Returns
+ * 0, -EINVAL, -ENOENT (no such instance, or no such NIC on it), -EAGAIN,
+ * -EIO. */
+int
+store_nic_delete(struct store *s, const char *instance_uuid,
+    const char *port_id, struct err *e)
+{
+	static const char sql[] =
+	    "DELETE FROM nics WHERE instance_id = ?1 AND port_id = ?2";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t id;
+	int rc;
+
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0 ||
+	    (rc = check_uuid("port_id", port_id, e)) < 0)
+		return rc;
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = has_guest(s, e)) <= 0)
+		return rc < 0 ? rc
+			      : err_set(e, -ENOENT, "no interface %s", port_id);
+	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_text(q, 2, port_id, -1, SQLITE_STATIC);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "deleting NIC %s", port_id);
+	if (sqlite3_changes(s->db) == 0)
+		return err_set_field(e, -ENOENT, "port_id",
+		    "instance %s has no interface %s", instance_uuid, port_id);
+	if ((rc = instance_touch(s, id, e)) < 0)
+		return rc;
+	/* EVENTS: interface.detached */
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
 	return 0;
 }

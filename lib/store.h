@@ -62,9 +62,16 @@
  *      (store_node_uuid). Behind 3 as well: on 2 the node has no uuid
  *      yet (-ENOENT). Its number is this one #define (a merge after
  *      another branch's migration renumbers it here only).
+ *   8  PLACEHOLDER: replaced at merge (the events table).
+ *   STORE_GUEST_VERSION (9)  instance_guest (hostname, user_data, keys as
+ *      JSON) and nics (port_id and mac UNIQUE on the node, request order
+ *      in position). Behind 3 as well: on 2 guest data is neither
+ *      written nor read (instances have no NICs until migrated).
  */
 #define STORE_NODE_VERSION 7
-#define STORE_SCHEMA_VERSION STORE_NODE_VERSION
+/* 8: the events table (engineer `events`); a placeholder until merged */
+#define STORE_GUEST_VERSION 9
+#define STORE_SCHEMA_VERSION STORE_GUEST_VERSION
 
 struct store;
 
@@ -282,6 +289,13 @@ int store_bdm_insert(struct store *s, const char *instance_uuid,
  * -EIO. */
 int store_bdm_delete(struct store *s, const char *instance_uuid,
     const char *bdm_uuid, struct err *e);
+
+/* NICs attached after the create (store.c has the contracts). Each bumps
+ * the instance's generation in the same transaction. */
+int store_nic_insert(struct store *s, const char *instance_uuid,
+    const struct nic *n, struct err *e);
+int store_nic_delete(struct store *s, const char *instance_uuid,
+    const char *port_id, struct err *e);
 
 /* Sets the attach_state of one BDM of an instance and bumps the
  * instance's generation (the state shows in its JSON). A database still

@@ -1385,6 +1385,46 @@ virt_detach_disk(
 	return virt_device(v, uuid, disk_xml, false, e);
 }
 
+/* Attaches or detaches one <interface>, persistently and live. See
+ * virt.h. */
+int
+virt_interface(struct virt *v, const char *uuid, const char *nic_xml,
+    bool attach, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	unsigned int flags = VIR_DOMAIN_AFFECT_CONFIG;
+	int r, active;
+
+	if (nic_xml == NULL)
+		return err_set(e, -EINVAL, "no interface XML");
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if ((active = virDomainIsActive(d)) < 0)
+		return virt_fail(v, c, e, "state");
+	if (active)
+		flags |= VIR_DOMAIN_AFFECT_LIVE;
+	r = attach ? virDomainAttachDeviceFlags(d, nic_xml, flags)
+		   : virDomainDetachDeviceFlags(d, nic_xml, flags);
+	if (r == 0)
+		return 0;
+	if (!attach && virt_last_code() == VIR_ERR_DEVICE_MISSING) {
+		virResetLastError();
+		return err_set(e, -ENOENT,
+		    "detach: the domain has no such "
+		    "interface");
+	}
+	r = virt_fail(
+	    v, c, e, attach ? "interface attach" : "interface detach");
+	if (r == -EOPNOTSUPP) {
+		err_clear(e);
+		return err_set(e, -EOPNOTSUPP,
+		    "interface %s is not supported by the libvirt driver of %s",
+		    attach ? "attach" : "detach", v->uri);
+	}
+	return r;
+}
+
 static int
 virt_domain_cmp(const void *a, const void *b)
 {
@@ -1657,6 +1697,86 @@ virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
 		if (n == cap) {
 			size_t ncap = cap ? cap * 2 : 8;
 			struct virt_disk *nv =
+			    reallocarray(out, ncap, sizeof(*nv));
+
+			if (nv == NULL)
+				return err_set(e, -ENOMEM, "out of memory");
+			out = nv;
+			cap = ncap;
+		}
+		out[n++] = d;
+	}
+	if (out == NULL && (out = calloc(1, sizeof(*out))) == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	*ret = TAKE_PTR(out);
+	*ret_n = n;
+	return 0;
+}
+
+/* The hex value of attribute name (" name='0x..'") within [p, end), or
+ * -1. */
+static long
+virt_xml_hex_attr(const char *p, const char *end, const char *name)
+{
+	char key[32], val[16], *stop;
+	long v;
+
+	(void)snprintf(key, sizeof(key), " %s='", name);
+	if (!virt_xml_between(p, end, key, "'", val, sizeof(val)))
+		return -1;
+	v = strtol(val, &stop, 0);
+	if (*stop != '\0' || v < 0)
+		return -1;
+	return v;
+}
+
+/* The MAC and PCI address of every <interface> of the domain. See
+ * virt.h. */
+int
+virt_domain_nics(struct virt *v, const char *uuid, struct virt_nic **ret,
+    size_t *ret_n, struct err *e)
+{
+	_cleanup_free_ char *xml = NULL;
+	_cleanup_free_ struct virt_nic *out = NULL;
+	size_t n = 0, cap = 0;
+	const char *p, *end;
+	int r;
+
+	if ((r = virt_get_xml(v, uuid, false, &xml, e)) < 0)
+		return r;
+	for (p = strstr(xml, "<interface "); p;
+	     p = strstr(end, "<interface ")) {
+		struct virt_nic d = {0};
+		const char *a;
+
+		end = strstr(p, "</interface>");
+		if (end == NULL)
+			return err_set(e, -EIO,
+			    "domain %s: an <interface> without its end", uuid);
+		if (!virt_xml_between(
+			p, end, "<mac address='", "'", d.mac, sizeof(d.mac)))
+			continue;
+		a = strstr(p, "<address type='pci'");
+		if (a != NULL && a < end) {
+			const char *ae = strstr(a, "/>");
+			long dom, bus, slot, fn;
+
+			if (ae == NULL || ae > end)
+				ae = end;
+			dom = virt_xml_hex_attr(a, ae, "domain");
+			bus = virt_xml_hex_attr(a, ae, "bus");
+			slot = virt_xml_hex_attr(a, ae, "slot");
+			fn = virt_xml_hex_attr(a, ae, "function");
+			if (dom >= 0 && dom <= 0xffff && bus >= 0 &&
+			    bus <= 0xff && slot >= 0 && slot <= 0x1f &&
+			    fn >= 0 && fn <= 7)
+				(void)snprintf(d.pci, sizeof(d.pci),
+				    "%04lx:%02lx:%02lx.%lx", dom, bus, slot,
+				    fn);
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 4;
+			struct virt_nic *nv =
 			    reallocarray(out, ncap, sizeof(*nv));
 
 			if (nv == NULL)

@@ -164,6 +164,15 @@ int virt_attach_disk(
 int virt_detach_disk(
     struct virt *v, const char *uuid, const char *disk_xml, struct err *e);
 
+/* Attaches (attach true) or detaches one <interface> (nic_xml from
+ * domxml_format_interface; libvirt matches a detach by MAC) with
+ * VIR_DOMAIN_AFFECT_CONFIG, plus AFFECT_LIVE when the domain runs.
+ * Returns 0, -ENOENT (no domain; on detach also: no such interface),
+ * -EOPNOTSUPP (the driver cannot, as test:///default), -EBUSY, -EAGAIN,
+ * -EIO. */
+int virt_interface(struct virt *v, const char *uuid, const char *nic_xml,
+    bool attach, struct err *e);
+
 /* One domain as reconciliation sees it. */
 struct virt_domain {
 	char uuid[UUID_STR_LEN];
@@ -208,6 +217,21 @@ struct virt_disk {
  * order; one libvirt call. *ret is an owned array (free), *ret_n its
  * length. Returns 0, -ENOENT (no domain), -EAGAIN, -EIO, -ENOMEM. */
 int virt_domain_disks(struct virt *v, const char *uuid, struct virt_disk **ret,
+    size_t *ret_n, struct err *e);
+
+/* One <interface> of a domain: its MAC (lower case, as libvirt writes
+ * it) and the PCI address libvirt gave it ("0000:00:03.0"; "" when it
+ * has none, as on the test driver). */
+struct virt_nic {
+	char mac[18];
+	char pci[16];
+};
+
+/* Every <interface> of the domain's XML (the live one when it runs),
+ * in document order; one libvirt call. *ret is an owned array (free),
+ * *ret_n its length. Returns 0, -ENOENT (no domain), -EAGAIN, -EIO,
+ * -ENOMEM. */
+int virt_domain_nics(struct virt *v, const char *uuid, struct virt_nic **ret,
     size_t *ret_n, struct err *e);
 
 /* Attaches (attach true) or detaches one disk (disk_xml; a detach matches

@@ -687,10 +687,10 @@ START_TEST(test_wrong_content_type_is_415)
 }
 END_TEST
 
-START_TEST(test_a_body_over_64_kib_is_413)
+START_TEST(test_a_body_over_128_kib_is_413)
 {
 	struct resp r;
-	size_t n = 70 * 1024;
+	size_t n = 130 * 1024;
 	char *big = malloc(n + 1);
 	struct req_opts chunked = {.chunked = true};
 
@@ -2069,6 +2069,78 @@ START_TEST(test_attach_is_refused_cleanly_by_the_test_driver)
 }
 END_TEST
 
+/* A create with NICs answers them as GET does (user_data never shown);
+ * the test driver refuses an interface attach 501 naming the feature,
+ * and nothing is written. */
+START_TEST(test_interfaces_are_shown_and_attach_is_refused_by_the_test_driver)
+{
+	struct resp r;
+	char path[256], get[128];
+	struct json_object *ifs, *nic;
+
+	upload_raw(IMG, 1 << 20);
+	http("POST", "/v1/instances",
+	    "{\"name\": \"Web 1\", \"imageRef\": \"" IMG "\", \"flavor\": "
+	    "{\"vcpus\": 1, \"memory_mb\": 64, \"root_gb\": 1}, "
+	    "\"user_data\": \"c2VjcmV0\", \"networks\": [{\"bridge\": "
+	    "\"br-ex\", \"mac\": \"FA:16:3E:00:00:21\", \"mtu\": 1400, "
+	    "\"ips\": [{\"address\": \"192.0.2.10/24\", \"gateway\": "
+	    "\"192.0.2.1\"}]}, {\"network\": \"default\", \"model\": "
+	    "\"e1000\"}]}",
+	    &r);
+	ck_status(&r, 201);
+	ck_assert_ptr_null(strstr(r.body, "c2VjcmV0"));
+	ck_assert_str_eq(jstr(r.json, "hostname"), "web-1");
+	ifs = jget(r.json, "interfaces");
+	ck_assert_int_eq((int)json_object_array_length(ifs), 2);
+	nic = json_object_array_get_idx(ifs, 0);
+	ck_assert_str_eq(jstr(nic, "mac"), "fa:16:3e:00:00:21");
+	ck_assert_str_eq(jstr(nic, "bridge"), "br-ex");
+	ck_assert_int_eq(strncmp(jstr(nic, "target_dev"), "tap", 3), 0);
+	ck_assert_ptr_null(jstr(nic, "pci_address")); /* the test driver */
+	nic = json_object_array_get_idx(ifs, 1);
+	ck_assert_str_eq(jstr(nic, "network"), "default");
+	ck_assert_int_eq(strncmp(jstr(nic, "mac"), "fa:16:3e:", 9), 0);
+	(void)snprintf(
+	    get, sizeof(get), "/v1/instances/%s", jstr(r.json, "uuid"));
+	resp_clear(&r);
+	(void)snprintf(path, sizeof(path), "%s/domain", get);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "fa:16:3e:00:00:21"));
+	resp_clear(&r);
+
+	(void)snprintf(path, sizeof(path), "%s/interfaces", get);
+	http("POST", path, "{\"bridge\": \"br0\"}", &r);
+	ck_problem(&r, 501, NULL);
+	ck_assert_msg(strstr(jstr(r.json, "detail"), "interface attach"),
+	    "detail names the feature: %s", r.body);
+	resp_clear(&r);
+	http("POST", path,
+	    "{\"bridge\": \"br0\", \"mac\": \"ff:ff:ff:ff:ff:ff\"}", &r);
+	ck_problem(&r, 400, "mac");
+	resp_clear(&r);
+	/* the MAC of the first NIC: 409, before libvirt */
+	http("POST", path,
+	    "{\"bridge\": \"br0\", \"mac\": \"fa:16:3e:00:00:21\"}", &r);
+	ck_problem(&r, 409, "mac");
+	resp_clear(&r);
+	http("GET", get, NULL, &r);
+	ck_assert_int_eq(
+	    (int)json_object_array_length(jget(r.json, "interfaces")), 2);
+	resp_clear(&r);
+	(void)snprintf(path, sizeof(path),
+	    "%s/interfaces/11111111-2222-4333-8444-555555555555", get);
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 404, "port_id");
+	resp_clear(&r);
+	(void)snprintf(path, sizeof(path), "%s/interfaces/nope", get);
+	http("DELETE", path, NULL, &r);
+	ck_problem(&r, 400, "port_id");
+	resp_clear(&r);
+}
+END_TEST
+
 /* ---- images ---------------------------------------------------------- */
 
 /* The images directory holds exactly n entries (no temporary leftovers). */
@@ -3149,6 +3221,57 @@ START_TEST(test_attach_and_detach_a_volume_on_a_real_domain)
 }
 END_TEST
 
+/* An interface attached to and detached from a defined (not running)
+ * domain: libvirt gives it a PCI address, the instance shows it. */
+START_TEST(test_attach_and_detach_an_interface_on_a_real_domain)
+{
+	char base[160], path[256], port[64];
+	struct resp r;
+	struct json_object *ifs;
+
+	if (!real_start())
+		return;
+	upload_raw(IMG, 1 << 20);
+	http("POST", "/v1/instances",
+	    "{\"name\": \"nics\", \"imageRef\": \"" IMG "\", \"flavor\": "
+	    "{\"vcpus\": 1, \"memory_mb\": 64, \"root_gb\": 1}, \"start\": "
+	    "false, \"networks\": [{\"bridge\": \"br-hl0\"}]}",
+	    &r);
+	ck_status(&r, 201);
+	(void)snprintf(
+	    base, sizeof(base), "/v1/instances/%s", jstr(r.json, "uuid"));
+	ifs = jget(r.json, "interfaces");
+	ck_assert_ptr_nonnull(
+	    jstr(json_object_array_get_idx(ifs, 0), "pci_address"));
+	resp_clear(&r);
+	(void)snprintf(path, sizeof(path), "%s/interfaces", base);
+	http(
+	    "POST", path, "{\"bridge\": \"br-hl0\", \"model\": \"e1000\"}", &r);
+	ck_status(&r, 201);
+	ck_assert_ptr_nonnull(jstr(r.json, "pci_address"));
+	ck_assert_str_eq(jstr(r.json, "model"), "e1000");
+	(void)snprintf(port, sizeof(port), "%s", jstr(r.json, "port_id"));
+	resp_clear(&r);
+	http("GET", base, NULL, &r);
+	ck_assert_int_eq(
+	    (int)json_object_array_length(jget(r.json, "interfaces")), 2);
+	resp_clear(&r);
+	(void)snprintf(path, sizeof(path), "%s/interfaces/%s", base, port);
+	http("DELETE", path, NULL, &r);
+	ck_status(&r, 204);
+	resp_clear(&r);
+	http("GET", base, NULL, &r);
+	ck_assert_int_eq(
+	    (int)json_object_array_length(jget(r.json, "interfaces")), 1);
+	resp_clear(&r);
+	(void)snprintf(path, sizeof(path), "%s/domain", base);
+	http("GET", path, NULL, &r);
+	ck_assert_int_eq(strstr(r.body, port) == NULL, 1);
+	resp_clear(&r);
+	real_stop();
+}
+END_TEST
+
 /* virsh -c <private libvirtd> args..., its first output line in out. */
 static int
 virsh(char *out, size_t outsz, const char *args)
@@ -3510,7 +3633,7 @@ main(void)
 	tcase_add_test(
 	    tc, test_invalid_create_bodies_are_400_and_change_nothing);
 	tcase_add_test(tc, test_wrong_content_type_is_415);
-	tcase_add_test(tc, test_a_body_over_64_kib_is_413);
+	tcase_add_test(tc, test_a_body_over_128_kib_is_413);
 	tcase_add_test(tc, test_post_with_a_taken_uuid_is_409);
 	tcase_add_test(
 	    tc, test_put_and_post_over_a_foreign_domain_are_409_and_leave_it);
@@ -3575,6 +3698,8 @@ main(void)
 	tcase_add_test(tc, test_console_answers_the_tail_of_the_serial_log);
 	tcase_add_test(tc, test_config_drive_answers_the_iso_or_404);
 	tcase_add_test(tc, test_attach_is_refused_cleanly_by_the_test_driver);
+	tcase_add_test(tc,
+	    test_interfaces_are_shown_and_attach_is_refused_by_the_test_driver);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("images");
@@ -3614,6 +3739,8 @@ main(void)
 	    tc, test_sigterm_waits_for_a_slow_libvirt_stop_then_exits_0);
 	tcase_add_test(tc, test_a_domain_defined_with_virsh_is_never_touched);
 	tcase_add_test(tc, test_attach_and_detach_a_volume_on_a_real_domain);
+	tcase_add_test(
+	    tc, test_attach_and_detach_an_interface_on_a_real_domain);
 	tcase_add_test(tc, test_health_is_503_when_libvirt_is_gone);
 	tcase_add_test(
 	    tc, test_metrics_count_a_domain_without_a_row_after_restart);

@@ -4,8 +4,8 @@
  * missing Content-Length, slow headers). One table row per request, each
  * with the statuses it may get; after every row the test checks that
  * nothing changed: the same instance/BDM/image rows in the database (read
- * with SQLite directly), the same list through the API, no file under the
- * instances directory, and the daemon still healthy. Rows that may be
+ * with SQLite directly), the same list through the API, no new file under
+ * the instances directory, and the daemon still healthy. Rows that may be
  * accepted (XML metacharacters in names) must then give well-formed domain
  * XML (libxml2), and are deleted again. A second case covers slow clients
  * and a flood of idle connections.
@@ -343,7 +343,7 @@ daemon_stop(void)
 /* --- what must not change ------------------------------------------------- */
 
 struct snap {
-	int64_t instances, bdms, images;
+	int64_t instances, bdms, images, nics;
 	int files;
 	int image_files; /* entries in the images directory */
 	int listed;
@@ -389,6 +389,7 @@ snap_take(struct snap *s)
 	s->instances = count_rows(db, "SELECT count(*) FROM instances");
 	s->bdms = count_rows(db, "SELECT count(*) FROM block_device_mappings");
 	s->images = count_rows(db, "SELECT count(*) FROM images");
+	s->nics = count_rows(db, "SELECT count(*) FROM nics");
 	sqlite3_close(db);
 	n_files = 0;
 	(void)nftw(instances_dir, count_file, 16, FTW_PHYS);
@@ -413,10 +414,33 @@ snap_take(struct snap *s)
 
 static struct snap baseline;
 
+/* The resident instance: its NIC's MAC and port_id are taken on the
+ * node for every row (409 cases), and its interfaces route is there to
+ * attach to. */
+#define RES_UUID "4d2e6c1a-8b3f-4e5d-9a7c-1b2c3d4e5f60"
+#define RES_PORT "5e3f7d2b-9c4a-4f6e-8b8d-2c3d4e5f6a71"
+#define RES_MAC "fa:16:3e:aa:bb:cc"
+
 static void
 baseline_take(void)
 {
+	static const char body[] =
+	    "{\"uuid\":\"" RES_UUID "\",\"name\":\"resident\","
+	    "\"flavor\":{\"vcpus\":1,\"memory_mb\":64,\"root_gb\":1},"
+	    "\"imageRef\":\"" IMG "\",\"start\":false,\"networks\":"
+	    "[{\"bridge\":\"br0\",\"port_id\":\"" RES_PORT "\",\"mac\":"
+	    "\"" RES_MAC "\"}]}";
+	struct resp r;
+
 	daemon_start();
+	http("POST", "/v1/instances", NULL, AUTH_GOOD, "application/json", body,
+	    sizeof(body) - 1, &r);
+	if (r.status != 201) {
+		fprintf(stderr, "resident instance: %d %s\n", r.status,
+		    r.raw ? r.raw : "");
+		abort();
+	}
+	resp_clear(&r);
 	snap_take(&baseline);
 }
 
@@ -432,14 +456,17 @@ assert_unchanged(const char *what)
 	resp_clear(&r);
 	snap_take(&s);
 	ck_assert_msg(s.instances == baseline.instances &&
-		s.bdms == baseline.bdms && s.images == baseline.images,
+		s.bdms == baseline.bdms && s.images == baseline.images &&
+		s.nics == baseline.nics,
 	    "%s: rows changed: instances %lld->%lld bdms %lld->%lld images "
-	    "%lld->%lld",
+	    "%lld->%lld nics %lld->%lld",
 	    what, (long long)baseline.instances, (long long)s.instances,
 	    (long long)baseline.bdms, (long long)s.bdms,
-	    (long long)baseline.images, (long long)s.images);
-	ck_assert_msg(s.files == 0, "%s: %d files under %s", what, s.files,
-	    instances_dir);
+	    (long long)baseline.images, (long long)s.images,
+	    (long long)baseline.nics, (long long)s.nics);
+	ck_assert_msg(s.files == baseline.files,
+	    "%s: %d files under %s, was %d (the resident instance's)", what,
+	    s.files, instances_dir, baseline.files);
 	ck_assert_msg(s.listed == baseline.listed, "%s: list %d -> %d", what,
 	    baseline.listed, s.listed);
 	ck_assert_msg(s.image_files == baseline.image_files,
@@ -575,7 +602,7 @@ gen_1000_bdms(size_t *l)
 static char *
 gen_100_bdms_small(size_t *l)
 {
-	/* Under the 64 KiB body limit, over max_bdms (64). */
+	/* Under the 128 KiB body limit, over max_bdms (64). */
 	return repeat("{\"name\":\"x\"," FLAVOR ",\"imageRef\":\"" IMG
 		      "\",\"start\":false,\"block_device_mapping_v2\":[" ROOT,
 	    ",{\"source_type\":\"blank\",\"destination_type\":\"local\"}", 100,
@@ -882,10 +909,39 @@ gen_qed(size_t *l)
 	return gen_bytes("QED\0", 4, 0, l);
 }
 
+/* A create whose user_data is 65536 base64 characters: one past Nova's
+ * limit, inside the body limit. */
+static char *
+gen_user_data_too_long(size_t *l)
+{
+	static const char head[] = "{" BASE ",\"user_data\":\"";
+	size_t n = 65536, hl = sizeof(head) - 1;
+	char *b = malloc(hl + n + 3);
+
+	if (b == NULL)
+		return NULL;
+	memcpy(b, head, hl);
+	memset(b + hl, 'A', n);
+	memcpy(b + hl + n, "\"}", 3);
+	*l = hl + n + 2;
+	return b;
+}
+
 #define S(...)                 \
 	{                      \
 		__VA_ARGS__, 0 \
 	}
+
+#define NETS(...) "{" BASE ",\"networks\":[" __VA_ARGS__ "]}"
+#define BR "{\"bridge\":\"br0\"}"
+#define FIELD(f) "\"field\":\"" f "\""
+#define KEY(type, data)                                              \
+	"{" BASE ",\"keys\":[{\"name\":\"k\",\"type\":\"" type "\"," \
+	"\"data\":\"" data "\"}]}"
+#define ED25519                                                            \
+	"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINWmHyBHLSndKrqxdm1xGFZEvn+E" \
+	"NZFaE691TkXm/QE+ ops@example"
+#define RES_IFS "/v1/instances/" RES_UUID "/interfaces"
 
 static const struct bad_case cases[] = {
     /* control rows: the harness itself works */
@@ -897,6 +953,204 @@ static const struct bad_case cases[] = {
 		      "\"destination_type\":\"local\",\"volume_size\":1}," VOL(
 			  V1) "," VOL(V2)),
 	.flags = F_MAYCREATE, .status = S(201)},
+
+    {"a valid create with NICs, keys and user_data (control)",
+	.body = "{" BASE ",\"hostname\":\"web-1\",\"user_data\":"
+		"\"aGVsbG8=\",\"keys\":[{\"name\":\"k\",\"type\":\"ssh\","
+		"\"data\":\"" ED25519 "\"}],\"networks\":[{\"bridge\":"
+		"\"br-ex\",\"mtu\":1400,\"ips\":[{\"address\":"
+		"\"192.0.2.10/24\",\"gateway\":\"192.0.2.1\"}]},"
+		"{\"network\":\"default\",\"model\":\"e1000\"}]}",
+	.flags = F_MAYCREATE, .status = S(201)},
+
+    /* NICs (issue 11): every rule names its field */
+    {"a MAC too short",
+	.body = NETS(BR ",{\"bridge\":\"br0\",\"mac\":"
+			"\"fa:16:3e:00:00\"}"),
+	.status = S(400), .detail = FIELD("networks[1].mac")},
+    {"a MAC with dashes",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"fa-16-3e-00-00-01\"}"),
+	.status = S(400), .detail = FIELD("networks[0].mac")},
+    {"a MAC with XML in it",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"fa:16:3e:00:0'/>\"}"),
+	.status = S(400), .detail = FIELD("networks[0].mac")},
+    {"a multicast MAC",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"01:00:5e:00:00:01\"}"),
+	.status = S(400), .detail = FIELD("networks[0].mac")},
+    {"the broadcast MAC",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"ff:ff:ff:ff:ff:ff\"}"),
+	.status = S(400), .detail = FIELD("networks[0].mac")},
+    {"an all-zero MAC",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"00:00:00:00:00:00\"}"),
+	.status = S(400), .detail = FIELD("networks[0].mac")},
+    {"a MAC already used on the node",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"FA:16:3E:AA:BB:CC\"}"),
+	.status = S(409), .detail = FIELD("networks[0].mac")},
+    {"a port_id already used on the node",
+	.body = NETS(BR ",{\"bridge\":\"br0\",\"port_id\":\"" RES_PORT "\"}"),
+	.status = S(409), .detail = FIELD("networks[1].port_id")},
+    {"one MAC on two NICs of a request",
+	.body = NETS("{\"bridge\":\"br0\",\"mac\":\"fa:16:3e:00:00:01\"},"
+		     "{\"bridge\":\"br1\",\"mac\":\"fa:16:3e:00:00:01\"}"),
+	.status = S(409), .detail = FIELD("networks[1].mac")},
+    {"one port_id on two NICs of a request",
+	.body = NETS("{\"bridge\":\"br0\",\"port_id\":\"" V1 "\"},"
+		     "{\"bridge\":\"br1\",\"port_id\":\"" V1 "\"}"),
+	.status = S(409), .detail = FIELD("networks[1].port_id")},
+    {"a port_id that is no uuid",
+	.body = NETS("{\"bridge\":\"br0\",\"port_id\":\"../x\"}"),
+	.status = S(400), .detail = FIELD("networks[0].port_id")},
+    {"both bridge and network",
+	.body = NETS("{\"bridge\":\"br0\",\"network\":\"default\"}"),
+	.status = S(400), .detail = FIELD("networks[0].network")},
+    {"neither bridge nor network", .body = NETS("{\"model\":\"virtio\"}"),
+	.status = S(400), .detail = FIELD("networks[0].bridge")},
+    {"a bridge name of 16 bytes",
+	.body = NETS("{\"bridge\":\"abcdefghijklmnop\"}"), .status = S(400),
+	.detail = FIELD("networks[0].bridge")},
+    {"a bridge name with XML in it", .body = NETS("{\"bridge\":\"b'/><x\"}"),
+	.status = S(400), .detail = FIELD("networks[0].bridge")},
+    {"a bridge name with a space", .body = NETS("{\"bridge\":\"br 0\"}"),
+	.status = S(400), .detail = FIELD("networks[0].bridge")},
+    {"a bridge name with a slash", .body = NETS("{\"bridge\":\"br/0\"}"),
+	.status = S(400), .detail = FIELD("networks[0].bridge")},
+    {"a bridge name of non-ASCII letters",
+	.body = NETS("{\"bridge\":\"br\u00e9\"}"), .status = S(400),
+	.detail = FIELD("networks[0].bridge")},
+    {"an empty bridge name", .body = NETS("{\"bridge\":\"\"}"),
+	.status = S(400), .detail = FIELD("networks[0].bridge")},
+    {"a network name with XML in it (escaped, or refused)",
+	.body = NETS("{\"network\":\"n'<x>&\\\"\"}"), .flags = F_MAYCREATE,
+	.status = S(201, 400)},
+    {"an mtu of 67", .body = NETS("{\"bridge\":\"br0\",\"mtu\":67}"),
+	.status = S(400), .detail = FIELD("networks[0].mtu")},
+    {"an mtu of 65536", .body = NETS("{\"bridge\":\"br0\",\"mtu\":65536}"),
+	.status = S(400), .detail = FIELD("networks[0].mtu")},
+    {"an mtu as a string",
+	.body = NETS("{\"bridge\":\"br0\",\"mtu\":\"1500\"}"), .status = S(400),
+	.detail = FIELD("networks[0].mtu")},
+    {"an unknown model",
+	.body = NETS("{\"bridge\":\"br0\",\"model\":\"ne2k_pci\"}"),
+	.status = S(400), .detail = FIELD("networks[0].model")},
+    {"an unknown NIC field", .body = NETS("{\"bridge\":\"br0\",\"vlan\":5}"),
+	.status = S(400), .detail = FIELD("networks[0].vlan")},
+    {"an address without a prefix",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"192.0.2.10\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].address")},
+    {"an IPv4 prefix of 33",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"192.0.2.10/33\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].address")},
+    {"an IPv6 prefix of 129",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"2001:db8::10/129\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].address")},
+    {"an address that is a name",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"host.example/24\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].address")},
+    {"an address with an octet over 255",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"192.0.2.256/24\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].address")},
+    {"a gateway outside the IPv4 prefix",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"192.0.2.10/24\",\"gateway\":\"192.0.3.1\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].gateway")},
+    {"a gateway outside the IPv6 prefix",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"2001:db8::10/64\",\"gateway\":\"2001:db8:1::1\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].gateway")},
+    {"an IPv4 gateway for an IPv6 address",
+	.body = NETS("{\"bridge\":\"br0\",\"ips\":[{\"address\":"
+		     "\"2001:db8::10/64\",\"gateway\":\"192.0.2.1\"}]}"),
+	.status = S(400), .detail = FIELD("networks[0].ips[0].gateway")},
+    {"a DNS server that is a name",
+	.body = NETS("{\"bridge\":\"br0\",\"dns\":[\"ns.example\"]}"),
+	.status = S(400), .detail = FIELD("networks[0].dns[0]")},
+    {"networks an object", .body = "{" BASE ",\"networks\":" BR "}",
+	.status = S(400), .detail = FIELD("networks")},
+
+    /* guest data (issue 11) */
+    {"user_data that is not base64",
+	.body = "{" BASE ",\"user_data\":\"#!/bin/sh\"}", .status = S(400),
+	.detail = FIELD("user_data")},
+    {"user_data without its padding",
+	.body = "{" BASE ",\"user_data\":\"aGVsbG8\"}", .status = S(400),
+	.detail = FIELD("user_data")},
+    {"user_data of 65536 characters", .gen = gen_user_data_too_long,
+	.status = S(400), .detail = FIELD("user_data")},
+    {"user_data a number", .body = "{" BASE ",\"user_data\":5}",
+	.status = S(400), .detail = FIELD("user_data")},
+    {"a key of an unknown type", .body = KEY("pgp", "x"), .status = S(400),
+	.detail = FIELD("keys[0].type")},
+    {"an ssh key that is no key line", .body = KEY("ssh", "hello"),
+	.status = S(400), .detail = FIELD("keys[0].data")},
+    {"an ssh key with options in front",
+	.body = KEY("ssh", "command=\\\"x\\\" " ED25519), .status = S(400),
+	.detail = FIELD("keys[0].data")},
+    {"an ssh key whose blob holds another type",
+	.body = KEY("ssh",
+	    "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAINWmHyBHLSndKrqx"
+	    "dm1xGFZEvn+ENZFaE691TkXm/QE+"),
+	.status = S(400), .detail = FIELD("keys[0].data")},
+    {"two ssh keys on two lines", .body = KEY("ssh", ED25519 "\\n" ED25519),
+	.status = S(400), .detail = FIELD("keys[0].data")},
+    {"an x509 key that is no certificate", .body = KEY("x509", "hello"),
+	.status = S(400), .detail = FIELD("keys[0].data")},
+    {"a key without a name",
+	.body =
+	    "{" BASE ",\"keys\":[{\"type\":\"ssh\",\"data\":\"" ED25519 "\"}]}",
+	.status = S(400), .detail = FIELD("keys[0].name")},
+    {"a hostname beginning with a hyphen",
+	.body = "{" BASE ",\"hostname\":\"-web\"}", .status = S(400),
+	.detail = FIELD("hostname")},
+    {"a hostname with an underscore",
+	.body = "{" BASE ",\"hostname\":\"web_1\"}", .status = S(400),
+	.detail = FIELD("hostname")},
+    {"a hostname with a dot (an FQDN, not a label)",
+	.body = "{" BASE ",\"hostname\":\"web.example\"}", .status = S(400),
+	.detail = FIELD("hostname")},
+    {"a hostname of 64 characters",
+	.body = "{" BASE ",\"hostname\":\"a23456789012345678901234567890123456"
+		"7890123456789012345678901234\"}",
+	.status = S(400), .detail = FIELD("hostname")},
+    {"an empty hostname", .body = "{" BASE ",\"hostname\":\"\"}",
+	.status = S(400), .detail = FIELD("hostname")},
+
+    /* interface attach to the resident instance */
+    {"attach: a malformed MAC", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"mac\":\"fa:16:3e\"}", .status = S(400),
+	.detail = FIELD("mac")},
+    {"attach: a multicast MAC", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"mac\":\"33:33:00:00:00:01\"}",
+	.status = S(400), .detail = FIELD("mac")},
+    {"attach: a MAC already used on the node", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"mac\":\"" RES_MAC "\"}",
+	.status = S(409), .detail = FIELD("mac")},
+    {"attach: a port_id already used on the node", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"port_id\":\"" RES_PORT "\"}",
+	.status = S(409), .detail = FIELD("port_id")},
+    {"attach: both bridge and network", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"network\":\"default\"}",
+	.status = S(400), .detail = FIELD("network")},
+    {"attach: a bridge name of 16 bytes", .path = RES_IFS,
+	.body = "{\"bridge\":\"abcdefghijklmnop\"}", .status = S(400),
+	.detail = FIELD("bridge")},
+    {"attach: an mtu of 65536", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"mtu\":65536}", .status = S(400),
+	.detail = FIELD("mtu")},
+    {"attach: a gateway outside the prefix", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\",\"ips\":[{\"address\":\"10.0.0.2/8\","
+		"\"gateway\":\"11.0.0.1\"}]}",
+	.status = S(400), .detail = FIELD("ips[0].gateway")},
+    {"attach: the test driver cannot (nothing written)", .path = RES_IFS,
+	.body = "{\"bridge\":\"br0\"}", .status = S(501)},
+    {"detach: a port_id that is no uuid", .method = "DELETE",
+	.path = RES_IFS "/x'y", .status = S(400, 404)},
+    {"detach: an unknown port_id", .method = "DELETE", .path = RES_IFS "/" V1,
+	.status = S(404), .detail = FIELD("port_id")},
 
     /* malformed and truncated JSON */
     {"an empty body", .body = "", .status = S(400)},

@@ -120,7 +120,7 @@ START_TEST(test_cfg_defaults_are_the_documented_embedded_defaults)
 	ck_assert_int_eq(c.per_ip_connection_limit, 64);
 	ck_assert_int_eq(c.header_timeout, 5);
 	ck_assert_int_eq(c.min_upload_rate, 65536);
-	ck_assert_int_eq(c.max_body_bytes, 65536);
+	ck_assert_int_eq(c.max_body_bytes, 131072);
 	ck_assert_str_eq(c.libvirt_uri, "test:///default");
 	ck_assert_str_eq(c.virt_type, "kvm");
 	ck_assert_str_eq(c.state_dir, "./state");

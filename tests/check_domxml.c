@@ -528,6 +528,8 @@ static const struct golden_case golden_cases[] = {
     {"config-drive", "domxml/config-drive.json", NULL},
     {"q35-config-drive", "domxml/q35-config-drive.json", NULL},
     {"lun", "domxml/lun.json", NULL},
+    {"nic-bridge", "domxml/nic-bridge.json", NULL},
+    {"nic-network", "domxml/nic-network.json", NULL},
     {"odd-name", "domxml/odd-name.json",
 	NULL}, /* the request cases of tests/data/golden (Nova-derived mappings) */
     {"golden-blank-volumes", "golden/blank_volumes.json", NULL},

@@ -1226,10 +1226,13 @@ START_TEST(test_store_version_6_records_where_an_attach_or_detach_stands)
 	store_close(s);
 
 	/* The same rows at version 5 (the column and index as 6 adds
-	 * them, and 7's node table, taken away): opened without migrating,
-	 * every instance is flagged (nothing tells which are settled) ... */
+	 * them, and 7's node table and 9's guest tables, taken away):
+	 * opened without migrating, every instance is flagged (nothing
+	 * tells which are settled) ... */
 	db = raw_open();
 	raw_exec(db,
+	    "DROP TABLE IF EXISTS nics;"
+	    "DROP TABLE IF EXISTS instance_guest;"
 	    "DROP TABLE IF EXISTS node;"
 	    "DROP INDEX block_device_mappings_unsettled;"
 	    "ALTER TABLE block_device_mappings DROP COLUMN attach_state;"

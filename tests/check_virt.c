@@ -26,6 +26,7 @@
 #include "bdm_json.h"
 #include "blockinfo.h"
 #include "domxml.h"
+#include "nic_json.h"
 #include "testutil.h"
 #include "virt.h"
 
@@ -1000,6 +1001,36 @@ START_TEST(test_virt_delete_disks_removes_the_console_log_of_a_run)
 }
 END_TEST
 
+/* NICs as they are defined: on a private libvirtd each gets a PCI
+ * address from libvirt, read back by MAC; the test driver assigns none. */
+START_TEST(test_virt_domain_nics_reads_back_each_macs_pci_address)
+{
+	_cleanup_free_ struct virt_nic *nics = NULL;
+	struct err e = {0};
+	size_t n = 0;
+
+	build("{\"name\": \"vm-nic\", \"flavor\": {\"vcpus\": 1,"
+	      " \"memory_mb\": 64, \"root_gb\": 1}, \"imageRef\": \"" IMAGE_ID
+	      "\", \"networks\": [{\"bridge\": \"br-hl0\", \"mac\":"
+	      " \"fa:16:3e:00:00:11\"}, {\"bridge\": \"br-hl0\", \"model\":"
+	      " \"e1000\", \"mtu\": 1400, \"mac\": \"fa:16:3e:00:00:12\"}]}");
+	ck_assert_int_eq(
+	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e), 0);
+	create_disks();
+	define();
+	ck_assert_msg(
+	    virt_domain_nics(v, inst->uuid, &nics, &n, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(nics[0].mac, "fa:16:3e:00:00:11");
+	ck_assert_str_eq(nics[1].mac, "fa:16:3e:00:00:12");
+	if (real) {
+		ck_assert_uint_eq(strlen(nics[0].pci), 12);
+		ck_assert_uint_eq(strlen(nics[1].pci), 12);
+		ck_assert_str_ne(nics[0].pci, nics[1].pci);
+	}
+}
+END_TEST
+
 /* --- attach / detach (private libvirtd only) ---------------------------- */
 
 /* Makes a raw file, attaches it as a volume BDM through the real chain,
@@ -1456,6 +1487,10 @@ main(void)
 	TC("virt_get_xml");
 	tcase_add_test(tc,
 	    test_virt_get_xml_returns_the_live_and_the_persistent_definition);
+
+	TC("virt_domain_nics");
+	tcase_add_test(
+	    tc, test_virt_domain_nics_reads_back_each_macs_pci_address);
 
 	TC("virt_list");
 	tcase_add_test(

@@ -120,7 +120,7 @@ resp_clear(struct resp *r)
 const char *
 hdr(const struct resp *r, const char *name)
 {
-	static char v[512];
+	static _Thread_local char v[512];
 	const char *p = r->headers;
 	size_t n = strlen(name);
 

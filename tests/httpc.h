@@ -42,7 +42,8 @@ struct resp {
 };
 
 void resp_clear(struct resp *r);
-/* A response header's value (static buffer) or NULL. */
+/* A response header's value (a buffer of the calling thread's own,
+ * overwritten by its next call) or NULL. */
 const char *hdr(const struct resp *r, const char *name);
 
 /* A streamed request body, read by libcurl in chunks. */

@@ -3,7 +3,8 @@
  * the create path: 2 NICs (static IPv4 + IPv6 with DNS; DHCP), 4 tagged
  * disks (local root, ephemeral, two volumes), 2 keys, 16 KiB of user
  * data. The instance comes from a create request through the real chain
- * (bdm_json_parse_create -> bdm_instance_prepare -> blockinfo_build), its
+ * (bdm_json_parse_create -> bdm_instance_prepare -> nic_json_prepare ->
+ * blockinfo_build), its
  * domain XML from domxml; timed per drive:
  *   configdrive_build        domaddr_parse of the domain XML + metadata
  *                            (every version's files) + the ISO in memory
@@ -28,7 +29,7 @@
 #include "domaddr.h"
 #include "domxml.h"
 #include "metadata.h"
-#include "nic.h"
+#include "nic_json.h"
 
 #include "benchutil.h"
 
@@ -42,82 +43,46 @@ cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* 16 KiB of bytes once decoded, as base64 (owned). */
 static char *
-xs(const char *s)
-{
-	char *p = strdup(s);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-static void *
-xcalloc(size_t n, size_t sz)
-{
-	void *p = calloc(n, sz);
-
-	if (p == NULL)
-		abort();
-	return p;
-}
-
-/* The guest data of the typical drive, in nic.h's model. */
-static void
-guest(struct guest_data *g)
+user_data(void)
 {
 	static const char b64[] =
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrs"
 	    "tuvwxyz0123456789+/";
-	char *ud = xcalloc(USER_DATA_BYTES / 3 * 4 + 8, 1);
 	size_t i, n = (USER_DATA_BYTES + 2) / 3 * 4;
+	char *ud = calloc(n + 1, 1);
 
-	for (i = 0; i < n; i++) /* 16 KiB of bytes once decoded */
+	if (ud == NULL)
+		abort();
+	for (i = 0; i < n; i++)
 		ud[i] = b64[(i * 7 + 3) % 64];
 	if (USER_DATA_BYTES % 3 == 1) {
 		ud[n - 2] = '=';
 		ud[n - 1] = '=';
 	} else if (USER_DATA_BYTES % 3 == 2)
 		ud[n - 1] = '=';
-	g->hostname = xs("web-1");
-	g->user_data = ud;
-	g->keys = xcalloc(2, sizeof(*g->keys));
-	g->n_keys = 2;
-	g->keys[0] = (struct guest_key){xs("ops"), xs("ssh"),
-	    xs("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGq1ZmFrZWtleWZha2VrZXlmYW"
-	       "tla2V5ZmFrZWtleQ ops@example")};
-	g->keys[1] = (struct guest_key){xs("backup"), xs("ssh"),
-	    xs("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBq2ZmFrZWtleWZha2VrZXlmYW"
-	       "tla2V5ZmFrZWtleQ backup@example")};
-	g->nics = xcalloc(2, sizeof(*g->nics));
-	g->n_nics = 2;
-	strcpy(g->nics[0].port_id, "3f5a1c2e-1111-4a2b-8c3d-000000000001");
-	strcpy(g->nics[0].mac, "fa:16:3e:00:00:01");
-	strcpy(g->nics[0].target_dev, "tap3f5a1c2e-11");
-	g->nics[0].bridge = xs("br-ex");
-	g->nics[0].mtu = 1500;
-	g->nics[0].tag = xs("public");
-	g->nics[0].ips = xcalloc(2, sizeof(struct nic_ip));
-	g->nics[0].n_ips = 2;
-	g->nics[0].ips[0] =
-	    (struct nic_ip){xs("192.0.2.10/24"), xs("192.0.2.1")};
-	g->nics[0].ips[1] =
-	    (struct nic_ip){xs("2001:db8::10/64"), xs("2001:db8::1")};
-	g->nics[0].dns = xcalloc(1, sizeof(char *));
-	g->nics[0].n_dns = 1;
-	g->nics[0].dns[0] = xs("192.0.2.53");
-	strcpy(g->nics[1].port_id, "3f5a1c2e-2222-4a2b-8c3d-000000000002");
-	strcpy(g->nics[1].mac, "fa:16:3e:00:00:02");
-	strcpy(g->nics[1].target_dev, "tap3f5a1c2e-22");
-	g->nics[1].network = xs("default");
-	g->nics[1].tag = xs("mgmt");
+	return ud;
 }
 
+/* The typical create request; %s is the user data. */
 static const char request[] =
     "{\"name\": \"web-1\", \"flavor\": {\"vcpus\": 2, \"memory_mb\": 2048,"
     " \"root_gb\": 10, \"ephemeral_gb\": 5},"
     " \"imageRef\": \"155d900f-4e14-4e4c-a73d-069cbf4541e6\","
     " \"config_drive\": true, \"metadata\": {\"role\": \"web\"},"
+    " \"hostname\": \"web-1\", \"user_data\": \"%s\","
+    " \"keys\": [{\"name\": \"ops\", \"type\": \"ssh\", \"data\":"
+    " \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAECAwQFBgcICQoLDA0ODxAREhMUFRYX"
+    "GBkaGxwdHh8g ops@example\"},"
+    " {\"name\": \"backup\", \"type\": \"ssh\", \"data\":"
+    " \"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAcICQoLDA0ODxAREhMUFRYXGBkaGxwd"
+    "Hh8gISIjJCUm backup\"}],"
+    " \"networks\": [{\"bridge\": \"br-ex\", \"mtu\": 1500,"
+    " \"tag\": \"public\", \"ips\": [{\"address\": \"192.0.2.10/24\","
+    " \"gateway\": \"192.0.2.1\"}, {\"address\": \"2001:db8::10/64\","
+    " \"gateway\": \"2001:db8::1\"}], \"dns\": [\"192.0.2.53\"]},"
+    " {\"network\": \"default\", \"tag\": \"mgmt\"}],"
     " \"block_device_mapping_v2\": ["
     "{\"boot_index\": 0, \"source_type\": \"image\", \"destination_type\":"
     " \"local\", \"uuid\": \"155d900f-4e14-4e4c-a73d-069cbf4541e6\","
@@ -203,7 +168,7 @@ main(int argc, char **argv)
 		"/var/lib/hyperlet/images/155d900f-4e14-4e4c-a73d-069cbf4541e6",
 	    .base_image_format = "qcow2"};
 	struct err e = {0};
-	char *xml = NULL, out[4096];
+	char *xml = NULL, *ud = NULL, *body = NULL, out[4096];
 	double *lat, *latw, t0;
 	size_t iso_len = 0;
 
@@ -215,14 +180,17 @@ main(int argc, char **argv)
 	}
 	if (iters < 1)
 		return 2;
-	if (bdm_json_parse_create(request, strlen(request), &inst, &e) < 0 ||
+	ud = user_data();
+	if (asprintf(&body, request, ud) < 0)
+		return 1;
+	if (bdm_json_parse_create(body, strlen(body), &inst, &e) < 0 ||
 	    bdm_instance_prepare(inst, &lim, &e) < 0 ||
+	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e) < 0 ||
 	    blockinfo_build(inst, &lim, &bi, &e) < 0 ||
 	    domxml_format_domain(inst, bi, &o, &xml, &e) < 0) {
 		fprintf(stderr, "bench_configdrive: %s\n", e.msg);
 		return 1;
 	}
-	guest(&inst->guest);
 	if (dumpdir && dump(inst, xml, dumpdir) < 0) {
 		fprintf(
 		    stderr, "bench_configdrive: dump to %s failed\n", dumpdir);
@@ -260,6 +228,8 @@ main(int argc, char **argv)
 	free(lat);
 	free(latw);
 	free(xml);
+	free(ud);
+	free(body);
 	blockinfo_free(bi);
 	instance_free(inst);
 	return 0;
