@@ -32,6 +32,7 @@
 #include "api_impl.h"
 #include "cfg.h"
 #include "compute.h"
+#include "events.h"
 #include "log.h"
 #include "metrics.h"
 #include "store.h"
@@ -113,6 +114,7 @@ static const struct route routes[] = {
 	{{"DELETE", api_instance_interface_detach, BODY_NONE, NULL, ID_LOOKUP,
 	    true, true}}},
     {"/v1/node", "GET, HEAD", false, {{"GET", api_node_get}}},
+    {"/v1/events", "GET, HEAD", false, {{"GET", api_events}}},
     {"/v1/images", "GET, HEAD", false, {{"GET", api_images_list}}},
     {"/v1/images/{image_id}", "GET, HEAD, PUT, DELETE", false,
 	{{"GET", api_image_get},
@@ -145,6 +147,8 @@ static const struct {
     {-EMEDIUMTYPE, 415, "unsupported-media-type", "Unsupported media type"},
     {-ESHUTDOWN, 503, "unavailable", "Service unavailable"},
     {-ENXIO, 421, "misdirected-request", "Misdirected request"},
+    /* events asked for that retention has pruned (events.h) */
+    {-EIDRM, 410, "gone", "Gone"},
 };
 
 /* A log line kind that is written at most once a second. */
@@ -411,11 +415,18 @@ store_key_free(void *p)
 	(void)store_close(p);
 }
 
+static struct store *store_of(struct api *a, struct err *e);
+
 /* This thread's store connection (see api_impl.h). */
 struct store *
 api_store(struct api_req *r, struct err *e)
 {
-	struct api *a = r->api;
+	return store_of(r->api, e);
+}
+
+static struct store *
+store_of(struct api *a, struct err *e)
+{
 	struct store *s = pthread_getspecific(a->store_key);
 	struct store_opts o = {
 	    .no_migrate = true, .sync_normal = a->cfg->sync_normal};
@@ -493,34 +504,63 @@ api_query_check(struct api_req *r, const char *const *allowed, struct err *e)
 	return 0;
 }
 
+/* Claims uuid (see api.h): 0, -EBUSY, -ENOMEM. */
+int
+api_claim_uuid(void *arg, const char *uuid)
+{
+	struct api *a = arg;
+	struct claim *c;
+
+	pthread_mutex_lock(&a->claims_lock);
+	for (c = a->claims; c; c = c->next)
+		if (STREQ(c->uuid, uuid)) {
+			pthread_mutex_unlock(&a->claims_lock);
+			return -EBUSY;
+		}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		pthread_mutex_unlock(&a->claims_lock);
+		return -ENOMEM;
+	}
+	(void)snprintf(c->uuid, sizeof(c->uuid), "%s", uuid);
+	c->next = a->claims;
+	a->claims = c;
+	pthread_mutex_unlock(&a->claims_lock);
+	return 0;
+}
+
+/* Releases a claim of api_claim_uuid (see api.h). */
+void
+api_release_uuid(void *arg, const char *uuid)
+{
+	struct api *a = arg;
+	struct claim **pp, *c;
+
+	pthread_mutex_lock(&a->claims_lock);
+	for (pp = &a->claims; (c = *pp); pp = &c->next)
+		if (STREQ(c->uuid, uuid)) {
+			*pp = c->next;
+			free(c);
+			break;
+		}
+	pthread_mutex_unlock(&a->claims_lock);
+}
+
 /* Claims r->id for a change (see api_impl.h). Never waits: a job thread
  * that waited here for a claim only a job behind it in the queue could
  * release would wait for ever. */
 int
 api_instance_claim(struct api_req *r, struct err *e)
 {
-	struct api *a = r->api;
-	struct claim *c;
+	int rc;
 
 	if (r->claimed) /* api.c claimed it before queueing */
 		return 0;
-	pthread_mutex_lock(&a->claims_lock);
-	for (c = a->claims; c; c = c->next)
-		if (STREQ(c->uuid, r->id)) {
-			pthread_mutex_unlock(&a->claims_lock);
-			return err_set_field(e, -EBUSY, "uuid",
-			    "instance %s: another change is in progress",
-			    r->id);
-		}
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
-		pthread_mutex_unlock(&a->claims_lock);
-		return err_set(e, -ENOMEM, "out of memory");
-	}
-	memcpy(c->uuid, r->id, sizeof(c->uuid));
-	c->next = a->claims;
-	a->claims = c;
-	pthread_mutex_unlock(&a->claims_lock);
+	if ((rc = api_claim_uuid(r->api, r->id)) == -EBUSY)
+		return err_set_field(e, -EBUSY, "uuid",
+		    "instance %s: another change is in progress", r->id);
+	if (rc < 0)
+		return err_set(e, rc, "out of memory");
 	r->claimed = true;
 	return 0;
 }
@@ -528,19 +568,9 @@ api_instance_claim(struct api_req *r, struct err *e)
 static void
 instance_release(struct api_req *r)
 {
-	struct api *a = r->api;
-	struct claim **pp, *c;
-
 	if (!r->claimed)
 		return;
-	pthread_mutex_lock(&a->claims_lock);
-	for (pp = &a->claims; (c = *pp); pp = &c->next)
-		if (STREQ(c->uuid, r->id)) {
-			*pp = c->next;
-			free(c);
-			break;
-		}
-	pthread_mutex_unlock(&a->claims_lock);
+	api_release_uuid(r->api, r->id);
 	r->claimed = false;
 }
 
@@ -988,6 +1018,82 @@ auth_ok(struct api *a, struct MHD_Connection *c)
 	return d == 0;
 }
 
+/* --- streamed replies (api_reply_stream) --------------------------------- */
+
+struct api_stream {
+	struct api *api;
+	struct MHD_Connection *conn;
+	const struct api_stream_reply_ops *ops;
+	void *cls;
+};
+
+/* See api_impl.h. */
+struct api_stream *
+api_reply_stream(struct api_req *r, int status, const char *content_type,
+    const struct api_stream_reply_ops *ops, void *cls)
+{
+	struct api_stream *st = calloc(1, sizeof(*st));
+
+	if (st == NULL) {
+		struct err e = {0};
+
+		err_set(&e, -ENOMEM, "out of memory");
+		api_reply_error(r, &e);
+		return NULL;
+	}
+	st->api = r->api;
+	st->conn = req_of(r)->conn;
+	st->ops = ops;
+	st->cls = cls;
+	reply_take(r, status, content_type, NULL, 0);
+	free(r->stream_reply);
+	r->stream_reply = st;
+	return st;
+}
+
+void
+api_stream_suspend(struct api_stream *st)
+{
+	MHD_suspend_connection(st->conn);
+}
+
+void
+api_stream_resume(struct api_stream *st)
+{
+	MHD_resume_connection(st->conn);
+}
+
+struct store *
+api_stream_store(struct api_stream *st, struct err *e)
+{
+	return store_of(st->api, e);
+}
+
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct api_stream *st = cls;
+	ssize_t n;
+
+	(void)pos;
+	if (max == 0)
+		return 0;
+	n = st->ops->read(st->cls, st, buf, max);
+	if (n >= 0)
+		return n;
+	return n == API_STREAM_END ? MHD_CONTENT_READER_END_OF_STREAM
+				   : MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void
+stream_free(void *cls)
+{
+	struct api_stream *st = cls;
+
+	st->ops->free(st->cls);
+	free(st);
+}
+
 static enum MHD_Result
 queue_reply(struct api *a, struct req *q)
 {
@@ -1001,7 +1107,12 @@ queue_reply(struct api *a, struct req *q)
 		err_set(&e, -EIO, "handler set no reply");
 		api_reply_error(r, &e);
 	}
-	if (r->reply) {
+	if (r->stream_reply) {
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+		    stream_read, r->stream_reply, stream_free);
+		if (resp)
+			r->stream_reply = NULL; /* freed with the response */
+	} else if (r->reply) {
 		resp = MHD_create_response_from_buffer(
 		    r->reply_len, r->reply, MHD_RESPMEM_MUST_FREE);
 		if (resp)
@@ -1463,6 +1574,10 @@ on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		metrics_observe(a->h->metrics,
 		    r->route ? r->route : METRICS_UNMATCHED, q->method, status,
 		    us);
+	if (r->stream_reply) { /* never handed to MHD */
+		r->stream_reply->ops->free(r->stream_reply->cls);
+		free(r->stream_reply);
+	}
 	free(r->body);
 	free(r->reply);
 	free(r->location);
@@ -1717,6 +1832,9 @@ api_stop(struct api *a, int drain_seconds)
 	 * and panics ("Failed to remove listen FD from epoll set", abort)
 	 * when the worker wins: seen in check_api at SIGTERM. */
 	atomic_store(&a->stopping, true);
+	/* event streams never finish by themselves: end them now (a reader
+	 * reconnects with Last-Event-ID) */
+	events_shutdown(a->h->events);
 	deadline = now_us() + (int64_t)drain_seconds * 1000000;
 	while (atomic_load(&a->inflight) > 0 && now_us() < deadline) {
 		struct timespec ts = {0, 10 * 1000 * 1000};

@@ -37,6 +37,13 @@ int api_tls_reload(struct api *a, struct err *e);
  * then withholds the watchdog ping and /v1/health answers 503. */
 bool api_jobs_stalled(struct api *a);
 
+/* The per-instance claim the API takes around every change, for a change
+ * made outside a request (lib/domevents.c; arg is the struct api): 0
+ * (claimed: release it with api_release_uuid), -EBUSY (a change is in
+ * progress), -ENOMEM. Never waits. */
+int api_claim_uuid(void *arg, const char *uuid);
+void api_release_uuid(void *arg, const char *uuid);
+
 /* The TCP port actually bound (useful with listen port 0). */
 int api_port(const struct api *a);
 
@@ -80,5 +87,15 @@ int node_cache_check(
  * each class from the cached facts, [node] and the size of instances_path's
  * file system; false until libvirt has answered once. */
 bool node_cache_limits(void *arg, struct node_limits *ret);
+
+/* The inventory of the moment (node_inventories of the cached facts, [node]
+ * and the size of instances_path); false until libvirt has answered. For
+ * the Placement sync (placement_sync.c). */
+struct node_inventory;
+bool node_cache_inventory(
+    const struct node_cache *n, struct node_inventory *ret);
+
+/* The host name read at start-up (borrowed, immutable). */
+const char *node_cache_hostname(const struct node_cache *n);
 
 #endif

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "err.h"
 #include "hyperlet.h"
@@ -45,6 +46,7 @@ struct api_req {
 	char problem_field[ERR_FIELD_MAX]; /* for the log line */
 	char problem_detail[ERR_MSG_MAX]; /* 5xx only, for the log line */
 	bool claimed; /* holds the claim on id (api_instance_claim) */
+	struct api_stream *stream_reply; /* api_reply_stream, or NULL */
 };
 
 /* Handler of a complete request. Must set a reply (api.c answers 500 if it
@@ -88,6 +90,34 @@ void api_reply_empty(struct api_req *r, int status);
  * instead of copying it: for large bodies. */
 void api_reply_take(struct api_req *r, int status, const char *content_type,
     char *text, size_t len);
+/*
+ * A streamed reply of unknown length (chunked), pulled from MHD's own
+ * thread: ops->read(cls, st, buf, max) returns the bytes it wrote (> 0),
+ * 0 after calling api_stream_suspend(st) (nothing to send yet: the
+ * connection sleeps until api_stream_resume), API_STREAM_END (the reply
+ * ends) or API_STREAM_ERROR (the connection is closed). ops->free(cls)
+ * runs once the connection is done (never during a read). Returns the
+ * stream's handle (owned by api.c, valid until ops->free), or NULL with
+ * a 500 reply set (out of memory). Never a thread per stream.
+ */
+struct api_stream;
+#define API_STREAM_END (-1)
+#define API_STREAM_ERROR (-2)
+struct api_stream_reply_ops {
+	ssize_t (*read)(
+	    void *cls, struct api_stream *st, char *buf, size_t max);
+	void (*free)(void *cls);
+};
+struct api_stream *api_reply_stream(struct api_req *r, int status,
+    const char *content_type, const struct api_stream_reply_ops *ops,
+    void *cls);
+/* From inside ops->read only. */
+void api_stream_suspend(struct api_stream *st);
+/* From any thread, while the stream lives (its ops->free not yet run). */
+void api_stream_resume(struct api_stream *st);
+/* The calling (MHD) thread's store connection, for ops->read. */
+struct store *api_stream_store(struct api_stream *st, struct err *e);
+
 /* An RFC 9457 problem from e (its code mapped by the one errno -> HTTP
  * table in api.c; e->field becomes "field"). */
 void api_reply_error(struct api_req *r, const struct err *e);
@@ -140,6 +170,7 @@ void api_instance_detach(struct api_req *r);
 void api_instance_interface_attach(struct api_req *r);
 void api_instance_interface_detach(struct api_req *r);
 void api_node_get(struct api_req *r);
+void api_events(struct api_req *r);
 void api_images_list(struct api_req *r);
 void api_image_get(struct api_req *r);
 void api_image_delete(struct api_req *r);

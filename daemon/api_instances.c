@@ -29,11 +29,13 @@
 #include "cfg.h"
 #include "compute.h"
 #include "console.h"
+#include "domevents.h"
 #include "guestdrive.h"
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
 #include "nic_json.h"
+#include "placement_sync.h"
 #include "store.h"
 #include "virt.h"
 
@@ -262,6 +264,8 @@ void
 api_metrics(struct api_req *r)
 {
 	struct metrics_gauges g = {.libvirt_up = -1};
+	struct domevents *de;
+	struct placement_sync_status ps;
 	struct err e = {0};
 	struct store *s;
 	char *text = NULL;
@@ -274,6 +278,20 @@ api_metrics(struct api_req *r)
 	    r->h->virt ? (int64_t)virt_reconnects(r->h->virt) : -1;
 	g.reconcile_findings = atomic_load(&r->h->reconcile_findings);
 	g.inflight = api_inflight(r->api);
+	g.domevents_handled = -1;
+	if ((de = atomic_load(&r->h->domevents)) != NULL) {
+		struct domevents_stats ds;
+
+		domevents_stats(de, &ds);
+		g.domevents_handled = (int64_t)ds.handled;
+	}
+	placement_sync_status(r->h->placement, &ps);
+	g.placement_enabled = ps.enabled;
+	g.placement_pending = ps.pending;
+	g.placement_behind = !ps.ok;
+	g.placement_errors = ps.errors;
+	g.placement_last_sync_ms = ps.last_sync_ms;
+	g.placement_reconcile_ms = ps.last_reconcile_ms;
 	if (metrics_format(api_metrics_get(r->api), &g, &text, &len) < 0) {
 		err_clear(&e);
 		err_set(&e, -ENOMEM, "out of memory");
@@ -655,6 +673,7 @@ create(
 		return rc;
 	}
 	api_images_unlock(r);
+	placement_sync_note(r->h->placement, inst->uuid);
 	memcpy(r->id, inst->uuid, UUID_STR_LEN);
 	memcpy(r->log_uuid, inst->uuid, UUID_STR_LEN);
 	return 0;
@@ -783,6 +802,7 @@ api_instance_delete(struct api_req *r)
 		api_reply_error(r, &e);
 		return;
 	}
+	placement_sync_note(r->h->placement, r->id);
 	api_reply_empty(r, 204);
 }
 

@@ -23,7 +23,9 @@
 #include "api_impl.h"
 #include "cfg.h"
 #include "node.h"
+#include "placement_sync.h"
 #include "store.h"
+#include "util.h"
 #include "virt.h"
 
 static void
@@ -163,6 +165,49 @@ str_or_null(const char *s)
 	return s && s[0] ? json_object_new_string(s) : NULL;
 }
 
+/* The inventory for the Placement sync. See api.h. */
+bool
+node_cache_inventory(const struct node_cache *n, struct node_inventory *ret)
+{
+	struct virt_node_facts f;
+
+	return node_cache_get(n, &f, ret);
+}
+
+const char *
+node_cache_hostname(const struct node_cache *n)
+{
+	return n->hostname;
+}
+
+/* The "placement" object of GET /v1/node (design.md). */
+static struct json_object *
+placement_json(struct placement_sync *ps, const struct cfg *c)
+{
+	struct json_object *pl = json_object_new_object();
+	struct placement_sync_status st;
+	char when[32];
+
+	placement_sync_status(ps, &st);
+	if (!st.enabled) {
+		json_object_object_add(
+		    pl, "status", json_object_new_string("disabled"));
+		return pl;
+	}
+	json_object_object_add(pl, "url", str_or_null(c->placement_url));
+	json_object_object_add(pl, "provider", str_or_null(st.provider));
+	if (st.last_sync_ms)
+		util_rfc3339(st.last_sync_ms, when);
+	json_object_object_add(pl, "last_sync",
+	    st.last_sync_ms ? json_object_new_string(when) : NULL);
+	json_object_object_add(
+	    pl, "status", json_object_new_string(st.ok ? "ok" : "behind"));
+	json_object_object_add(
+	    pl, "pending", json_object_new_int64(st.pending));
+	json_object_object_add(pl, "last_error", str_or_null(st.last_error));
+	return pl;
+}
+
 /* GET /v1/node: design.md "Node and Placement". */
 void
 api_node_get(struct api_req *r)
@@ -247,9 +292,7 @@ api_node_get(struct api_req *r)
 		    instance_state_to_string((enum instance_state)st),
 		    json_object_new_int64(by_state[st]));
 	json_object_object_add(o, "instances", ji);
-	pl = json_object_new_object();
-	json_object_object_add(
-	    pl, "status", json_object_new_string("disabled"));
+	pl = placement_json(r->h->placement, r->h->cfg);
 	json_object_object_add(o, "placement", pl);
 	api_reply_json(r, 200, o);
 }

@@ -14,6 +14,9 @@ struct compute;
 struct virt;
 struct metrics;
 struct node_cache;
+struct events;
+struct domevents;
+struct placement_sync;
 
 struct hyperlet {
 	/* The loaded configuration. Set by main, immutable while the API
@@ -60,6 +63,21 @@ struct hyperlet {
 	 * api_start, refreshed by main's sweeper; its own mutex inside.
 	 * NULL: /v1/node answers 503 and creates are not checked. */
 	struct node_cache *node;
+
+	/* The event stream's hub (lib/events.h): created by main after the
+	 * migration and before api_start, freed after api_stop; its own
+	 * mutex inside. NULL: /v1/events answers 503. */
+	struct events *events;
+	/* libvirt's lifecycle events into the states (lib/domevents.h).
+	 * Started by main after api_start (it takes the API's claims) and
+	 * stopped before api_stop; read by GET /metrics (its counters have
+	 * their own lock). NULL outside, and while it is not running. */
+	struct domevents *_Atomic domevents;
+	/* OpenStack Placement kept in step (placement_sync.c): request
+	 * threads note each create and delete in it (no network on their
+	 * path). Created and started by main before api_start, stopped after
+	 * api_stop; its own mutex inside. NULL: no [placement] url. */
+	struct placement_sync *placement;
 };
 
 #endif

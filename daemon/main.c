@@ -29,7 +29,10 @@
 #include "api.h"
 #include "cfg.h"
 #include "compute.h"
+#include "events.h"
+#include "domevents.h"
 #include "hyperlet.h"
+#include "placement_sync.h"
 #include "log.h"
 #include "store.h"
 #include "tls.h"
@@ -507,6 +510,9 @@ sweeper_run(void *arg)
 	struct err e = {0};
 	int ms = SWEEP_FIRST_MS, sweeps = 0;
 
+	/* what the sweep removes, a crash left behind */
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+
 	for (;;) {
 		size_t n = 0;
 		int step = ms < PROBE_EVERY_MS ? ms : PROBE_EVERY_MS;
@@ -570,6 +576,29 @@ reload(const struct options *o, struct api *api)
 	cfg_clear(&nc);
 }
 
+/* libvirt's lifecycle events into the instances' states (domevents.h),
+ * under the API's per-instance claims. Returns 0 or -1 (logged). */
+static int
+start_domevents(struct hyperlet *h, struct api *api)
+{
+	struct domevents_opts o = {
+	    .virt = h->virt,
+	    .db_path = h->db_path,
+	    .claim = api_claim_uuid,
+	    .release = api_release_uuid,
+	    .claim_arg = api,
+	};
+	struct domevents *d = NULL;
+	struct err e = {0};
+
+	if (domevents_start(&o, &d, &e) < 0) {
+		log_err("libvirt events: %s", e.msg);
+		return -1;
+	}
+	atomic_store(&h->domevents, d);
+	return 0;
+}
+
 /*
  * Start-up reconciliation (compute_reconcile) with h->compute, before the
  * API serves: finishes or rolls back what a crash left, redefines missing
@@ -585,7 +614,11 @@ reconcile(struct hyperlet *h, struct store *s)
 	struct err e = {0};
 	int r;
 
-	if ((r = compute_reconcile(h->compute, s, &rep, &e)) < 0) {
+	/* its changes are events with cause reconcile */
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+	r = compute_reconcile(h->compute, s, &rep, &e);
+	store_set_cause(s, STORE_CAUSE_API);
+	if (r < 0) {
 		log_err("reconciliation: %s", e.msg);
 		compute_report_clear(&rep);
 		return r;
@@ -774,12 +807,34 @@ serve(struct cfg *c, const struct options *o)
 	}
 	sw.started = true;
 
+	/* the event stream's hub: follows every commit from here on */
+	if ((r = events_new(&(struct events_opts){.db_path = c->db_path,
+				.sync_normal = c->sync_normal,
+				.retention = c->events_retention,
+				.heartbeat_s = c->events_heartbeat},
+		 &h.events, &e)) < 0) {
+		log_err("events: %s", e.msg);
+		goto out;
+	}
+
+	/* Placement: the thread's first act is a full reconciliation, after
+	 * the one with libvirt above, so it sees the rows that stay */
+	if ((r = placement_sync_new(c, c->db_path, h.node, &h.placement, &e)) <
+		0 ||
+	    (h.placement && (r = placement_sync_start(h.placement, &e)) < 0)) {
+		log_err("placement: %s", e.msg);
+		goto out;
+	}
+
 	if ((r = api_start(&h, &api, &e)) < 0) {
 		log_err("cannot serve on %s: %s", c->listen, e.msg);
 		goto out;
 	}
 	log_info("hyperletd %s serving on %s (port %d, %d threads)",
 	    PACKAGE_VERSION, c->listen, api_port(api), c->threads);
+	/* after the API: an event is handled under the instance's claim */
+	if (start_domevents(&h, api) < 0)
+		goto out;
 	/* start-up (migrations, reconciliation, libvirt's and MHD's set-up)
 	 * leaves free chunks inside the heap that glibc keeps mapped: give
 	 * their pages back before idling (about 0.2 MiB on a new database) */
@@ -829,6 +884,8 @@ serve(struct cfg *c, const struct options *o)
 	}
 
 out:
+	/* before the API: the worker takes its claims */
+	atomic_store(&h.domevents, domevents_stop(atomic_load(&h.domevents)));
 	if (api)
 		api_stop(api, c->drain_timeout);
 	if (mig.started) {
@@ -840,6 +897,8 @@ out:
 		(void)pthread_join(sw.thread, NULL);
 	} else
 		sw.store = store_close(sw.store);
+	h.events = events_free(h.events);
+	h.placement = placement_sync_stop(h.placement);
 	h.compute = compute_free(h.compute);
 	h.node = node_cache_free(h.node);
 	h.virt = virt_close(h.virt);

@@ -295,6 +295,13 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
 		    "# TYPE hyperlet_libvirt_reconnects_total counter\n"
 		    "hyperlet_libvirt_reconnects_total %lld\n",
 		    (long long)g->libvirt_reconnects);
+	if (g->domevents_handled >= 0)
+		sb_printf(&b,
+		    "# HELP hyperlet_libvirt_events_handled_total Instances "
+		    "looked at for a libvirt lifecycle event.\n"
+		    "# TYPE hyperlet_libvirt_events_handled_total counter\n"
+		    "hyperlet_libvirt_events_handled_total %lld\n",
+		    (long long)g->domevents_handled);
 	if (g->reconcile_findings >= 0)
 		sb_printf(&b,
 		    "# HELP hyperlet_reconcile_findings_total Domains with "
@@ -310,6 +317,34 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
 		    "# TYPE hyperlet_http_requests_in_flight gauge\n"
 		    "hyperlet_http_requests_in_flight %lld\n",
 		    (long long)g->inflight);
+	if (g->placement_enabled)
+		sb_printf(&b,
+		    "# HELP hyperlet_placement_pending Creates and deletes not "
+		    "yet written to Placement.\n"
+		    "# TYPE hyperlet_placement_pending gauge\n"
+		    "hyperlet_placement_pending %lld\n"
+		    "# HELP hyperlet_placement_behind 1 when Placement is not "
+		    "known to be in step.\n"
+		    "# TYPE hyperlet_placement_behind gauge\n"
+		    "hyperlet_placement_behind %lld\n"
+		    "# HELP hyperlet_placement_errors_total Failed attempts "
+		    "to write to Placement.\n"
+		    "# TYPE hyperlet_placement_errors_total counter\n"
+		    "hyperlet_placement_errors_total %lld\n"
+		    "# HELP hyperlet_placement_last_sync_timestamp_seconds "
+		    "When Placement was last known in step.\n"
+		    "# TYPE hyperlet_placement_last_sync_timestamp_seconds "
+		    "gauge\n"
+		    "hyperlet_placement_last_sync_timestamp_seconds %.3f\n"
+		    "# HELP hyperlet_placement_reconcile_seconds How long the "
+		    "last full reconciliation took.\n"
+		    "# TYPE hyperlet_placement_reconcile_seconds gauge\n"
+		    "hyperlet_placement_reconcile_seconds %.3f\n",
+		    (long long)g->placement_pending,
+		    (long long)g->placement_behind,
+		    (long long)g->placement_errors,
+		    (double)g->placement_last_sync_ms / 1000.0,
+		    (double)g->placement_reconcile_ms / 1000.0);
 	if (b.err) {
 		free(b.s);
 		return b.err;

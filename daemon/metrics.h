@@ -9,6 +9,7 @@
 #define HYPERLET_METRICS_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct metrics;
@@ -35,11 +36,20 @@ void metrics_observe(struct metrics *m, const char *route, const char *method,
 /* Gauges gathered when the page is formatted; a negative value means
  * "unknown" and is left out of the page. */
 struct metrics_gauges {
-	int64_t instances_by_state[5]; /* indexed by enum instance_state */
+	int64_t instances_by_state[7]; /* indexed by enum instance_state
+					 (STORE_N_STATES) */
 	int64_t libvirt_reconnects;
 	int64_t reconcile_findings;
 	int64_t libvirt_up; /* 1 or 0 */
 	int64_t inflight;
+	int64_t domevents_handled; /* libvirt events handled */
+	/* Placement (placement_sync.h), left out when not enabled */
+	bool placement_enabled;
+	int64_t placement_pending;
+	int64_t placement_behind; /* 1 or 0 */
+	int64_t placement_errors;
+	int64_t placement_last_sync_ms; /* 0: never */
+	int64_t placement_reconcile_ms;
 };
 
 /* Formats the Prometheus text exposition (version 0.0.4) of m and g into

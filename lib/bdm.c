@@ -48,6 +48,8 @@ static const char *const state_names[] = {
     [INSTANCE_STOPPED] = "stopped",
     [INSTANCE_ERROR] = "error",
     [INSTANCE_DELETING] = "deleting",
+    [INSTANCE_PAUSED] = "paused",
+    [INSTANCE_CRASHED] = "crashed",
 };
 static const char *const attach_state_names[] = {
     [BDM_ATTACH_ATTACHING] = "attaching",

@@ -126,6 +126,9 @@ enum instance_state {
 	INSTANCE_STOPPED,
 	INSTANCE_ERROR,
 	INSTANCE_DELETING,
+	/* schema 10: what libvirt's lifecycle events report (domevents.h) */
+	INSTANCE_PAUSED,
+	INSTANCE_CRASHED,
 };
 
 /* An instance and its BDMs. Owns every pointer member and bdms[]. */

@@ -39,6 +39,8 @@ enum cfg_type {
 	CFG_ENUM_BOOL, /* bool, the choice's value */
 	CFG_ENUM_INT, /* int, the choice's value */
 	CFG_DOUBLE, /* double, finite, > 0 (exclusive) and <= max */
+	CFG_TEXT, /* char *, text, "" = unset (NULL); with CFG_F_URL an
+		     http:// or https:// URL */
 };
 
 struct cfg_choice {
@@ -47,6 +49,7 @@ struct cfg_choice {
 };
 
 #define CFG_F_REQUIRED 1 /* a path that may not be empty */
+#define CFG_F_URL 2 /* CFG_TEXT: http:// or https:// */
 
 struct cfg_key {
 	const char *section;
@@ -149,6 +152,27 @@ static const struct cfg_key cfg_keys[] = {
 	"512", 0, INT_MAX},
     {"node", "reserved_host_disk_mb", CFG_INT, OFF(reserved_host_disk_mb), "0",
 	0, INT_MAX},
+    {"events", "retention", CFG_INT, OFF(events_retention), "100000", 1,
+	100000000},
+    {"events", "heartbeat", CFG_INT, OFF(events_heartbeat), "15", 1, 3600},
+    {"placement", "url", CFG_TEXT, OFF(placement_url), "", 0, 0, NULL,
+	CFG_F_URL},
+    {"placement", "token_file", CFG_PATH, OFF(placement_token_file), ""},
+    {"placement", "auth_url", CFG_TEXT, OFF(placement_auth_url), "", 0, 0, NULL,
+	CFG_F_URL},
+    {"placement", "username", CFG_TEXT, OFF(placement_username), ""},
+    {"placement", "password_file", CFG_PATH, OFF(placement_password_file), ""},
+    {"placement", "project_name", CFG_TEXT, OFF(placement_project_name), ""},
+    {"placement", "user_domain_name", CFG_STR, OFF(placement_user_domain_name),
+	"Default"},
+    {"placement", "project_domain_name", CFG_STR,
+	OFF(placement_project_domain_name), "Default"},
+    {"placement", "project_id", CFG_STR, OFF(placement_project_id), "hyperlet"},
+    {"placement", "user_id", CFG_STR, OFF(placement_user_id), "hyperlet"},
+    {"placement", "provider_name", CFG_TEXT, OFF(placement_provider_name), ""},
+    {"placement", "sync_interval", CFG_INT, OFF(placement_sync_interval), "60",
+	1, 86400},
+    {"placement", "timeout", CFG_INT, OFF(placement_timeout), "10", 1, 300},
     {"log", "level", CFG_ENUM_INT, OFF(log_level), "info", 0, 0, log_levels},
 };
 
@@ -420,8 +444,20 @@ cfg_key_set(
 	}
 	case CFG_STR:
 	case CFG_PATH:
+	case CFG_TEXT:
 	case CFG_LIST: {
 		char *dup = NULL;
+
+		if (k->type == CFG_TEXT && (k->flags & CFG_F_URL) &&
+		    value[0] != '\0' &&
+		    ((strncmp(value, "http://", 7) != 0 &&
+			 strncmp(value, "https://", 8) != 0) ||
+			strpbrk(value, " \t") != NULL ||
+			value[strncmp(value, "https", 5) == 0 ? 8 : 7] == '\0'))
+			return err_set(e, -EINVAL,
+			    "%s: expected an http:// or https:// URL, got "
+			    "'%s'",
+			    k->name, value);
 
 		if (k->type == CFG_LIST &&
 		    (r = volroot_list_check(value, e)) < 0)
@@ -738,43 +774,84 @@ cfg_path_join(const char *dir, const char *name, char **ret)
 	return 0;
 }
 
-/* Reads auth_token_file into c->auth_token: one line of visible ASCII
- * (RFC 6750 b64token and friends), trailing newline removed. */
+/* Reads the file of key [section] name (path) into *ret: one line of
+ * visible ASCII (RFC 6750 b64token and friends; tokens and passwords),
+ * trailing newline removed. */
 static int
-cfg_read_token(struct cfg *c, struct err *e)
+cfg_read_secret(struct cfg *c, const char *section, const char *name,
+    const char *path, char **ret, struct err *e)
 {
 	size_t idx;
 	char buf[1024 + 2], *end;
 	size_t len;
 	FILE *f;
 
-	(void)cfg_key_find("api", "auth_token_file", &idx);
-	f = fopen(c->auth_token_file, "re");
+	(void)cfg_key_find(section, name, &idx);
+	f = fopen(path, "re");
 	if (!f)
-		return cfg_err_at(c, idx, e, -errno, "auth_token_file %s: %s",
-		    c->auth_token_file, strerror(errno));
+		return cfg_err_at(c, idx, e, -errno, "%s %s: %s", name, path,
+		    strerror(errno));
 	len = fread(buf, 1, sizeof(buf) - 1, f);
 	(void)fclose(f);
 	buf[len] = '\0';
 	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		buf[--len] = '\0';
 	if (len == 0)
-		return cfg_err_at(c, idx, e, -EINVAL,
-		    "auth_token_file %s: the file is empty",
-		    c->auth_token_file);
+		return cfg_err_at(
+		    c, idx, e, -EINVAL, "%s %s: the file is empty", name, path);
 	if (len > 1024)
 		return cfg_err_at(c, idx, e, -EINVAL,
-		    "auth_token_file %s: token longer than 1024 bytes",
-		    c->auth_token_file);
+		    "%s %s: token longer than 1024 bytes", name, path);
 	for (end = buf; *end; end++)
 		if (*end <= 0x20 || *end >= 0x7f)
 			return cfg_err_at(c, idx, e, -EINVAL,
-			    "auth_token_file %s: the token must be one line "
+			    "%s %s: the token must be one line "
 			    "of visible ASCII",
-			    c->auth_token_file);
-	free(c->auth_token);
-	if (!(c->auth_token = strdup(buf)))
+			    name, path);
+	if (*ret) {
+		explicit_bzero(*ret, strlen(*ret));
+		free(*ret);
+	}
+	if (!(*ret = strdup(buf)))
 		return err_set(e, -ENOMEM, "out of memory");
+	explicit_bzero(buf, sizeof(buf));
+	return 0;
+}
+
+static int
+cfg_read_token(struct cfg *c, struct err *e)
+{
+	return cfg_read_secret(
+	    c, "api", "auth_token_file", c->auth_token_file, &c->auth_token, e);
+}
+
+/* [placement]: the secrets read, and enough to authenticate. */
+static int
+cfg_finish_placement(struct cfg *c, struct err *e)
+{
+	size_t ui, ai;
+	int r;
+
+	if (c->placement_token_file &&
+	    (r = cfg_read_secret(c, "placement", "token_file",
+		 c->placement_token_file, &c->placement_token, e)) < 0)
+		return r;
+	if (c->placement_password_file &&
+	    (r = cfg_read_secret(c, "placement", "password_file",
+		 c->placement_password_file, &c->placement_password, e)) < 0)
+		return r;
+	if (!c->placement_url)
+		return 0;
+	(void)cfg_key_find("placement", "url", &ui);
+	(void)cfg_key_find("placement", "auth_url", &ai);
+	if (!c->placement_token_file && !c->placement_auth_url)
+		return cfg_err_at(c, ui, e, -EINVAL,
+		    "url: set token_file or auth_url (Keystone) to "
+		    "authenticate to Placement");
+	if (!c->placement_token_file &&
+	    (!c->placement_username || !c->placement_password_file))
+		return cfg_err_at(c, ai, e, -EINVAL,
+		    "auth_url: Keystone needs username and password_file");
 	return 0;
 }
 
@@ -793,6 +870,8 @@ cfg_finish(struct cfg *c, struct err *e)
 	    {OFF(auth_token_file), NULL},
 	    {OFF(tls_cert_file), NULL},
 	    {OFF(tls_key_file), NULL},
+	    {OFF(placement_token_file), NULL},
+	    {OFF(placement_password_file), NULL},
 	};
 	size_t li, ci, ki;
 	int r;
@@ -800,6 +879,8 @@ cfg_finish(struct cfg *c, struct err *e)
 	/* before the paths are made absolute: messages name the file as the
 	 * user wrote it */
 	if (c->auth_token_file && (r = cfg_read_token(c, e)) < 0)
+		return r;
+	if ((r = cfg_finish_placement(c, e)) < 0)
 		return r;
 
 	(void)cfg_key_find("api", "tls_cert_file", &ci);
@@ -866,6 +947,7 @@ cfg_format(const struct cfg *c, char **ret)
 		case CFG_LISTEN:
 		case CFG_STR:
 		case CFG_PATH:
+		case CFG_TEXT:
 		case CFG_LIST: {
 			const char *s = *(char *const *)field;
 
@@ -937,5 +1019,25 @@ cfg_clear(struct cfg *c)
 	free(c->images_path);
 	free(c->db_path);
 	free(c->volume_roots);
+	free(c->placement_url);
+	free(c->placement_token_file);
+	free(c->placement_auth_url);
+	free(c->placement_username);
+	free(c->placement_password_file);
+	free(c->placement_project_name);
+	free(c->placement_user_domain_name);
+	free(c->placement_project_domain_name);
+	free(c->placement_project_id);
+	free(c->placement_user_id);
+	free(c->placement_provider_name);
+	if (c->placement_token) {
+		explicit_bzero(c->placement_token, strlen(c->placement_token));
+		free(c->placement_token);
+	}
+	if (c->placement_password) {
+		explicit_bzero(
+		    c->placement_password, strlen(c->placement_password));
+		free(c->placement_password);
+	}
 	memset(c, 0, sizeof(*c));
 }

@@ -33,7 +33,7 @@
 #define CFG_DEFAULT_TLS_PRIORITIES                                          \
 	"NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-RSA:-CIPHER-ALL:+AES-" \
 	"256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
-#define CFG_MAX_KEYS 40 /* capacity of the key table (cfg.c) */
+#define CFG_MAX_KEYS 64 /* capacity of the key table (cfg.c) */
 
 /* The effective configuration. Owns every char * member; const char *
  * members point into static tables. Keys are named as in the file:
@@ -108,6 +108,29 @@ struct cfg {
 	int reserved_host_cpus; /* 0 */
 	int reserved_host_memory_mb; /* 512 */
 	int reserved_host_disk_mb; /* 0 */
+
+	/* [events] (design.md "Events") */
+	int events_retention; /* events kept, default 100000 */
+	int events_heartbeat; /* seconds between stream heartbeats, 15 */
+	/* [placement]: OpenStack Placement kept in step (design.md "Node and
+	 * Placement"); url NULL: disabled. cfg_finish reads token_file and
+	 * password_file and requires, with a url, token_file or auth_url
+	 * with username and password_file. */
+	char *placement_url; /* http(s)://..., NULL: no Placement */
+	char *placement_token_file; /* static X-Auth-Token */
+	char *placement_token; /* read by cfg_finish, NULL without file */
+	char *placement_auth_url; /* Keystone v3 */
+	char *placement_username;
+	char *placement_password_file;
+	char *placement_password; /* read by cfg_finish */
+	char *placement_project_name;
+	char *placement_user_domain_name; /* "Default" */
+	char *placement_project_domain_name; /* "Default" */
+	char *placement_project_id; /* the allocations': "hyperlet" */
+	char *placement_user_id; /* "hyperlet" */
+	char *placement_provider_name; /* NULL: the host name */
+	int placement_sync_interval; /* seconds between reconciles, 60 */
+	int placement_timeout; /* seconds per Placement call, 10 */
 
 	/* [log] */
 	int log_level; /* key "level": err|warn|info|debug, as <syslog.h>'s

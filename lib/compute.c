@@ -1076,16 +1076,19 @@ out:
 
 /* Sets the row's state to libvirt's when they differ. The state is the
  * one virt_list read a moment ago: no libvirt call per instance for the
- * state. */
+ * state. Paused and crashed apart, as the lifecycle events write them
+ * (domevents.h), so that its re-read after start-up finds nothing to
+ * change. */
 static int
 refresh_state(struct store *s, const struct store_instance_state *row,
     const struct virt_domain *dom, struct compute_report *r, struct err *e)
 {
 	int rc;
 
-	if (dom->state == row->state)
+	if (dom->observed == row->state)
 		return 0;
-	if ((rc = store_instance_set_state(s, row->uuid, dom->state, e)) < 0)
+	/* instance.updated: cause reconcile, as main sets the connection's */
+	if ((rc = store_instance_set_state(s, row->uuid, dom->observed, e)) < 0)
 		return rc;
 	r->states_refreshed++;
 	return 0;

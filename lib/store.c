@@ -37,7 +37,16 @@ struct store {
 	size_t n_cache;
 	size_t cap_cache;
 	bool wlock; /* holds store_write_lock (see wlock_take) */
+	enum store_cause cause; /* what the events this connection writes
+				   say caused them (store_set_cause) */
+	bool ev_pending; /* the open transaction wrote an event row */
+	bool ev_armed; /* the event triggers are made (events_arm) */
 };
+
+/* Called after every commit that wrote event rows (store_event_hook_set):
+ * process-wide, as every connection's commits feed the one stream. */
+static void (*store_event_hook)(void *arg);
+static void *store_event_hook_arg;
 
 /*
  * One writer at a time in this process. SQLite lets one connection write
@@ -90,6 +99,11 @@ static int store_step(struct store *s, sqlite3_stmt *q);
 static int store_user_version(struct store *s, int *ret, struct err *e);
 static int tx_begin(struct store *s, bool immediate, struct err *e);
 static int tx_commit(struct store *s, struct err *e);
+static void events_committed(struct store *s);
+static int events_arm(struct store *s, struct err *e);
+static int bdm_volume_of(struct store *s, int64_t instance_id,
+    const char *bdm_uuid, char ret_volume[], size_t size, char ret_state[16],
+    struct err *e);
 static void tx_rollbackp(struct store **p);
 static void stmt_resetp(sqlite3_stmt **p);
 static int check_uuid(const char *what, const char *u, struct err *e);
@@ -274,8 +288,14 @@ store_step(struct store *s, sqlite3_stmt *q)
 	if (take)
 		wlock_take(s);
 	rc = sqlite3_step(q);
-	if (take)
+	if (take) {
+		/* committed (or failed) before the lock is dropped, so the
+		 * hook runs in commit order */
+		if (rc == SQLITE_DONE)
+			events_committed(s);
+		s->ev_pending = false;
 		wlock_drop(s);
+	}
 	return rc;
 }
 
@@ -305,8 +325,12 @@ tx_commit(struct store *s, struct err *e)
 
 	/* a failed COMMIT may leave the transaction open: tx_rollbackp
 	 * ends it and drops the lock */
-	if (sqlite3_get_autocommit(s->db))
+	if (sqlite3_get_autocommit(s->db)) {
+		if (rc == 0)
+			events_committed(s);
+		s->ev_pending = false;
 		wlock_drop(s);
+	}
 	return rc;
 }
 
@@ -321,6 +345,7 @@ tx_rollbackp(struct store **p)
 		return;
 	if (!sqlite3_get_autocommit((*p)->db))
 		(void)store_exec(*p, sql, NULL);
+	(*p)->ev_pending = false;
 	wlock_drop(*p);
 }
 
@@ -350,6 +375,14 @@ col_strdup(sqlite3_stmt *q, int i, char **out, struct err *e)
 	if (*out == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
 	return 0;
+}
+
+static void
+copy_col(char *dst, size_t size, sqlite3_stmt *q, int i)
+{
+	const unsigned char *t = sqlite3_column_text(q, i);
+
+	(void)snprintf(dst, size, "%s", t ? (const char *)t : "");
 }
 
 static void
@@ -539,9 +572,52 @@ static const char migrate_node[] =
     " created_at INTEGER NOT NULL);"
     "PRAGMA user_version = " STR(STORE_NODE_VERSION) ";";
 
-/* PLACEHOLDER: replaced at merge (8 is the events table of engineer
- * `events`). */
-static const char migrate_v8[] = "PRAGMA user_version = 8;";
+/* The event outbox (issue 12, design.md "Events"): one row per change,
+ * written by the statement that makes it. AUTOINCREMENT so that an id is
+ * never used twice, even after the oldest rows are pruned. Instance rows
+ * get their events from triggers (event_triggers), so no write path can
+ * forget one. Volume and interface events are written by
+ * store_event_append_tx. Behind 3 as well: on 2 there are no events. */
+static const char migrate_events[] =
+    "CREATE TABLE events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " type TEXT NOT NULL,"
+    " instance_uuid TEXT NOT NULL,"
+    " state TEXT,"
+    " generation INTEGER,"
+    " cause TEXT NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " volume_id TEXT,"
+    " port_id TEXT);"
+    "CREATE INDEX events_instance ON events (instance_uuid, id);"
+    "PRAGMA user_version = " STR(STORE_EVENTS_VERSION) ";";
+
+/* The triggers that write instance events, per connection (TEMP), made
+ * by store_open once the schema has the events table: they call
+ * hyperlet_event_cause(), which every hyperlet connection registers and
+ * which also tells the connection that its transaction wrote an event
+ * (the post-commit hook). As TEMP triggers they are not in the file, so
+ * an operator's sqlite3 shell still works on it (and its writes make no
+ * events). */
+static const char event_triggers[] =
+    "CREATE TEMP TRIGGER events_instance_created"
+    " AFTER INSERT ON main.instances"
+    " BEGIN INSERT INTO events (type, instance_uuid, state, generation,"
+    "  cause, at) VALUES ('instance.created', NEW.uuid, NEW.state,"
+    "  NEW.generation, hyperlet_event_cause(), NEW.updated_at); END;"
+    "CREATE TEMP TRIGGER events_instance_updated"
+    " AFTER UPDATE ON main.instances"
+    " WHEN OLD.state IS NOT NEW.state"
+    "  OR OLD.generation IS NOT NEW.generation"
+    " BEGIN INSERT INTO events (type, instance_uuid, state, generation,"
+    "  cause, at) VALUES ('instance.updated', NEW.uuid, NEW.state,"
+    "  NEW.generation, hyperlet_event_cause(), NEW.updated_at); END;"
+    "CREATE TEMP TRIGGER events_instance_deleted"
+    " AFTER DELETE ON main.instances"
+    " BEGIN INSERT INTO events (type, instance_uuid, state, generation,"
+    "  cause, at) VALUES ('instance.deleted', OLD.uuid, OLD.state,"
+    "  OLD.generation, hyperlet_event_cause(), hyperlet_now_ms());"
+    " END;";
 
 /* Guest data and NICs (issue 11). instance_guest: one row per instance
  * created from 9 on (older instances have none: no hostname, no keys);
@@ -579,6 +655,32 @@ static const char migrate_guest[] =
     " UNIQUE (instance_id, position));"
     "PRAGMA user_version = " STR(STORE_GUEST_VERSION) ";";
 
+/*
+ * States paused and crashed (libvirt's lifecycle events). The state CHECK
+ * of version 1 is widened where it is written, in the table's stored
+ * CREATE statement: SQLite documents editing sqlite_schema for changes
+ * that leave the stored rows valid as they are (a wider CHECK is one).
+ * The usual rebuild would need foreign keys off, which cannot change
+ * inside the migration's transaction (a DROP of instances there would
+ * cascade to every BDM), and would have to name every column, including
+ * those other migrations add. The scratch table proves the edit took
+ * (its CHECK fails the migration otherwise) and, being DDL, bumps the
+ * schema cookie so that other connections re-read the schema.
+ */
+static const char migrate_states[] =
+    "PRAGMA writable_schema = ON;"
+    "UPDATE sqlite_schema SET sql = replace(sql,"
+    " '''error'', ''deleting'')',"
+    " '''error'', ''deleting'', ''paused'', ''crashed'')')"
+    " WHERE type = 'table' AND name = 'instances';"
+    "PRAGMA writable_schema = RESET;"
+    "CREATE TABLE migrate_states_check (ok INTEGER NOT NULL CHECK (ok = 1));"
+    "INSERT INTO migrate_states_check SELECT count(*) FROM sqlite_schema"
+    " WHERE type = 'table' AND name = 'instances'"
+    " AND sql LIKE '%''paused'', ''crashed'')%';"
+    "DROP TABLE migrate_states_check;"
+    "PRAGMA user_version = " STR(STORE_STATES_VERSION) ";";
+
 /* Version 3 waits until the online data migration has given every row a
  * uuid. Returns 1 when ready, 0 when not, or a negative errno. */
 static int
@@ -599,8 +701,9 @@ static const struct migration {
     {migrate_v1, NULL}, {migrate_v2, NULL}, {migrate_v3, ready_v3},
     {migrate_v4, NULL}, {migrate_v5, NULL}, {migrate_v6, NULL},
     {migrate_node, NULL}, /* STORE_NODE_VERSION */
-    {migrate_v8, NULL}, /* PLACEHOLDER: replaced at merge (events) */
+    {migrate_events, NULL}, /* STORE_EVENTS_VERSION */
     {migrate_guest, NULL}, /* STORE_GUEST_VERSION */
+    {migrate_states, NULL}, /* STORE_STATES_VERSION */
 };
 
 _Static_assert(ELEMENTSOF(migrations) == STORE_SCHEMA_VERSION,
@@ -684,10 +787,62 @@ store_migrate(struct store *s, struct err *e)
 		if ((rc = migrate_step(s, &v, e)) < 0)
 			return rc;
 	} while (rc > 0);
+	if ((rc = events_arm(s, e)) < 0)
+		return rc;
 	return v;
 }
 
 /* --- open / close ----------------------------------------------------- */
+
+static const char *const cause_names[] = {
+    [STORE_CAUSE_API] = "api",
+    [STORE_CAUSE_LIBVIRT] = "libvirt",
+    [STORE_CAUSE_RECONCILE] = "reconcile",
+};
+
+/* hyperlet_now_ms(): util_now_ms(), for the time of a delete event. */
+static void
+now_ms_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	(void)argv;
+	sqlite3_result_int64(ctx, util_now_ms());
+}
+
+/* Makes this connection's event triggers once the schema has the events
+ * table (nothing before). Returns 0 or a negative errno. */
+static int
+events_arm(struct store *s, struct err *e)
+{
+	char *errmsg = NULL;
+	int rc, v;
+
+	if (s->ev_armed)
+		return 0;
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	if (v < STORE_EVENTS_VERSION)
+		return 0;
+	rc = sqlite3_exec(s->db, event_triggers, NULL, NULL, &errmsg);
+	sqlite3_free(errmsg);
+	if (rc != SQLITE_OK)
+		return store_err(s, rc, e, "preparing the event triggers");
+	s->ev_armed = true;
+	return 0;
+}
+
+/* hyperlet_event_cause(): the connection's cause, for the event triggers
+ * (and a note that this transaction wrote an event). */
+static void
+event_cause_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct store *s = sqlite3_user_data(ctx);
+
+	(void)argc;
+	(void)argv;
+	s->ev_pending = true;
+	sqlite3_result_text(ctx, cause_names[s->cause], -1, SQLITE_STATIC);
+}
 
 /*
  * Switches the file to WAL. The switch needs an exclusive lock and SQLite
@@ -759,6 +914,14 @@ store_open(const char *path, const struct store_opts *o, struct store **ret,
 				   : STORE_BUSY_TIMEOUT_MS);
 	if ((rc = store_exec(s, sql_fk, e)) < 0)
 		goto out;
+	if (sqlite3_create_function_v2(s->db, "hyperlet_event_cause", 0,
+		SQLITE_UTF8, s, event_cause_fn, NULL, NULL,
+		NULL) != SQLITE_OK ||
+	    sqlite3_create_function_v2(s->db, "hyperlet_now_ms", 0, SQLITE_UTF8,
+		NULL, now_ms_fn, NULL, NULL, NULL) != SQLITE_OK) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
 	/* Refuse a newer database before anything (journal mode included)
 	 * touches it. */
 	if ((rc = store_user_version(s, &v, e)) < 0)
@@ -785,6 +948,8 @@ store_open(const char *path, const struct store_opts *o, struct store **ret,
 	    (rc = store_exec(s, sql_cache, e)) < 0)
 		goto out;
 	if (!o->no_migrate && (rc = store_migrate(s, e)) < 0)
+		goto out;
+	if ((rc = events_arm(s, e)) < 0)
 		goto out;
 	*ret = s;
 	return 0;
@@ -1854,6 +2019,65 @@ store_instance_set_error(
 	return instance_update(s, q, uuid, e);
 }
 
+/* Sets the state libvirt shows (see store.h). */
+int
+store_instance_observe_state(struct store *s, const char *uuid,
+    enum instance_state state, bool *ret_changed, struct err *e)
+{
+	static const char sql_now[] =
+	    "SELECT state FROM instances WHERE uuid = ?1";
+	static const char sql[] =
+	    "UPDATE instances SET state = ?2, generation = generation + 1,"
+	    " updated_at = ?3 WHERE uuid = ?1";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	const char *st = instance_state_to_string(state);
+	enum instance_state now;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if (st == NULL || (int)state < 0 || state >= STORE_N_STATES)
+		return err_set(e, -EINVAL, "unknown instance state %d", state);
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if (instance_state_from_string(
+		(const char *)sqlite3_column_text(q, 0), &now) < 0)
+		return err_set(
+		    e, -EIO, "instance %s has an unknown state", uuid);
+	stmt_resetp(&q);
+	if (now == state || now == INSTANCE_BUILDING ||
+	    now == INSTANCE_DELETING) {
+		if (ret_changed)
+			*ret_changed = false;
+		return 0; /* the transaction only read: rolled back */
+	}
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, st, -1, SQLITE_STATIC);
+	if ((rc = instance_update(s, q, uuid, e)) < 0)
+		return rc;
+	stmt_resetp(&q);
+	/* the instance.updated event comes from the trigger, with the cause
+	 * the caller set (store_set_cause: libvirt or reconcile) */
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	if (ret_changed)
+		*ret_changed = true;
+	return 0;
+}
+
 /* Sets the state from `from` to `to` (bumping generation and updated_at)
  * in one statement, only while the row is still in `from`. Returns 0,
  * -EINVAL, -ENOENT (no row), -EBUSY (the row is in another state: someone
@@ -1969,6 +2193,39 @@ instance_row_id(struct store *s, const char *uuid, int64_t *ret, struct err *e)
 	return 0;
 }
 
+/* The volume id of a volume BDM ("" for other BDMs) and its
+ * attach_state ("" when settled); 0 or -ENOENT when no such BDM. */
+static int
+bdm_volume_of(struct store *s, int64_t instance_id, const char *bdm_uuid,
+    char ret_volume[], size_t size, char ret_state[16], struct err *e)
+{
+	static const char sql[] =
+	    "SELECT CASE WHEN destination_type = 'volume' THEN volume_id END,"
+	    " attach_state FROM block_device_mappings"
+	    " WHERE instance_id = ?1 AND uuid = ?2";
+	static const char sql_v2[] =
+	    "SELECT CASE WHEN destination_type = 'volume' THEN volume_id END,"
+	    " NULL FROM block_device_mappings"
+	    " WHERE instance_id = ?1 AND uuid = ?2";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, v6;
+
+	if ((v6 = has_attach_state(s, e)) < 0)
+		return v6;
+	if ((rc = store_prepare(s, v6 ? sql : sql_v2, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, instance_id);
+	sqlite3_bind_text(q, 2, bdm_uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no BDM %s", bdm_uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading BDM %s", bdm_uuid);
+	copy_col(ret_volume, size, q, 0);
+	copy_col(ret_state, 16, q, 1);
+	return 0;
+}
+
 /* Adds BDM b to an instance and bumps its generation, in one
  * transaction. Returns 0, -EINVAL, -ENOENT, -EEXIST, -EAGAIN, -EIO. */
 int
@@ -2003,6 +2260,7 @@ store_bdm_delete(struct store *s, const char *instance_uuid,
 				  " WHERE instance_id = ?1 AND uuid = ?2";
 	_cleanup_(tx_rollbackp) struct store *tx = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	char vol[UUID_STR_LEN + 64], ast[16];
 	int64_t id;
 	int rc;
 
@@ -2013,6 +2271,8 @@ store_bdm_delete(struct store *s, const char *instance_uuid,
 		return rc;
 	tx = s;
 	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = bdm_volume_of(s, id, bdm_uuid, vol, sizeof(vol), ast, e)) <
+		0 ||
 	    (rc = store_prepare(s, sql, &q, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(q, 1, id);
@@ -2022,7 +2282,15 @@ store_bdm_delete(struct store *s, const char *instance_uuid,
 	if (sqlite3_changes(s->db) == 0)
 		return err_set(e, -ENOENT, "instance %s has no BDM %s",
 		    instance_uuid, bdm_uuid);
-	if ((rc = instance_touch(s, id, e)) < 0 || (rc = tx_commit(s, e)) < 0)
+	if ((rc = instance_touch(s, id, e)) < 0)
+		return rc;
+	/* a volume whose attach was confirmed is detached (an attach
+	 * rolled back before libvirt confirmed it was never attached) */
+	if (vol[0] && !STREQ(ast, "attaching") &&
+	    (rc = store_event_append_tx(s, "volume.detached", instance_uuid,
+		 &(struct store_event_ref){.volume_id = vol}, e)) < 0)
+		return rc;
+	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
 	return 0;
@@ -2038,6 +2306,7 @@ store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
 				  " WHERE instance_id = ?1 AND uuid = ?2";
 	_cleanup_(tx_rollbackp) struct store *tx = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	char vol[UUID_STR_LEN + 64], ast[16];
 	int64_t id;
 	int rc, v6;
 
@@ -2054,6 +2323,8 @@ store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
 	if (v6 == 0) /* schema 2: nothing to record it in (tx rolls back) */
 		return 0;
 	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = bdm_volume_of(s, id, bdm_uuid, vol, sizeof(vol), ast, e)) <
+		0 ||
 	    (rc = store_prepare(s, sql, &q, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(q, 1, id);
@@ -2064,7 +2335,14 @@ store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
 	if (sqlite3_changes(s->db) == 0)
 		return err_set(e, -ENOENT, "instance %s has no BDM %s",
 		    instance_uuid, bdm_uuid);
-	if ((rc = instance_touch(s, id, e)) < 0 || (rc = tx_commit(s, e)) < 0)
+	if ((rc = instance_touch(s, id, e)) < 0)
+		return rc;
+	/* attached once libvirt confirmed it: attaching -> settled */
+	if (vol[0] && STREQ(ast, "attaching") && st == BDM_ATTACH_SETTLED &&
+	    (rc = store_event_append_tx(s, "volume.attached", instance_uuid,
+		 &(struct store_event_ref){.volume_id = vol}, e)) < 0)
+		return rc;
+	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
 	return 0;
@@ -3061,9 +3339,10 @@ store_nic_insert(struct store *s, const char *instance_uuid,
 	pos = sqlite3_column_int64(q, 0);
 	stmt_resetp(&q);
 	if ((rc = nic_insert_row(s, id, pos, n, "", e)) < 0 ||
-	    (rc = instance_touch(s, id, e)) < 0)
+	    (rc = instance_touch(s, id, e)) < 0 ||
+	    (rc = store_event_append_tx(s, "interface.attached", instance_uuid,
+		 &(struct store_event_ref){.port_id = n->port_id}, e)) < 0)
 		return rc;
-	/* EVENTS: interface.attached */
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
@@ -3103,11 +3382,210 @@ store_nic_delete(struct store *s, const char *instance_uuid,
 	if (sqlite3_changes(s->db) == 0)
 		return err_set_field(e, -ENOENT, "port_id",
 		    "instance %s has no interface %s", instance_uuid, port_id);
-	if ((rc = instance_touch(s, id, e)) < 0)
+	if ((rc = instance_touch(s, id, e)) < 0 ||
+	    (rc = store_event_append_tx(s, "interface.detached", instance_uuid,
+		 &(struct store_event_ref){.port_id = port_id}, e)) < 0)
 		return rc;
-	/* EVENTS: interface.detached */
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
 	tx = NULL;
+	return 0;
+}
+
+/* --- events (design.md "Events") ----------------------------------------- */
+
+/* Sets the process's post-commit hook (see store.h). */
+void
+store_event_hook_set(void (*fn)(void *arg), void *arg)
+{
+	(void)pthread_mutex_lock(&store_write_lock);
+	store_event_hook = fn;
+	store_event_hook_arg = arg;
+	(void)pthread_mutex_unlock(&store_write_lock);
+}
+
+/* After a commit (the process's write lock still held, so hooks run in
+ * commit order, which is id order): tells the hook when the transaction
+ * wrote events. */
+static void
+events_committed(struct store *s)
+{
+	if (s->ev_pending && store_event_hook)
+		store_event_hook(store_event_hook_arg);
+	s->ev_pending = false;
+}
+
+/* See store.h. */
+void
+store_set_cause(struct store *s, enum store_cause cause)
+{
+	if ((int)cause < 0 || cause >= ELEMENTSOF(cause_names))
+		cause = STORE_CAUSE_API;
+	s->cause = cause;
+}
+
+/* 1 if the schema has the events table, 0 if not (still at 2), or a
+ * negative errno. */
+static int
+has_events(struct store *s, struct err *e)
+{
+	int rc, v;
+
+	if ((rc = store_user_version(s, &v, e)) < 0)
+		return rc;
+	return v >= STORE_EVENTS_VERSION;
+}
+
+/* See store.h. */
+int
+store_event_append_tx(struct store *s, const char *type,
+    const char *instance_uuid, const struct store_event_ref *ref, struct err *e)
+{
+	/* the instance's state and generation as this transaction leaves
+	 * them (NULL when the row is gone) */
+	static const char sql[] =
+	    "INSERT INTO events (type, instance_uuid, state, generation,"
+	    " cause, at, volume_id, port_id)"
+	    " SELECT ?1, ?2, i.state, i.generation, hyperlet_event_cause(),"
+	    " ?3, ?4, ?5 FROM (SELECT 1) LEFT JOIN instances i"
+	    " ON i.uuid = ?2";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, has;
+
+	if (type == NULL || type[0] == '\0' || strlen(type) > 40)
+		return err_set(e, -EINVAL, "an event needs a type");
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0)
+		return rc;
+	if ((has = has_events(s, e)) <= 0)
+		return has;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, instance_uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 3, util_now_ms());
+	bind_text_or_null(q, 4, ref ? ref->volume_id : NULL);
+	bind_text_or_null(q, 5, ref ? ref->port_id : NULL);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "recording an event");
+	return 0;
+}
+
+/* See store.h. */
+int
+store_events_list(struct store *s, int64_t after, size_t limit,
+    const char *instance_uuid, struct store_event **ret, size_t *ret_n,
+    struct err *e)
+{
+	static const char sql[] =
+	    "SELECT id, type, instance_uuid, state, generation, cause, at,"
+	    " volume_id, port_id FROM events WHERE id > ?1"
+	    " ORDER BY id LIMIT ?2";
+	static const char sql_inst[] =
+	    "SELECT id, type, instance_uuid, state, generation, cause, at,"
+	    " volume_id, port_id FROM events"
+	    " WHERE instance_uuid = ?3 AND id > ?1 ORDER BY id LIMIT ?2";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	_cleanup_free_ struct store_event *v = NULL;
+	size_t n = 0;
+	int rc, has;
+
+	if (instance_uuid &&
+	    (rc = check_uuid("instance", instance_uuid, e)) < 0)
+		return rc;
+	if (limit == 0 || limit > 100000)
+		return err_set(e, -EINVAL, "limit out of range");
+	if ((has = has_events(s, e)) < 0)
+		return has;
+	if (has) {
+		v = calloc(limit, sizeof(*v));
+		if (v == NULL)
+			return err_set(e, -ENOMEM, "out of memory");
+		if ((rc = store_prepare(
+			 s, instance_uuid ? sql_inst : sql, &q, e)) < 0)
+			return rc;
+		sqlite3_bind_int64(q, 1, after);
+		sqlite3_bind_int64(q, 2, (int64_t)limit);
+		if (instance_uuid)
+			sqlite3_bind_text(
+			    q, 3, instance_uuid, -1, SQLITE_STATIC);
+		while ((rc = store_step(s, q)) == SQLITE_ROW && n < limit) {
+			struct store_event *ev = &v[n++];
+
+			ev->id = sqlite3_column_int64(q, 0);
+			copy_col(ev->type, sizeof(ev->type), q, 1);
+			copy_col(ev->instance, sizeof(ev->instance), q, 2);
+			copy_col(ev->state, sizeof(ev->state), q, 3);
+			ev->generation = sqlite3_column_int64(q, 4);
+			copy_col(ev->cause, sizeof(ev->cause), q, 5);
+			ev->at_ms = sqlite3_column_int64(q, 6);
+			copy_col(ev->volume_id, sizeof(ev->volume_id), q, 7);
+			copy_col(ev->port_id, sizeof(ev->port_id), q, 8);
+		}
+		if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+			return store_err(s, rc, e, "reading events");
+	}
+	*ret = TAKE_PTR(v);
+	*ret_n = n;
+	return 0;
+}
+
+/* See store.h. */
+int
+store_events_bounds(
+    struct store *s, int64_t *ret_oldest, int64_t *ret_newest, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT (SELECT min(id) FROM events),"
+	    " (SELECT seq FROM sqlite_sequence WHERE name = 'events')";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int64_t newest;
+	int rc, has;
+
+	if ((has = has_events(s, e)) < 0)
+		return has;
+	if (!has) {
+		*ret_oldest = 1;
+		*ret_newest = 0;
+		return 0;
+	}
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	if ((rc = store_step(s, q)) != SQLITE_ROW)
+		return store_err(s, rc, e, "reading events");
+	newest = sqlite3_column_int64(q, 1); /* NULL (no event yet): 0 */
+	*ret_oldest = sqlite3_column_type(q, 0) == SQLITE_NULL
+	    ? newest + 1
+	    : sqlite3_column_int64(q, 0);
+	*ret_newest = newest;
+	return 0;
+}
+
+/* See store.h. */
+int
+store_events_prune(struct store *s, int64_t keep, int max_rows,
+    int *ret_deleted, struct err *e)
+{
+	static const char sql[] =
+	    "DELETE FROM events WHERE id IN (SELECT id FROM events"
+	    " WHERE id <= (SELECT seq FROM sqlite_sequence"
+	    "  WHERE name = 'events') - ?1 ORDER BY id LIMIT ?2)";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc, has;
+
+	if (keep < 1 || max_rows < 1)
+		return err_set(e, -EINVAL, "retention out of range");
+	if ((has = has_events(s, e)) <= 0) {
+		if (has == 0 && ret_deleted)
+			*ret_deleted = 0;
+		return has;
+	}
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, keep);
+	sqlite3_bind_int(q, 2, max_rows);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "pruning events");
+	if (ret_deleted)
+		*ret_deleted = sqlite3_changes(s->db);
 	return 0;
 }

@@ -62,16 +62,23 @@
  *      (store_node_uuid). Behind 3 as well: on 2 the node has no uuid
  *      yet (-ENOENT). Its number is this one #define (a merge after
  *      another branch's migration renumbers it here only).
- *   8  PLACEHOLDER: replaced at merge (the events table).
+ *   STORE_EVENTS_VERSION (8)  events: the change outbox (design.md
+ *      "Events"), filled by triggers on instances and by
+ *      store_event_append_tx. Behind 3 as well: on 2 nothing is recorded.
  *   STORE_GUEST_VERSION (9)  instance_guest (hostname, user_data, keys as
  *      JSON) and nics (port_id and mac UNIQUE on the node, request order
  *      in position). Behind 3 as well: on 2 guest data is neither
  *      written nor read (instances have no NICs until migrated).
  */
 #define STORE_NODE_VERSION 7
-/* 8: the events table (engineer `events`); a placeholder until merged */
+#define STORE_EVENTS_VERSION 8
 #define STORE_GUEST_VERSION 9
-#define STORE_SCHEMA_VERSION STORE_GUEST_VERSION
+/*   STORE_STATES_VERSION (10)  instances.state may also be 'paused' and
+ *      'crashed' (libvirt's lifecycle events, domevents.h): the CHECK is
+ *      widened in place, no row moves. Behind 3 as well: on 2 writing
+ *      either state fails the old CHECK (-EIO). */
+#define STORE_STATES_VERSION 10
+#define STORE_SCHEMA_VERSION STORE_STATES_VERSION
 
 struct store;
 
@@ -225,6 +232,17 @@ int store_instance_set_desired(struct store *s, const char *uuid,
  * -ENOENT, -EAGAIN, -EIO. */
 int store_instance_set_error(
     struct store *s, const char *uuid, const char *fault, struct err *e);
+/* What libvirt shows of an instance (a lifecycle event, or a re-read
+ * after a lost connection), in one transaction: the state becomes `state`
+ * and generation and updated_at are bumped when the row is in another
+ * state, unless it is building or deleting (a create or delete owns
+ * those; nothing is written). *ret_changed (may be NULL) says whether it
+ * was written. The caller holds the instance's claim and has set the
+ * cause (store_set_cause). Returns 0, -EINVAL, -ENOENT (no such
+ * instance), -EAGAIN, -EIO. */
+int store_instance_observe_state(struct store *s, const char *uuid,
+    enum instance_state state, bool *ret_changed, struct err *e);
+
 /* Compare and set: the state becomes `to` (generation and updated_at
  * bumped) only if it is `from`, in one statement, so a change never
  * overwrites another that came first. Returns 0, -EINVAL, -ENOENT (no
@@ -305,8 +323,8 @@ int store_bdm_set_attach_state(struct store *s, const char *instance_uuid,
     const char *bdm_uuid, enum bdm_attach_state st, struct err *e);
 
 /* Number of instances in each state, indexed by enum instance_state
- * (INSTANCE_BUILDING .. INSTANCE_DELETING). */
-#define STORE_N_STATES 5
+ * (INSTANCE_BUILDING .. INSTANCE_CRASHED). */
+#define STORE_N_STATES 7
 int store_count_by_state(
     struct store *s, int64_t counts[STORE_N_STATES], struct err *e);
 
@@ -342,5 +360,80 @@ int store_image_delete(struct store *s, const char *id, struct err *e);
 /* PRAGMA integrity_check + foreign_key_check (health, `db sync`). Returns
  * 0, or -EIO if the database is damaged. */
 int store_integrity_check(struct store *s, struct err *e);
+
+/* --- events (design.md "Events") ----------------------------------------
+ * Every change to an instance row writes an event row in the same
+ * transaction (triggers: instance.created, instance.updated on any state
+ * or generation change, instance.deleted); other kinds (volume.*,
+ * interface.*) are written with store_event_append_tx by the store
+ * function that makes the change. Ids increase strictly and are never
+ * reused. */
+
+/* What caused a change, as the events the connection writes say. */
+enum store_cause {
+	STORE_CAUSE_API = 0, /* the default */
+	STORE_CAUSE_LIBVIRT,
+	STORE_CAUSE_RECONCILE,
+};
+
+/* Sets the cause of the events this connection writes from now on
+ * (until the next call). Connections start with STORE_CAUSE_API. */
+void store_set_cause(struct store *s, enum store_cause cause);
+
+/* What an event is about besides its instance; members may be NULL. */
+struct store_event_ref {
+	const char *volume_id;
+	const char *port_id;
+};
+
+/*
+ * Appends an event of type (e.g. "volume.attached", "interface.detached")
+ * for instance_uuid with the connection's cause, the instance's state and
+ * generation as the transaction leaves them (none when its row is gone)
+ * and ref's detail (may be NULL). Call it inside the store transaction
+ * that makes the change (outside one, it is its own transaction). On a
+ * schema older than STORE_EVENTS_VERSION nothing is written. Returns 0,
+ * -EINVAL, -EAGAIN, -EIO.
+ */
+int store_event_append_tx(struct store *s, const char *type,
+    const char *instance_uuid, const struct store_event_ref *ref,
+    struct err *e);
+
+/* One event row, flat (no allocation per row). */
+struct store_event {
+	int64_t id;
+	char type[48];
+	char instance[UUID_STR_LEN];
+	char state[16]; /* "" when unknown */
+	int64_t generation;
+	char cause[16];
+	int64_t at_ms; /* ms since the epoch */
+	char volume_id[UUID_STR_LEN + 27]; /* "" when none */
+	char port_id[UUID_STR_LEN + 27]; /* "" when none */
+};
+
+/* The events after id `after` in id order, at most limit (1..100000), of
+ * instance_uuid only unless NULL. *ret (owned, free(); may be NULL when
+ * *ret_n is 0). Returns 0, -EINVAL, -EAGAIN, -EIO, -ENOMEM. */
+int store_events_list(struct store *s, int64_t after, size_t limit,
+    const char *instance_uuid, struct store_event **ret, size_t *ret_n,
+    struct err *e);
+
+/* The oldest id kept (newest + 1 when none is) and the newest id ever
+ * given (0: none yet). Returns 0, -EAGAIN, -EIO. */
+int store_events_bounds(
+    struct store *s, int64_t *ret_oldest, int64_t *ret_newest, struct err *e);
+
+/* Deletes at most max_rows of the oldest events, keeping the newest
+ * `keep` ids; *ret_deleted (may be NULL) counts them. Returns 0, -EINVAL,
+ * -EAGAIN, -EIO. */
+int store_events_prune(struct store *s, int64_t keep, int max_rows,
+    int *ret_deleted, struct err *e);
+
+/* fn(arg) is called after each commit that wrote events, by the thread
+ * that committed, with the database's write lock of this process held
+ * (so calls come in id order): it must be quick and must not use a
+ * store. One hook per process; fn NULL removes it. */
+void store_event_hook_set(void (*fn)(void *arg), void *arg);
 
 #endif

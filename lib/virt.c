@@ -83,6 +83,24 @@ struct virt {
 	/* one transient pool call per instance at a time: the lock of a
 	 * uuid is virt_storage_lock(v, uuid) */
 	pthread_mutex_t storage_locks[VIRT_STORAGE_LOCKS];
+
+	/* The event connection (virt_watch): its own, used by no call, so
+	 * its callbacks never wait behind one. watch_lock guards the
+	 * members below it; the callbacks (on libvirt's event loop thread)
+	 * read watch_fn/watch_arg, which are set before registering and
+	 * cleared only after deregistering. */
+	pthread_mutex_t watch_lock;
+	virConnectPtr watch;
+	int watch_ids[3]; /* lifecycle, reboot, device removed; -1: none */
+	bool watch_close_cb;
+	virt_event_fn watch_fn;
+	void *watch_arg;
+	bool watch_lost; /* atomic: the close callback said so */
+	int watch_live; /* atomic: registrations libvirt has not freed */
+	/* DEVICE_REMOVED wakes a live detach (virt_detach_live) */
+	pthread_mutex_t removed_lock;
+	pthread_cond_t removed_cond; /* CLOCK_MONOTONIC */
+	uint64_t removed; /* device-removed events seen */
 };
 
 /*
@@ -111,6 +129,8 @@ struct virt_conn {
  * virConnectIsAlive). */
 static pthread_mutex_t virt_conns_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct virt_conn *virt_conns;
+
+static int virt_list_ident(virDomainPtr d, struct virt_domain *out);
 
 static pthread_once_t virt_once = PTHREAD_ONCE_INIT;
 static int virt_init_rc;
@@ -561,6 +581,265 @@ virt_own_dom_get(struct virt *v, const char *uuid, virConnectPtr *ret_c,
 	return 0;
 }
 
+/* --- lifecycle events (virt_watch) ---------------------------------- */
+
+static void
+virt_watch_init(struct virt *v)
+{
+	pthread_condattr_t ca;
+
+	pthread_mutex_init(&v->watch_lock, NULL);
+	pthread_mutex_init(&v->removed_lock, NULL);
+	(void)pthread_condattr_init(&ca);
+	(void)pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&v->removed_cond, &ca);
+	(void)pthread_condattr_destroy(&ca);
+	for (size_t i = 0; i < ELEMENTSOF(v->watch_ids); i++)
+		v->watch_ids[i] = -1;
+}
+
+/* Waits up to ms for a DEVICE_REMOVED event after the seen-th. */
+static void
+virt_removed_wait(struct virt *v, uint64_t seen, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&v->removed_lock);
+	while (__atomic_load_n(&v->removed, __ATOMIC_ACQUIRE) == seen)
+		if (pthread_cond_timedwait(
+			&v->removed_cond, &v->removed_lock, &ts) != 0)
+			break;
+	pthread_mutex_unlock(&v->removed_lock);
+}
+
+/* The callbacks below run on libvirt's event loop thread. They read the
+ * domain's uuid and name (local: no round trip), hand one struct
+ * virt_event to watch_fn and never call libvirt otherwise. */
+static void
+virt_watch_emit(struct virt *v, virDomainPtr dom, struct virt_event *ev)
+{
+	struct virt_domain id;
+
+	if (virt_list_ident(dom, &id) < 0) {
+		virResetLastError();
+		return;
+	}
+	memcpy(ev->uuid, id.uuid, sizeof(ev->uuid));
+	ev->named = id.named;
+	v->watch_fn(v->watch_arg, ev);
+}
+
+static enum virt_lifecycle
+virt_lifecycle_of(int event)
+{
+	switch (event) {
+	case VIR_DOMAIN_EVENT_DEFINED:
+		return VIRT_LC_DEFINED;
+	case VIR_DOMAIN_EVENT_UNDEFINED:
+		return VIRT_LC_UNDEFINED;
+	case VIR_DOMAIN_EVENT_STARTED:
+		return VIRT_LC_STARTED;
+	case VIR_DOMAIN_EVENT_SUSPENDED:
+		return VIRT_LC_SUSPENDED;
+	case VIR_DOMAIN_EVENT_RESUMED:
+		return VIRT_LC_RESUMED;
+	case VIR_DOMAIN_EVENT_STOPPED:
+		return VIRT_LC_STOPPED;
+	case VIR_DOMAIN_EVENT_SHUTDOWN:
+		return VIRT_LC_SHUTDOWN;
+	case VIR_DOMAIN_EVENT_PMSUSPENDED:
+		return VIRT_LC_PMSUSPENDED;
+	case VIR_DOMAIN_EVENT_CRASHED:
+		return VIRT_LC_CRASHED;
+	default:
+		return VIRT_LC_OTHER;
+	}
+}
+
+static int
+virt_watch_lifecycle(
+    virConnectPtr c, virDomainPtr dom, int event, int detail, void *opaque)
+{
+	struct virt_event ev = {.kind = VIRT_EVENT_LIFECYCLE};
+
+	(void)c;
+	ev.lifecycle = virt_lifecycle_of(event);
+	/* a QEMU that died (stopped, detail crashed), or a guest that
+	 * panicked with on_crash preserve (event crashed) */
+	ev.crashed = (event == VIR_DOMAIN_EVENT_STOPPED &&
+			 detail == VIR_DOMAIN_EVENT_STOPPED_CRASHED) ||
+	    event == VIR_DOMAIN_EVENT_CRASHED;
+	virt_watch_emit(opaque, dom, &ev);
+	return 0;
+}
+
+static void
+virt_watch_reboot(virConnectPtr c, virDomainPtr dom, void *opaque)
+{
+	struct virt_event ev = {.kind = VIRT_EVENT_REBOOT};
+
+	(void)c;
+	virt_watch_emit(opaque, dom, &ev);
+}
+
+static void
+virt_watch_removed(
+    virConnectPtr c, virDomainPtr dom, const char *alias, void *opaque)
+{
+	struct virt *v = opaque;
+	struct virt_event ev = {.kind = VIRT_EVENT_DEVICE_REMOVED};
+
+	(void)c;
+	(void)alias;
+	pthread_mutex_lock(&v->removed_lock);
+	__atomic_add_fetch(&v->removed, 1, __ATOMIC_ACQ_REL);
+	pthread_cond_broadcast(&v->removed_cond);
+	pthread_mutex_unlock(&v->removed_lock);
+	virt_watch_emit(v, dom, &ev);
+}
+
+static void
+virt_watch_closed(virConnectPtr c, int reason, void *opaque)
+{
+	struct virt *v = opaque;
+	struct virt_event ev = {.kind = VIRT_EVENT_LOST};
+
+	(void)c;
+	(void)reason;
+	if (!__atomic_exchange_n(&v->watch_lost, true, __ATOMIC_ACQ_REL))
+		v->watch_fn(v->watch_arg, &ev);
+}
+
+/* libvirt frees a registration once no dispatch uses it any more. */
+static void
+virt_watch_freecb(void *opaque)
+{
+	struct virt *v = opaque;
+
+	pthread_mutex_lock(&v->removed_lock);
+	__atomic_sub_fetch(&v->watch_live, 1, __ATOMIC_ACQ_REL);
+	pthread_cond_broadcast(&v->removed_cond);
+	pthread_mutex_unlock(&v->removed_lock);
+}
+
+/* Deregisters and closes the event connection (watch_lock held). */
+static void
+virt_watch_drop_locked(struct virt *v)
+{
+	if (v->watch == NULL)
+		return;
+	for (size_t i = 0; i < ELEMENTSOF(v->watch_ids); i++)
+		if (v->watch_ids[i] >= 0) {
+			if (virConnectDomainEventDeregisterAny(
+				v->watch, v->watch_ids[i]) < 0)
+				virResetLastError(); /* a dead connection */
+			v->watch_ids[i] = -1;
+		}
+	if (v->watch_close_cb &&
+	    virConnectUnregisterCloseCallback(v->watch, virt_watch_closed) < 0)
+		virResetLastError();
+	v->watch_close_cb = false;
+	(void)virConnectClose(v->watch);
+	v->watch = NULL;
+}
+
+/* Opens the event connection and registers the callbacks. See virt.h. */
+int
+virt_watch(struct virt *v, virt_event_fn fn, void *arg, struct err *e)
+{
+	static const int ids[] = {VIR_DOMAIN_EVENT_ID_LIFECYCLE,
+	    VIR_DOMAIN_EVENT_ID_REBOOT, VIR_DOMAIN_EVENT_ID_DEVICE_REMOVED};
+	virConnectDomainEventGenericCallback cbs[] = {
+	    VIR_DOMAIN_EVENT_CALLBACK(virt_watch_lifecycle),
+	    VIR_DOMAIN_EVENT_CALLBACK(virt_watch_reboot),
+	    VIR_DOMAIN_EVENT_CALLBACK(virt_watch_removed)};
+	virErrorPtr le;
+	int r = 1;
+
+	if (fn == NULL)
+		return err_set(e, -EINVAL, "no event function");
+	if (!virt_event_loop_running)
+		return err_set(e, -EIO, "libvirt's event loop is not running");
+	pthread_mutex_lock(&v->watch_lock);
+	if (v->watch && !__atomic_load_n(&v->watch_lost, __ATOMIC_ACQUIRE) &&
+	    virConnectIsAlive(v->watch) == 1) {
+		pthread_mutex_unlock(&v->watch_lock);
+		return 0;
+	}
+	virt_watch_drop_locked(v);
+	v->watch_fn = fn;
+	v->watch_arg = arg;
+	__atomic_store_n(&v->watch_lost, false, __ATOMIC_RELEASE);
+	if ((v->watch = virConnectOpen(v->uri)) == NULL) {
+		le = virGetLastError();
+		r = err_set(e, -EAGAIN, "libvirt unreachable: %s",
+		    le && le->message ? le->message : v->uri);
+		goto out;
+	}
+	if (v->keepalive_interval_s > 0 &&
+	    virConnectSetKeepAlive(
+		v->watch, v->keepalive_interval_s, v->keepalive_count) < 0)
+		virResetLastError(); /* the test driver has none */
+	if (virConnectRegisterCloseCallback(
+		v->watch, virt_watch_closed, v, NULL) == 0)
+		v->watch_close_cb = true;
+	else
+		virResetLastError(); /* the test driver never closes */
+	for (size_t i = 0; i < ELEMENTSOF(ids); i++) {
+		v->watch_ids[i] = virConnectDomainEventRegisterAny(
+		    v->watch, NULL, ids[i], cbs[i], v, virt_watch_freecb);
+		if (v->watch_ids[i] >= 0)
+			__atomic_add_fetch(&v->watch_live, 1, __ATOMIC_ACQ_REL);
+		else {
+			r = virt_fail(v, NULL, e, "domain event registration");
+			virt_watch_drop_locked(v);
+			goto out;
+		}
+	}
+out:
+	pthread_mutex_unlock(&v->watch_lock);
+	return r;
+}
+
+/* Whether the event connection is down. See virt.h. */
+bool
+virt_watch_lost(struct virt *v)
+{
+	bool lost;
+
+	pthread_mutex_lock(&v->watch_lock);
+	lost = v->watch == NULL ||
+	    __atomic_load_n(&v->watch_lost, __ATOMIC_ACQUIRE);
+	pthread_mutex_unlock(&v->watch_lock);
+	return lost;
+}
+
+/* Closes the event connection. See virt.h. */
+void
+virt_unwatch(struct virt *v)
+{
+	int64_t deadline = util_now_ms() + 2000;
+
+	if (v == NULL)
+		return;
+	pthread_mutex_lock(&v->watch_lock);
+	virt_watch_drop_locked(v);
+	pthread_mutex_unlock(&v->watch_lock);
+	/* no callback may run once the caller frees what watch_arg points
+	 * to: wait (boundedly) until libvirt has freed every registration,
+	 * which it does after a dispatch in progress has returned */
+	while (__atomic_load_n(&v->watch_live, __ATOMIC_ACQUIRE) > 0 &&
+	    util_now_ms() < deadline)
+		virt_sleep_ms(10);
+}
+
 /* Opens a connection as o describes. See virt.h. */
 int
 virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
@@ -593,6 +872,7 @@ virt_open(const struct virt_opts *o, struct virt **ret, struct err *e)
 		return err_set(e, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
 		pthread_mutex_init(&v->storage_locks[i], NULL);
+	virt_watch_init(v);
 	v->uri = strdup(o->uri ? o->uri : VIRT_URI_DEFAULT);
 	v->virt_type = strdup(type);
 	v->instances_path = strdup(o->instances_path);
@@ -644,9 +924,13 @@ virt_close(struct virt *v)
 {
 	if (v == NULL)
 		return NULL;
+	virt_unwatch(v);
 	virt_close_conns(v);
 	for (size_t i = 0; i < VIRT_STORAGE_LOCKS; i++)
 		pthread_mutex_destroy(&v->storage_locks[i]);
+	pthread_mutex_destroy(&v->watch_lock);
+	pthread_mutex_destroy(&v->removed_lock);
+	pthread_cond_destroy(&v->removed_cond);
 	free(v->uri);
 	free(v->virt_type);
 	free(v->instances_path);
@@ -1207,6 +1491,46 @@ virt_map_state(int st)
 	}
 }
 
+/* What a domain's state and reason show, finer than virt_map_state:
+ * paused and crashed apart (the lifecycle events' states). */
+static enum instance_state
+virt_observed_state(int st, int reason)
+{
+	switch (st) {
+	case VIR_DOMAIN_RUNNING:
+	case VIR_DOMAIN_BLOCKED:
+	case VIR_DOMAIN_SHUTDOWN: /* shutting down: still running */
+		return INSTANCE_RUNNING;
+	case VIR_DOMAIN_PAUSED:
+	case VIR_DOMAIN_PMSUSPENDED:
+		return INSTANCE_PAUSED;
+	case VIR_DOMAIN_SHUTOFF:
+		return reason == VIR_DOMAIN_SHUTOFF_CRASHED ? INSTANCE_CRASHED
+							    : INSTANCE_STOPPED;
+	case VIR_DOMAIN_CRASHED:
+		return INSTANCE_CRASHED;
+	default:
+		return INSTANCE_ERROR;
+	}
+}
+
+/* The state as lifecycle events report it. See virt.h. */
+int
+virt_observe(
+    struct virt *v, const char *uuid, enum instance_state *ret, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int st, reason, r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if (virDomainGetState(d, &st, &reason, 0) < 0)
+		return virt_fail(v, c, e, "state");
+	*ret = virt_observed_state(st, reason);
+	return 0;
+}
+
 /* The domain's state. See virt.h. */
 int
 virt_state(
@@ -1293,7 +1617,8 @@ virt_dom_has(struct virt *v, virConnectPtr c, virDomainPtr d, bool inactive,
  * libvirt's live detach returns once QEMU asked the guest (or after its
  * own unplug wait) even when the guest never releases the device; the
  * volume is free only when the live XML lost it (what Nova waits for as
- * DEVICE_REMOVED). Polls the live XML every VIRT_DETACH_POLL_MS up to
+ * DEVICE_REMOVED). Reads the live XML again when a DEVICE_REMOVED event
+ * arrives (virt_watch), else every VIRT_DETACH_POLL_MS, up to
  * v->detach_timeout_ms, then -ETIMEDOUT. A detach repeated after that
  * asks (live only: the config lost the disk already) and waits again.
  */
@@ -1304,6 +1629,7 @@ virt_detach_live(struct virt *v, virConnectPtr c, virDomainPtr d,
 	_cleanup_free_ char *needle = NULL;
 	unsigned int flags = 0;
 	int64_t deadline;
+	uint64_t seen;
 	int r, in_live, in_cfg;
 
 	if ((r = virt_disk_needle(disk_xml, &needle, e)) < 0)
@@ -1329,6 +1655,7 @@ virt_detach_live(struct virt *v, virConnectPtr c, virDomainPtr d,
 	if (!in_live)
 		return 0;
 	deadline = util_now_ms() + v->detach_timeout_ms;
+	seen = __atomic_load_n(&v->removed, __ATOMIC_ACQUIRE);
 	for (;;) {
 		/* a domain that stopped meanwhile answers its inactive XML,
 		 * which lost the disk above */
@@ -1336,7 +1663,8 @@ virt_detach_live(struct virt *v, virConnectPtr c, virDomainPtr d,
 			return r;
 		if (util_now_ms() >= deadline)
 			break;
-		virt_sleep_ms(VIRT_DETACH_POLL_MS);
+		virt_removed_wait(v, seen, VIRT_DETACH_POLL_MS);
+		seen = __atomic_load_n(&v->removed, __ATOMIC_ACQUIRE);
 	}
 	return err_set(e, -ETIMEDOUT,
 	    "the guest has not released the disk within %d s",
@@ -1471,7 +1799,7 @@ virt_list_stats(struct virt *v, virConnectPtr c, unsigned int filter,
 {
 	virDomainStatsRecordPtr *recs = NULL;
 	struct virt_domain *grown;
-	int nr, i, st, r = 0;
+	int nr, i, st, reason, r = 0;
 
 	nr = virConnectGetAllDomainStats(
 	    c, VIR_DOMAIN_STATS_STATE, &recs, filter);
@@ -1503,7 +1831,11 @@ virt_list_stats(struct virt *v, virConnectPtr c, unsigned int filter,
 		if (virTypedParamsGetInt(recs[i]->params, recs[i]->nparams,
 			"state.state", &st) != 1)
 			st = VIR_DOMAIN_NOSTATE;
+		if (virTypedParamsGetInt(recs[i]->params, recs[i]->nparams,
+			"state.reason", &reason) != 1)
+			reason = 0;
 		d->state = virt_map_state(st);
+		d->observed = virt_observed_state(st, reason);
 		d->persistent = filter == VIR_CONNECT_LIST_DOMAINS_PERSISTENT;
 		(*n)++;
 	}
@@ -1528,6 +1860,7 @@ virt_list_one(struct virt *v, virConnectPtr c, virDomainPtr d,
 		    ? 1
 		    : virt_fail(v, c, e, "domain state");
 	out->state = virt_map_state(st);
+	out->observed = virt_observed_state(st, reason);
 	out->persistent = p == 1;
 	return 0;
 }

@@ -181,6 +181,7 @@ struct virt_domain {
 	bool named;
 	bool persistent;
 	enum instance_state state;
+	enum instance_state observed; /* as virt_observe reads it */
 };
 
 /* Every domain libvirt knows (defined or running) with its state, sorted
@@ -242,6 +243,67 @@ int virt_domain_nics(struct virt *v, const char *uuid, struct virt_nic **ret,
  * detach), -EAGAIN, -EIO. */
 int virt_disk_config(struct virt *v, const char *uuid, const char *disk_xml,
     bool attach, struct err *e);
+
+/* --- lifecycle events (lib/domevents.c) ------------------------------ */
+
+/* The domain's state as the lifecycle events report it: running (also
+ * blocked, shutting down), paused (also pmsuspended), stopped (shut off),
+ * crashed (shut off because QEMU died, or crashed with on_crash
+ * preserve), error (no state). Returns 0, -ENOENT, -EAGAIN, -EIO. */
+int virt_observe(
+    struct virt *v, const char *uuid, enum instance_state *ret, struct err *e);
+
+enum virt_event_kind {
+	VIRT_EVENT_LIFECYCLE, /* lifecycle (and crashed) say which */
+	VIRT_EVENT_REBOOT, /* the guest rebooted */
+	VIRT_EVENT_DEVICE_REMOVED, /* the guest released a device */
+	VIRT_EVENT_LOST, /* the event connection closed (uuid "") */
+};
+
+/* libvirt's virDomainEventType, by name. */
+enum virt_lifecycle {
+	VIRT_LC_DEFINED = 0,
+	VIRT_LC_UNDEFINED,
+	VIRT_LC_STARTED,
+	VIRT_LC_SUSPENDED,
+	VIRT_LC_RESUMED,
+	VIRT_LC_STOPPED,
+	VIRT_LC_SHUTDOWN,
+	VIRT_LC_PMSUSPENDED,
+	VIRT_LC_CRASHED,
+	VIRT_LC_OTHER,
+};
+
+struct virt_event {
+	enum virt_event_kind kind;
+	char uuid[UUID_STR_LEN];
+	bool named; /* "instance-<uuid>": possibly hyperlet's */
+	enum virt_lifecycle lifecycle; /* VIRT_EVENT_LIFECYCLE */
+	/* stopped with detail crashed (QEMU died), or event crashed */
+	bool crashed;
+};
+
+/* Runs on libvirt's event loop thread: it must not call libvirt, and
+ * should only queue ev (a copy: ev lives for the call). */
+typedef void (*virt_event_fn)(void *arg, const struct virt_event *ev);
+
+/*
+ * Opens v's event connection (its own, beside the calls' connections)
+ * and registers for the lifecycle, reboot and device-removed events of
+ * every domain and for the connection's close: fn(arg, ev) gets each,
+ * and one VIRT_EVENT_LOST when the connection drops (libvirtd restarted
+ * or hung past the keepalive). Calling it again while the connection
+ * works does nothing; after a loss it opens a new one. A DEVICE_REMOVED
+ * also wakes a live detach waiting in virt_detach_disk at once. Returns
+ * 1 (opened now: events between the loss and now were missed), 0 (open
+ * already), -EAGAIN (libvirt unreachable), -EIO.
+ */
+int virt_watch(struct virt *v, virt_event_fn fn, void *arg, struct err *e);
+/* True when the event connection is not open or was lost. */
+bool virt_watch_lost(struct virt *v);
+/* Closes the event connection; after it returns fn is not called again.
+ * virt_close calls it too. */
+void virt_unwatch(struct virt *v);
 
 /* --- the node (issue 13) --------------------------------------------- */
 

@@ -216,6 +216,7 @@ struct req_opts {
 	const char *ctype; /* Content-Type; NULL: application/json when a
 			      body is given */
 	const char *if_match;
+	const char *accept; /* Accept header, or NULL */
 	const char *auth; /* full Authorization value; NULL: D.token */
 	bool no_auth;
 	bool chunked;
@@ -256,6 +257,10 @@ http_ex(const char *method, const char *path, const char *body, size_t blen,
 	}
 	if (o->if_match) {
 		(void)snprintf(line, sizeof(line), "If-Match: %s", o->if_match);
+		h = curl_slist_append(h, line);
+	}
+	if (o->accept) {
+		(void)snprintf(line, sizeof(line), "Accept: %s", o->accept);
 		h = curl_slist_append(h, line);
 	}
 	if (o->auth) {
@@ -914,6 +919,31 @@ START_TEST(test_put_and_post_over_a_foreign_domain_are_409_and_leave_it)
 	ck_problem(&r, 404, NULL);
 	resp_clear(&r);
 	ck_assert_int_eq(count_instances(), 0);
+}
+END_TEST
+
+/* ---- events: GET /v1/events as a JSON page (check_events.py has the
+ * stream; here for the captured responses check_openapi.py checks) ---- */
+
+START_TEST(test_events_page_lists_a_create_and_refuses_a_bad_after)
+{
+	const struct req_opts json = {.accept = "application/json"};
+	struct json_object *evs;
+	struct resp r;
+
+	upload_raw(IMG, 1 << 20);
+	(void)create_one();
+	http_ex("GET", "/v1/events?after=0&limit=10", NULL, 0, &json, &r);
+	ck_status(&r, 200);
+	evs = jget(r.json, "events");
+	ck_assert_ptr_nonnull(evs);
+	ck_assert_int_ge((int)json_object_array_length(evs), 1);
+	ck_assert_str_eq(jstr(json_object_array_get_idx(evs, 0), "type"),
+	    "instance.created");
+	resp_clear(&r);
+	http_ex("GET", "/v1/events?after=x", NULL, 0, &json, &r);
+	ck_problem(&r, 400, "after");
+	resp_clear(&r);
 }
 END_TEST
 
@@ -3648,6 +3678,12 @@ main(void)
 	tcase_add_test(tc, test_put_replay_ignores_whitespace_but_not_values);
 	tcase_add_test(
 	    tc, test_put_with_a_malformed_uuid_is_400_and_a_mismatch_400);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("events");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(
+	    tc, test_events_page_lists_a_create_and_refuses_a_bad_after);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("node");

@@ -218,6 +218,8 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.header_timeout, 3);
 	ck_assert_int_eq(c.min_upload_rate, 1024);
 	ck_assert_int_eq(c.drain_timeout, 5);
+	ck_assert_int_eq(c.events_retention, 500);
+	ck_assert_int_eq(c.events_heartbeat, 5);
 	ck_assert_int_eq(c.job_stall_timeout, 600);
 	ck_assert_str_eq(c.libvirt_uri, "qemu:///system");
 	ck_assert_str_eq(c.virt_type, "qemu");
@@ -242,6 +244,22 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.reserved_host_cpus, 2);
 	ck_assert_int_eq(c.reserved_host_memory_mb, 4096);
 	ck_assert_int_eq(c.reserved_host_disk_mb, 10240);
+	ck_assert_str_eq(
+	    c.placement_url, "https://placement.example.com:8778/placement");
+	ck_assert_str_eq(c.placement_token, "s3cr3t-t0ken");
+	ck_assert(c.placement_token_file[0] == '/');
+	ck_assert_str_eq(
+	    c.placement_auth_url, "https://keystone.example.com/identity/v3");
+	ck_assert_str_eq(c.placement_username, "hyperlet");
+	ck_assert_str_eq(c.placement_password, "s3cr3t-t0ken");
+	ck_assert_str_eq(c.placement_project_name, "service");
+	ck_assert_str_eq(c.placement_user_domain_name, "Users");
+	ck_assert_str_eq(c.placement_project_domain_name, "Services");
+	ck_assert_str_eq(c.placement_project_id, "p-1");
+	ck_assert_str_eq(c.placement_user_id, "u-1");
+	ck_assert_str_eq(c.placement_provider_name, "hv-12");
+	ck_assert_int_eq(c.placement_sync_interval, 30);
+	ck_assert_int_eq(c.placement_timeout, 5);
 	ck_assert_int_eq(c.log_level, LOG_DEBUG);
 	cfg_clear(&c);
 }

@@ -810,6 +810,115 @@ START_TEST(test_store_set_state_bumps_generation_and_updated_at)
 }
 END_TEST
 
+START_TEST(test_store_observe_state_writes_only_a_change_of_a_settled_row)
+{
+	struct store *s = open_store();
+	struct instance *inst = make_instance(create_body), *got = NULL;
+	struct err e = {0};
+	char missing[UUID_STR_LEN];
+	bool changed = true;
+
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	/* building belongs to the create: nothing written */
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_RUNNING, &changed, &e),
+	    0);
+	ck_assert(!changed);
+	ck_assert_int_eq(
+	    store_instance_set_state(s, inst->uuid, INSTANCE_RUNNING, &e), 0);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_PAUSED, &changed, &e),
+	    0);
+	ck_assert(changed);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_PAUSED);
+	ck_assert_int_eq(got->generation, 3);
+	got = instance_free(got);
+	/* the same state again: no write, the generation (ETag) stays */
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_PAUSED, &changed, &e),
+	    0);
+	ck_assert(!changed);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_CRASHED, &changed, &e),
+	    0);
+	ck_assert(changed);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_CRASHED);
+	ck_assert_int_eq(got->generation, 4);
+	got = instance_free(got);
+	/* deleting belongs to the delete */
+	ck_assert_int_eq(
+	    store_instance_set_state(s, inst->uuid, INSTANCE_DELETING, &e), 0);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, inst->uuid, INSTANCE_STOPPED, &changed, &e),
+	    0);
+	ck_assert(!changed);
+	util_uuid_generate(missing);
+	ck_assert_int_eq(store_instance_observe_state(
+			     s, missing, INSTANCE_STOPPED, &changed, &e),
+	    -ENOENT);
+	instance_free(inst);
+	store_close(s);
+}
+END_TEST
+
+START_TEST(test_store_version_10_admits_paused_and_crashed_and_keeps_rows)
+{
+	struct store *s = open_store();
+	struct instance *inst = make_instance(create_body);
+	struct err e = {0};
+	sqlite3 *db;
+	int ver = 0;
+
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	store_close(s);
+	/* back to version 7: the CHECK as version 1 wrote it, and 8's and
+	 * 9's tables taken away */
+	db = raw_open();
+	raw_exec(db,
+	    "DROP TABLE nics;"
+	    "DROP TABLE instance_guest;"
+	    "DROP TABLE events;"
+	    "PRAGMA writable_schema = ON;"
+	    "UPDATE sqlite_schema SET sql = replace(sql,"
+	    " ', ''paused'', ''crashed'')', ')')"
+	    " WHERE type = 'table' AND name = 'instances';"
+	    "PRAGMA writable_schema = RESET;"
+	    "PRAGMA user_version = 7;");
+	ck_assert_int_ne(
+	    sqlite3_exec(
+		db, "UPDATE instances SET state = 'paused'", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+
+	s = open_store();
+	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
+	ck_assert_int_eq(ver, STORE_SCHEMA_VERSION);
+	ck_assert_int_eq(store_integrity_check(s, &e), 0);
+	store_close(s);
+	db = raw_open();
+	ck_assert_int_eq(raw_int(db, "SELECT count(*) FROM instances"), 1);
+	ck_assert_int_eq(
+	    raw_int(db, "SELECT count(*) FROM block_device_mappings"),
+	    (int64_t)inst->n_bdms);
+	ck_assert_int_eq(raw_int(db,
+			     "SELECT count(*) FROM sqlite_schema"
+			     " WHERE name = 'migrate_states_check'"),
+	    0);
+	raw_exec(db, "UPDATE instances SET state = 'paused'");
+	raw_exec(db, "UPDATE instances SET state = 'crashed'");
+	ck_assert_int_ne(
+	    sqlite3_exec(db, "UPDATE instances SET state = 'sleeping'", NULL,
+		NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(
+	    raw_int(db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+	sqlite3_close(db);
+	instance_free(inst);
+}
+END_TEST
+
 START_TEST(test_store_delete_takes_the_bdms_with_the_instance)
 {
 	struct store *s = open_store();
@@ -1117,8 +1226,9 @@ END_TEST
 
 /* ---- BDMs ------------------------------------------------------------ */
 
+#define VOLUME2_ID "0b5e3d1c-9a8f-4e7d-8c6b-5a4f3e2d1c0b"
 static const char attach_body[] =
-    "{\"volume_id\": \"0b5e3d1c-9a8f-4e7d-8c6b-5a4f3e2d1c0b\","
+    "{\"volume_id\": \"" VOLUME2_ID "\","
     " \"connection_info\": {\"driver_volume_type\": \"file\","
     "  \"data\": {\"device_path\": \"/var/lib/vol/b.img\"}}}";
 
@@ -1157,6 +1267,133 @@ START_TEST(test_store_bdm_insert_and_delete_bump_the_generation)
 	ck_assert_uint_eq(got->n_bdms, 4);
 	ck_assert_int_eq(got->generation, 3);
 	instance_free(got);
+	bdm_clear(&b);
+	instance_free(inst);
+	store_close(s);
+}
+END_TEST
+
+static int hook_calls;
+
+static void
+count_hook(void *arg)
+{
+	(void)arg;
+	hook_calls++;
+}
+
+/* Schema 8: every change writes its event in its own transaction, in id
+ * order, with the connection's cause; a rolled-back transaction leaves
+ * none (and wakes nobody); pruning keeps the newest and never reuses an
+ * id. */
+START_TEST(test_store_events_follow_every_change_in_the_same_transaction)
+{
+	struct store *s = open_store();
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = make_instance(create_body);
+	struct store_event *v = NULL;
+	struct bdm b = {0};
+	struct err e = {0};
+	int64_t oldest, newest;
+	size_t n = 0, i;
+	int del = 0;
+	static const char *const want[] = {"instance.created",
+	    "instance.updated", "instance.updated", "instance.updated",
+	    "volume.attached", "instance.updated", "instance.updated",
+	    "instance.updated", "volume.detached", "interface.attached",
+	    "instance.deleted"};
+
+	hook_calls = 0;
+	store_event_hook_set(count_hook, NULL);
+	ck_assert_int_eq(store_events_bounds(s, &oldest, &newest, &e), 0);
+	ck_assert_int_eq(oldest, 1);
+	ck_assert_int_eq(newest, 0);
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	ck_assert_int_eq(hook_calls, 1);
+	ck_assert_int_eq(store_instance_cas_state(s, inst->uuid,
+			     INSTANCE_BUILDING, INSTANCE_RUNNING, &e),
+	    0);
+	/* a failed compare-and-set changes nothing: no event */
+	ck_assert_int_eq(store_instance_cas_state(s, inst->uuid,
+			     INSTANCE_BUILDING, INSTANCE_RUNNING, &e),
+	    -EBUSY);
+	err_clear(&e);
+	ck_assert_int_eq(hook_calls, 2);
+	ck_assert_msg(bdm_json_parse_attach(
+			  attach_body, strlen(attach_body), &b, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_msg(bdm_prepare_attach(inst, &b, &lim, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    blockinfo_pick_attach(inst, &b, &lim, &e) == 0, "%s", e.msg);
+	b.attach_state = BDM_ATTACH_ATTACHING;
+	store_set_cause(s, STORE_CAUSE_LIBVIRT);
+	ck_assert_int_eq(store_bdm_insert(s, inst->uuid, &b, &e), 0);
+	ck_assert_int_eq(store_bdm_set_attach_state(
+			     s, inst->uuid, b.uuid, BDM_ATTACH_SETTLED, &e),
+	    0);
+	store_set_cause(s, STORE_CAUSE_RECONCILE);
+	ck_assert_int_eq(store_bdm_set_attach_state(
+			     s, inst->uuid, b.uuid, BDM_ATTACH_DETACHING, &e),
+	    0);
+	store_set_cause(s, STORE_CAUSE_API);
+	ck_assert_int_eq(
+	    store_instance_set_desired(s, inst->uuid, INSTANCE_STOPPED, &e), 0);
+	ck_assert_int_eq(store_bdm_delete(s, inst->uuid, b.uuid, &e), 0);
+	ck_assert_int_eq(
+	    store_event_append_tx(s, "interface.attached", inst->uuid,
+		&(struct store_event_ref){.port_id = "p-1"}, &e),
+	    0);
+	ck_assert_int_eq(store_instance_delete(s, inst->uuid, &e), 0);
+
+	ck_assert_int_eq(
+	    store_events_list(s, 0, 100, inst->uuid, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 11);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(v[i].id, (int64_t)i + 1);
+		ck_assert_str_eq(v[i].type, want[i]);
+		ck_assert_str_eq(v[i].instance, inst->uuid);
+		ck_assert_int_gt(v[i].at_ms, 0);
+	}
+	ck_assert_str_eq(v[0].state, "building");
+	ck_assert_int_eq(v[0].generation, 1);
+	ck_assert_str_eq(v[0].cause, "api");
+	ck_assert_str_eq(v[1].state, "running");
+	ck_assert_int_eq(v[1].generation, 2);
+	ck_assert_str_eq(v[2].cause, "libvirt");
+	ck_assert_str_eq(v[4].volume_id, VOLUME2_ID);
+	ck_assert_str_eq(v[4].cause, "libvirt");
+	ck_assert_str_eq(v[5].cause, "reconcile");
+	ck_assert_str_eq(v[6].cause, "api");
+	ck_assert_str_eq(v[8].volume_id, VOLUME2_ID);
+	ck_assert_str_eq(v[9].port_id, "p-1");
+	ck_assert_str_eq(v[10].state, "running");
+	free(v);
+	v = NULL;
+	ck_assert_int_eq(hook_calls, 9);
+
+	/* an uncommitted change leaves no event: a create refused halfway
+	 * (its uuid taken) */
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), -EEXIST);
+	err_clear(&e);
+	ck_assert_int_eq(store_events_bounds(s, &oldest, &newest, &e), 0);
+	ck_assert_int_eq(newest, 12);
+	ck_assert_int_eq(hook_calls, 10);
+
+	ck_assert_int_eq(store_events_prune(s, 5, 3, &del, &e), 0);
+	ck_assert_int_eq(del, 3);
+	ck_assert_int_eq(store_events_prune(s, 5, 1000, &del, &e), 0);
+	ck_assert_int_eq(del, 4);
+	ck_assert_int_eq(store_events_bounds(s, &oldest, &newest, &e), 0);
+	ck_assert_int_eq(oldest, 8);
+	ck_assert_int_eq(newest, 12);
+	ck_assert_int_eq(store_events_prune(s, 1, 1000, &del, &e), 0);
+	ck_assert_int_eq(store_instance_delete(s, inst->uuid, &e), 0);
+	ck_assert_int_eq(store_events_list(s, 0, 10, NULL, &v, &n, &e), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_int_eq(v[1].id, 13);
+	free(v);
+	store_event_hook_set(NULL, NULL);
 	bdm_clear(&b);
 	instance_free(inst);
 	store_close(s);
@@ -1226,14 +1463,15 @@ START_TEST(test_store_version_6_records_where_an_attach_or_detach_stands)
 	store_close(s);
 
 	/* The same rows at version 5 (the column and index as 6 adds
-	 * them, and 7's node table and 9's guest tables, taken away):
-	 * opened without migrating, every instance is flagged (nothing
-	 * tells which are settled) ... */
+	 * them, and 7's node table, 8's events and 9's guest tables, taken
+	 * away): opened without migrating, every instance is flagged
+	 * (nothing tells which are settled) ... */
 	db = raw_open();
 	raw_exec(db,
 	    "DROP TABLE IF EXISTS nics;"
 	    "DROP TABLE IF EXISTS instance_guest;"
 	    "DROP TABLE IF EXISTS node;"
+	    "DROP TABLE IF EXISTS events;"
 	    "DROP INDEX block_device_mappings_unsettled;"
 	    "ALTER TABLE block_device_mappings DROP COLUMN attach_state;"
 	    "PRAGMA user_version = 5;");
@@ -1661,6 +1899,10 @@ main(void)
 	tcase_add_test(
 	    tc, test_store_set_state_bumps_generation_and_updated_at);
 	tcase_add_test(tc, test_store_delete_takes_the_bdms_with_the_instance);
+	tcase_add_test(
+	    tc, test_store_observe_state_writes_only_a_change_of_a_settled_row);
+	tcase_add_test(
+	    tc, test_store_version_10_admits_paused_and_crashed_and_keeps_rows);
 	tcase_add_test(tc, test_store_counts_instances_by_state);
 	tcase_add_test(
 	    tc, test_store_instance_states_lists_uuid_and_state_in_order);
@@ -1668,6 +1910,8 @@ main(void)
 	    tc, test_store_create_records_whether_the_instance_should_run);
 	tcase_add_test(
 	    tc, test_store_version_6_records_where_an_attach_or_detach_stands);
+	tcase_add_test(
+	    tc, test_store_events_follow_every_change_in_the_same_transaction);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_tombstone");

@@ -9,7 +9,11 @@ was answered 201 and not deleted must exist with all its BDMs and uuids in
 the database and as a libvirt domain; nothing answered 204 may remain; no
 domain and no instance directory without its row; no instance left
 building/deleting; no two disks of a domain share a serial; PRAGMA
-integrity_check ok. After every restart, with the workers held, a reader
+integrity_check ok. A reader follows GET /v1/events through it all,
+resuming with Last-Event-ID after each restart: the ids it saw increase
+strictly with no gap, every create answered 201 shows exactly one
+instance.created and every delete answered 204 one instance.deleted.
+After every restart, with the workers held, a reader
 of /v1/instances and of libvirt checks that no domain lacks its row and
 that each instance's domain has exactly the disks its BDMs name (compared
 by serial). How many creates must be answered is not a constant: it is a
@@ -35,6 +39,9 @@ import sys
 import threading
 import time
 import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sse import SSE  # noqa: E402
 
 HYPERLETD = os.environ["HYPERLETD"]
 URI = os.environ.get("HL_LIBVIRT_URI")
@@ -337,6 +344,51 @@ def phase_kills():
                     elif st in (404,):
                         unexpected.append((st, b"delete of a 201: 404"))
 
+    # The event reader: follows the stream, and after every restart
+    # (SIGKILL: the connection just ends; SIGTERM: the chunked body ends
+    # cleanly) reconnects with Last-Event-ID = the last id it saw.
+    seen = []           # (id, type, instance, cause) in arrival order
+    follow = {"stop": False, "connects": 0, "killed_mid": 0, "clean": 0,
+              "refused": 0, "status": []}
+
+    def follower():
+        while not follow["stop"]:
+            last = seen[-1][0] if seen else 0
+            try:
+                s = SSE(d.port, headers={"Last-Event-ID": str(last)},
+                        timeout=5)
+            except OSError:
+                follow["refused"] += 1
+                time.sleep(0.05)
+                continue
+            follow["connects"] += 1
+            s.sock.settimeout(0.5)
+            got = 0
+            while not follow["stop"] and not s.closed and not s.ended:
+                try:
+                    d_ = s.sock.recv(65536)
+                except socket.timeout:
+                    continue
+                except OSError:
+                    d_ = b""
+                if not d_:
+                    s.closed = True
+                s.feed(d_)
+                for ev in s.events[got:]:
+                    seen.append((ev[0], ev[1], ev[2]["instance"],
+                                 ev[2]["cause"]))
+                got = len(s.events)
+            if s.status not in (None, 200):
+                follow["status"].append(s.status)
+            if s.ended:
+                follow["clean"] += 1
+            elif s.closed:
+                follow["killed_mid"] += 1
+            s.close()
+
+    reader = threading.Thread(target=follower)
+    reader.start()
+
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
     # This machine's pace, measured before the first kill (the first
     # answer starts the clock: the image and the first create warm up).
@@ -388,6 +440,50 @@ def phase_kills():
     d.start()   # a clean start: reconciliation
     print("phase 1: %d kills, %s, %d unexpected answers" %
           (KILLS, counts, len(unexpected)), flush=True)
+    # the reader catches up with the newest id, then stops
+    c = http.client.HTTPConnection("127.0.0.1", d.port, timeout=30)
+    c.request("GET", "/v1/events?after=999999999999",
+              headers={"Accept": "application/json"})
+    newest = json.loads(c.getresponse().read())["last_id"]
+    c.close()
+    end = time.time() + 30
+    while (not seen or seen[-1][0] < newest) and time.time() < end:
+        time.sleep(0.05)
+    follow["stop"] = True
+    reader.join()
+    ids = [x[0] for x in seen]
+    print("event reader: %d events (newest %d), %d connections, %d ended "
+          "by a kill, %d ended cleanly, %d refused while down, statuses %s"
+          % (len(seen), newest, follow["connects"], follow["killed_mid"],
+             follow["clean"], follow["refused"], follow["status"][:5]),
+          flush=True)
+    check(ids == list(range(1, newest + 1)),
+          "the event reader saw ids 1..%d strictly increasing, no gap, no "
+          "repeat, across %d restarts (%d seen; first problem at %s)" %
+          (newest, KILLS, len(ids),
+           next((i for i, x in enumerate(ids) if x != i + 1), None)))
+    n_created, n_deleted = {}, {}
+    for _, t, u, _ in seen:
+        if t == "instance.created":
+            n_created[u] = n_created.get(u, 0) + 1
+        elif t == "instance.deleted":
+            n_deleted[u] = n_deleted.get(u, 0) + 1
+    bad_c = [u for u in created if n_created.get(u) != 1]
+    bad_d = [u for u in deleted if n_deleted.get(u) != 1]
+    check(not bad_c, "every create answered 201 (%d) has exactly one "
+          "instance.created (%d wrong: %s)" % (len(created), len(bad_c),
+                                               bad_c[:3]))
+    check(not bad_d, "every delete answered 204 (%d) has exactly one "
+          "instance.deleted (%d wrong: %s)" % (len(deleted), len(bad_d),
+                                               bad_d[:3]))
+    twice = [u for u, n in list(n_created.items()) + list(n_deleted.items())
+             if n > 1]
+    check(not twice, "no instance created or deleted twice (%s)" % twice[:3])
+    causes = {}
+    for _, t, _, cz in seen:
+        causes[(t, cz)] = causes.get((t, cz), 0) + 1
+    print("events by type and cause: %s" % sorted(causes.items()),
+          flush=True)
     for u in unexpected[:5]:
         print("  unexpected:", u, flush=True)
         m = re.search(rb'"request_id":"([0-9a-f]+)"', u[1])

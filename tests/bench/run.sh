@@ -31,7 +31,7 @@ fi
 RUNS=${BENCH_RUNS:-3}
 N=${BENCH_N:-200}
 NLIST=${BENCH_LIST_N:-10000}
-PARTS=${BENCH_PARTS:-create model configdrive list}
+PARTS=${BENCH_PARTS:-create model configdrive list placement}
 NURI=${BENCH_URI_N:-100}
 HYPERLETD=${HYPERLETD:-$B/daemon/hyperletd}
 LOADGEN=$B/tests/bench/bench_loadgen
@@ -252,6 +252,17 @@ if [ -x "$B/tests/bench/bench_configdrive" ]; then
 fi
 ;; esac
 
+# --- OpenStack Placement (tests/bench/placement.py) --------------------------
+# Create latency with and without [placement] in the same run, and a full
+# reconciliation of NLIST instances, cold and in step (skipped without
+# python3-placement).
+case " $PARTS " in *" placement "*)
+log "placement (create latency with/without, reconcile of $NLIST)"
+HYPERLETD="$HYPERLETD" python3 "$S/tests/bench/placement.py" "$B" "$tmp" \
+    "$tmp/body.json" 6f1b4a52-6c9b-4f55-8d8f-9a1c2b3d4e5f "${BENCH_PL_N:-100}" \
+    "$RUNS" "$NLIST" >>"$raw" || { log "placement part failed"; exit 1; }
+;; esac
+
 # --- memory, list, start-up over NLIST instances ----------------------------
 # The instances are written straight into the database (bench_populate: the
 # API's parse/prepare/blockinfo/store chain, no HTTP) while the daemon is
@@ -419,7 +430,7 @@ cat "$tmp/median.txt"
 
 summary() {
 echo "summary (median of $RUNS runs; $N creates per run, \"start\": false; 5 BDMs each)"
-awk '
+awk -v NL="$NLIST" '
 { val[$1] = $2; unit[$1] = $3 }
 function g(k) { return (k in val) ? val[k] : "-" }
 END {
@@ -432,6 +443,8 @@ END {
 		d = "delete_" labels[l] "_c" c
 		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "  delete", g(d "_rps"), g(d "_p50"), g(d "_p99"), g(d "_max"), g(d "_errors"), g("floor_" d "_rps"), g("ratio_" d "_rps")
 	}
+	if ("create_placement_on_p50" in val)
+		printf "placement: create p50/p99 %s/%s ms with, %s/%s ms without; PUT /allocations p50 %s ms; reconcile of %s: cold %s ms, in step %s ms\n", g("create_placement_on_p50"), g("create_placement_on_p99"), g("create_placement_off_p50"), g("create_placement_off_p99"), g("placement_put_allocation_p50"), NL, g("placement_reconcile_" NL "_cold"), g("placement_reconcile_" NL "_in_step")
 	printf "list limit=100:  p50 %s ms, p99 %s ms;  limit=1000: p50 %s ms, p99 %s ms (target p99 < 25)\n", g("list_p100_p50"), g("list_p100_p99"), g("list_p1000_p50"), g("list_p1000_p99")
 	for (k in val) if (k ~ /^rss_|^floor_rss_/) printf "%s %s KiB\n", k, val[k] | "sort"
 	close("sort")

@@ -1,0 +1,657 @@
+/*
+ * events: the hub of the event stream (see events.h). Owns the ring of
+ * the newest events as server-sent-event text, the list of readers and
+ * the hub thread that fills the ring, wakes readers, sends heartbeats and
+ * prunes. Invariants (under hub->lock): the ring holds, in id order, the
+ * events with ids in (base, newest] that the hub has read (ids are
+ * strictly increasing; every committed id <= newest is either in the
+ * ring or older than its first slot); a reader's cursor is the last id
+ * it has passed (sent or skipped by its filter).
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "events.h"
+#include "jwriter.h"
+/* XXX(#12): the hub is a background thread in lib/ with no caller to
+ * report a failed read or prune to: it logs them itself (warning). */
+#include "log.h"
+#include "macro.h"
+#include "util.h"
+
+#define EVENTS_RETENTION_DEFAULT 100000
+#define EVENTS_HEARTBEAT_DEFAULT 15
+#define EVENTS_PRUNE_BATCH 5000
+#define EVENTS_PRUNE_EVERY_S 10
+#define EVENTS_READ_BATCH 256 /* rows per database read */
+#define EVENTS_HEARTBEAT_TEXT ": heartbeat\n\n"
+
+struct slot {
+	int64_t id;
+	char instance[UUID_STR_LEN];
+	char *text; /* "id: ...\nevent: ...\ndata: {...}\n\n", owned */
+	size_t len;
+};
+
+struct events_reader {
+	struct events_reader *prev, *next;
+	struct events *ev;
+	int64_t cursor;
+	char instance[UUID_STR_LEN]; /* "" : every instance */
+	const struct events_reader_ops *ops;
+	void *arg;
+	bool suspended;
+	bool live; /* has read from the ring (may be dropped) */
+	bool heartbeat; /* a heartbeat is due */
+	/* text taken but not yet given (an event longer than a read) */
+	char *pending;
+	size_t pending_len, pending_off;
+};
+
+struct events {
+	pthread_mutex_t lock; /* guards everything below but the thread */
+	pthread_cond_t cond; /* wakes the hub thread */
+	struct slot *ring;
+	size_t cap, head, count; /* slots [head - count, head) mod cap */
+	int64_t newest; /* the newest id the hub has read */
+	bool wake; /* a commit wrote events since the hub last read */
+	bool stop; /* events_free: the thread ends */
+	bool closing; /* events_shutdown */
+	struct events_reader *readers;
+	size_t n_readers;
+
+	struct store *store; /* the hub thread's connection */
+	int64_t retention;
+	int64_t prune_at; /* prune once the newest id reaches this (hub) */
+	int heartbeat_s;
+	pthread_t thread;
+};
+
+/* --- formatting ------------------------------------------------------- */
+
+static void
+rfc3339_ms(int64_t ms, char out[40])
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char sec[32];
+
+	(void)gmtime_r(&t, &tm);
+	(void)strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm);
+	(void)snprintf(out, 40, "%s.%03dZ", sec, (int)(ms % 1000));
+}
+
+/* The JSON object of ev (design.md "Events"). */
+void
+events_format_json(struct jwriter *w, const struct store_event *ev)
+{
+	char at[40];
+
+	rfc3339_ms(ev->at_ms, at);
+	jwriter_obj_begin(w);
+	jwriter_key(w, "id");
+	jwriter_int(w, ev->id);
+	jwriter_key(w, "type");
+	jwriter_str(w, ev->type);
+	jwriter_key(w, "instance");
+	jwriter_str(w, ev->instance);
+	jwriter_key(w, "state");
+	jwriter_str(w, ev->state[0] ? ev->state : NULL);
+	jwriter_key(w, "generation");
+	if (ev->state[0])
+		jwriter_int(w, ev->generation);
+	else
+		jwriter_null(w);
+	jwriter_key(w, "cause");
+	jwriter_str(w, ev->cause);
+	jwriter_key(w, "at");
+	jwriter_str(w, at);
+	if (ev->volume_id[0]) {
+		jwriter_key(w, "volume_id");
+		jwriter_str(w, ev->volume_id);
+	}
+	if (ev->port_id[0]) {
+		jwriter_key(w, "port_id");
+		jwriter_str(w, ev->port_id);
+	}
+	jwriter_obj_end(w);
+}
+
+/* The stream text of one event; *ret owned. */
+static int
+format_sse(const struct store_event *ev, char **ret, size_t *ret_len)
+{
+	struct jwriter w;
+	char head[128];
+	int n;
+
+	n = snprintf(head, sizeof(head),
+	    "id: %" PRId64 "\nevent: %s\ndata: ", ev->id, ev->type);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -EINVAL;
+	jwriter_init(&w, 320);
+	jwriter_raw(&w, head, (size_t)n);
+	w.sep = false; /* the raw prefix is no JSON value */
+	events_format_json(&w, ev);
+	w.sep = false;
+	jwriter_raw(&w, "\n\n", 2);
+	return jwriter_finish(&w, ret, ret_len);
+}
+
+/* See events.h. */
+int
+events_page_format(const struct store_event *v, size_t n, int64_t newest,
+    char **ret, size_t *ret_len, struct err *e)
+{
+	struct jwriter w;
+	size_t i;
+
+	jwriter_init(&w, 64 + n * 256);
+	jwriter_obj_begin(&w);
+	jwriter_key(&w, "events");
+	jwriter_arr_begin(&w);
+	for (i = 0; i < n; i++)
+		events_format_json(&w, &v[i]);
+	jwriter_arr_end(&w);
+	jwriter_key(&w, "last_id");
+	jwriter_int(&w, n ? v[n - 1].id : newest);
+	jwriter_obj_end(&w);
+	if (jwriter_finish(&w, ret, ret_len) < 0)
+		return err_set(e, -ENOMEM, "out of memory");
+	return 0;
+}
+
+/* --- the hub ------------------------------------------------------------ */
+
+/* The store's post-commit hook: called by the committing thread. */
+static void
+events_hook(void *arg)
+{
+	struct events *ev = arg;
+
+	pthread_mutex_lock(&ev->lock);
+	ev->wake = true;
+	pthread_cond_signal(&ev->cond);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/* Resumes every suspended reader (lock held). */
+static void
+wake_readers(struct events *ev)
+{
+	struct events_reader *rd;
+
+	for (rd = ev->readers; rd; rd = rd->next)
+		if (rd->suspended) {
+			rd->suspended = false;
+			rd->ops->resume(rd->arg);
+		}
+}
+
+/* Reads the events after ev->newest into the ring and wakes the readers.
+ * Runs on the hub thread, without the lock while it reads. */
+static void
+hub_fill(struct events *ev)
+{
+	for (;;) {
+		_cleanup_free_ struct store_event *v = NULL;
+		struct err e = {0};
+		int64_t after;
+		size_t n = 0, i;
+
+		pthread_mutex_lock(&ev->lock);
+		after = ev->newest;
+		pthread_mutex_unlock(&ev->lock);
+		if (store_events_list(ev->store, after, EVENTS_READ_BATCH, NULL,
+			&v, &n, &e) < 0) {
+			log_warn("events: reading new events: %s", e.msg);
+			return;
+		}
+		if (n == 0)
+			return;
+		pthread_mutex_lock(&ev->lock);
+		for (i = 0; i < n; i++) {
+			struct slot *sl = &ev->ring[ev->head];
+			char *text = NULL;
+			size_t len = 0;
+
+			if (format_sse(&v[i], &text, &len) < 0) {
+				log_warn("events: out of memory");
+				break;
+			}
+			free(sl->text);
+			sl->id = v[i].id;
+			memcpy(sl->instance, v[i].instance, UUID_STR_LEN);
+			sl->text = text;
+			sl->len = len;
+			ev->head = (ev->head + 1) % ev->cap;
+			if (ev->count < ev->cap)
+				ev->count++;
+			ev->newest = v[i].id;
+		}
+		wake_readers(ev);
+		pthread_mutex_unlock(&ev->lock);
+		if (n < EVENTS_READ_BATCH)
+			return;
+	}
+}
+
+/* Deletes what is beyond the retention, a batch at a time. */
+static void
+hub_prune(struct events *ev)
+{
+	struct err e = {0};
+	int n = 0;
+	size_t total = 0;
+
+	do {
+		if (store_events_prune(ev->store, ev->retention,
+			EVENTS_PRUNE_BATCH, &n, &e) < 0) {
+			log_warn("events: pruning: %s", e.msg);
+			return;
+		}
+		total += (size_t)n;
+	} while (n == EVENTS_PRUNE_BATCH);
+	if (total)
+		log_debug("events: pruned %zu events", total);
+}
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *
+hub_run(void *arg)
+{
+	struct events *ev = arg;
+	int64_t next_hb = mono_ms() + (int64_t)ev->heartbeat_s * 1000;
+	int64_t next_prune = mono_ms();
+
+	pthread_mutex_lock(&ev->lock);
+	while (!ev->stop) {
+		int64_t now = mono_ms();
+		int64_t until = next_hb < next_prune ? next_hb : next_prune;
+		struct timespec ts;
+
+		if (ev->wake) {
+			ev->wake = false;
+			pthread_mutex_unlock(&ev->lock);
+			hub_fill(ev);
+			pthread_mutex_lock(&ev->lock);
+			/* a tenth of the retention past the last prune: the
+			 * table stays within 110% of it under any load */
+			if (ev->newest >= ev->prune_at)
+				next_prune = 0;
+			continue;
+		}
+		if (now >= next_hb) {
+			struct events_reader *rd;
+
+			for (rd = ev->readers; rd; rd = rd->next)
+				rd->heartbeat = true;
+			wake_readers(ev);
+			next_hb = now + (int64_t)ev->heartbeat_s * 1000;
+			continue;
+		}
+		if (now >= next_prune) {
+			pthread_mutex_unlock(&ev->lock);
+			hub_prune(ev);
+			pthread_mutex_lock(&ev->lock);
+			next_prune = mono_ms() + EVENTS_PRUNE_EVERY_S * 1000;
+			ev->prune_at = ev->newest +
+			    (ev->retention / 10 > 0 ? ev->retention / 10 : 1);
+			continue;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += (until - now) / 1000;
+		ts.tv_nsec += ((until - now) % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		(void)pthread_cond_timedwait(&ev->cond, &ev->lock, &ts);
+	}
+	pthread_mutex_unlock(&ev->lock);
+	return NULL;
+}
+
+/* Starts the hub (see events.h). */
+int
+events_new(const struct events_opts *o, struct events **ret, struct err *e)
+{
+	struct store_opts so = {
+	    .no_migrate = true, .sync_normal = o->sync_normal};
+	struct events *ev;
+	int64_t oldest;
+	int rc;
+
+	ev = calloc(1, sizeof(*ev));
+	if (ev == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	ev->cap = o->ring ? o->ring : EVENTS_RING;
+	ev->ring = calloc(ev->cap, sizeof(*ev->ring));
+	ev->retention =
+	    o->retention > 0 ? o->retention : EVENTS_RETENTION_DEFAULT;
+	ev->heartbeat_s =
+	    o->heartbeat_s > 0 ? o->heartbeat_s : EVENTS_HEARTBEAT_DEFAULT;
+	pthread_mutex_init(&ev->lock, NULL);
+	pthread_cond_init(&ev->cond, NULL);
+	if (ev->ring == NULL) {
+		rc = err_set(e, -ENOMEM, "out of memory");
+		goto out;
+	}
+	if ((rc = store_open(o->db_path, &so, &ev->store, e)) < 0)
+		goto out;
+	/* the hook first, then the newest id: a commit in between wakes
+	 * the hub, which reads from that id on */
+	store_event_hook_set(events_hook, ev);
+	if ((rc = store_events_bounds(ev->store, &oldest, &ev->newest, e)) <
+	    0) {
+		store_event_hook_set(NULL, NULL);
+		goto out;
+	}
+	if ((rc = pthread_create(&ev->thread, NULL, hub_run, ev)) != 0) {
+		store_event_hook_set(NULL, NULL);
+		rc = err_set(e, -rc, "cannot start a thread: %s", strerror(rc));
+		goto out;
+	}
+	*ret = ev;
+	return 0;
+out:
+	ev->store = store_close(ev->store);
+	free(ev->ring);
+	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->lock);
+	free(ev);
+	return rc;
+}
+
+/* Ends every stream (see events.h). */
+void
+events_shutdown(struct events *ev)
+{
+	if (ev == NULL)
+		return;
+	pthread_mutex_lock(&ev->lock);
+	ev->closing = true;
+	wake_readers(ev);
+	pthread_mutex_unlock(&ev->lock);
+}
+
+/* Stops and frees the hub (see events.h). */
+struct events *
+events_free(struct events *ev)
+{
+	size_t i;
+
+	if (ev == NULL)
+		return NULL;
+	store_event_hook_set(NULL, NULL);
+	pthread_mutex_lock(&ev->lock);
+	ev->stop = true;
+	pthread_cond_signal(&ev->cond);
+	pthread_mutex_unlock(&ev->lock);
+	pthread_join(ev->thread, NULL);
+	for (i = 0; i < ev->cap; i++)
+		free(ev->ring[i].text);
+	free(ev->ring);
+	ev->store = store_close(ev->store);
+	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->lock);
+	free(ev);
+	return NULL;
+}
+
+/* --- readers ------------------------------------------------------------ */
+
+/* A new reader (see events.h). */
+int
+events_reader_new(struct events *ev, int64_t after, const char *instance,
+    const struct events_reader_ops *ops, void *arg, struct events_reader **ret,
+    struct err *e)
+{
+	struct events_reader *rd = calloc(1, sizeof(*rd));
+
+	if (rd == NULL)
+		return err_set(e, -ENOMEM, "out of memory");
+	rd->ev = ev;
+	rd->cursor = after;
+	if (instance)
+		(void)snprintf(
+		    rd->instance, sizeof(rd->instance), "%s", instance);
+	rd->ops = ops;
+	rd->arg = arg;
+	pthread_mutex_lock(&ev->lock);
+	if (ev->closing) {
+		pthread_mutex_unlock(&ev->lock);
+		free(rd);
+		return err_set(e, -EAGAIN, "the daemon is stopping");
+	}
+	rd->next = ev->readers;
+	if (ev->readers)
+		ev->readers->prev = rd;
+	ev->readers = rd;
+	ev->n_readers++;
+	pthread_mutex_unlock(&ev->lock);
+	*ret = rd;
+	return 0;
+}
+
+/* Unlinks and frees rd (see events.h). */
+struct events_reader *
+events_reader_free(struct events_reader *rd)
+{
+	struct events *ev;
+
+	if (rd == NULL)
+		return NULL;
+	ev = rd->ev;
+	pthread_mutex_lock(&ev->lock);
+	if (rd->prev)
+		rd->prev->next = rd->next;
+	else
+		ev->readers = rd->next;
+	if (rd->next)
+		rd->next->prev = rd->prev;
+	ev->n_readers--;
+	pthread_mutex_unlock(&ev->lock);
+	free(rd->pending);
+	free(rd);
+	return NULL;
+}
+
+/* Readers now. */
+size_t
+events_readers(struct events *ev)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ev->lock);
+	n = ev->n_readers;
+	pthread_mutex_unlock(&ev->lock);
+	return n;
+}
+
+/* Copies what fits of text to buf at *off; keeps the rest pending.
+ * Returns 0 or -ENOMEM. */
+static int
+give(struct events_reader *rd, const char *text, size_t len, char *buf,
+    size_t max, size_t *off)
+{
+	size_t room = max - *off, take = len < room ? len : room;
+
+	memcpy(buf + *off, text, take);
+	*off += take;
+	if (take == len)
+		return 0;
+	rd->pending = malloc(len - take);
+	if (rd->pending == NULL)
+		return -ENOMEM;
+	memcpy(rd->pending, text + take, len - take);
+	rd->pending_len = len - take;
+	rd->pending_off = 0;
+	return 0;
+}
+
+/* Index in the ring of the first slot with an id > cursor (lock held);
+ * ev->count when none. Binary search: ids increase along the ring. */
+static size_t
+ring_find(const struct events *ev, int64_t cursor)
+{
+	size_t lo = 0, hi = ev->count,
+	       first = (ev->head + ev->cap - ev->count) % ev->cap;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (ev->ring[(first + mid) % ev->cap].id <= cursor)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Catch-up from the database: the events after the cursor that are older
+ * than the ring's first slot (first_id). Returns bytes given, 0 when
+ * there were none (the cursor then moves up to first_id - 1), or a
+ * negative errno. */
+static ssize_t
+read_db(struct events_reader *rd, struct store *s, int64_t first_id, char *buf,
+    size_t max)
+{
+	_cleanup_free_ struct store_event *v = NULL;
+	struct err e = {0};
+	size_t n = 0, i, off = 0;
+
+	if (s == NULL)
+		return -EIO;
+	if (store_events_list(s, rd->cursor, EVENTS_READ_BATCH,
+		rd->instance[0] ? rd->instance : NULL, &v, &n, &e) < 0) {
+		log_debug("events: catching up: %s", e.msg);
+		return e.code;
+	}
+	for (i = 0;
+	     i < n && v[i].id < first_id && off < max && rd->pending == NULL;
+	     i++) {
+		_cleanup_free_ char *text = NULL;
+		size_t len;
+
+		if (format_sse(&v[i], &text, &len) < 0 ||
+		    give(rd, text, len, buf, max, &off) < 0)
+			return -ENOMEM;
+		rd->cursor = v[i].id;
+	}
+	if (off == 0)
+		rd->cursor = first_id - 1; /* nothing of ours before the ring */
+	return (ssize_t)off;
+}
+
+/* The next bytes of a reader's stream (see events.h). */
+ssize_t
+events_reader_read(
+    struct events_reader *rd, struct store *s, char *buf, size_t max)
+{
+	struct events *ev = rd->ev;
+	size_t off = 0, i, idx, first;
+	int64_t first_id;
+
+	if (rd->pending) {
+		size_t left = rd->pending_len - rd->pending_off;
+		size_t take = left < max ? left : max;
+
+		memcpy(buf, rd->pending + rd->pending_off, take);
+		rd->pending_off += take;
+		if (rd->pending_off == rd->pending_len) {
+			free(rd->pending);
+			rd->pending = NULL;
+		}
+		return (ssize_t)take;
+	}
+	for (;;) {
+		pthread_mutex_lock(&ev->lock);
+		if (ev->closing) {
+			pthread_mutex_unlock(&ev->lock);
+			return EVENTS_READ_END;
+		}
+		first = (ev->head + ev->cap - ev->count) % ev->cap;
+		first_id = ev->count ? ev->ring[first].id : ev->newest + 1;
+		if (rd->cursor + 1 < first_id && rd->cursor < ev->newest) {
+			ssize_t n;
+
+			if (rd->live) { /* fell a whole ring behind */
+				pthread_mutex_unlock(&ev->lock);
+				return EVENTS_READ_DROP;
+			}
+			pthread_mutex_unlock(&ev->lock);
+			n = read_db(rd, s, first_id, buf, max);
+			if (n < 0)
+				return EVENTS_READ_DROP;
+			if (n > 0)
+				return n;
+			continue; /* caught up: the ring from here */
+		}
+		rd->live = true;
+		idx = ring_find(ev, rd->cursor);
+		for (i = idx; i < ev->count && off < max && rd->pending == NULL;
+		     i++) {
+			const struct slot *sl =
+			    &ev->ring[(first + i) % ev->cap];
+
+			if (rd->instance[0] &&
+			    !STREQ(rd->instance, sl->instance)) {
+				rd->cursor = sl->id;
+				continue;
+			}
+			if (give(rd, sl->text, sl->len, buf, max, &off) < 0) {
+				pthread_mutex_unlock(&ev->lock);
+				return EVENTS_READ_DROP;
+			}
+			rd->cursor = sl->id;
+		}
+		if (off == 0 && rd->heartbeat &&
+		    max >= sizeof(EVENTS_HEARTBEAT_TEXT) - 1) {
+			memcpy(buf, EVENTS_HEARTBEAT_TEXT,
+			    sizeof(EVENTS_HEARTBEAT_TEXT) - 1);
+			off = sizeof(EVENTS_HEARTBEAT_TEXT) - 1;
+		}
+		rd->heartbeat = false;
+		if (off == 0) {
+			rd->suspended = true;
+			rd->ops->suspend(rd->arg);
+		}
+		pthread_mutex_unlock(&ev->lock);
+		return (ssize_t)off;
+	}
+}
+
+/* 410 when what follows `after` is no longer all kept (see events.h). */
+int
+events_check_after(struct store *s, int64_t after, const char *field,
+    int64_t *ret_newest, struct err *e)
+{
+	int64_t oldest, newest;
+	int rc;
+
+	if ((rc = store_events_bounds(s, &oldest, &newest, e)) < 0)
+		return rc;
+	if (after > 0 && after + 1 < oldest)
+		return err_set_field(e, -EIDRM, field,
+		    "events after %" PRId64 " are no longer kept (the oldest "
+		    "kept is %" PRId64 "): list again, then follow from its "
+		    "last_id",
+		    after, oldest);
+	if (ret_newest)
+		*ret_newest = newest;
+	return 0;
+}
