@@ -233,7 +233,7 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 
 			if (t && strstr(t, " ip=" GUEST_IP "\n")) {
 				_cleanup_free_ char *p = must_asprintf(
-				    "%s busybox ping -c 3 -W 2 " GUEST_IP
+				    "%s busybox ping -c 1 -W 10 " GUEST_IP
 				    " >/dev/null 2>&1",
 				    ns);
 
