@@ -193,7 +193,7 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	ck_assert_int_eq(virt_instance_dir(v, inst->uuid, &dir, &e), 0);
 	console = must_asprintf("%s/console.log", dir);
 	cmdline = must_asprintf(
-	    "console=ttyS0 quiet panic=-1 hl.disks=%zu", bi->n_disks - 1);
+	    "console=ttyS0 quiet panic=-1 hl.disks=%zu hl.cd", bi->n_disks - 1);
 	dx.virt_type = virt_type(v);
 	dx.instance_dir = dir;
 	dx.base_image_path = base;
