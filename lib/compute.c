@@ -575,9 +575,13 @@ missing_domain(const char *uuid, int rc, struct err *e)
 	    uuid);
 }
 
+static int ensure_drive(
+    struct compute *c, const struct instance *inst, struct err *e);
+
 /* Nova's hard reboot of inst (loaded for the change): the XML made from
  * the row as compute_create makes it, then destroy + undefine (hyperlet's
- * own domain only; none at all is fine), define, start. A start that
+ * own domain only; none at all is fine), define, the config drive written
+ * again if it went missing, start. A start that
  * fails puts the instance in state error with the reason as its fault
  * (Nova's ERROR after a failed reboot). Returns 0, -EINVAL, -EPERM (a
  * domain of the uuid that is not hyperlet's: untouched), -EAGAIN, -EIO. */
@@ -597,7 +601,8 @@ hard_reboot(
 	 * behind our back would be refused, and a managed save would be
 	 * resumed instead of booting afresh */
 	if ((rc = virt_undefine(c->virt, inst->uuid, e)) < 0 ||
-	    (rc = virt_define(c->virt, p.xml, e)) < 0)
+	    (rc = virt_define(c->virt, p.xml, e)) < 0 ||
+	    (rc = ensure_drive(c, inst, e)) < 0)
 		goto out;
 	/* the fault is best effort: the client gets the error either way */
 	if ((rc = virt_start(c->virt, inst->uuid, e)) < 0 && rc != -EAGAIN)

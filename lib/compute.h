@@ -160,8 +160,9 @@ int compute_action_from_string(const char *s, enum compute_action *ret);
  * exactly as compute_create makes it, the domain destroyed and undefined
  * (a domain of the uuid hyperlet does not own is left alone: -EIO naming
  * it, nothing done), defined from that XML (whatever was changed behind
- * hyperlet's back is gone; a domain that was undefined is back) and
- * started; the instance ends running. Local disks are not made again: a
+ * hyperlet's back is gone; a domain that was undefined is back), its
+ * config drive written again if it went missing, and started; the
+ * instance ends running. Local disks are not made again: a
  * start that fails leaves the new definition shut off and the instance in
  * state error with the reason as its fault. Killed halfway, the row says
  * what it said before, and start-up reconciliation defines a missing

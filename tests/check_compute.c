@@ -1857,6 +1857,32 @@ START_TEST(test_compute_create_without_a_drive_writes_none)
 }
 END_TEST
 
+/* A hard reboot makes the drive again if it went missing (the start would
+ * fail on a real libvirtd without it). */
+START_TEST(test_compute_hard_reboot_writes_a_missing_drive)
+{
+	struct instance *inst = request(true, false), *got = NULL;
+	struct err e = {0};
+	char path[4096];
+	char *iso;
+	size_t len;
+
+	inst->config_drive = true;
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d1", &got, &e) == 0, "%s", e.msg);
+	drive_path(got->uuid, "disk.config", path, sizeof(path));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_msg(
+	    compute_action(c, s, got->uuid, COMPUTE_REBOOT_HARD, NULL, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	iso = read_drive(got->uuid, &len);
+	free(iso);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
 /* A create killed after it wrote the drive (or while it wrote it) but
  * before define: rollback leaves no ISO and no temp file behind. */
 START_TEST(test_compute_reconcile_rolls_back_a_builds_config_drive)
@@ -2109,6 +2135,7 @@ main(void)
 	    tc, test_compute_reconcile_rolls_back_a_builds_config_drive);
 	tcase_add_test(
 	    tc, test_compute_reconcile_writes_the_drive_a_kept_build_lacks);
+	tcase_add_test(tc, test_compute_hard_reboot_writes_a_missing_drive);
 
 	TC("compute_reconcile");
 	tcase_add_test(
