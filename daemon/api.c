@@ -99,6 +99,8 @@ static const struct route routes[] = {
 	{{"GET", api_instance_domain, BODY_NONE, NULL, ID_LOOKUP, true}}},
     {"/v1/instances/{uuid}/console", "GET, HEAD", false,
 	{{"GET", api_instance_console}}},
+    {"/v1/instances/{uuid}/config_drive", "GET, HEAD", false,
+	{{"GET", api_instance_config_drive}}},
     {"/v1/instances/{uuid}/volumes", "POST", false,
 	{{"POST", api_instance_attach, BODY_JSON, NULL, ID_LOOKUP, true,
 	    true}}},

@@ -164,6 +164,7 @@ void api_instance_bdms(struct api_req *r);
 void api_instance_blockinfo(struct api_req *r);
 void api_instance_domain(struct api_req *r);
 void api_instance_console(struct api_req *r);
+void api_instance_config_drive(struct api_req *r);
 void api_instance_attach(struct api_req *r);
 void api_instance_detach(struct api_req *r);
 void api_instance_interface_attach(struct api_req *r);

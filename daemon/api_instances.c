@@ -30,6 +30,7 @@
 #include "compute.h"
 #include "console.h"
 #include "domevents.h"
+#include "guestdrive.h"
 #include "jwriter.h"
 #include "log.h"
 #include "metrics.h"
@@ -513,6 +514,26 @@ api_instance_console(struct api_req *r)
 	return;
 fail:
 	api_reply_error(r, &e);
+}
+
+/* GET /v1/instances/{uuid}/config_drive: the config drive image as
+ * built (application/octet-stream); 404 for no such instance and for an
+ * instance without a drive. Reads a file only, on the HTTP worker. */
+void
+api_instance_config_drive(struct api_req *r)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	char *buf = NULL;
+	struct err e = {0};
+	size_t len = 0;
+
+	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
+	if (load(r, &inst, NULL, &e) < 0 ||
+	    guestdrive_read(r->h->virt, r->id, &buf, &len, &e) < 0) {
+		api_reply_error(r, &e);
+		return;
+	}
+	api_reply_take(r, 200, "application/octet-stream", buf, len);
 }
 
 /* ---- changes ---------------------------------------------------------- */

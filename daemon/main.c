@@ -672,6 +672,8 @@ serve(struct cfg *c, const struct options *o)
 	    .state_dir = c->state_dir,
 	    .db_path = c->db_path,
 	    .resume_guests = c->resume_guests_state_on_host_boot,
+	    .force_config_drive = c->force_config_drive,
+	    .availability_zone = c->availability_zone,
 	};
 	struct migrator mig = {
 	    .db_path = c->db_path, .sync_normal = c->sync_normal};

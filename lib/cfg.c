@@ -126,6 +126,9 @@ static const struct cfg_key cfg_keys[] = {
 	bools},
     {"guest", "resume_guests_state_on_host_boot", CFG_ENUM_BOOL,
 	OFF(resume_guests_state_on_host_boot), "true", 0, 0, bools},
+    {"guest", "force_config_drive", CFG_ENUM_BOOL, OFF(force_config_drive),
+	"false", 0, 0, bools},
+    {"guest", "availability_zone", CFG_STR, OFF(availability_zone), "nova"},
     {"storage", "state_dir", CFG_PATH, OFF(state_dir), CFG_DEFAULT_STATE_DIR, 0,
 	0, NULL, CFG_F_REQUIRED},
     {"storage", "instances_path", CFG_PATH, OFF(instances_path), ""},
@@ -1012,6 +1015,7 @@ cfg_clear(struct cfg *c)
 	free(c->tls_key_file);
 	free(c->tls_priorities);
 	free(c->libvirt_uri);
+	free(c->availability_zone);
 	free(c->state_dir);
 	free(c->instances_path);
 	free(c->images_path);

@@ -81,6 +81,10 @@ struct cfg {
 	bool resume_guests_state_on_host_boot; /* start-up starts the
 						  instances meant to run
 						  (Nova's name), true */
+	bool force_config_drive; /* every instance gets a config drive, as
+				    if it asked for one (Nova's name), false */
+	char *availability_zone; /* meta_data.json's availability_zone,
+				    "nova" (Nova's default_availability_zone) */
 
 	/* [storage] */
 	char *state_dir; /* default ./state, made absolute */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "compute.h"
+#include "guestdrive.h"
 #include "nic_json.h"
 
 #define COMPUTE_RECONCILE_RETRIES 3
@@ -36,6 +37,8 @@ struct compute {
 	bool resume_guests;
 	bool (*node_limits)(void *arg, struct node_limits *ret);
 	void *node_limits_arg;
+	bool force_config_drive;
+	char *availability_zone; /* owned; NULL: "nova" */
 	/* Serialises a sweep's removal of one tombstone's leftovers with a
 	 * create of the same uuid (check tombstone + write the row). The
 	 * sweep does not hold it across its libvirt calls: it names the
@@ -70,11 +73,15 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	    (o->volume_roots &&
 		(c->volume_roots = strdup(o->volume_roots)) == NULL) ||
 	    (o->state_dir && (c->state_dir = strdup(o->state_dir)) == NULL) ||
-	    (o->db_path && (c->db_path = strdup(o->db_path)) == NULL)) {
+	    (o->db_path && (c->db_path = strdup(o->db_path)) == NULL) ||
+	    (o->availability_zone &&
+		(c->availability_zone = strdup(o->availability_zone)) ==
+		    NULL)) {
 		if (c) {
 			free(c->images_dir);
 			free(c->volume_roots);
 			free(c->state_dir);
+			free(c->db_path);
 			free(c);
 		}
 		return err_set(e, -ENOMEM, "out of memory");
@@ -93,6 +100,7 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	c->resume_guests = o->resume_guests;
 	c->node_limits = o->node_limits;
 	c->node_limits_arg = o->node_limits_arg;
+	c->force_config_drive = o->force_config_drive;
 	(void)pthread_mutex_init(&c->tomb_lock, NULL);
 	(void)pthread_cond_init(&c->tomb_cond, NULL);
 	*ret = c;
@@ -111,6 +119,7 @@ compute_free(struct compute *c)
 	free(c->volume_roots);
 	free(c->state_dir);
 	free(c->db_path);
+	free(c->availability_zone);
 	free(c);
 	return NULL;
 }
@@ -284,6 +293,16 @@ create_disks(struct compute *c, const struct instance *inst,
 	    e);
 }
 
+/* The instance's local disks and its config drive (which libvirt's
+ * storage pool may not list: the test driver's does not) and directory. */
+static int
+delete_disks(struct compute *c, const char *uuid, struct err *e)
+{
+	int rc = guestdrive_remove(c->virt, uuid, e);
+
+	return rc < 0 ? rc : virt_delete_disks(c->virt, uuid, e);
+}
+
 /* Loads the instance for a change: -EBUSY while it is being built or
  * deleted. */
 static int
@@ -374,6 +393,8 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	bool defined = false;
 	int rc, tomb = 0, own;
 
+	if (c->force_config_drive)
+		inst->config_drive = true;
 	/* Everything that can refuse the request runs before the first
 	 * write. */
 	if ((rc = plan_domain(c, s, inst, &p, e)) < 0 ||
@@ -390,7 +411,7 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	rc = store_tombstone_state(s, inst->uuid, &tomb, e);
 	if (rc == 0 && tomb == 1 &&
 	    (rc = undefine_own(c, inst->uuid, e)) == 0 &&
-	    (rc = virt_delete_disks(c->virt, inst->uuid, e)) == 0)
+	    (rc = delete_disks(c, inst->uuid, e)) == 0)
 		rc = store_tombstone_delete(s, inst->uuid, e);
 	/* hyperlet's domain of this uuid without a tombstone: the instance
 	 * (its row makes the create below fail) or one reconcile reports */
@@ -433,6 +454,12 @@ compute_create(struct compute *c, struct store *s, struct instance *inst,
 	}
 	if (rc < 0)
 		goto undo;
+	/* the drive carries the addresses libvirt gave the defined domain;
+	 * a crash before it is written leaves a kept build without one:
+	 * reconcile writes it (ensure_drive) */
+	if (inst->config_drive &&
+	    (rc = guestdrive_make(c->virt, inst, c->availability_zone, e)) < 0)
+		goto undo;
 	if (inst->start && (rc = virt_start(c->virt, inst->uuid, e)) < 0)
 		goto undo;
 	/* only from building: a change that came first (none should: a
@@ -454,7 +481,7 @@ undo:
 	if (defined)
 		(void)undefine_own(c, inst->uuid, &ue);
 	if (ue.code == 0)
-		(void)virt_delete_disks(c->virt, inst->uuid, &ue);
+		(void)delete_disks(c, inst->uuid, &ue);
 	if (ue.code == 0)
 		(void)store_instance_roll_back(s, inst->uuid, &ue);
 	else {
@@ -495,7 +522,7 @@ delete_read(struct compute *c, struct store *s, const struct instance *inst,
 	if (rc < 0)
 		return rc;
 	if ((rc = undefine_own(c, uuid, e)) < 0 ||
-	    (rc = virt_delete_disks(c->virt, uuid, e)) < 0)
+	    (rc = delete_disks(c, uuid, e)) < 0)
 		return rc;
 	if (tombstone)
 		return store_instance_roll_back(s, uuid, e);
@@ -574,9 +601,13 @@ missing_domain(const char *uuid, int rc, struct err *e)
 	    uuid);
 }
 
+static int ensure_drive(
+    struct compute *c, const struct instance *inst, struct err *e);
+
 /* Nova's hard reboot of inst (loaded for the change): the XML made from
  * the row as compute_create makes it, then destroy + undefine (hyperlet's
- * own domain only; none at all is fine), define, start. A start that
+ * own domain only; none at all is fine), define, the config drive written
+ * again if it went missing, start. A start that
  * fails puts the instance in state error with the reason as its fault
  * (Nova's ERROR after a failed reboot). Returns 0, -EINVAL, -EPERM (a
  * domain of the uuid that is not hyperlet's: untouched), -EAGAIN, -EIO. */
@@ -596,7 +627,8 @@ hard_reboot(
 	 * behind our back would be refused, and a managed save would be
 	 * resumed instead of booting afresh */
 	if ((rc = virt_undefine(c->virt, inst->uuid, e)) < 0 ||
-	    (rc = virt_define(c->virt, p.xml, e)) < 0)
+	    (rc = virt_define(c->virt, p.xml, e)) < 0 ||
+	    (rc = ensure_drive(c, inst, e)) < 0)
 		goto out;
 	/* the fault is best effort: the client gets the error either way */
 	if ((rc = virt_start(c->virt, inst->uuid, e)) < 0 && rc != -EAGAIN)
@@ -1018,6 +1050,21 @@ remake_disks(struct compute *c, const struct instance *inst,
 	return virt_create_disks(c->virt, inst, &only_swap, NULL, NULL, 0, e);
 }
 
+/* A defined instance that should have a config drive and has none (a
+ * create killed between define and the drive's write, or a directory
+ * emptied behind our back): written now, before anything starts it. */
+static int
+ensure_drive(struct compute *c, const struct instance *inst, struct err *e)
+{
+	int rc;
+
+	if (!inst->config_drive)
+		return 0;
+	if ((rc = guestdrive_exists(c->virt, inst->uuid, e)) != 0)
+		return rc < 0 ? rc : 0;
+	return guestdrive_make(c->virt, inst, c->availability_zone, e);
+}
+
 /* The domain of an instance whose row says running/stopped/error is
  * missing: define it again from the row if its disks are there (see
  * remake_disks), and start it when it should run. */
@@ -1042,7 +1089,8 @@ redefine(struct compute *c, struct store *s, struct instance *inst,
 		}
 		goto out;
 	}
-	if ((rc = virt_define(c->virt, p.xml, e)) < 0)
+	if ((rc = virt_define(c->virt, p.xml, e)) < 0 ||
+	    (rc = ensure_drive(c, inst, e)) < 0)
 		goto out;
 	r->redefined++;
 	if (c->resume_guests && inst->desired_state == INSTANCE_RUNNING) {
@@ -1257,7 +1305,10 @@ reconcile_one(struct compute *c, struct store *s,
 		 * libvirt reports (started below if it should run); without
 		 * it, it is rolled back. */
 		if (dom) {
-			if ((rc = store_instance_set_state(
+			if ((rc = store_instance_get(s, row->uuid, &inst, e)) <
+				0 ||
+			    (rc = ensure_drive(c, inst, e)) < 0 ||
+			    (rc = store_instance_set_state(
 				 s, row->uuid, dom->state, e)) < 0)
 				return rc;
 			r->builds_finished++;
@@ -1265,7 +1316,7 @@ reconcile_one(struct compute *c, struct store *s,
 		}
 		/* The killed daemon may have sent a define libvirtd has not
 		 * finished yet: the tombstone lets later sweeps remove it. */
-		if ((rc = virt_delete_disks(c->virt, row->uuid, e)) < 0 ||
+		if ((rc = delete_disks(c, row->uuid, e)) < 0 ||
 		    (rc = store_instance_roll_back(s, row->uuid, e)) < 0)
 			return rc;
 		r->builds_rolled_back++;
@@ -1486,7 +1537,7 @@ compute_sweep(
 		(void)pthread_mutex_unlock(&c->tomb_lock);
 		if (rc == 0 && st == 1) {
 			if ((rc = undefine_own(c, t[i], &ie)) == 0)
-				rc = virt_delete_disks(c->virt, t[i], &ie);
+				rc = delete_disks(c, t[i], &ie);
 		} else if (rc == 0 && st == 2)
 			rc = delete_instance(c, s, t[i], true, &ie);
 		if (st) {

@@ -74,6 +74,11 @@ struct compute_opts {
 	 * no lock but on the create's path). */
 	bool (*node_limits)(void *arg, struct node_limits *ret);
 	void *node_limits_arg;
+	/* [guest] force_config_drive: every create gets a config drive
+	 * (inst->config_drive set true); availability_zone (copied; NULL:
+	 * "nova") for its meta_data.json */
+	bool force_config_drive;
+	const char *availability_zone;
 };
 
 /* Copies o (images_dir duplicated). Returns 0 and *ret (compute_free),
@@ -89,7 +94,9 @@ struct compute *compute_free(struct compute *c);
  * BDM's image_id) is looked up, the row is written (state building, all
  * BDMs, request_digest), the local disks are created, the domain defined,
  * started unless inst->start is false, and the state set to running or
- * stopped. Every volume's host path must pass volroot_check (-EINVAL on
+ * stopped. With inst->config_drive (or force_config_drive), the config
+ * drive (guestdrive.h) is written between define and start, from the
+ * addresses libvirt gave the defined domain. Every volume's host path must pass volroot_check (-EINVAL on
  * field block_device_mapping_v2, nothing written). On failure everything made is undone (domain undefined, disks
  * deleted, row deleted) and the error returned. On success *ret_inst (may
  * be NULL) receives the instance as stored (owned, instance_free).
@@ -158,8 +165,9 @@ int compute_action_from_string(const char *s, enum compute_action *ret);
  * exactly as compute_create makes it, the domain destroyed and undefined
  * (a domain of the uuid hyperlet does not own is left alone: -EIO naming
  * it, nothing done), defined from that XML (whatever was changed behind
- * hyperlet's back is gone; a domain that was undefined is back) and
- * started; the instance ends running. Local disks are not made again: a
+ * hyperlet's back is gone; a domain that was undefined is back), its
+ * config drive written again if it went missing, and started; the
+ * instance ends running. Local disks are not made again: a
  * start that fails leaves the new definition shut off and the instance in
  * state error with the reason as its fault. Killed halfway, the row says
  * what it said before, and start-up reconciliation defines a missing

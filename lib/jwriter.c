@@ -204,6 +204,16 @@ jwriter_key_(struct jwriter *w, const char *quoted, size_t len)
 
 /* See jwriter.h. */
 void
+jwriter_key_str(struct jwriter *w, const char *key)
+{
+	sep(w);
+	put_string(w, key, strlen(key));
+	putc_(w, ':');
+	w->sep = false;
+}
+
+/* See jwriter.h. */
+void
 jwriter_obj_begin(struct jwriter *w)
 {
 	sep(w);

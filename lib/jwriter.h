@@ -37,6 +37,8 @@ void jwriter_reset(struct jwriter *w);
 /* Not for direct use: writes quoted, len bytes with quotes and colon. */
 void jwriter_key_(struct jwriter *w, const char *quoted, size_t len);
 
+/* Writes "key": for a key that is data (escaped as a string value). */
+void jwriter_key_str(struct jwriter *w, const char *key);
 void jwriter_obj_begin(struct jwriter *w);
 void jwriter_obj_end(struct jwriter *w);
 void jwriter_arr_begin(struct jwriter *w);

@@ -195,8 +195,14 @@ capture(const char *method, const char *path, const struct resp *r)
 	    o, "status", json_object_new_int((int)r->status));
 	json_object_object_add(
 	    o, "content_type", ct ? json_object_new_string(ct) : NULL);
-	json_object_object_add(o, "body",
-	    json_object_new_string_len(r->body ? r->body : "", (int)r->len));
+	/* bytes (an image, the config drive) are not text: their length */
+	if (ct && strncmp(ct, "application/octet-stream", 24) == 0)
+		json_object_object_add(
+		    o, "body_bytes", json_object_new_int64((int64_t)r->len));
+	else
+		json_object_object_add(o, "body",
+		    json_object_new_string_len(
+			r->body ? r->body : "", (int)r->len));
 	f = fopen(capture_path, "a");
 	if (f) {
 		fprintf(f, "%s\n",
@@ -1991,6 +1997,51 @@ START_TEST(test_console_answers_the_tail_of_the_serial_log)
 }
 END_TEST
 
+/* GET /config_drive: 404 for an instance without one, the ISO
+ * (volume id config-2, the instance's uuid inside) for one created with
+ * config_drive true, and 404 again once the instance is deleted. */
+START_TEST(test_config_drive_answers_the_iso_or_404)
+{
+	struct resp r;
+	char uuid[64], path[256], inst[256];
+
+	upload_raw(IMG, 1 << 20);
+	(void)snprintf(uuid, sizeof(uuid), "%s", create_one());
+	(void)snprintf(
+	    path, sizeof(path), "/v1/instances/%s/config_drive", uuid);
+	http("GET", path, NULL, &r);
+	ck_problem(&r, 404, NULL);
+	resp_clear(&r);
+	http("POST", "/v1/instances",
+	    "{\"name\": \"cd\", \"imageRef\": \"" IMG "\", "
+	    "\"flavor\": {\"vcpus\": 1, \"memory_mb\": 128, \"root_gb\": 1}, "
+	    "\"config_drive\": true, \"metadata\": {\"k\": \"v\"}}",
+	    &r);
+	ck_status(&r, 201);
+	(void)snprintf(uuid, sizeof(uuid), "%s", jstr(r.json, "uuid"));
+	ck_assert(json_object_get_boolean(jget(r.json, "config_drive")));
+	resp_clear(&r);
+	(void)snprintf(
+	    path, sizeof(path), "/v1/instances/%s/config_drive", uuid);
+	http("GET", path, NULL, &r);
+	ck_status(&r, 200);
+	ck_assert_str_eq(hdr(&r, "Content-Type"), "application/octet-stream");
+	ck_assert_uint_gt(r.len, 17 * 2048);
+	ck_assert_int_eq(r.len % 2048, 0);
+	ck_assert_int_eq(memcmp(r.body + 16 * 2048 + 1, "CD001", 5), 0);
+	ck_assert_int_eq(memcmp(r.body + 16 * 2048 + 40, "config-2 ", 9), 0);
+	ck_assert_ptr_nonnull(memmem(r.body, r.len, uuid, strlen(uuid)));
+	resp_clear(&r);
+	(void)snprintf(inst, sizeof(inst), "/v1/instances/%s", uuid);
+	http("DELETE", inst, NULL, &r);
+	ck_assert(r.status == 204 || r.status == 200);
+	resp_clear(&r);
+	http("GET", path, NULL, &r);
+	ck_problem(&r, 404, NULL);
+	resp_clear(&r);
+}
+END_TEST
+
 START_TEST(test_attach_is_refused_cleanly_by_the_test_driver)
 {
 	struct resp r;
@@ -3681,6 +3732,7 @@ main(void)
 	tcase_add_test(tc, test_if_match_guards_delete_and_actions);
 	tcase_add_test(tc, test_actions_start_stop_reboot_and_refusals);
 	tcase_add_test(tc, test_console_answers_the_tail_of_the_serial_log);
+	tcase_add_test(tc, test_config_drive_answers_the_iso_or_404);
 	tcase_add_test(tc, test_attach_is_refused_cleanly_by_the_test_driver);
 	tcase_add_test(tc,
 	    test_interfaces_are_shown_and_attach_is_refused_by_the_test_driver);

@@ -127,6 +127,8 @@ START_TEST(test_cfg_defaults_are_the_documented_embedded_defaults)
 	ck_assert_ptr_null(c.db_path);
 	ck_assert(!c.sync_normal);
 	ck_assert(c.resume_guests_state_on_host_boot);
+	ck_assert(!c.force_config_drive);
+	ck_assert_str_eq(c.availability_zone, "nova");
 	ck_assert_int_eq(c.limits.max_local_block_devices, 3);
 	ck_assert_int_eq(c.limits.max_disk_devices_to_attach, -1);
 	ck_assert_int_eq(c.limits.max_bdms, 64);
@@ -224,6 +226,8 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.stop_timeout, 30);
 	ck_assert_int_eq(c.detach_timeout, 45);
 	ck_assert(!c.resume_guests_state_on_host_boot);
+	ck_assert(c.force_config_drive);
+	ck_assert_str_eq(c.availability_zone, "az-1");
 	ck_assert_str_eq(c.state_dir, "/var/lib/hyperlet");
 	ck_assert_str_eq(c.instances_path, "/srv/instances");
 	ck_assert_str_eq(c.images_path, "/srv/images");

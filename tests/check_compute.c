@@ -42,6 +42,7 @@ static char db_path[4096];
 static struct virt *v;
 static struct store *s;
 static struct compute *c;
+static bool force_drive; /* set_resume's [guest] force_config_drive */
 
 static void
 make_file(const char *path, int64_t size)
@@ -69,6 +70,8 @@ set_resume(bool resume)
 	co.state_dir = tmpdir;
 	co.db_path = db_path;
 	co.resume_guests = resume;
+	co.force_config_drive = force_drive;
+	co.availability_zone = "az-test";
 	ck_assert_msg(compute_new(&co, &c, &e) == 0, "%s", e.msg);
 }
 
@@ -127,6 +130,7 @@ teardown(void)
 	c = compute_free(c);
 	s = store_close(s);
 	v = virt_close(v);
+	force_drive = false;
 	testutil_rm_rf(tmpdir);
 	free(tmpdir);
 	free(images_dir);
@@ -1814,6 +1818,174 @@ START_TEST(test_compute_attach_without_libvirt_keeps_the_bdm_for_reconcile)
 }
 END_TEST
 
+/* ---- the config drive -------------------------------------------------- */
+
+static void
+drive_path(const char *uuid, const char *name, char *out, size_t n)
+{
+	(void)snprintf(out, n, "%s/%s/%s", inst_path, uuid, name);
+}
+
+/* The drive's bytes (owned) after checking it is an ISO whose volume id
+ * is config-2 and that names the instance. */
+static char *
+read_drive(const char *uuid, size_t *ret_len)
+{
+	char path[4096];
+	char *iso;
+	size_t len;
+
+	drive_path(uuid, "disk.config", path, sizeof(path));
+	iso = testutil_read_file(path, &len);
+	ck_assert_msg(iso != NULL, "%s missing", path);
+	ck_assert_uint_gt(len, 17 * 2048);
+	ck_assert_int_eq(memcmp(iso + 16 * 2048 + 1, "CD001", 5), 0);
+	ck_assert_int_eq(memcmp(iso + 16 * 2048 + 40, "config-2 ", 9), 0);
+	ck_assert_ptr_nonnull(memmem(iso, len, uuid, strlen(uuid)));
+	ck_assert_ptr_nonnull(memmem(iso, len, "az-test", 7));
+	*ret_len = len;
+	return iso;
+}
+
+START_TEST(
+    test_compute_create_with_a_config_drive_writes_it_and_delete_removes_it)
+{
+	struct instance *inst = request(true, true), *got = NULL;
+	struct err e = {0};
+	char *iso;
+	size_t len;
+
+	inst->config_drive = true;
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d1", &got, &e) == 0, "%s", e.msg);
+	ck_assert(got->config_drive);
+	/* on a private libvirtd the guest started with it as its cdrom */
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	iso = read_drive(got->uuid, &len);
+	free(iso);
+	ck_assert_msg(compute_delete(c, s, got->uuid, &e) == 0, "%s", e.msg);
+	ck_assert(!instance_dir_exists(got->uuid));
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
+START_TEST(test_force_config_drive_gives_every_create_a_drive)
+{
+	struct instance *got;
+	char *iso;
+	size_t len;
+
+	force_drive = true;
+	set_resume(true);
+	got = create(false);
+	ck_assert(got->config_drive);
+	iso = read_drive(got->uuid, &len);
+	free(iso);
+	instance_free(got);
+}
+END_TEST
+
+START_TEST(test_compute_create_without_a_drive_writes_none)
+{
+	struct instance *got = create(false);
+	char path[4096];
+	struct stat st;
+
+	ck_assert(!got->config_drive);
+	drive_path(got->uuid, "disk.config", path, sizeof(path));
+	ck_assert_int_eq(stat(path, &st), -1);
+	instance_free(got);
+}
+END_TEST
+
+/* A hard reboot makes the drive again if it went missing (the start would
+ * fail on a real libvirtd without it). */
+START_TEST(test_compute_hard_reboot_writes_a_missing_drive)
+{
+	struct instance *inst = request(true, false), *got = NULL;
+	struct err e = {0};
+	char path[4096];
+	char *iso;
+	size_t len;
+
+	inst->config_drive = true;
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d1", &got, &e) == 0, "%s", e.msg);
+	drive_path(got->uuid, "disk.config", path, sizeof(path));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_msg(
+	    compute_action(c, s, got->uuid, COMPUTE_REBOOT_HARD, NULL, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(row_state(got->uuid), INSTANCE_RUNNING);
+	iso = read_drive(got->uuid, &len);
+	free(iso);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
+/* A create killed after it wrote the drive (or while it wrote it) but
+ * before define: rollback leaves no ISO and no temp file behind. */
+START_TEST(test_compute_reconcile_rolls_back_a_builds_config_drive)
+{
+	struct instance *inst = request(true, false);
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct blockinfo *bi = NULL;
+	struct compute_report r;
+	struct err e = {0};
+	char dir[4096], path[4200];
+
+	inst->config_drive = true;
+	ck_assert_int_eq(blockinfo_build(inst, &lim, &bi, &e), 0);
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	ck_assert_msg(virt_create_disks(
+			  v, inst, bi, base_path, "raw", BASE_SIZE, &e) == 0,
+	    "%s", e.msg);
+	(void)snprintf(dir, sizeof(dir), "%s/%s", inst_path, inst->uuid);
+	(void)mkdir(dir, 0755); /* test:///default makes none */
+	drive_path(inst->uuid, "disk.config", path, sizeof(path));
+	make_file(path, 4096);
+	drive_path(inst->uuid, "disk.config.tmp.Ab12Cd", path, sizeof(path));
+	make_file(path, 2048);
+	reconcile(&r);
+	ck_assert_uint_eq(r.builds_rolled_back, 1);
+	ck_assert(!row_exists(inst->uuid));
+	ck_assert(!instance_dir_exists(inst->uuid));
+	compute_report_clear(&r);
+	blockinfo_free(bi);
+	instance_free(inst);
+}
+END_TEST
+
+/* A create killed between define and the drive's write: the kept build
+ * gets its drive before reconcile starts it. */
+START_TEST(test_compute_reconcile_writes_the_drive_a_kept_build_lacks)
+{
+	struct instance *inst = request(false, false), *got = NULL;
+	struct compute_report r;
+	struct err e = {0};
+	char path[4096];
+	char *iso;
+	size_t len;
+
+	inst->config_drive = true;
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d1", &got, &e) == 0, "%s", e.msg);
+	drive_path(got->uuid, "disk.config", path, sizeof(path));
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(
+	    store_instance_set_state(s, got->uuid, INSTANCE_BUILDING, &e), 0);
+	reconcile(&r);
+	ck_assert_uint_eq(r.builds_finished, 1);
+	iso = read_drive(got->uuid, &len);
+	free(iso);
+	compute_report_clear(&r);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
 /* ---- kill -9 (private libvirtd only) ---------------------------------- */
 
 /* The child of the kill test: its own store, libvirt connection and
@@ -1834,7 +2006,8 @@ kill_child(int i)
 	(void)snprintf(json, sizeof(json),
 	    "{\"name\": \"k-%d\", \"flavor\": {\"vcpus\": 1,"
 	    " \"memory_mb\": 64, \"root_gb\": 1, \"ephemeral_gb\": 1,"
-	    " \"swap\": 16}, \"imageRef\": \"" IMAGE_ID "\"}",
+	    " \"swap\": 16}, \"imageRef\": \"" IMAGE_ID "\","
+	    " \"config_drive\": true}",
 	    i);
 	vo.instances_path = inst_path;
 	if (store_open(db_path, NULL, &cs, &e) < 0 ||
@@ -1898,9 +2071,16 @@ START_TEST(test_compute_create_killed_at_any_step_is_made_whole_by_reconcile)
 		ck_assert_int_eq(
 		    store_instance_list(s, NULL, 0, &l, &n, &e), 0);
 		for (j = 0; j < n; j++) {
+			char iso[4096];
+			struct stat st;
+
 			ck_assert_int_ne(l[j]->state, INSTANCE_BUILDING);
 			ck_assert_int_ne(l[j]->state, INSTANCE_DELETING);
 			ck_assert(dom_exists(l[j]->uuid));
+			/* ...and its config drive (written by reconcile if
+			 * the kill came between define and the drive) */
+			drive_path(l[j]->uuid, "disk.config", iso, sizeof(iso));
+			ck_assert_msg(stat(iso, &st) == 0, "%s missing", iso);
 		}
 		store_instance_list_free(l, n);
 		/* ...and no instance directory outlives its row. */
@@ -1987,6 +2167,17 @@ main(void)
 	    tc, test_compute_attach_refuses_a_volume_outside_the_roots);
 	tcase_add_test(
 	    tc, test_compute_reconcile_does_not_redefine_over_a_swapped_volume);
+
+	TC("config_drive");
+	tcase_add_test(tc,
+	    test_compute_create_with_a_config_drive_writes_it_and_delete_removes_it);
+	tcase_add_test(tc, test_force_config_drive_gives_every_create_a_drive);
+	tcase_add_test(tc, test_compute_create_without_a_drive_writes_none);
+	tcase_add_test(
+	    tc, test_compute_reconcile_rolls_back_a_builds_config_drive);
+	tcase_add_test(
+	    tc, test_compute_reconcile_writes_the_drive_a_kept_build_lacks);
+	tcase_add_test(tc, test_compute_hard_reboot_writes_a_missing_drive);
 
 	TC("compute_reconcile");
 	tcase_add_test(

@@ -9,7 +9,8 @@ check() { # header, allowed files (extended regexp)
 }
 check 'sqlite3\.h' 'lib/store\.c'
 check 'libvirt/' 'lib/virt\.c'
-check 'libxml/' 'lib/xwriter\.c'
+check 'libxml/' 'lib/xwriter\.c|lib/domaddr\.c'
+check 'libisofs' 'lib/configdrive\.c'
 check 'uuid/uuid\.h' 'lib/util\.c'
 check 'microhttpd\.h' 'daemon/api\.c'
 check 'ini\.h' 'lib/cfg\.c'

@@ -22,12 +22,20 @@
 #include "bdm_json.h"
 #include "blockinfo.h"
 #include "domxml.h"
+#include "guestdrive.h"
+#include "nic_json.h"
 #include "../testutil.h"
 #include "virt.h"
 
 #define IMAGE_ID "7c0e6a2b-9f4d-4c1a-8e3b-5d6f7a8b9c0d"
 #define VOLUME_ID "3e9a1f64-0b7c-4d2e-9a5f-8c1b2d3e4f50"
 #define BOOT_TIMEOUT_MS 240000
+/* the guest's NIC: on a bridge the test makes in the private libvirtd's
+ * network namespace (nothing touches the host's network) */
+#define BRIDGE "hlbr0"
+#define GUEST_MAC "fa:16:3e:0a:0b:0c"
+#define GUEST_IP "192.0.2.10"
+#define HOST_IP "192.0.2.1"
 
 static char *must_asprintf(const char *fmt, ...) _printf_(1, 2);
 
@@ -115,7 +123,7 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	_cleanup_free_ char *ipath = NULL, *base = NULL, *vol = NULL,
 			    *json = NULL, *dir = NULL, *xml = NULL,
 			    *console = NULL, *cmdline = NULL, *report = NULL,
-			    *stored = NULL;
+			    *stored = NULL, *ns = NULL, *cmd = NULL;
 	struct instance *inst = NULL;
 	struct blockinfo *bi = NULL;
 	struct virt_opts vo = {0};
@@ -124,7 +132,7 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	struct err e = {0};
 	int64_t t0, t_boot;
 	size_t i;
-	int n_virtio = 0, n_scsi = 0;
+	int n_virtio = 0, n_scsi = 0, ping_rc = -1;
 
 	ck_assert(uri && hdir && kernel && initrd);
 	ipath = must_asprintf("%s/instances", hdir);
@@ -146,19 +154,26 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	    "{\"name\": \"guest\", \"flavor\": {\"vcpus\": 1,"
 	    " \"memory_mb\": 128, \"root_gb\": 1, \"ephemeral_gb\": 1,"
 	    " \"swap\": 16}, \"imageRef\": \"" IMAGE_ID "\","
+	    " \"config_drive\": true,"
+	    " \"networks\": [{\"bridge\": \"" BRIDGE "\", \"mac\": \"" GUEST_MAC
+	    "\", \"tag\": \"lan\", \"ips\": [{\"address\": \"" GUEST_IP
+	    "/24\"}]}],"
 	    " \"image_meta\": {\"properties\":"
-	    " {\"hw_scsi_model\": \"virtio-scsi\"}},"
+	    " {\"hw_scsi_model\": \"virtio-scsi\","
+	    "  \"hw_cdrom_bus\": \"scsi\"}},"
 	    " \"block_device_mapping_v2\": ["
 	    " {\"boot_index\": 0, \"source_type\": \"image\","
-	    "  \"destination_type\": \"local\", \"uuid\": \"" IMAGE_ID "\"},"
+	    "  \"destination_type\": \"local\", \"uuid\": \"" IMAGE_ID "\","
+	    "  \"tag\": \"root\"},"
 	    " {\"boot_index\": -1, \"source_type\": \"blank\","
-	    "  \"destination_type\": \"local\", \"volume_size\": 1},"
+	    "  \"destination_type\": \"local\", \"volume_size\": 1,"
+	    "  \"tag\": \"scratch\"},"
 	    " {\"boot_index\": -1, \"source_type\": \"blank\","
 	    "  \"destination_type\": \"local\", \"guest_format\": \"swap\","
 	    "  \"volume_size\": 16},"
 	    " {\"boot_index\": -1, \"source_type\": \"volume\","
 	    "  \"destination_type\": \"volume\", \"uuid\": \"" VOLUME_ID "\","
-	    "  \"disk_bus\": \"scsi\", \"connection_info\":"
+	    "  \"disk_bus\": \"scsi\", \"tag\": \"data\", \"connection_info\":"
 	    "  {\"driver_volume_type\": \"file\","
 	    "   \"data\": {\"device_path\": \"%s\"}}}]}",
 	    vol);
@@ -166,14 +181,19 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	    "parse: %s: %s", e.field, e.msg);
 	ck_assert_msg(bdm_instance_prepare(inst, &lim, &e) == 0,
 	    "prepare: %s: %s", e.field, e.msg);
+	ck_assert_msg(
+	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e) == 0,
+	    "nic: %s", e.msg);
 	ck_assert_msg(blockinfo_build(inst, &lim, &bi, &e) == 0,
 	    "blockinfo: %s: %s", e.field, e.msg);
-	ck_assert_uint_eq(bi->n_disks, 4);
+	/* the four disks and the config drive (a cdrom on virtio-scsi) */
+	ck_assert_uint_eq(bi->n_disks, 5);
+	ck_assert_ptr_nonnull(bi->config_drive);
 
 	ck_assert_int_eq(virt_instance_dir(v, inst->uuid, &dir, &e), 0);
 	console = must_asprintf("%s/console.log", dir);
 	cmdline = must_asprintf(
-	    "console=ttyS0 quiet panic=-1 hl.disks=%zu", bi->n_disks);
+	    "console=ttyS0 quiet panic=-1 hl.disks=%zu hl.cd", bi->n_disks - 1);
 	dx.virt_type = virt_type(v);
 	dx.instance_dir = dir;
 	dx.base_image_path = base;
@@ -190,6 +210,16 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	    virt_create_disks(v, inst, bi, base, "raw", 64 << 20, &e) == 0,
 	    "disks: %s", e.msg);
 	ck_assert_msg(virt_define(v, xml, &e) == 0, "define: %s", e.msg);
+	/* as compute_create: the drive from the defined domain, then start */
+	ck_assert_msg(
+	    guestdrive_make(v, inst, NULL, &e) == 0, "config drive: %s", e.msg);
+	/* the bridge, in libvirtd's network namespace */
+	ns = must_asprintf("nsenter -t $(cat '%s/daemon.pid') -n", hdir);
+	cmd = must_asprintf("%s sh -c 'ip link add " BRIDGE " type bridge && "
+			    "ip addr add " HOST_IP "/24 dev " BRIDGE " && "
+			    "ip link set " BRIDGE " up'",
+	    ns);
+	ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
 	t0 = util_now_ms();
 	ck_assert_msg(virt_start(v, inst->uuid, &e) == 0, "start: %s", e.msg);
 	while (util_now_ms() - t0 < BOOT_TIMEOUT_MS) {
@@ -197,6 +227,19 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 		    "state: %s", e.msg);
 		if (st != INSTANCE_RUNNING)
 			break;
+		/* the guest is up on the bridge: the host pings it */
+		if (ping_rc < 0) {
+			_cleanup_free_ char *t = console_text(console);
+
+			if (t && strstr(t, " ip=" GUEST_IP "\n")) {
+				_cleanup_free_ char *p = must_asprintf(
+				    "%s busybox ping -c 1 -W 10 " GUEST_IP
+				    " >/dev/null 2>&1",
+				    ns);
+
+				ping_rc = system(p);
+			}
+		}
 		usleep(100 * 1000);
 	}
 	t_boot = util_now_ms() - t0;
@@ -217,6 +260,8 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 		const struct blockinfo_disk *d = &bi->disks[i];
 		char want[64];
 
+		if (d->kind == BLOCKINFO_CONFIG_DRIVE)
+			continue;
 		(void)snprintf(
 		    want, sizeof(want), "<serial>%s</serial>", d->serial);
 		ck_assert_msg(strstr(stored, want), "libvirt lost %s", want);
@@ -245,7 +290,59 @@ START_TEST(test_guest_sees_exactly_the_serials_hyperlet_reports)
 	ck_assert_int_eq(count_lines(report, "HLG virtio "), n_virtio);
 	ck_assert_int_eq(count_lines(report, "HLG scsi "), n_scsi);
 
+	/* the config drive, mounted by label in the guest: its uuid is the
+	 * instance's, and every tagged disk of its devices carries the
+	 * serial the guest's /sys shows for that disk (matched above with
+	 * blockinfo's, which the API reports) */
+	{
+		char line[256];
+		size_t tagged = 0;
+
+		(void)snprintf(line, sizeof(line), " uuid=%s\n", inst->uuid);
+		ck_assert_msg(strstr(report, "HLG cd dev=") &&
+			strstr(strstr(report, "HLG cd dev="), line),
+		    "the guest did not read uuid %s from the config drive",
+		    inst->uuid);
+		for (i = 0; i < bi->n_disks; i++) {
+			const struct blockinfo_disk *d = &bi->disks[i];
+			const struct bdm *b = d->bdm_index >= 0
+			    ? &inst->bdms[d->bdm_index]
+			    : NULL;
+
+			if (b == NULL || b->tag == NULL)
+				continue;
+			tagged++;
+			(void)snprintf(line, sizeof(line),
+			    "HLG cd disk tag=%s serial=%s bus=", b->tag,
+			    d->serial);
+			ck_assert_msg(strstr(report, line),
+			    "the drive does not map tag %s to serial %s",
+			    b->tag, d->serial);
+			ck_assert_int_eq(
+			    count_reports(report,
+				d->bus == BDM_BUS_VIRTIO ? "virtio" : "scsi",
+				d->bus == BDM_BUS_VIRTIO ? "serial" : "vpd80",
+				d->serial),
+			    1);
+		}
+		ck_assert_uint_eq(tagged, 3);
+		ck_assert_int_eq(count_lines(report, "HLG cd disk "), tagged);
+	}
+
+	/* eth0 has the MAC the instance holds, the address the request
+	 * gave (read from network_data.json), and answered the host */
+	ck_assert_msg(
+	    strstr(report, "HLG nic eth0 mac=" GUEST_MAC " ip=" GUEST_IP "\n"),
+	    "eth0 is not " GUEST_MAC " with " GUEST_IP);
+	ck_assert_str_eq(inst->guest.nics[0].mac, GUEST_MAC);
+	ck_assert_msg(
+	    ping_rc == 0, "the host could not ping the guest (%d)", ping_rc);
+	ck_assert_msg(strstr(report, "HLG nic eth0 echoes=") &&
+		!strstr(report, "HLG nic eth0 echoes=0\n"),
+	    "the guest saw no echo request");
+
 	ck_assert_msg(virt_undefine(v, inst->uuid, &e) == 0, "%s", e.msg);
+	ck_assert_msg(guestdrive_remove(v, inst->uuid, &e) == 0, "%s", e.msg);
 	ck_assert_msg(virt_delete_disks(v, inst->uuid, &e) == 0, "%s", e.msg);
 	bi = blockinfo_free(bi);
 	inst = instance_free(inst);

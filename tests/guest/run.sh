@@ -5,7 +5,7 @@
 # The guest kit: Debian's stock kernel, downloaded once with
 # `apt-get download` into $HL_GUEST_CACHE (default
 # /var/cache/hyperlet-test; nothing is installed), of which only vmlinuz
-# and the virtio/SCSI modules are kept; a static busybox (busybox-static);
+# and the virtio/SCSI/cdrom/isofs/virtio-net modules are kept; a static busybox (busybox-static);
 # and an initramfs made of those and tests/guest/init, rebuilt each run.
 # PROGRAM sees HL_GUEST_KERNEL and HL_GUEST_INITRD.
 #
@@ -43,7 +43,10 @@ fi
 [ -n "$pkg" ] || die "cannot resolve linux-image-amd64"
 kver=${pkg#linux-image-}
 kroot=$CACHE/kernel-$kver
-if [ ! -f "$kroot/lib/modules/$kver/modules.dep" ]; then
+# (a kit extracted before the config drive lacks the cdrom and isofs)
+if [ ! -f "$kroot/lib/modules/$kver/modules.dep" ] ||
+    [ ! -d "$kroot/lib/modules/$kver/kernel/fs/isofs" ] ||
+    [ ! -f "$kroot/lib/modules/$kver/kernel/drivers/net/virtio_net.ko" ]; then
 	rm -rf "$CACHE/dl" "$kroot.tmp"
 	mkdir -p "$CACHE/dl" "$kroot.tmp"
 	(cd "$CACHE/dl" && apt-get -qq -o APT::Sandbox::User=root download "$pkg") >&2 ||
@@ -54,7 +57,11 @@ if [ ! -f "$kroot/lib/modules/$kver/modules.dep" ]; then
 		"$m/modules.*" "$m/kernel/drivers/virtio/*" \
 		"$m/kernel/drivers/block/*" "$m/kernel/drivers/scsi/*" \
 		"$m/kernel/block/*" "$m/kernel/lib/*" "$m/kernel/crypto/*" \
-		"$m/kernel/arch/x86/crypto/*" ||
+		"$m/kernel/arch/x86/crypto/*" \
+		"$m/kernel/drivers/cdrom/*" "$m/kernel/fs/isofs/*" \
+		"$m/kernel/drivers/net/virtio_net.ko" \
+		"$m/kernel/drivers/net/net_failover.ko" \
+		"$m/kernel/net/core/failover.ko" ||
 	    die "extracting $pkg failed"
 	depmod -b "$kroot.tmp" "$kver"
 	rm -rf "$kroot" "$CACHE/dl"
@@ -83,7 +90,7 @@ mkdir -p "$ir/bin" "$ir/proc" "$ir/sys" "$ir/dev" "$ir/lib/modules"
 cp "$bb" "$ir/bin/busybox"
 cp "$here/init" "$ir/init"
 chmod 755 "$ir/init"
-for mod in virtio_pci virtio_blk virtio_scsi sd_mod; do
+for mod in virtio_pci virtio_blk virtio_scsi sd_mod sr_mod isofs virtio_net; do
 	modprobe -d "$kroot" -S "$kver" --show-depends "$mod" |
 	    awk '$1 == "insmod" { print $2 }'
 done | awk '!seen[$0]++' | while read -r f; do
