@@ -1221,19 +1221,30 @@ virt_observed_state(int st, int reason)
 	}
 }
 
+/* libvirt's state and reason for uuid's domain: 0, -ENOENT, -EIO. */
+static int
+dom_state(struct virt *v, const char *uuid, int *st, int *reason, struct err *e)
+{
+	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
+	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	int r;
+
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+		return r;
+	if (virDomainGetState(d, st, reason, 0) < 0)
+		return virt_fail(v, c, e, "state");
+	return 0;
+}
+
 /* The state as lifecycle events report it. See virt.h. */
 int
 virt_observe(
     struct virt *v, const char *uuid, enum instance_state *ret, struct err *e)
 {
-	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
-	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
 	int st, reason, r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = dom_state(v, uuid, &st, &reason, e)) < 0)
 		return r;
-	if (virDomainGetState(d, &st, &reason, 0) < 0)
-		return virt_fail(v, c, e, "state");
 	*ret = virt_observed_state(st, reason);
 	return 0;
 }
@@ -1243,14 +1254,10 @@ int
 virt_state(
     struct virt *v, const char *uuid, enum instance_state *ret, struct err *e)
 {
-	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
-	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
 	int st, reason, r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = dom_state(v, uuid, &st, &reason, e)) < 0)
 		return r;
-	if (virDomainGetState(d, &st, &reason, 0) < 0)
-		return virt_fail(v, c, e, "state");
 	*ret = virt_map_state(st);
 	return 0;
 }
