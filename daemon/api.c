@@ -223,6 +223,18 @@ struct claim {
  * transaction, a few ms) before it answers 409. */
 #define CLAIM_OUTSIDE_WAIT_MS 2000
 
+/* MHD's memory pool per connection (its default is 32 KiB). It holds the
+ * request line and headers, the answer's headers and the chunk being
+ * sent; bodies go to the request's own buffer (req_data) or the upload's
+ * file, so they are not bounded by it. An idle event stream keeps its
+ * pool (most of it touched) for as long as it is open: 200 readers cost
+ * ~5 MiB with 32 KiB and ~1.6 MiB with this, which still takes a request
+ * line and headers of about 4 KiB (more answers 431). */
+#define API_CONN_POOL 6144
+/* The callback response's own buffer (calloc'd, unused for chunked
+ * streams: MHD reads into its pool's write buffer). */
+#define API_STREAM_BLOCK 64
+
 /* One open connection. Its socket is shut down by the reaper when the
  * client takes longer than header_timeout to send a request's headers
  * (until one of its requests passed authentication; then
@@ -1139,8 +1151,9 @@ queue_reply(struct api *a, struct req *q)
 		api_reply_error(r, &e);
 	}
 	if (r->stream_reply) {
-		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
-		    stream_read, r->stream_reply, stream_free);
+		resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		    API_STREAM_BLOCK, stream_read, r->stream_reply,
+		    stream_free);
 		if (resp)
 			r->stream_reply = NULL; /* freed with the response */
 	} else if (r->reply) {
@@ -1797,6 +1810,8 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	    MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, a};
 	opts[n++] = (struct MHD_OptionItem){
 	    MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, a};
+	opts[n++] = (struct MHD_OptionItem){
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, API_CONN_POOL, NULL};
 	opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
 	/* The logger goes first, so that MHD never writes to stderr itself. */

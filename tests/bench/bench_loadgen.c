@@ -213,6 +213,21 @@ slot_finish(struct run *r, struct slot *s, CURLcode cc)
 
 		if (slash != NULL && strlen(slash + 1) == 36)
 			r->uuids[s->index] = strdup(slash + 1);
+		/* BENCH_ANSWERS: "uuid ms" per create, the time its answer
+		 * (sent after the commit) arrived, CLOCK_REALTIME, for
+		 * bench_sse's committed -> received latency */
+		if (slash != NULL && getenv("BENCH_ANSWERS")) {
+			FILE *f = fopen(getenv("BENCH_ANSWERS"), "a");
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			if (f) {
+				fprintf(f, "%s %.3f\n", slash + 1,
+				    (double)ts.tv_sec * 1e3 +
+					(double)ts.tv_nsec / 1e6);
+				fclose(f);
+			}
+		}
 	} else if (r->kind == RUN_LIST) {
 		next_marker(s->resp, r->marker);
 		if (r->marker[0] == '\0')

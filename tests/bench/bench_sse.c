@@ -47,6 +47,7 @@ struct rd {
 static volatile sig_atomic_t done;
 static double *lat;
 static size_t n_lat, cap_lat;
+static FILE *arrivals;
 
 static void
 on_sig(int s)
@@ -101,6 +102,13 @@ one_event(struct rd *r, const char *text, double t)
 			lat = realloc(lat, cap_lat * sizeof(*lat));
 		}
 		lat[n_lat++] = t - parse_at(at + 6);
+	}
+	/* BENCH_ARRIVALS: "uuid ms" per instance.created, when it arrived */
+	if (arrivals && strstr(text, "event: instance.created")) {
+		const char *in = strstr(text, "\"instance\":\"");
+
+		if (in)
+			fprintf(arrivals, "%.36s %.3f\n", in + 12, t);
 	}
 }
 
@@ -209,6 +217,8 @@ main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_sse PORT N LABEL NEWEST_FILE\n");
 		return 2;
 	}
+	if (getenv("BENCH_ARRIVALS"))
+		arrivals = fopen(getenv("BENCH_ARRIVALS"), "w");
 	port = atoi(argv[1]);
 	n = atoi(argv[2]);
 	label = argv[3];
@@ -298,5 +308,7 @@ main(int argc, char **argv)
 		printf(
 		    "events_%s_latency_max %.2f ms\n", label, lat[n_lat - 1]);
 	}
+	if (arrivals)
+		fclose(arrivals);
 	return 0;
 }

@@ -495,14 +495,26 @@ for r in $(seq "$RUNS"); do
 	"$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_none >>"$raw"
 	figure create_ev_none_cpu "$(awk -v a="$t0" -v b="$(cpu_ticks)" \
 	    -v n="$N" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
+	rm -f "$tmp/answers"
+	export BENCH_ARRIVALS="$tmp/arrivals"
 	ev_readers c8
+	unset BENCH_ARRIVALS
 	t0=$(cpu_ticks)
-	"$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_readers >>"$raw"
+	BENCH_ANSWERS=$tmp/answers \
+	    "$LOADGEN" create "$base" "$tmp/body.json" "$N" 8 ev_readers >>"$raw"
 	# hyperletd's CPU per create (and its delete), streaming included
 	figure create_ev_readers_cpu "$(awk -v a="$t0" -v b="$(cpu_ticks)" \
 	    -v n="$N" -v hz="$HZ" 'BEGIN { printf "%.3f", (b - a) * 1000 / hz / n }')" ms
 	sleep 0.5
 	ev_readers_stop
+	# committed -> received: arrival minus the arrival of the create's
+	# answer (sent after the commit; negative when the event came
+	# first), every reader's instance.created
+	awk 'NR == FNR { ans[$1] = $2; next }
+	    ($1 in ans) { print $2 - ans[$1] }' "$tmp/answers" "$tmp/arrivals" |
+	    sort -g | awk '{ v[NR] = $1 } END { if (NR) {
+		printf "events_c8_after_answer_p50 %.2f ms\n", v[int((NR + 1) / 2)]
+		printf "events_c8_after_answer_p99 %.2f ms\n", v[(int(NR * 0.99) > 0 ? int(NR * 0.99) : 1)] } }' >>"$raw"
 done
 stop_daemon
 ;; esac
