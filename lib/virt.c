@@ -557,7 +557,7 @@ virt_dom_owned_active(struct virt *v, virConnectPtr c, virDomainPtr d,
     const char *uuid, bool *ret_active, struct err *e)
 {
 	_cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
-	bool owned;
+	bool owned = false;
 	int r;
 
 	if (xml == NULL)
@@ -1087,7 +1087,7 @@ virt_undefine(struct virt *v, const char *uuid, struct err *e)
 	};
 	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
 	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
-	bool active;
+	bool active = false;
 	size_t i;
 	int r;
 
