@@ -91,22 +91,34 @@ fill_pci(struct api_req *r, struct instance *inst)
 	}
 }
 
+/* Loads the path's instance row alone: no libvirt call (a delete needs
+ * no NIC's PCI address). */
+static int
+load_row(struct api_req *r, struct instance **ret_inst, struct err *e)
+{
+	struct store *s;
+	int rc;
+
+	if (!(s = api_store(r, e)))
+		return e->code;
+	if ((rc = store_instance_get(s, r->id, ret_inst, e)) < 0) {
+		if (rc == -ENOENT)
+			err_clear(e), err_set(e, rc, "no such instance");
+		return rc;
+	}
+	return 0;
+}
+
 /* Loads the path's instance and its driver view. */
 static int
 load(struct api_req *r, struct instance **ret_inst, struct blockinfo **ret_bi,
     struct err *e)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
-	struct store *s;
 	int rc;
 
-	if (!(s = api_store(r, e)))
-		return e->code;
-	if ((rc = store_instance_get(s, r->id, &inst, e)) < 0) {
-		if (rc == -ENOENT)
-			err_clear(e), err_set(e, rc, "no such instance");
+	if ((rc = load_row(r, &inst, e)) < 0)
 		return rc;
-	}
 	if (ret_bi &&
 	    (rc = blockinfo_build(inst, &r->h->cfg->limits, ret_bi, e)) < 0)
 		return rc;
@@ -807,7 +819,7 @@ api_instance_delete(struct api_req *r)
 	struct err e = {0};
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	if (api_instance_claim(r, &e) < 0 || load(r, &inst, NULL, &e) < 0 ||
+	if (api_instance_claim(r, &e) < 0 || load_row(r, &inst, &e) < 0 ||
 	    check_if_match(r, inst, &e) < 0 ||
 	    compute_delete_read(r->h->compute, api_store(r, &e), inst, &e) <
 		0) {

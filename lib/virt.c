@@ -547,6 +547,28 @@ virt_dom_owned(struct virt *v, virConnectPtr c, virDomainPtr d,
 }
 
 /*
+ * virt_dom_owned and virDomainIsActive in one call (one round trip to
+ * libvirtd instead of two): the domain's XML, live if it runs, read by
+ * xwriter_read_domain. The same answer as virt_dom_owned; *ret_active
+ * whether it runs (or is paused).
+ */
+static int
+virt_dom_owned_active(struct virt *v, virConnectPtr c, virDomainPtr d,
+    const char *uuid, bool *ret_active, struct err *e)
+{
+	_cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
+	bool owned = false;
+	int r;
+
+	if (xml == NULL)
+		return virt_fail(v, c, e, "domain XML");
+	if ((r = xwriter_read_domain(
+		 xml, DOMXML_NS, uuid, &owned, ret_active, e)) < 0)
+		return r;
+	return owned;
+}
+
+/*
  * virt_dom_get for a call that changes or removes the domain: the domain
  * must be hyperlet's instance uuid (virt_dom_owned). A domain of that uuid
  * hyperlet does not own is left untouched: -EPERM.
@@ -1065,12 +1087,17 @@ virt_undefine(struct virt *v, const char *uuid, struct err *e)
 	};
 	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
 	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
+	bool active = false;
 	size_t i;
 	int r;
 
-	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
+	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0 ||
+	    (r = virt_dom_owned_active(v, c, d, uuid, &active, e)) < 0)
 		return r == -ENOENT ? (err_clear(e), 0) : r;
-	if (virDomainIsActive(d) == 1 && virDomainDestroy(d) < 0) {
+	if (r == 0)
+		return err_set(e, -EPERM,
+		    "domain %s is not a hyperlet instance: left alone", uuid);
+	if (active && virDomainDestroy(d) < 0) {
 		int code = virt_last_code();
 
 		/* It may have stopped, or vanished if transient, meanwhile. */

@@ -422,3 +422,63 @@ xwriter_global_init(void)
 	(void)xmlRelaxNGInitTypes();
 	xmlSchemaInitTypes();
 }
+
+/* The first element child of node, from child on, or NULL. */
+static xmlNodePtr
+xwriter_element_from(xmlNodePtr n)
+{
+	while (n != NULL && n->type != XML_ELEMENT_NODE)
+		n = n->next;
+	return n;
+}
+
+/* What a delete needs of a domain document. See xwriter.h. */
+int
+xwriter_read_domain(const char *xml, const char *ns, const char *uuid,
+    bool *ret_owned, bool *ret_active, struct err *e)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root, n;
+	xmlChar *got;
+	size_t len = strlen(xml);
+	int r = 0;
+
+	*ret_owned = *ret_active = false;
+	if (len > INT32_MAX)
+		return err_set(e, -EIO, "domain XML too large");
+	doc = xmlReadMemory(xml, (int)len, NULL, NULL,
+	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc == NULL)
+		return err_set(e, -EIO, "domain XML does not parse");
+	root = xmlDocGetRootElement(doc);
+	if (root == NULL || !xmlStrEqual(root->name, BAD_CAST "domain")) {
+		r = err_set(e, -EIO, "domain XML has no <domain> root");
+		goto out;
+	}
+	*ret_active = xmlHasNsProp(root, BAD_CAST "id", NULL) != NULL;
+	for (n = xwriter_element_from(root->children); n != NULL;
+	     n = xwriter_element_from(n->next))
+		if (xmlStrEqual(n->name, BAD_CAST "metadata") && n->ns == NULL)
+			break;
+	/* the first element of namespace ns, as virDomainGetMetadata */
+	for (n = n ? xwriter_element_from(n->children) : NULL; n != NULL;
+	     n = xwriter_element_from(n->next))
+		if (n->ns != NULL && n->ns->href != NULL &&
+		    xmlStrEqual(n->ns->href, BAD_CAST ns))
+			break;
+	/* an attribute uuid of no namespace or of ns (virDomainGetMetadata
+	 * takes ns off the element and its attributes; one of another
+	 * namespace keeps its prefix there, and does not count) */
+	if (n != NULL && (got = xmlGetNoNsProp(n, BAD_CAST "uuid")) != NULL) {
+		*ret_owned = strcmp((const char *)got, uuid) == 0;
+		xmlFree(got);
+	}
+	if (n != NULL && !*ret_owned &&
+	    (got = xmlGetNsProp(n, BAD_CAST "uuid", BAD_CAST ns)) != NULL) {
+		*ret_owned = strcmp((const char *)got, uuid) == 0;
+		xmlFree(got);
+	}
+out:
+	xmlFreeDoc(doc);
+	return r;
+}

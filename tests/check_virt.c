@@ -812,6 +812,78 @@ START_TEST(test_virt_never_changes_or_removes_a_domain_hyperlet_does_not_own)
 }
 END_TEST
 
+/* An undefine reads ownership and whether the domain runs from one
+ * virDomainGetXMLDesc: metadata that only looks like hyperlet's (another
+ * namespace under hyperlet's prefix, hyperlet's namespace naming another
+ * instance, nested below another element, a uuid attribute of another
+ * namespace)
+ * is not hyperlet's, stopped or running: the domain is left untouched,
+ * and virt_has_metadata (virDomainGetMetadata) agrees. */
+START_TEST(test_virt_undefine_leaves_domains_with_lookalike_metadata)
+{
+	static const char *const mds[] = {
+	    "<x:instance xmlns:x='urn:other' uuid='" FOREIGN_UUID "'/>",
+	    "<hyperlet:instance xmlns:hyperlet='urn:other' uuid='" FOREIGN_UUID
+	    "'/>",
+	    "<hyperlet:instance xmlns:hyperlet='" DOMXML_NS
+	    "' uuid='" LOOKALIKE_UUID "'/>",
+	    "<a:wrap xmlns:a='urn:a'><hyperlet:instance xmlns:hyperlet='" DOMXML_NS
+	    "' uuid='" FOREIGN_UUID "'/></a:wrap>",
+	    "<hyperlet:instance xmlns:hyperlet='" DOMXML_NS
+	    "' xmlns:o='urn:o' o:uuid='" FOREIGN_UUID "'/>",
+	};
+	char xml[1024];
+	struct err e = {0};
+	size_t i;
+	int run;
+
+	for (i = 0; i < ELEMENTSOF(mds); i++)
+		for (run = 0; run < 2; run++) {
+			(void)snprintf(xml, sizeof(xml),
+			    "<domain type='qemu'><name>tenant-c</name>"
+			    "<uuid>%s</uuid><metadata>%s</metadata>"
+			    "<memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+			    "<os><type arch='x86_64'>hvm</type></os></domain>",
+			    FOREIGN_UUID, mds[i]);
+			ck_assert_msg(
+			    virt_define(v, xml, &e) == 0, "%s", e.msg);
+			if (run) {
+				virConnectPtr conn =
+				    virConnectOpen(virt_uri(v));
+				virDomainPtr d = virDomainLookupByUUIDString(
+				    conn, FOREIGN_UUID);
+
+				ck_assert_ptr_nonnull(d);
+				ck_assert_int_eq(virDomainCreate(d), 0);
+				(void)virDomainFree(d);
+				(void)virConnectClose(conn);
+			}
+			ck_assert_msg(
+			    virt_has_metadata(v, FOREIGN_UUID, &e) == 0,
+			    "metadata %zu, running %d", i, run);
+			ck_assert_msg(
+			    virt_undefine(v, FOREIGN_UUID, &e) == -EPERM,
+			    "metadata %zu, running %d: %s", i, run, e.msg);
+			ck_assert_int_eq(foreign_state(FOREIGN_UUID), run);
+			foreign_remove(FOREIGN_UUID);
+		}
+	/* hyperlet's own (as virDomainGetMetadata sees it: another prefix,
+	 * the uuid attribute in hyperlet's namespace), running: removed */
+	(void)snprintf(xml, sizeof(xml),
+	    "<domain type='qemu'><name>tenant-c</name><uuid>%s</uuid>"
+	    "<metadata><h:instance xmlns:h='" DOMXML_NS "' h:uuid='%s'/>"
+	    "</metadata><memory unit='MiB'>64</memory><vcpu>1</vcpu>"
+	    "<os><type arch='x86_64'>hvm</type></os></domain>",
+	    FOREIGN_UUID, FOREIGN_UUID);
+	ck_assert_msg(virt_define(v, xml, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(virt_has_metadata(v, FOREIGN_UUID, &e), 1);
+	ck_assert_int_eq(virt_start(v, FOREIGN_UUID, &e), 0);
+	ck_assert_msg(virt_undefine(v, FOREIGN_UUID, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(foreign_state(FOREIGN_UUID), -1);
+	ck_assert_int_eq(virt_undefine(v, FOREIGN_UUID, &e), 0);
+}
+END_TEST
+
 /* --- disks ------------------------------------------------------------- */
 
 START_TEST(test_virt_create_disks_makes_the_instance_directory)
@@ -1458,6 +1530,8 @@ main(void)
 	    tc, test_virt_has_metadata_tells_hyperlet_domains_from_lookalikes);
 	tcase_add_test(tc,
 	    test_virt_never_changes_or_removes_a_domain_hyperlet_does_not_own);
+	tcase_add_test(
+	    tc, test_virt_undefine_leaves_domains_with_lookalike_metadata);
 
 	TC("virt_create_disks");
 	tcase_add_test(tc, test_virt_create_disks_makes_the_instance_directory);

@@ -17,6 +17,7 @@
 # BENCH_VIRT_TYPE (virt_type for BENCH_URI, qemu), BENCH_STARTUP_LIBVIRTD
 # (0: skip the start-up/memory figures with the test driver hosted by a
 # private libvirtd; on by default where tests/libvirtd/start.sh can run),
+# BENCH_RAW (copy every run's figures, not only the medians, to this file),
 # BENCH_OUT (also write
 # the figures to this file), BENCH_MD (a Markdown report with the machine), BENCH_PARTS ("create model list events": which
 # parts to run). BUILDDIR/SRCDIR are set by make.
@@ -53,6 +54,7 @@ cleanup() {
 	[ -n "$hold" ] && kill "$hold" 2>/dev/null && wait "$hold" 2>/dev/null
 	[ -n "${fpid:-}" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
 	[ -n "$lvd" ] && "$S/tests/libvirtd/stop.sh" "$lvd"
+	[ -n "${BENCH_RAW:-}" ] && cp "$raw" "$BENCH_RAW"
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
