@@ -246,6 +246,10 @@ struct compute_report {
 	size_t detaches_finished; /* detaching rows deleted */
 	size_t detaches_pending; /* detaching rows kept: the domain runs and
 				    may still hold the disk live */
+	size_t nic_attaches_settled; /* attaching NIC rows the domain has */
+	size_t nic_attaches_undone; /* attaching NIC rows it lacks: deleted */
+	size_t nic_detaches_finished; /* detaching NIC rows deleted (the
+					 NIC detached again if present) */
 	size_t lost; /* root/ephemeral disk missing: state error, fault
 			(this pass, like failed) */
 	size_t swept; /* rolled-back builds whose leftovers were removed */
