@@ -1070,6 +1070,20 @@ START_TEST(test_compute_reconcile_settles_nics_against_the_domains_macs)
 		r.nic_detaches_finished,
 	    0);
 	compute_report_clear(&r);
+
+	/* detaching, and the domain has the MAC: detached again, then the
+	 * row goes. test:///default refuses interface detach, which is a
+	 * refusal reconciliation reports, keeping the row detaching (the
+	 * NIC is still there) for the next pass or a detach to finish. */
+	ck_assert_msg(store_nic_set_attach_state(
+			  s, got->uuid, p1, NIC_ATTACH_DETACHING, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.failed, 1);
+	ck_assert_uint_eq(r.nic_detaches_finished, 0);
+	ck_assert_msg(strstr(r.first_error, p1) != NULL, "%s", r.first_error);
+	ck_assert_int_eq(nic_state(got->uuid, p1), NIC_ATTACH_DETACHING);
+	compute_report_clear(&r);
 	instance_free(inst);
 	instance_free(got);
 }
