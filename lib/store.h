@@ -67,7 +67,8 @@
  *      store_event_append_tx. Behind 3 as well: on 2 nothing is recorded.
  *   STORE_GUEST_VERSION (9)  instance_guest (hostname, user_data, keys as
  *      JSON) and nics (port_id and mac UNIQUE on the node, request order
- *      in position). Behind 3 as well: on 2 guest data is neither
+ *      in position; attach_state as a BDM's, see enum nic_attach_state).
+ *      Behind 3 as well: on 2 guest data is neither
  *      written nor read (instances have no NICs until migrated).
  */
 #define STORE_NODE_VERSION 7
