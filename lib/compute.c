@@ -852,15 +852,17 @@ compute_detach(struct compute *c, struct store *s, const char *uuid,
 /* --- interfaces -------------------------------------------------------- */
 
 /* Attaches NIC n (parsed by nic_json_parse_attach: port_id, mac and
- * target_dev set): its row first (a port_id or MAC on the node is
- * -EEXIST before anything reaches libvirt), then libvirt, live and
- * persistent; the row goes again if libvirt refuses. See compute.h. */
+ * target_dev set): its row first, attaching (a port_id or MAC on the node
+ * is -EEXIST before anything reaches libvirt), then libvirt, live and
+ * persistent, then the row settled with interface.attached; the row goes
+ * again if libvirt refuses. See compute.h. */
 int
 compute_attach_interface(struct compute *c, struct store *s, const char *uuid,
     const struct nic *n, struct instance **ret_inst, struct err *e)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_free_ char *xml = NULL;
+	struct nic an = *n; /* shallow: only attach_state differs */
 	struct err ue = {0};
 	int rc;
 
@@ -871,25 +873,33 @@ compute_attach_interface(struct compute *c, struct store *s, const char *uuid,
 		return err_set(e, -EINVAL,
 		    "instance %s has %d interfaces, the most it may have", uuid,
 		    NIC_JSON_MAX_NICS);
-	if ((rc = store_nic_insert(s, uuid, n, e)) < 0)
+	/* attaching until libvirt confirms: a crash in between leaves a row
+	 * start-up reconciliation compares with the domain's MACs */
+	an.attach_state = NIC_ATTACH_ATTACHING;
+	if ((rc = store_nic_insert(s, uuid, &an, e)) < 0)
 		return rc;
 	if ((rc = virt_interface(c->virt, uuid, xml, true, e)) < 0) {
-		/* XXX(#11) libvirt unreachable mid-call may have attached
-		 * it: the row stays (the truth once written, as a volume's),
-		 * and a detach removes both; unlike volumes there is no
-		 * attach_state for reconciliation to compare */
+		/* libvirt unreachable mid-call may have attached it: the
+		 * row stays attaching for reconciliation (or a detach) to
+		 * settle. Only a clear refusal rolls back (no event: none
+		 * was written for the attach). */
 		if (rc == -EAGAIN)
 			return rc;
 		(void)store_nic_delete(s, uuid, n->port_id, &ue);
 		return missing_domain(uuid, rc, e);
 	}
+	/* Confirmed. Should the store fail now, the row stays attaching
+	 * and reconciliation settles it (the NIC is there). */
+	if (store_nic_set_attach_state(
+		s, uuid, n->port_id, NIC_ATTACH_SETTLED, &ue) < 0)
+		err_clear(&ue);
 	if (ret_inst == NULL)
 		return 0;
 	return store_instance_get(s, uuid, ret_inst, e);
 }
 
-/* Detaches NIC port_id: libvirt (an interface already gone is fine),
- * then the row. See compute.h. */
+/* Detaches NIC port_id: the row marked detaching, libvirt (an interface
+ * already gone is fine), then the row deleted. See compute.h. */
 int
 compute_detach_interface(struct compute *c, struct store *s, const char *uuid,
     const char *port_id, struct err *e)
@@ -897,6 +907,7 @@ compute_detach_interface(struct compute *c, struct store *s, const char *uuid,
 	_cleanup_(instance_freep) struct instance *inst = NULL;
 	_cleanup_free_ char *xml = NULL;
 	const struct nic *n = NULL;
+	struct err ue = {0};
 	int rc;
 
 	if ((rc = load_for_change(s, uuid, &inst, e)) < 0)
@@ -911,11 +922,24 @@ compute_detach_interface(struct compute *c, struct store *s, const char *uuid,
 		    "instance %s has no interface %.64s", uuid, port_id);
 	if ((rc = domxml_format_interface(n, &xml, e)) < 0)
 		return rc;
+	/* detaching first: a crash after libvirt leaves a detaching row
+	 * whose NIC is gone, which reconciliation (or detaching again)
+	 * removes; deleting first would leave a NIC no row knows */
+	if ((rc = store_nic_set_attach_state(
+		 s, uuid, port_id, NIC_ATTACH_DETACHING, e)) < 0)
+		return rc;
 	rc = virt_interface(c->virt, uuid, xml, false, e);
 	if (rc == -ENOENT && strstr(e ? e->msg : "", "interface") != NULL)
 		err_clear(e); /* gone already (a retry after a crash) */
-	else if (rc < 0)
+	else if (rc == -EAGAIN) /* may have been sent: stays detaching */
+		return rc;
+	else if (rc < 0) {
+		/* libvirt refused: nothing changed, the row goes back to
+		 * the state it had */
+		(void)store_nic_set_attach_state(
+		    s, uuid, port_id, n->attach_state, &ue);
 		return missing_domain(uuid, rc, e);
+	}
 	return store_nic_delete(s, uuid, port_id, e);
 }
 
@@ -1279,6 +1303,85 @@ reconcile_disks(struct compute *c, struct store *s, const char *uuid,
 	return first;
 }
 
+/*
+ * Run with reconcile_disks (an instance flagged unsettled). Compares each
+ * unsettled NIC row with the domain's interfaces by MAC (virt_domain_nics:
+ * the live XML when it runs, the persistent one otherwise) and settles it
+ * as reconcile_disks does a BDM:
+ *  - attaching, present: settled (interface.attached written then);
+ *  - attaching, absent: the attach never happened: the row deleted;
+ *  - detaching, present: the user asked for the detach, so it is
+ *    finished: detached again (live and persistent), then the row
+ *    deleted; a refusal is reported and the row stays detaching;
+ *  - detaching, absent: the row deleted.
+ * Settled rows are not compared.
+ */
+static int
+reconcile_nics(struct compute *c, struct store *s, const char *uuid,
+    struct compute_report *r, struct err *e)
+{
+	_cleanup_(instance_freep) struct instance *inst = NULL;
+	_cleanup_free_ struct virt_nic *vn = NULL;
+	size_t nv = 0, i, k;
+	int rc, first = 0;
+
+	rc = store_instance_get(s, uuid, &inst, e);
+	if (rc == -ENOENT) { /* deleted since the list was read */
+		err_clear(e);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	for (i = 0; i < inst->guest.n_nics; i++)
+		if (inst->guest.nics[i].attach_state != NIC_ATTACH_SETTLED)
+			break;
+	if (i == inst->guest.n_nics) /* only BDMs are unsettled */
+		return 0;
+	if ((rc = virt_domain_nics(c->virt, uuid, &vn, &nv, e)) < 0)
+		return rc;
+	for (i = 0; i < inst->guest.n_nics; i++) {
+		const struct nic *n = &inst->guest.nics[i];
+		_cleanup_free_ char *xml = NULL;
+		struct err de = {0};
+
+		if (n->attach_state == NIC_ATTACH_SETTLED)
+			continue;
+		for (k = 0; k < nv; k++)
+			if (STREQ(vn[k].mac, n->mac))
+				break;
+		rc = 0;
+		if (n->attach_state == NIC_ATTACH_ATTACHING && k < nv) {
+			if ((rc = store_nic_set_attach_state(s, uuid,
+				 n->port_id, NIC_ATTACH_SETTLED, &de)) == 0)
+				r->nic_attaches_settled++;
+		} else if (n->attach_state == NIC_ATTACH_ATTACHING) {
+			if ((rc = store_nic_delete(s, uuid, n->port_id, &de)) ==
+			    0)
+				r->nic_attaches_undone++;
+		} else {
+			if (k < nv &&
+			    (rc = domxml_format_interface(n, &xml, &de)) == 0 &&
+			    (rc = virt_interface(
+				 c->virt, uuid, xml, false, &de)) == -ENOENT) {
+				err_clear(&de); /* gone meanwhile */
+				rc = 0;
+			}
+			if (rc == 0 &&
+			    (rc = store_nic_delete(s, uuid, n->port_id, &de)) ==
+				0)
+				r->nic_detaches_finished++;
+		}
+		if (rc == -ENOENT) { /* the row went meanwhile */
+			err_clear(&de);
+			rc = 0;
+		}
+		if (rc < 0 && first == 0)
+			first = err_set(e, rc, "interface %s (MAC %s): %s",
+			    n->port_id, n->mac, de.msg);
+	}
+	return first;
+}
+
 /* Only the row's uuid, state and desired state are read up front: the
  * instance is loaded whole to compare its disks or define its domain. */
 static int
@@ -1344,6 +1447,17 @@ reconcile_one(struct compute *c, struct store *s,
 	    row->unsettled ? reconcile_disks(c, s, row->uuid, dom, r, &de) : 0;
 	if (drc == -ENOENT) /* undefined meanwhile */
 		return 0;
+	if (row->unsettled) {
+		struct err ne = {0};
+		int nrc = reconcile_nics(c, s, row->uuid, r, &ne);
+
+		if (nrc == -ENOENT) /* undefined meanwhile */
+			return 0;
+		if (nrc < 0 && drc == 0) {
+			drc = nrc;
+			de = ne;
+		}
+	}
 	if (c->resume_guests && row->desired == INSTANCE_RUNNING &&
 	    dom->state != INSTANCE_RUNNING) {
 		if ((rc = resume(c, s, row->uuid, r, e)) < 0)

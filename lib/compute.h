@@ -195,9 +195,12 @@ int compute_attach(struct compute *c, struct store *s, const char *uuid,
 
 /*
  * Attaches NIC n (nic_json_parse_attach's, port_id and mac drawn) to an
- * instance, live (when running) and persistent: the NIC row first, in
- * the transaction that bumps the generation; libvirt next; the row is
- * removed again if libvirt refuses. On success *ret_inst (may be NULL)
+ * instance, live (when running) and persistent: the NIC row first,
+ * attaching, in the transaction that bumps the generation; libvirt next;
+ * then the row settled with interface.attached. The row is removed
+ * again if libvirt refuses; on -EAGAIN (libvirt unreachable mid-call) it
+ * stays attaching for start-up reconciliation to settle against the
+ * domain's MACs. On success *ret_inst (may be NULL)
  * receives the instance as stored, n last of its NICs. Returns 0,
  * -EINVAL, -ENOENT, -EEXIST (port_id or mac used on the node, field
  * "port_id" / "mac"), -EBUSY (building/deleting), -EOPNOTSUPP (the
@@ -208,8 +211,10 @@ int compute_attach_interface(struct compute *c, struct store *s,
     struct err *e);
 
 /*
- * Detaches NIC port_id from an instance, live and persistent: libvirt
- * first (an interface the domain no longer has is fine), then the row.
+ * Detaches NIC port_id from an instance, live and persistent: the row
+ * marked detaching, libvirt (an interface the domain no longer has is
+ * fine), then the row deleted. A refusal puts the row's state back;
+ * -EAGAIN leaves it detaching for reconciliation (or a detach again).
  * Returns 0, -EINVAL, -ENOENT (no such instance, or no such interface on
  * it), -EBUSY, -EOPNOTSUPP, -EAGAIN, -EIO.
  */
@@ -246,6 +251,10 @@ struct compute_report {
 	size_t detaches_finished; /* detaching rows deleted */
 	size_t detaches_pending; /* detaching rows kept: the domain runs and
 				    may still hold the disk live */
+	size_t nic_attaches_settled; /* attaching NIC rows the domain has */
+	size_t nic_attaches_undone; /* attaching NIC rows it lacks: deleted */
+	size_t nic_detaches_finished; /* detaching NIC rows deleted (the
+					 NIC detached again if present) */
 	size_t lost; /* root/ephemeral disk missing: state error, fault
 			(this pass, like failed) */
 	size_t swept; /* rolled-back builds whose leftovers were removed */

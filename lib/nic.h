@@ -29,6 +29,17 @@ struct nic_ip {
 	char *gateway; /* NULL when none */
 };
 
+/* Where an attach or detach of a NIC stands (nics.attach_state, schema 9),
+ * as a BDM's (enum bdm_attach_state): SETTLED (NULL in the row) libvirt
+ * confirmed or no change is under way; ATTACHING the row is written and
+ * libvirt not (yet) confirmed; DETACHING the detach was asked and the row
+ * not deleted yet. Start-up reconciliation settles the others. */
+enum nic_attach_state {
+	NIC_ATTACH_SETTLED = 0,
+	NIC_ATTACH_ATTACHING,
+	NIC_ATTACH_DETACHING,
+};
+
 struct nic {
 	char port_id[UUID_STR_LEN];
 	char mac[NIC_MAC_LEN]; /* lower case, colon-separated */
@@ -44,6 +55,7 @@ struct nic {
 	char target_dev[NIC_TARGET_DEV_LEN]; /* "tap" + port_id[0..10] */
 	char *pci_address; /* as libvirt assigned it ("0000:00:05.0"); NULL
 			      when unknown or none */
+	enum nic_attach_state attach_state; /* stored; never from a request */
 	bool mac_drawn; /* request only: mac was drawn, not given (a
 			   collision on the node draws again) */
 };

@@ -672,8 +672,9 @@ static const char event_triggers[] =
  * and read it). nics: the instance's NICs in request order (position);
  * port_id and mac UNIQUE on the node, so two creates racing for one
  * cannot both commit; ips a JSON array of {address, gateway}, dns one of
- * strings, both canonical text from nic_json. Both cascade with the
- * instance. */
+ * strings, both canonical text from nic_json; attach_state as a BDM's
+ * (enum nic_attach_state: NULL settled, as every NIC a create writes).
+ * Both cascade with the instance. */
 static const char migrate_guest[] =
     "CREATE TABLE instance_guest ("
     " instance_id INTEGER PRIMARY KEY"
@@ -698,6 +699,8 @@ static const char migrate_guest[] =
     " tag TEXT,"
     " ips TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(ips)),"
     " dns TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(dns)),"
+    " attach_state TEXT CHECK (attach_state IS NULL OR"
+    "  attach_state IN ('attaching', 'detaching')),"
     " CHECK ((bridge IS NULL) <> (network IS NULL)),"
     " UNIQUE (instance_id, position));"
     "PRAGMA user_version = " STR(STORE_GUEST_VERSION) ";";
@@ -1583,6 +1586,13 @@ store_instance_states(struct store *s, struct store_instance_state **ret,
 	/* older schemas (2 while the online migration holds it, or a
 	 * store opened without migrating) record no state: every instance
 	 * is compared, as before schema 6 */
+	static const char sql_v9[] =
+	    "SELECT i.uuid, i.state, i.desired_state,"
+	    " EXISTS (SELECT 1 FROM block_device_mappings b"
+	    "  WHERE b.instance_id = i.id AND b.attach_state IS NOT NULL)"
+	    " OR EXISTS (SELECT 1 FROM nics n"
+	    "  WHERE n.instance_id = i.id AND n.attach_state IS NOT NULL)"
+	    " FROM instances i ORDER BY i.id";
 	static const char sql_v5[] = "SELECT uuid, state, desired_state, 1"
 				     " FROM instances ORDER BY id";
 	static const char sql_v2[] =
@@ -1590,14 +1600,19 @@ store_instance_states(struct store *s, struct store_instance_state **ret,
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	_cleanup_free_ struct store_instance_state *v = NULL;
 	size_t n = 0, cap = 0;
-	int rc, v5, v6;
+	int rc, v5, v6, v9;
 
 	if ((v5 = has_desired(s, e)) < 0)
 		return v5;
 	if ((v6 = has_attach_state(s, e)) < 0)
 		return v6;
-	if ((rc = store_prepare(s, v6 ? sql : (v5 ? sql_v5 : sql_v2), &q, e)) <
-	    0)
+	if ((v9 = has_guest(s, e)) < 0)
+		return v9;
+	if ((rc = store_prepare(s,
+		 v9       ? sql_v9
+		     : v6 ? sql
+			  : (v5 ? sql_v5 : sql_v2),
+		 &q, e)) < 0)
 		return rc;
 	while ((rc = store_step(s, q)) == SQLITE_ROW) {
 		const char *u = (const char *)sqlite3_column_text(q, 0);
@@ -3060,6 +3075,58 @@ has_guest(struct store *s, struct err *e)
 	return v >= STORE_GUEST_VERSION;
 }
 
+/* nics.attach_state text of st; NULL for settled. */
+static const char *
+nic_state_name(enum nic_attach_state st)
+{
+	return st == NIC_ATTACH_ATTACHING ? "attaching"
+	    : st == NIC_ATTACH_DETACHING  ? "detaching"
+					  : NULL;
+}
+
+/* st from nics.attach_state text t (NULL: settled); -1 if unknown. */
+static int
+nic_state_parse(const char *t, enum nic_attach_state *st)
+{
+	if (t == NULL)
+		*st = NIC_ATTACH_SETTLED;
+	else if (STREQ(t, "attaching"))
+		*st = NIC_ATTACH_ATTACHING;
+	else if (STREQ(t, "detaching"))
+		*st = NIC_ATTACH_DETACHING;
+	else
+		return -1;
+	return 0;
+}
+
+/* The attach_state of NIC port_id of instance row id into *st, inside
+ * the caller's transaction. Returns 0, -ENOENT (field port_id), -EIO. */
+static int
+nic_state_get(struct store *s, int64_t id, const char *instance_uuid,
+    const char *port_id, enum nic_attach_state *st, struct err *e)
+{
+	static const char sql[] = "SELECT attach_state FROM nics"
+				  " WHERE instance_id = ?1 AND port_id = ?2";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	const char *t;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_text(q, 2, port_id, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set_field(e, -ENOENT, "port_id",
+		    "instance %s has no interface %s", instance_uuid, port_id);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading NIC %s", port_id);
+	t = (const char *)sqlite3_column_text(q, 0);
+	if (nic_state_parse(t, st) < 0)
+		return bad_row("NIC attach_state", t, e);
+	return 0;
+}
+
 /* -EEXIST naming field (prefix + ".port_id" / ".mac") when port_id or mac
  * of n is on any NIC of the node. Inside the writing transaction (the
  * write lock is held), so the answer holds until the commit; the UNIQUE
@@ -3104,8 +3171,8 @@ nic_insert_row(struct store *s, int64_t id, int64_t pos, const struct nic *n,
 {
 	static const char sql[] =
 	    "INSERT INTO nics (instance_id, position, port_id, mac, bridge,"
-	    " network, model, mtu, tag)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+	    " network, model, mtu, tag, attach_state)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 	static const char sql_ip[] =
 	    "UPDATE nics SET ips = json_insert(ips, '$[#]',"
 	    " json_object('address', ?2, 'gateway', ?3)) WHERE id = ?1";
@@ -3132,6 +3199,7 @@ nic_insert_row(struct store *s, int64_t id, int64_t pos, const struct nic *n,
 	    q, 7, nic_model_to_string(n->model), -1, SQLITE_STATIC);
 	bind_int_or_null(q, 8, n->mtu, 0);
 	bind_text_or_null(q, 9, n->tag);
+	bind_text_or_null(q, 10, nic_state_name(n->attach_state));
 	if ((rc = store_step(s, q)) != SQLITE_DONE)
 		return store_err(s, rc, e, "storing NIC %s", n->port_id);
 	nid = sqlite3_last_insert_rowid(s->db);
@@ -3303,6 +3371,9 @@ nic_from_row(
 	    (rc = col_strdup(q, 5, &n->network, e)) < 0 ||
 	    (rc = col_strdup(q, 8, &n->tag, e)) < 0)
 		return rc;
+	t = (const char *)sqlite3_column_text(q, 11);
+	if (nic_state_parse(t, &n->attach_state) < 0)
+		return bad_row("NIC attach_state", t, e);
 	(void)snprintf(
 	    n->target_dev, NIC_TARGET_DEV_LEN, "tap%.11s", n->port_id);
 	/* most NICs have no static address: no query then */
@@ -3337,7 +3408,7 @@ guest_load_all(struct store *s, struct instance **v, const int64_t *ids,
 	    " ORDER BY g.instance_id, k.key";
 	static const char sql_n[] =
 	    "SELECT instance_id, id, port_id, mac, bridge, network, model, mtu,"
-	    " tag, ips <> '[]', dns <> '[]' FROM nics"
+	    " tag, ips <> '[]', dns <> '[]', attach_state FROM nics"
 	    " WHERE instance_id BETWEEN ?1 AND ?2"
 	    " ORDER BY instance_id, position";
 	int rc;
@@ -3387,8 +3458,9 @@ guest_load_all(struct store *s, struct instance **v, const int64_t *ids,
 	return 0;
 }
 
-/* Adds NIC n (port_id, mac and target_dev filled) to the end of an
- * instance's NICs and bumps its generation, in one transaction. Returns
+/* Adds NIC n (port_id, mac and target_dev filled; its attach_state as
+ * given) to the end of an instance's NICs and bumps its generation, in
+ * one transaction. Writes no event (see store_nic_set_attach_state). Returns
  * 0, -EINVAL, -ENOENT, -EEXIST (port_id or mac used on the node, field
  * "port_id" / "mac"), -EAGAIN, -EIO. */
 int
@@ -3420,10 +3492,11 @@ store_nic_insert(struct store *s, const char *instance_uuid,
 		return store_err(s, rc, e, "reading NICs");
 	pos = sqlite3_column_int64(q, 0);
 	stmt_resetp(&q);
+	/* no interface.attached here: compute writes the row attaching,
+	 * and the event comes with store_nic_set_attach_state's settle,
+	 * once libvirt confirmed (as volume.attached) */
 	if ((rc = nic_insert_row(s, id, pos, n, "", e)) < 0 ||
-	    (rc = instance_touch(s, id, e)) < 0 ||
-	    (rc = store_event_append_tx(s, "interface.attached", instance_uuid,
-		 &(struct store_event_ref){.port_id = n->port_id}, e)) < 0)
+	    (rc = instance_touch(s, id, e)) < 0)
 		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;
@@ -3442,6 +3515,7 @@ store_nic_delete(struct store *s, const char *instance_uuid,
 	    "DELETE FROM nics WHERE instance_id = ?1 AND port_id = ?2";
 	_cleanup_(tx_rollbackp) struct store *tx = NULL;
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	enum nic_attach_state st;
 	int64_t id;
 	int rc;
 
@@ -3457,6 +3531,8 @@ store_nic_delete(struct store *s, const char *instance_uuid,
 	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
 	    (rc = store_prepare(s, sql, &q, e)) < 0)
 		return rc;
+	if ((rc = nic_state_get(s, id, instance_uuid, port_id, &st, e)) < 0)
+		return rc;
 	sqlite3_bind_int64(q, 1, id);
 	sqlite3_bind_text(q, 2, port_id, -1, SQLITE_STATIC);
 	if ((rc = store_step(s, q)) != SQLITE_DONE)
@@ -3464,9 +3540,61 @@ store_nic_delete(struct store *s, const char *instance_uuid,
 	if (sqlite3_changes(s->db) == 0)
 		return err_set_field(e, -ENOENT, "port_id",
 		    "instance %s has no interface %s", instance_uuid, port_id);
+	/* an attach that never completed had no interface.attached: its
+	 * row goes without interface.detached either */
 	if ((rc = instance_touch(s, id, e)) < 0 ||
-	    (rc = store_event_append_tx(s, "interface.detached", instance_uuid,
-		 &(struct store_event_ref){.port_id = port_id}, e)) < 0)
+	    (st != NIC_ATTACH_ATTACHING &&
+		(rc = store_event_append_tx(s, "interface.detached",
+		     instance_uuid,
+		     &(struct store_event_ref){.port_id = port_id}, e)) < 0))
+		return rc;
+	if ((rc = tx_commit(s, e)) < 0)
+		return rc;
+	tx = NULL;
+	return 0;
+}
+
+/* Sets the attach_state of NIC port_id of an instance and bumps its
+ * generation; settling an attaching NIC writes interface.attached in the
+ * same transaction (the attach is confirmed only then). Returns 0,
+ * -EINVAL, -ENOENT (no such instance or NIC), -EAGAIN, -EIO. */
+int
+store_nic_set_attach_state(struct store *s, const char *instance_uuid,
+    const char *port_id, enum nic_attach_state st, struct err *e)
+{
+	static const char sql[] = "UPDATE nics SET attach_state = ?3"
+				  " WHERE instance_id = ?1 AND port_id = ?2";
+	_cleanup_(tx_rollbackp) struct store *tx = NULL;
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	enum nic_attach_state was;
+	int64_t id;
+	int rc;
+
+	if ((rc = check_uuid("instance id", instance_uuid, e)) < 0 ||
+	    (rc = check_uuid("port_id", port_id, e)) < 0)
+		return rc;
+	if (st != NIC_ATTACH_SETTLED && nic_state_name(st) == NULL)
+		return err_set(e, -EINVAL, "unknown attach_state %d", (int)st);
+	if ((rc = tx_begin(s, true, e)) < 0)
+		return rc;
+	tx = s;
+	if ((rc = has_guest(s, e)) <= 0)
+		return rc < 0 ? rc
+			      : err_set(e, -ENOENT, "no interface %s", port_id);
+	if ((rc = instance_row_id(s, instance_uuid, &id, e)) < 0 ||
+	    (rc = nic_state_get(s, id, instance_uuid, port_id, &was, e)) < 0 ||
+	    (rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_int64(q, 1, id);
+	sqlite3_bind_text(q, 2, port_id, -1, SQLITE_STATIC);
+	bind_text_or_null(q, 3, nic_state_name(st));
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating NIC %s", port_id);
+	if ((rc = instance_touch(s, id, e)) < 0 ||
+	    (st == NIC_ATTACH_SETTLED && was == NIC_ATTACH_ATTACHING &&
+		(rc = store_event_append_tx(s, "interface.attached",
+		     instance_uuid,
+		     &(struct store_event_ref){.port_id = port_id}, e)) < 0))
 		return rc;
 	if ((rc = tx_commit(s, e)) < 0)
 		return rc;

@@ -67,7 +67,8 @@
  *      store_event_append_tx. Behind 3 as well: on 2 nothing is recorded.
  *   STORE_GUEST_VERSION (9)  instance_guest (hostname, user_data, keys as
  *      JSON) and nics (port_id and mac UNIQUE on the node, request order
- *      in position). Behind 3 as well: on 2 guest data is neither
+ *      in position; attach_state as a BDM's, see enum nic_attach_state).
+ *      Behind 3 as well: on 2 guest data is neither
  *      written nor read (instances have no NICs until migrated).
  */
 #define STORE_NODE_VERSION 7
@@ -198,8 +199,9 @@ struct store_instance_state {
 	char uuid[UUID_STR_LEN];
 	enum instance_state state; /* observed (libvirt's, as last seen) */
 	enum instance_state desired; /* INSTANCE_RUNNING or _STOPPED */
-	/* a BDM of it is not settled (attach_state set; every instance on a
-	 * schema older than 6): reconciliation compares its disks */
+	/* a BDM or (schema 9) a NIC of it is not settled (attach_state
+	 * set; every instance on a schema older than 6): reconciliation
+	 * compares its disks and NICs */
 	bool unsettled;
 };
 
@@ -327,6 +329,8 @@ int store_nic_insert(struct store *s, const char *instance_uuid,
     const struct nic *n, struct err *e);
 int store_nic_delete(struct store *s, const char *instance_uuid,
     const char *port_id, struct err *e);
+int store_nic_set_attach_state(struct store *s, const char *instance_uuid,
+    const char *port_id, enum nic_attach_state st, struct err *e);
 
 /* Sets the attach_state of one BDM of an instance and bumps the
  * instance's generation (the state shows in its JSON). A database still

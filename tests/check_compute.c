@@ -978,6 +978,117 @@ START_TEST(test_compute_reconcile_redefines_a_domain_with_its_nics)
 }
 END_TEST
 
+/* The attach_state of NIC port_id on uuid, or -1 when it has no such
+ * NIC. */
+static int
+nic_state(const char *uuid, const char *port_id)
+{
+	struct instance *got = NULL;
+	struct err e = {0};
+	int st = -1;
+
+	ck_assert_msg(store_instance_get(s, uuid, &got, &e) == 0, "%s", e.msg);
+	for (size_t i = 0; i < got->guest.n_nics; i++)
+		if (STREQ(got->guest.nics[i].port_id, port_id))
+			st = (int)got->guest.nics[i].attach_state;
+	instance_free(got);
+	return st;
+}
+
+/* An attach or detach of a NIC a crash interrupted (the row attaching or
+ * detaching) is settled at start-up against the domain's MACs. The
+ * unsettled rows are written through the store, as compute leaves them
+ * (test:///default attaches no interfaces). */
+START_TEST(test_compute_reconcile_settles_nics_against_the_domains_macs)
+{
+	static const char json[] =
+	    "{\"name\": \"vm-nicst\", \"flavor\": {\"vcpus\": 1,"
+	    " \"memory_mb\": 64, \"root_gb\": 1}, \"imageRef\": \"" IMAGE_ID
+	    "\", \"start\": false, \"networks\": [{\"bridge\": \"br-ex\","
+	    " \"mac\": \"fa:16:3e:00:00:41\"}, {\"bridge\": \"br-ex\","
+	    " \"mac\": \"fa:16:3e:00:00:42\"}]}";
+	static const char gone_a[] = "0a0a0a0a-0000-4000-8000-000000000001";
+	static const char gone_d[] = "0a0a0a0a-0000-4000-8000-000000000002";
+	struct bdm_limits lim = BDM_LIMITS_DEFAULT;
+	struct instance *inst = NULL, *got = NULL, *after = NULL;
+	struct nic n = {.model = NIC_MODEL_VIRTIO, .bridge = (char *)"br-ex"};
+	struct compute_report r;
+	struct err e = {0};
+	const char *p0, *p1;
+
+	ck_assert_msg(bdm_json_parse_create(json, strlen(json), &inst, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(bdm_instance_prepare(inst, &lim, &e), 0);
+	ck_assert_int_eq(
+	    nic_json_prepare(&inst->guest, inst->name, inst->uuid, &e), 0);
+	ck_assert_msg(
+	    compute_create(c, s, inst, "d1", &got, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(got->guest.n_nics, 2);
+	p0 = got->guest.nics[0].port_id;
+	p1 = got->guest.nics[1].port_id;
+	/* a create writes its NICs settled, and a settled node is left
+	 * alone */
+	ck_assert_int_eq(nic_state(got->uuid, p0), NIC_ATTACH_SETTLED);
+	ck_assert_int_eq(nic_state(got->uuid, p1), NIC_ATTACH_SETTLED);
+
+	/* attaching, and the domain has the MAC: libvirt did it */
+	ck_assert_msg(store_nic_set_attach_state(
+			  s, got->uuid, p0, NIC_ATTACH_ATTACHING, &e) == 0,
+	    "%s", e.msg);
+	/* attaching, and the domain lacks the MAC: it never happened */
+	memcpy(n.port_id, gone_a, sizeof(n.port_id));
+	memcpy(n.mac, "fa:16:3e:00:00:43", NIC_MAC_LEN);
+	n.attach_state = NIC_ATTACH_ATTACHING;
+	ck_assert_msg(store_nic_insert(s, got->uuid, &n, &e) == 0, "%s", e.msg);
+	/* detaching, and the domain lacks the MAC: libvirt did it */
+	memcpy(n.port_id, gone_d, sizeof(n.port_id));
+	memcpy(n.mac, "fa:16:3e:00:00:44", NIC_MAC_LEN);
+	n.attach_state = NIC_ATTACH_DETACHING;
+	ck_assert_msg(store_nic_insert(s, got->uuid, &n, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(nic_state(got->uuid, p0), NIC_ATTACH_ATTACHING);
+	ck_assert_int_eq(nic_state(got->uuid, gone_a), NIC_ATTACH_ATTACHING);
+	ck_assert_int_eq(nic_state(got->uuid, gone_d), NIC_ATTACH_DETACHING);
+
+	reconcile(&r);
+	ck_assert_uint_eq(r.nic_attaches_settled, 1);
+	ck_assert_uint_eq(r.nic_attaches_undone, 1);
+	ck_assert_uint_eq(r.nic_detaches_finished, 1);
+	ck_assert_uint_eq(r.redefined, 0);
+	compute_report_clear(&r);
+	ck_assert_int_eq(nic_state(got->uuid, p0), NIC_ATTACH_SETTLED);
+	ck_assert_int_eq(nic_state(got->uuid, p1), NIC_ATTACH_SETTLED);
+	ck_assert_int_eq(nic_state(got->uuid, gone_a), -1);
+	ck_assert_int_eq(nic_state(got->uuid, gone_d), -1);
+	ck_assert_msg(
+	    store_instance_get(s, got->uuid, &after, &e) == 0, "%s", e.msg);
+	ck_assert_uint_eq(after->guest.n_nics, 2);
+	instance_free(after);
+
+	/* a second pass has nothing to do */
+	reconcile(&r);
+	ck_assert_uint_eq(r.nic_attaches_settled + r.nic_attaches_undone +
+		r.nic_detaches_finished,
+	    0);
+	compute_report_clear(&r);
+
+	/* detaching, and the domain has the MAC: detached again, then the
+	 * row goes. test:///default refuses interface detach, which is a
+	 * refusal reconciliation reports, keeping the row detaching (the
+	 * NIC is still there) for the next pass or a detach to finish. */
+	ck_assert_msg(store_nic_set_attach_state(
+			  s, got->uuid, p1, NIC_ATTACH_DETACHING, &e) == 0,
+	    "%s", e.msg);
+	ck_assert_int_eq(compute_reconcile(c, s, &r, &e), 0);
+	ck_assert_uint_eq(r.failed, 1);
+	ck_assert_uint_eq(r.nic_detaches_finished, 0);
+	ck_assert_msg(strstr(r.first_error, p1) != NULL, "%s", r.first_error);
+	ck_assert_int_eq(nic_state(got->uuid, p1), NIC_ATTACH_DETACHING);
+	compute_report_clear(&r);
+	instance_free(inst);
+	instance_free(got);
+}
+END_TEST
+
 START_TEST(test_compute_reconcile_rolls_back_a_build_that_never_defined)
 {
 	struct instance *inst = request(true, false);
@@ -2184,6 +2295,8 @@ main(void)
 	    tc, test_compute_reconcile_redefines_and_restarts_a_missing_domain);
 	tcase_add_test(
 	    tc, test_compute_reconcile_redefines_a_domain_with_its_nics);
+	tcase_add_test(
+	    tc, test_compute_reconcile_settles_nics_against_the_domains_macs);
 	tcase_add_test(
 	    tc, test_compute_reconcile_rolls_back_a_build_that_never_defined);
 	tcase_add_test(

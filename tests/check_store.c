@@ -1322,6 +1322,78 @@ count_hook(void *arg)
  * order, with the connection's cause; a rolled-back transaction leaves
  * none (and wakes nobody); pruning keeps the newest and never reuses an
  * id. */
+/* A NIC's attach_state round-trips, and its events say what libvirt
+ * confirmed: interface.attached only when an attaching row is settled,
+ * interface.detached only for a NIC that was attached (an attaching row
+ * rolled back leaves no event). */
+START_TEST(test_store_nic_attach_state_and_its_events)
+{
+	struct store *s = open_store();
+	struct instance *inst = make_instance(create_body);
+	struct instance *got = NULL;
+	struct store_event *v = NULL;
+	struct nic n = {.model = NIC_MODEL_VIRTIO, .bridge = (char *)"br-ex"};
+	static const char pa[] = "0b0b0b0b-0000-4000-8000-000000000001";
+	static const char pb[] = "0b0b0b0b-0000-4000-8000-000000000002";
+	struct err e = {0};
+	size_t cnt = 0, i;
+	const char *types[4];
+	const char *ports[4];
+
+	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
+	memcpy(n.port_id, pa, sizeof(n.port_id));
+	memcpy(n.mac, "fa:16:3e:00:00:51", NIC_MAC_LEN);
+	n.attach_state = NIC_ATTACH_ATTACHING;
+	ck_assert_msg(
+	    store_nic_insert(s, inst->uuid, &n, &e) == 0, "%s", e.msg);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_uint_eq(got->guest.n_nics, 1);
+	ck_assert_int_eq(got->guest.nics[0].attach_state, NIC_ATTACH_ATTACHING);
+	instance_free(got);
+	ck_assert_int_eq(store_nic_set_attach_state(
+			     s, inst->uuid, pa, NIC_ATTACH_SETTLED, &e),
+	    0);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->guest.nics[0].attach_state, NIC_ATTACH_SETTLED);
+	instance_free(got);
+
+	memcpy(n.port_id, pb, sizeof(n.port_id));
+	memcpy(n.mac, "fa:16:3e:00:00:52", NIC_MAC_LEN);
+	ck_assert_int_eq(store_nic_insert(s, inst->uuid, &n, &e), 0);
+	ck_assert_int_eq(store_nic_delete(s, inst->uuid, pb, &e), 0);
+
+	ck_assert_int_eq(store_nic_set_attach_state(
+			     s, inst->uuid, pa, NIC_ATTACH_DETACHING, &e),
+	    0);
+	ck_assert_int_eq(store_instance_get(s, inst->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->guest.nics[0].attach_state, NIC_ATTACH_DETACHING);
+	instance_free(got);
+	ck_assert_int_eq(store_nic_delete(s, inst->uuid, pa, &e), 0);
+	ck_assert_int_eq(store_nic_set_attach_state(
+			     s, inst->uuid, pa, NIC_ATTACH_SETTLED, &e),
+	    -ENOENT);
+	err_clear(&e);
+
+	ck_assert_int_eq(
+	    store_events_list(s, 0, 100, inst->uuid, &v, &cnt, &e), 0);
+	i = 0;
+	for (size_t k = 0; k < cnt; k++)
+		if (strncmp(v[k].type, "interface.", 10) == 0) {
+			ck_assert_uint_lt(i, 4);
+			types[i] = v[k].type;
+			ports[i++] = v[k].port_id;
+		}
+	ck_assert_uint_eq(i, 2);
+	ck_assert_str_eq(types[0], "interface.attached");
+	ck_assert_str_eq(ports[0], pa);
+	ck_assert_str_eq(types[1], "interface.detached");
+	ck_assert_str_eq(ports[1], pa);
+	free(v);
+	instance_free(inst);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_events_follow_every_change_in_the_same_transaction)
 {
 	struct store *s = open_store();
@@ -1949,6 +2021,7 @@ main(void)
 	    tc, test_store_version_6_records_where_an_attach_or_detach_stands);
 	tcase_add_test(
 	    tc, test_store_events_follow_every_change_in_the_same_transaction);
+	tcase_add_test(tc, test_store_nic_attach_state_and_its_events);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_tombstone");
