@@ -14,6 +14,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -1104,6 +1106,37 @@ void
 api_stream_resume(struct api_stream *st)
 {
 	MHD_resume_connection(st->conn);
+}
+
+/* See api_impl.h. Only libmicrohttpd 0.9.75's two ways of sending a
+ * body of unknown length are told apart here: chunked, where the read
+ * writes into the connection's pool buffer (max well over
+ * API_STREAM_BLOCK), and close-delimited, where it writes into the
+ * response's own API_STREAM_BLOCK bytes. In both, MHD asks for more only
+ * once everything before is sent. */
+int
+api_stream_direct(struct api_stream *st, size_t max, bool *chunked)
+{
+	const union MHD_ConnectionInfo *ci;
+	int one = 1, zero = 0;
+
+	if (st->api->tls)
+		return -1;
+	ci = MHD_get_connection_info(
+	    st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return -1;
+	/* the hub's sends go at once; a cork MHD left is pulled */
+	(void)setsockopt(
+	    ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)setsockopt(
+	    ci->connect_fd, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
+	/* a direct stream stays suspended: MHD's idle timeout must not cut
+	 * it when it is resumed to end (heartbeats keep it checked) */
+	(void)MHD_set_connection_option(
+	    st->conn, MHD_CONNECTION_OPTION_TIMEOUT, (unsigned int)0);
+	*chunked = max > API_STREAM_BLOCK;
+	return ci->connect_fd;
 }
 
 struct store *

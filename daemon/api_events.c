@@ -23,6 +23,7 @@
 struct sse {
 	struct events_reader *rd;
 	struct api_stream *st;
+	bool asked_direct;
 };
 
 static void
@@ -52,7 +53,18 @@ sse_read(void *cls, struct api_stream *st, char *buf, size_t max)
 	struct sse *x = cls;
 	struct err e = {0};
 	struct store *s = api_stream_store(st, &e);
-	ssize_t n = events_reader_read(x->rd, s, buf, max);
+	ssize_t n;
+
+	/* the hub writes the stream once it has caught up (events.h) */
+	if (!x->asked_direct) {
+		bool chunked = false;
+		int fd = api_stream_direct(st, max, &chunked);
+
+		x->asked_direct = true;
+		if (fd >= 0)
+			events_reader_direct(x->rd, fd, chunked);
+	}
+	n = events_reader_read(x->rd, s, buf, max);
 
 	if (n == EVENTS_READ_END)
 		return API_STREAM_END;

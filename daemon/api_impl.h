@@ -115,6 +115,11 @@ struct api_stream *api_reply_stream(struct api_req *r, int status,
 void api_stream_suspend(struct api_stream *st);
 /* From any thread, while the stream lives (its ops->free not yet run). */
 void api_stream_resume(struct api_stream *st);
+/* From inside ops->read (max: its max), when the stream may be written
+ * to its socket by another thread while suspended: the socket, with
+ * *chunked set when the body is HTTP/1.1 chunks (otherwise its bytes go
+ * as they are, up to the connection's close); -1 when it may not (TLS). */
+int api_stream_direct(struct api_stream *st, size_t max, bool *chunked);
 /* The calling (MHD) thread's store connection, for ops->read. */
 struct store *api_stream_store(struct api_stream *st, struct err *e);
 

@@ -812,7 +812,8 @@ serve(struct cfg *c, const struct options *o)
 	if ((r = events_new(&(struct events_opts){.db_path = c->db_path,
 				.sync_normal = c->sync_normal,
 				.retention = c->events_retention,
-				.heartbeat_s = c->events_heartbeat},
+				.heartbeat_s = c->events_heartbeat,
+				.stream_cpu = c->events_stream_cpu},
 		 &h.events, &e)) < 0) {
 		log_err("events: %s", e.msg);
 		goto out;

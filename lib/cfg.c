@@ -157,6 +157,7 @@ static const struct cfg_key cfg_keys[] = {
     {"events", "retention", CFG_INT, OFF(events_retention), "100000", 1,
 	100000000},
     {"events", "heartbeat", CFG_INT, OFF(events_heartbeat), "15", 1, 3600},
+    {"events", "stream_cpu", CFG_INT, OFF(events_stream_cpu), "25", 1, 100},
     {"placement", "url", CFG_TEXT, OFF(placement_url), "", 0, 0, NULL,
 	CFG_F_URL},
     {"placement", "token_file", CFG_PATH, OFF(placement_token_file), ""},

@@ -113,6 +113,7 @@ struct cfg {
 	/* [events] (design.md "Events") */
 	int events_retention; /* events kept, default 100000 */
 	int events_heartbeat; /* seconds between stream heartbeats, 15 */
+	int events_stream_cpu; /* % of a core the hub may write with, 25 */
 	/* [placement]: OpenStack Placement kept in step (design.md "Node and
 	 * Placement"); url NULL: disabled. cfg_finish reads token_file and
 	 * password_file and requires, with a url, token_file or auth_url

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include "events.h"
@@ -30,12 +32,22 @@
 #define EVENTS_PRUNE_EVERY_S 10
 #define EVENTS_READ_BATCH 256 /* rows per database read */
 #define EVENTS_HEARTBEAT_TEXT ": heartbeat\n\n"
+#define EVENTS_RETRY_US 10000 /* a direct reader's full socket */
+/* The hub spends at most about stream_cpu % of a core writing to
+ * readers (events.h): each send to a reader's socket costs several µs
+ * (on loopback TCP, the reader's side too), so with few readers every
+ * change goes at once, and with many, under a burst of changes, each send
+ * carries several events instead of taking the cores from the changes
+ * themselves. A change after a quiet spell always goes at once. */
+#define EVENTS_STREAM_CPU_DEFAULT 25
+#define EVENTS_BATCH_MAX_US 20000
 
 struct slot {
 	int64_t id;
 	char instance[UUID_STR_LEN];
 	char *text; /* "id: ...\nevent: ...\ndata: {...}\n\n", owned */
 	size_t len;
+	int64_t committed_us; /* (monotonic) when the hub was told of it */
 };
 
 struct events_reader {
@@ -51,6 +63,18 @@ struct events_reader {
 	/* text taken but not yet given (an event longer than a read) */
 	char *pending;
 	size_t pending_len, pending_off;
+	/* Direct writing (events_reader_direct): once the reader has
+	 * nothing left to send, its connection stays suspended and the hub
+	 * writes the ring's bytes to fd itself, framed as HTTP/1.1 chunks
+	 * when chunked, with every reader's wake-up costing one send. */
+	int fd; /* -1: no direct writing */
+	bool chunked;
+	bool direct; /* the hub writes to fd now (lock held to change) */
+	bool blocked; /* its socket was full: the hub tries again soon */
+	int end; /* 0, or the EVENTS_READ_* the next read returns */
+	/* bytes (framed) queued for fd but not yet taken by the socket */
+	char *wpend;
+	size_t wpend_len, wpend_off;
 };
 
 struct events {
@@ -69,13 +93,56 @@ struct events {
 	bool closing; /* events_shutdown */
 	struct events_reader *readers;
 	size_t n_readers;
+	size_t n_blocked; /* direct readers whose socket is full */
+	int64_t woken_us; /* the commit that woke the hub (wake_lock) */
+	struct events_stats stats; /* under lock */
 
 	struct store *store; /* the hub thread's connection */
 	int64_t retention;
 	int64_t prune_at; /* prune once the newest id reaches this (hub) */
 	int heartbeat_s;
+	int stream_cpu; /* 1..100 */
 	pthread_t thread;
 };
+
+/* Upper bounds (µs) of the delivery histogram's buckets (events.h). */
+const int64_t events_latency_le_us[EVENTS_LATENCY_BUCKETS] = {100, 250, 500,
+    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
+
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The calling thread's CPU time. */
+static int64_t
+thread_cpu_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Counts one event handed to one reader's connection (lock held). */
+static void
+observe(struct events *ev, const struct slot *sl, int64_t now)
+{
+	int64_t d = now - sl->committed_us;
+	size_t b = 0;
+
+	if (d < 0)
+		d = 0;
+	while (b < EVENTS_LATENCY_BUCKETS && d > events_latency_le_us[b])
+		b++;
+	ev->stats.latency[b]++;
+	ev->stats.latency_sum_s += (double)d / 1e6;
+	ev->stats.delivered++;
+}
 
 /* --- formatting ------------------------------------------------------- */
 
@@ -180,28 +247,223 @@ events_hook(void *arg)
 	struct events *ev = arg;
 
 	pthread_mutex_lock(&ev->wake_lock);
-	ev->wake = true;
-	pthread_cond_signal(&ev->cond);
+	/* already set: the hub knows (it may be waiting out the batch) */
+	if (!ev->wake) {
+		ev->woken_us = mono_us();
+		ev->wake = true;
+		pthread_cond_signal(&ev->cond);
+	}
 	pthread_mutex_unlock(&ev->wake_lock);
 }
 
-/* Resumes every suspended reader (lock held). */
+static size_t ring_find(const struct events *ev, int64_t cursor);
+
+/* Ends a direct reader's writing (lock held): its connection is resumed
+ * and its next read returns why. A stream cut inside a chunk cannot end
+ * cleanly: it is dropped. */
+static void
+direct_end(struct events *ev, struct events_reader *rd, int why)
+{
+	if (rd->wpend)
+		why = EVENTS_READ_DROP;
+	if (why == EVENTS_READ_DROP && rd->end != EVENTS_READ_DROP)
+		ev->stats.dropped++;
+	rd->direct = false;
+	rd->end = why;
+	if (rd->suspended) {
+		rd->suspended = false;
+		rd->ops->resume(rd->arg);
+	}
+}
+
+/* Keeps what the socket did not take of iov (w bytes of it were sent)
+ * as the reader's wpend. Returns 0 or -ENOMEM. */
+static int
+keep_rest(struct events_reader *rd, const struct iovec *iov, size_t n,
+    size_t total, size_t w)
+{
+	size_t i, off = 0;
+
+	rd->wpend = malloc(total - w);
+	if (rd->wpend == NULL)
+		return -ENOMEM;
+	rd->wpend_len = total - w;
+	rd->wpend_off = 0;
+	for (i = 0; i < n; i++) {
+		const char *b = iov[i].iov_base;
+		size_t len = iov[i].iov_len;
+
+		if (w >= len) {
+			w -= len;
+			continue;
+		}
+		memcpy(rd->wpend + off, b + w, len - w);
+		off += len - w;
+		w = 0;
+	}
+	return 0;
+}
+
+#define DIRECT_IOV 64 /* events per send */
+
+/*
+ * Writes to a direct reader's socket what it has not had yet (lock
+ * held): the rest of a partial write, then the ring after its cursor (as
+ * one chunk per send), or a heartbeat when one is due and nothing else
+ * went. Never waits: a full socket leaves the rest for the next wake-up
+ * (or the hub's retry); a reader that falls a whole ring behind, or
+ * whose socket fails, is ended.
+ */
+static void
+direct_flush(struct events *ev, struct events_reader *rd)
+{
+	for (;;) {
+		struct iovec iov[DIRECT_IOV + 2];
+		const struct slot *sent[DIRECT_IOV];
+		struct msghdr mh = {0};
+		char hdr[24];
+		size_t k = 0, i, idx, first, body = 0, total, n_iov;
+		int64_t first_id, last_id = rd->cursor, now;
+		ssize_t w;
+
+		if (!rd->direct)
+			return;
+		rd->blocked = true; /* until it is all sent */
+		first = (ev->head + ev->cap - ev->count) % ev->cap;
+		first_id = ev->count ? ev->ring[first].id : ev->newest + 1;
+		if (rd->cursor + 1 < first_id && rd->cursor < ev->newest) {
+			direct_end(ev, rd, EVENTS_READ_DROP);
+			return;
+		}
+		if (rd->wpend) {
+			w = send(rd->fd, rd->wpend + rd->wpend_off,
+			    rd->wpend_len - rd->wpend_off,
+			    MSG_NOSIGNAL | MSG_DONTWAIT);
+			if (w < 0 &&
+			    (errno == EAGAIN || errno == EWOULDBLOCK ||
+				errno == EINTR))
+				return;
+			if (w < 0) {
+				direct_end(ev, rd, EVENTS_READ_DROP);
+				return;
+			}
+			rd->wpend_off += (size_t)w;
+			if (rd->wpend_off < rd->wpend_len)
+				return;
+			free(rd->wpend);
+			rd->wpend = NULL;
+			rd->heartbeat = false;
+		}
+		idx = ring_find(ev, rd->cursor);
+		for (i = idx; i < ev->count && k < DIRECT_IOV; i++) {
+			const struct slot *sl =
+			    &ev->ring[(first + i) % ev->cap];
+
+			last_id = sl->id;
+			if (rd->instance[0] &&
+			    !STREQ(rd->instance, sl->instance))
+				continue;
+			iov[1 + k].iov_base = sl->text;
+			iov[1 + k].iov_len = sl->len;
+			body += sl->len;
+			sent[k++] = sl;
+		}
+		if (k == 0) {
+			rd->cursor = last_id;
+			if (!rd->heartbeat) {
+				rd->blocked = false;
+				return;
+			}
+			iov[1].iov_base = (void *)EVENTS_HEARTBEAT_TEXT;
+			iov[1].iov_len = sizeof(EVENTS_HEARTBEAT_TEXT) - 1;
+			body = iov[1].iov_len;
+			n_iov = 1;
+		} else
+			n_iov = k;
+		if (rd->chunked) {
+			int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", body);
+
+			iov[0].iov_base = hdr;
+			iov[0].iov_len = (size_t)hl;
+			iov[1 + n_iov].iov_base = (void *)"\r\n";
+			iov[1 + n_iov].iov_len = 2;
+			mh.msg_iov = iov;
+			mh.msg_iovlen = n_iov + 2;
+			total = body + (size_t)hl + 2;
+		} else {
+			mh.msg_iov = iov + 1;
+			mh.msg_iovlen = n_iov;
+			total = body;
+		}
+		w = sendmsg(rd->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (w < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return; /* nothing taken: the cursor stays */
+		if (w < 0) {
+			direct_end(ev, rd, EVENTS_READ_DROP);
+			return;
+		}
+		rd->cursor = last_id;
+		rd->heartbeat = false;
+		now = mono_us();
+		for (i = 0; i < k; i++)
+			observe(ev, sent[i], now);
+		if ((size_t)w < total) {
+			if (keep_rest(rd, mh.msg_iov, mh.msg_iovlen, total,
+				(size_t)w) < 0)
+				direct_end(ev, rd, EVENTS_READ_DROP);
+			return;
+		}
+		if (k == 0 || i >= ev->count) {
+			rd->blocked = false;
+			return;
+		}
+	}
+}
+
+/* Wakes every reader (lock held): a direct one is written to, a
+ * suspended one resumed (its connection reads). */
 static void
 wake_readers(struct events *ev)
 {
 	struct events_reader *rd;
 
 	for (rd = ev->readers; rd; rd = rd->next)
-		if (rd->suspended) {
+		if (rd->direct)
+			direct_flush(ev, rd);
+		else if (rd->suspended) {
 			rd->suspended = false;
 			rd->ops->resume(rd->arg);
 		}
 }
 
+/* Whether a direct reader waits for its socket (lock held). */
+static bool
+any_blocked(struct events *ev)
+{
+	struct events_reader *rd;
+
+	for (rd = ev->readers; rd; rd = rd->next)
+		if (rd->direct && rd->blocked)
+			return true;
+	return false;
+}
+
+/* Retries the direct readers whose socket was full (lock held). */
+static void
+retry_blocked(struct events *ev)
+{
+	struct events_reader *rd;
+
+	for (rd = ev->readers; rd; rd = rd->next)
+		if (rd->direct && rd->blocked)
+			direct_flush(ev, rd);
+}
+
 /* Reads the events after ev->newest into the ring and wakes the readers.
  * Runs on the hub thread, without the lock while it reads. */
 static void
-hub_fill(struct events *ev)
+hub_fill(struct events *ev, int64_t committed_us)
 {
 	for (;;) {
 		_cleanup_free_ struct store_event *v = NULL;
@@ -234,6 +496,7 @@ hub_fill(struct events *ev)
 			memcpy(sl->instance, v[i].instance, UUID_STR_LEN);
 			sl->text = text;
 			sl->len = len;
+			sl->committed_us = committed_us;
 			ev->head = (ev->head + 1) % ev->cap;
 			if (ev->count < ev->cap)
 				ev->count++;
@@ -266,33 +529,34 @@ hub_prune(struct events *ev)
 		log_debug("events: pruned %zu events", total);
 }
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void *
 hub_run(void *arg)
 {
 	struct events *ev = arg;
-	int64_t next_hb = mono_ms() + (int64_t)ev->heartbeat_s * 1000;
-	int64_t next_prune = mono_ms();
+	int64_t next_hb = mono_us() + (int64_t)ev->heartbeat_s * 1000000;
+	int64_t next_prune = mono_us(), next_fill = 0;
 
 	pthread_mutex_lock(&ev->wake_lock);
 	while (!ev->stop) {
-		int64_t now = mono_ms();
+		int64_t now = mono_us();
 		int64_t until = next_hb < next_prune ? next_hb : next_prune;
 		struct timespec ts;
+		bool blocked;
 
-		if (ev->wake) {
+		/* Events that come before next_fill go out together: one
+		 * send per reader for several (stream_cpu). */
+		if (ev->wake && now >= next_fill) {
+			int64_t woken = ev->woken_us, cost = thread_cpu_us();
+
 			ev->wake = false;
 			pthread_mutex_unlock(&ev->wake_lock);
-			hub_fill(ev);
+			hub_fill(ev, woken);
 			pthread_mutex_lock(&ev->wake_lock);
+			cost = (thread_cpu_us() - cost) *
+			    (100 - ev->stream_cpu) / ev->stream_cpu;
+			next_fill = mono_us() +
+			    (cost < EVENTS_BATCH_MAX_US ? cost
+							: EVENTS_BATCH_MAX_US);
 			/* a tenth of the retention past the last prune: the
 			 * table stays within 110% of it under any load */
 			if (ev->newest >= ev->prune_at)
@@ -309,21 +573,41 @@ hub_run(void *arg)
 			wake_readers(ev);
 			pthread_mutex_unlock(&ev->lock);
 			pthread_mutex_lock(&ev->wake_lock);
-			next_hb = now + (int64_t)ev->heartbeat_s * 1000;
+			next_hb = now + (int64_t)ev->heartbeat_s * 1000000;
 			continue;
 		}
 		if (now >= next_prune) {
 			pthread_mutex_unlock(&ev->wake_lock);
 			hub_prune(ev);
 			pthread_mutex_lock(&ev->wake_lock);
-			next_prune = mono_ms() + EVENTS_PRUNE_EVERY_S * 1000;
+			next_prune =
+			    mono_us() + (int64_t)EVENTS_PRUNE_EVERY_S * 1000000;
 			ev->prune_at = ev->newest +
 			    (ev->retention / 10 > 0 ? ev->retention / 10 : 1);
 			continue;
 		}
+		/* a direct reader's full socket is tried again every
+		 * EVENTS_RETRY_US: a reader that reads again gets the rest
+		 * soon, one that does not falls behind and is dropped */
+		pthread_mutex_unlock(&ev->wake_lock);
+		pthread_mutex_lock(&ev->lock);
+		retry_blocked(ev);
+		blocked = any_blocked(ev);
+		pthread_mutex_unlock(&ev->lock);
+		pthread_mutex_lock(&ev->wake_lock);
+		if (ev->stop || (ev->wake && mono_us() >= next_fill))
+			continue;
+		/* a commit while the lock was let go set wake without a
+		 * signal to wait for: its batch is due at next_fill */
+		if (ev->wake && until > next_fill)
+			until = next_fill;
+		if (blocked && until > now + EVENTS_RETRY_US)
+			until = now + EVENTS_RETRY_US;
+		if (until < now)
+			until = now;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += (until - now) / 1000;
-		ts.tv_nsec += ((until - now) % 1000) * 1000000;
+		ts.tv_sec += (until - now) / 1000000;
+		ts.tv_nsec += ((until - now) % 1000000) * 1000;
 		if (ts.tv_nsec >= 1000000000) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000;
@@ -353,6 +637,9 @@ events_new(const struct events_opts *o, struct events **ret, struct err *e)
 	    o->retention > 0 ? o->retention : EVENTS_RETENTION_DEFAULT;
 	ev->heartbeat_s =
 	    o->heartbeat_s > 0 ? o->heartbeat_s : EVENTS_HEARTBEAT_DEFAULT;
+	ev->stream_cpu = o->stream_cpu > 0 && o->stream_cpu <= 100
+	    ? o->stream_cpu
+	    : EVENTS_STREAM_CPU_DEFAULT;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_mutex_init(&ev->wake_lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
@@ -393,9 +680,17 @@ events_shutdown(struct events *ev)
 {
 	if (ev == NULL)
 		return;
+	struct events_reader *rd;
+
 	pthread_mutex_lock(&ev->lock);
 	ev->closing = true;
-	wake_readers(ev);
+	for (rd = ev->readers; rd; rd = rd->next)
+		if (rd->direct)
+			direct_end(ev, rd, EVENTS_READ_END);
+		else if (rd->suspended) {
+			rd->suspended = false;
+			rd->ops->resume(rd->arg);
+		}
 	pthread_mutex_unlock(&ev->lock);
 }
 
@@ -443,6 +738,7 @@ events_reader_new(struct events *ev, int64_t after, const char *instance,
 		    rd->instance, sizeof(rd->instance), "%s", instance);
 	rd->ops = ops;
 	rd->arg = arg;
+	rd->fd = -1;
 	pthread_mutex_lock(&ev->lock);
 	if (ev->closing) {
 		pthread_mutex_unlock(&ev->lock);
@@ -478,8 +774,35 @@ events_reader_free(struct events_reader *rd)
 	ev->n_readers--;
 	pthread_mutex_unlock(&ev->lock);
 	free(rd->pending);
+	free(rd->wpend);
 	free(rd);
 	return NULL;
+}
+
+/* Direct writing for rd (see events.h). */
+void
+events_reader_direct(struct events_reader *rd, int fd, bool chunked)
+{
+	pthread_mutex_lock(&rd->ev->lock);
+	rd->fd = fd;
+	rd->chunked = chunked;
+	pthread_mutex_unlock(&rd->ev->lock);
+}
+
+/* The stream's counters (see events.h). */
+void
+events_stats_get(struct events *ev, struct events_stats *out)
+{
+	struct events_reader *rd;
+
+	pthread_mutex_lock(&ev->lock);
+	*out = ev->stats;
+	out->readers = ev->n_readers;
+	out->direct = 0;
+	for (rd = ev->readers; rd; rd = rd->next)
+		if (rd->direct)
+			out->direct++;
+	pthread_mutex_unlock(&ev->lock);
 }
 
 /* Readers now. */
@@ -600,6 +923,10 @@ events_reader_read(
 	}
 	for (;;) {
 		pthread_mutex_lock(&ev->lock);
+		if (rd->end) {
+			pthread_mutex_unlock(&ev->lock);
+			return rd->end;
+		}
 		if (ev->closing) {
 			pthread_mutex_unlock(&ev->lock);
 			return EVENTS_READ_END;
@@ -610,6 +937,7 @@ events_reader_read(
 			ssize_t n;
 
 			if (rd->live) { /* fell a whole ring behind */
+				ev->stats.dropped++;
 				pthread_mutex_unlock(&ev->lock);
 				return EVENTS_READ_DROP;
 			}
@@ -637,6 +965,7 @@ events_reader_read(
 				pthread_mutex_unlock(&ev->lock);
 				return EVENTS_READ_DROP;
 			}
+			observe(ev, sl, mono_us());
 			rd->cursor = sl->id;
 		}
 		if (off == 0 && rd->heartbeat &&
@@ -649,6 +978,10 @@ events_reader_read(
 		if (off == 0) {
 			rd->suspended = true;
 			rd->ops->suspend(rd->arg);
+			/* everything the connection had is sent (MHD asks for
+			 * more only then): from here on the hub writes */
+			if (rd->fd >= 0)
+				rd->direct = true;
 		}
 		pthread_mutex_unlock(&ev->lock);
 		return (ssize_t)off;

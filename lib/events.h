@@ -42,6 +42,12 @@ struct events_opts {
 	bool sync_normal; /* as the API's connections */
 	int64_t retention; /* events kept; 0: 100000 */
 	int heartbeat_s; /* 0: 15 */
+	/* The share of one core (%, 1..100) the hub may spend writing to
+	 * readers under a burst of changes: after a wake-up that took C µs
+	 * of its CPU, the next waits C * (100 / stream_cpu - 1), at most
+	 * 20 ms, so that each send carries several events. 0: 25. 100:
+	 * every change at once, whatever it costs. */
+	int stream_cpu;
 	size_t ring; /* 0: EVENTS_RING (tests use a small one) */
 };
 
@@ -97,6 +103,35 @@ ssize_t events_reader_read(
 /* Unlinks and frees a reader (its connection is gone). Accepts NULL;
  * returns NULL. */
 struct events_reader *events_reader_free(struct events_reader *rd);
+
+/*
+ * Lets the hub write rd's stream to its connection's socket fd itself
+ * (framed as HTTP/1.1 chunks when chunked, raw bytes otherwise) from the
+ * first time the reader has nothing left to send: the connection then
+ * stays suspended while the hub sends each wake-up's events with one
+ * sendmsg per reader, and is resumed only to end (its next read returns
+ * EVENTS_READ_END or EVENTS_READ_DROP). Only for a plain socket whose
+ * every earlier byte is sent by the time the reader asks to be
+ * suspended, and which is not closed while the reader lives. Called from
+ * the reader's connection (read context) before it suspends.
+ */
+void events_reader_direct(struct events_reader *rd, int fd, bool chunked);
+
+/* The stream's figures, for /metrics: delivery latency is from the
+ * commit that wrote an event (when the hub was told of it) to the moment
+ * the event's bytes were handed to a reader's connection (a direct
+ * reader's socket, or MHD's buffer), once per reader. */
+#define EVENTS_LATENCY_BUCKETS 12
+extern const int64_t events_latency_le_us[EVENTS_LATENCY_BUCKETS];
+struct events_stats {
+	uint64_t readers; /* now */
+	uint64_t direct; /* of which written by the hub now */
+	uint64_t dropped; /* readers dropped (behind, or their socket failed) */
+	uint64_t delivered; /* events handed to readers */
+	uint64_t latency[EVENTS_LATENCY_BUCKETS + 1]; /* last: beyond */
+	double latency_sum_s;
+};
+void events_stats_get(struct events *ev, struct events_stats *out);
 
 /* Number of readers now (metrics, tests). */
 size_t events_readers(struct events *ev);

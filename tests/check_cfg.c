@@ -220,6 +220,7 @@ START_TEST(test_cfg_load_sets_every_key_of_the_file)
 	ck_assert_int_eq(c.drain_timeout, 5);
 	ck_assert_int_eq(c.events_retention, 500);
 	ck_assert_int_eq(c.events_heartbeat, 5);
+	ck_assert_int_eq(c.events_stream_cpu, 40);
 	ck_assert_int_eq(c.job_stall_timeout, 600);
 	ck_assert_str_eq(c.libvirt_uri, "qemu:///system");
 	ck_assert_str_eq(c.virt_type, "qemu");
