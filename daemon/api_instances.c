@@ -30,6 +30,7 @@
 #include "compute.h"
 #include "console.h"
 #include "domevents.h"
+#include "events.h"
 #include "guestdrive.h"
 #include "jwriter.h"
 #include "log.h"
@@ -278,6 +279,7 @@ api_metrics(struct api_req *r)
 	struct metrics_gauges g = {.libvirt_up = -1};
 	struct domevents *de;
 	struct placement_sync_status ps;
+	struct events_stats es;
 	struct err e = {0};
 	struct store *s;
 	char *text = NULL;
@@ -296,6 +298,10 @@ api_metrics(struct api_req *r)
 
 		domevents_stats(de, &ds);
 		g.domevents_handled = (int64_t)ds.handled;
+	}
+	if (r->h->events) {
+		events_stats_get(r->h->events, &es);
+		g.events = &es;
 	}
 	placement_sync_status(r->h->placement, &ps);
 	g.placement_enabled = ps.enabled;

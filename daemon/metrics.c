@@ -302,6 +302,44 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
 		    "# TYPE hyperlet_libvirt_events_handled_total counter\n"
 		    "hyperlet_libvirt_events_handled_total %lld\n",
 		    (long long)g->domevents_handled);
+	if (g->events) {
+		const struct events_stats *es = g->events;
+		uint64_t cum = 0;
+
+		sb_printf(&b,
+		    "# HELP hyperlet_event_stream_readers Open GET /v1/events "
+		    "streams, and those the hub writes to directly.\n"
+		    "# TYPE hyperlet_event_stream_readers gauge\n"
+		    "hyperlet_event_stream_readers %llu\n"
+		    "hyperlet_event_stream_readers{mode=\"direct\"} %llu\n"
+		    "# HELP hyperlet_event_stream_dropped_total Readers "
+		    "dropped: a whole ring behind, or their socket failed.\n"
+		    "# TYPE hyperlet_event_stream_dropped_total counter\n"
+		    "hyperlet_event_stream_dropped_total %llu\n"
+		    "# HELP hyperlet_event_delivery_seconds From the commit "
+		    "of an event to its bytes handed to a reader's "
+		    "connection, per reader.\n"
+		    "# TYPE hyperlet_event_delivery_seconds histogram\n",
+		    (unsigned long long)es->readers,
+		    (unsigned long long)es->direct,
+		    (unsigned long long)es->dropped);
+		for (i = 0; i < EVENTS_LATENCY_BUCKETS; i++) {
+			cum += es->latency[i];
+			sb_printf(&b,
+			    "hyperlet_event_delivery_seconds_bucket{le=\"%g\"} "
+			    "%llu\n",
+			    (double)events_latency_le_us[i] / 1e6,
+			    (unsigned long long)cum);
+		}
+		cum += es->latency[EVENTS_LATENCY_BUCKETS];
+		sb_printf(&b,
+		    "hyperlet_event_delivery_seconds_bucket{le=\"+Inf\"} "
+		    "%llu\n"
+		    "hyperlet_event_delivery_seconds_sum %.6f\n"
+		    "hyperlet_event_delivery_seconds_count %llu\n",
+		    (unsigned long long)cum, es->latency_sum_s,
+		    (unsigned long long)cum);
+	}
 	if (g->reconcile_findings >= 0)
 		sb_printf(&b,
 		    "# HELP hyperlet_reconcile_findings_total Domains with "

@@ -12,6 +12,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "events.h"
+
 struct metrics;
 
 /* The route labels besides the templates: a path no route matches, and
@@ -50,6 +52,8 @@ struct metrics_gauges {
 	int64_t placement_errors;
 	int64_t placement_last_sync_ms; /* 0: never */
 	int64_t placement_reconcile_ms;
+	/* the event stream (events.h), left out when NULL */
+	const struct events_stats *events;
 };
 
 /* Formats the Prometheus text exposition (version 0.0.4) of m and g into
