@@ -33,13 +33,16 @@
 #define EVENTS_READ_BATCH 256 /* rows per database read */
 #define EVENTS_HEARTBEAT_TEXT ": heartbeat\n\n"
 #define EVENTS_RETRY_US 10000 /* a direct reader's full socket */
-/* The hub spends at most about stream_cpu % of a core writing to
- * readers (events.h): each send to a reader's socket costs several µs
- * (on loopback TCP, the reader's side too), so with few readers every
- * change goes at once, and with many, under a burst of changes, each send
- * carries several events instead of taking the cores from the changes
- * themselves. A change after a quiet spell always goes at once. */
+/* When the host's CPUs are all busy, the hub spends at most about
+ * stream_cpu % of a core writing to readers (events.h): each send to a
+ * reader's socket costs several µs (on loopback TCP, the reader's side
+ * too), so with few readers every change goes at once, and with many,
+ * under a burst of changes, each send carries several events instead of
+ * taking the cores from the changes themselves. A change after a quiet
+ * spell, or while a core is idle, always goes at once. */
 #define EVENTS_STREAM_CPU_DEFAULT 25
+#define EVENTS_IDLE_PCT 10
+#define EVENTS_IDLE_SAMPLE_US 100000
 #define EVENTS_BATCH_MAX_US 20000
 
 struct slot {
@@ -102,6 +105,10 @@ struct events {
 	int64_t prune_at; /* prune once the newest id reaches this (hub) */
 	int heartbeat_s;
 	int stream_cpu; /* 1..100 */
+	/* host_busy's last sample of /proc/stat (hub thread) */
+	int64_t cpu_at;
+	unsigned long long cpu_idle, cpu_total;
+	bool cpu_busy;
 	pthread_t thread;
 };
 
@@ -126,6 +133,42 @@ thread_cpu_us(void)
 
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* Whether the host's CPUs were all but fully busy (less than
+ * EVENTS_IDLE_PCT % idle) over the last EVENTS_IDLE_SAMPLE_US or more, from
+ * /proc/stat (hub thread only). Pacing (stream_cpu) applies only then:
+ * with a core to spare, a change goes to the readers at once. Unknown
+ * (no /proc/stat): busy. */
+static bool
+host_busy(struct events *ev)
+{
+	unsigned long long v[10] = {0}, idle = 0, total = 0;
+	int64_t now = mono_us();
+	FILE *f;
+	int n, i;
+
+	if (now - ev->cpu_at < EVENTS_IDLE_SAMPLE_US)
+		return ev->cpu_busy;
+	f = fopen("/proc/stat", "re");
+	if (f == NULL)
+		return true;
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu %llu %llu",
+	    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &v[8],
+	    &v[9]);
+	fclose(f);
+	if (n < 5)
+		return true;
+	for (i = 0; i < 8 && i < n; i++) /* guest times are in user's */
+		total += v[i];
+	idle = v[3] + v[4]; /* idle, iowait */
+	if (ev->cpu_at && total > ev->cpu_total)
+		ev->cpu_busy = (idle - ev->cpu_idle) * 100 <
+		    (total - ev->cpu_total) * EVENTS_IDLE_PCT;
+	ev->cpu_at = now;
+	ev->cpu_idle = idle;
+	ev->cpu_total = total;
+	return ev->cpu_busy;
 }
 
 /* Counts one event handed to one reader's connection (lock held). */
@@ -552,8 +595,9 @@ hub_run(void *arg)
 			pthread_mutex_unlock(&ev->wake_lock);
 			hub_fill(ev, woken);
 			pthread_mutex_lock(&ev->wake_lock);
-			cost = (thread_cpu_us() - cost) *
-			    (100 - ev->stream_cpu) / ev->stream_cpu;
+			cost = host_busy(ev) ? (thread_cpu_us() - cost) *
+				(100 - ev->stream_cpu) / ev->stream_cpu
+					     : 0;
 			next_fill = mono_us() +
 			    (cost < EVENTS_BATCH_MAX_US ? cost
 							: EVENTS_BATCH_MAX_US);
