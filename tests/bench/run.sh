@@ -242,7 +242,7 @@ create_figures() {
 	domain_xml "$tmp/domain-$label.xml"
 	floord_start "$tmp/state-$label" "$2" "$label"
 	for r in $(seq "$RUNS"); do
-		for c in 1 8 32; do
+		for c in ${BENCH_CONCS:-1 8 32}; do
 			log "$label run $r/$RUNS: $n creates at concurrency $c"
 			# who goes first alternates: each run's deletes leave
 			# inodes that make the next run's file creates dearer
@@ -265,6 +265,9 @@ create_figures() {
 # test:///default lives in one process's memory: hyperletd defines on its
 # own, the floor on its own test:///default.
 case " $PARTS " in *" create "*)
+# BENCH_CONCS ("1 8 32"): the concurrencies; BENCH_CREATE_TEST=0: only
+# BENCH_URI's (long runs of one case)
+[ "${BENCH_CREATE_TEST:-1}" = 0 ] ||
 create_figures test test:///default kvm "$N"
 if [ -n "${BENCH_URI:-}" ]; then
 	create_figures uri "$BENCH_URI" "${BENCH_VIRT_TYPE:-qemu}" "$NURI"
