@@ -718,6 +718,17 @@ serve(struct cfg *c, const struct options *o)
 	 * their own mappings, returned to the kernel by free(). */
 	if (!getenv("MALLOC_MMAP_THRESHOLD_"))
 		(void)mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	/* A fixed mmap threshold also fixes the trim threshold at glibc's
+	 * 128 KiB: every free that left more than that at an arena's top
+	 * gave it back (madvise, a TLB flush on every core) and the next
+	 * request faulted it in again. perf of creates and deletes at
+	 * concurrency 8 on a private libvirtd: sysmalloc and its page
+	 * faults 8.4 % and madvise 3.2 % of hyperletd's CPU, 0.2 % and none
+	 * with 8 MiB. An arena keeps at most that much free at its top (8
+	 * arenas: 64 MiB at worst; measured +2.3 MiB RSS after 800 creates
+	 * and deletes). */
+	if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+		(void)mallopt(M_TRIM_THRESHOLD, 8 * 1024 * 1024);
 
 	if ((r = make_dir(c->state_dir, 0750)) < 0 ||
 	    (r = make_dir(c->instances_path, 0751)) < 0 ||
