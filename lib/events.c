@@ -299,6 +299,17 @@ events_hook(void *arg)
 	pthread_mutex_unlock(&ev->wake_lock);
 }
 
+/* The ring's first slot (*first) and its id (newest + 1 when the ring
+ * is empty); whether rd's next event is older than it (lock held). */
+static bool
+ring_behind(const struct events *ev, const struct events_reader *rd,
+    size_t *first, int64_t *first_id)
+{
+	*first = (ev->head + ev->cap - ev->count) % ev->cap;
+	*first_id = ev->count ? ev->ring[*first].id : ev->newest + 1;
+	return rd->cursor + 1 < *first_id && rd->cursor < ev->newest;
+}
+
 static size_t ring_find(const struct events *ev, int64_t cursor);
 
 /* Ends a direct reader's writing (lock held): its connection is resumed
@@ -372,9 +383,7 @@ direct_flush(struct events *ev, struct events_reader *rd)
 		if (!rd->direct)
 			return;
 		rd->blocked = true; /* until it is all sent */
-		first = (ev->head + ev->cap - ev->count) % ev->cap;
-		first_id = ev->count ? ev->ring[first].id : ev->newest + 1;
-		if (rd->cursor + 1 < first_id && rd->cursor < ev->newest) {
+		if (ring_behind(ev, rd, &first, &first_id)) {
 			direct_end(ev, rd, EVENTS_READ_DROP);
 			return;
 		}
@@ -975,9 +984,7 @@ events_reader_read(
 			pthread_mutex_unlock(&ev->lock);
 			return EVENTS_READ_END;
 		}
-		first = (ev->head + ev->cap - ev->count) % ev->cap;
-		first_id = ev->count ? ev->ring[first].id : ev->newest + 1;
-		if (rd->cursor + 1 < first_id && rd->cursor < ev->newest) {
+		if (ring_behind(ev, rd, &first, &first_id)) {
 			ssize_t n;
 
 			if (rd->live) { /* fell a whole ring behind */

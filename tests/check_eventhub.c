@@ -231,6 +231,35 @@ ids(const struct client *c, int64_t *out, size_t max)
 	return n;
 }
 
+/* Reads from cl until it has want events (tries reads of up to ms
+ * each), then checks the framing and that their ids are first, first + 1,
+ * ... in order. */
+static void
+expect_ids(struct client *cl, int64_t first, size_t want, int tries, int ms)
+{
+	int64_t got[64];
+	size_t n, i;
+
+	ck_assert(want <= 64);
+	for (i = 0; i < (size_t)tries && ids(cl, got, 64) < want; i++)
+		client_read(cl, ms);
+	ck_assert(!cl->bad_framing);
+	n = ids(cl, got, 64);
+	ck_assert_int_eq(n, want);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(got[i], first + (int64_t)i);
+}
+
+/* A send buffer that takes a few events at a time. */
+static void
+shrink_sndbuf(int fd)
+{
+	int small = 1024;
+
+	ck_assert(
+	    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)) == 0);
+}
+
 /* A reader after the newest id, gone direct on fds[0]: its first read
  * finds nothing and suspends its connection. */
 static struct events_reader *
@@ -258,21 +287,14 @@ START_TEST(test_direct_reader_gets_every_event_in_order_as_chunks)
 	struct events_reader *rd;
 	struct conn c;
 	int fds[2];
-	int64_t first = newest() + 1, got[64];
-	size_t n, i;
+	int64_t first = newest() + 1;
 
 	rd = direct_reader(&c, fds, true);
 	memset(&cl, 0, sizeof(cl));
 	cl.fd = fds[1];
 	cl.chunked = true;
 	append(10);
-	for (i = 0; i < 40 && ids(&cl, got, 64) < 10; i++)
-		client_read(&cl, 100);
-	ck_assert(!cl.bad_framing);
-	n = ids(&cl, got, 64);
-	ck_assert_int_eq(n, 10);
-	for (i = 0; i < n; i++)
-		ck_assert_int_eq(got[i], first + (int64_t)i);
+	expect_ids(&cl, first, 10, 40, 100);
 	/* written by the hub: the connection was never woken */
 	ck_assert_int_eq(c.resumes, 0);
 	rd = events_reader_free(rd);
@@ -286,26 +308,17 @@ START_TEST(test_a_full_socket_gets_the_rest_once_read_again)
 	static struct client cl;
 	struct events_reader *rd;
 	struct conn c;
-	int fds[2], small = 1024;
-	int64_t first = newest() + 1, got[64];
-	size_t n, i;
+	int fds[2];
+	int64_t first = newest() + 1;
 
 	rd = direct_reader(&c, fds, true);
-	/* a socket that takes a few events at a time */
-	ck_assert(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small,
-		      sizeof(small)) == 0);
+	shrink_sndbuf(fds[0]);
 	memset(&cl, 0, sizeof(cl));
 	cl.fd = fds[1];
 	cl.chunked = true;
 	append(60); /* within the ring of 64, more than the socket takes */
 	usleep(100000);
-	for (i = 0; i < 100 && ids(&cl, got, 64) < 60; i++)
-		client_read(&cl, 50);
-	ck_assert(!cl.bad_framing);
-	n = ids(&cl, got, 64);
-	ck_assert_int_eq(n, 60);
-	for (i = 0; i < n; i++)
-		ck_assert_int_eq(got[i], first + (int64_t)i);
+	expect_ids(&cl, first, 60, 100, 50);
 	ck_assert_int_eq(c.resumes, 0);
 	rd = events_reader_free(rd);
 	close(fds[0]);
@@ -319,14 +332,13 @@ START_TEST(test_a_socket_full_before_the_events_gets_them_once_read)
 	static char junk[1 << 16];
 	struct events_reader *rd;
 	struct conn c;
-	int fds[2], small = 1024;
-	int64_t first = newest() + 1, got[8];
-	size_t filled = 0, drained = 0, i;
+	int fds[2];
+	int64_t first = newest() + 1;
+	size_t filled = 0, drained = 0;
 	ssize_t n;
 
 	rd = direct_reader(&c, fds, true);
-	ck_assert(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small,
-		      sizeof(small)) == 0);
+	shrink_sndbuf(fds[0]);
 	/* the socket full before the events come: the hub's send takes
 	 * nothing, and it must try again by itself */
 	while ((n = send(fds[0], junk, 512, MSG_DONTWAIT)) > 0)
@@ -344,12 +356,7 @@ START_TEST(test_a_socket_full_before_the_events_gets_them_once_read)
 	memset(&cl, 0, sizeof(cl));
 	cl.fd = fds[1];
 	cl.chunked = true;
-	for (i = 0; i < 20 && ids(&cl, got, 8) < 3; i++)
-		client_read(&cl, 100);
-	ck_assert(!cl.bad_framing);
-	ck_assert_int_eq(ids(&cl, got, 8), 3);
-	ck_assert_int_eq(got[0], first);
-	ck_assert_int_eq(got[2], first + 2);
+	expect_ids(&cl, first, 3, 20, 100);
 	rd = events_reader_free(rd);
 	close(fds[0]);
 	close(fds[1]);
@@ -361,12 +368,11 @@ START_TEST(test_a_reader_a_whole_ring_behind_is_dropped)
 	struct events_reader *rd;
 	struct events_stats st;
 	struct conn c;
-	int fds[2], small = 1024;
+	int fds[2];
 	char buf[256];
 
 	rd = direct_reader(&c, fds, true);
-	ck_assert(setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &small,
-		      sizeof(small)) == 0);
+	shrink_sndbuf(fds[0]);
 	append(200); /* never read: more than the ring of 64 behind */
 	ck_assert_msg(conn_wait_resumes(&c, 1), "the reader was not woken");
 	ck_assert_int_eq(
