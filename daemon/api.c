@@ -39,6 +39,7 @@
 #include "metrics.h"
 #include "store.h"
 #include "tls.h"
+#include "util.h"
 
 enum body_kind {
 	BODY_NONE = 0, /* a body is read (within max_body) and ignored */
@@ -880,6 +881,7 @@ reaper_run(void *p)
 {
 	struct api *a = p;
 
+	util_thread_name("hl-reaper");
 	pthread_mutex_lock(&a->conns_lock);
 	while (!a->reaper_stop) {
 		struct timespec ts;
@@ -1431,6 +1433,7 @@ job_run(void *p)
 {
 	struct api *a = p;
 
+	util_thread_name("hl-job");
 	for (;;) {
 		struct req *q;
 		bool run;

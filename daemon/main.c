@@ -36,6 +36,7 @@
 #include "log.h"
 #include "store.h"
 #include "tls.h"
+#include "util.h"
 #include "virt.h"
 
 #define MIGRATE_BATCH 50 /* rows per online-migration batch */
@@ -444,6 +445,7 @@ migrator_run(void *arg)
 	long found = 0, done = 0;
 	int r;
 
+	util_thread_name("hl-migrator");
 	if ((r = store_open(m->db_path, &so, &s, &e)) < 0) {
 		log_err("online migration: %s", e.msg);
 		return NULL;
@@ -510,6 +512,7 @@ sweeper_run(void *arg)
 	struct err e = {0};
 	int ms = SWEEP_FIRST_MS, sweeps = 0;
 
+	util_thread_name("hl-sweeper");
 	/* what the sweep removes, a crash left behind */
 	store_set_cause(s, STORE_CAUSE_RECONCILE);
 

@@ -423,6 +423,7 @@ sync_run(void *arg)
 	int64_t backoff =
 	    ps->interval_ms < RETRY_MAX_MS ? ps->interval_ms : RETRY_MAX_MS;
 
+	util_thread_name("hl-placement");
 	(void)pthread_mutex_lock(&ps->lock);
 	while (!ps->stop) {
 		int64_t now = mono_ms();

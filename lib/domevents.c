@@ -276,6 +276,7 @@ worker(void *arg)
 	int64_t next_watch_ms = 0;
 	bool opened = false;
 
+	util_thread_name("hl-domevents");
 	for (;;) {
 		size_t n_take = 0, i, k;
 		bool do_watch, do_resync;

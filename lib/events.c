@@ -588,6 +588,7 @@ hub_run(void *arg)
 	int64_t next_hb = mono_us() + (int64_t)ev->heartbeat_s * 1000000;
 	int64_t next_prune = mono_us(), next_fill = 0;
 
+	util_thread_name("hl-events");
 	pthread_mutex_lock(&ev->wake_lock);
 	while (!ev->stop) {
 		int64_t now = mono_us();

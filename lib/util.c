@@ -278,6 +278,13 @@ util_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Names the calling thread. See util.h. */
+void
+util_thread_name(const char *name)
+{
+	(void)pthread_setname_np(pthread_self(), name);
+}
+
 /* Formats ms since the epoch as RFC 3339 UTC with second precision,
  * "2026-11-25T16:00:00Z". */
 void

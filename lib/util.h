@@ -23,5 +23,8 @@ bool util_path_valid(const char *path);
 bool util_path_under(const char *path, const char *dir);
 int64_t util_now_ms(void);
 void util_rfc3339(int64_t ms, char out[32]);
+/* Names the calling thread (at most 15 characters) for ps, top -H and
+ * perf; failure is ignored. */
+void util_thread_name(const char *name);
 
 #endif

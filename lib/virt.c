@@ -149,6 +149,7 @@ static void *
 virt_event_loop(void *arg)
 {
 	(void)arg;
+	(void)pthread_setname_np(pthread_self(), "hl-virtevents");
 	for (;;)
 		if (virEventRunDefaultImpl() < 0)
 			virt_sleep_ms(100);
