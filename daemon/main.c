@@ -749,6 +749,18 @@ serve(struct cfg *c, const struct options *o)
 		goto out;
 	}
 	log_info("database %s: schema version %d", c->db_path, v);
+	{
+		int fixed;
+
+		/* the triggers keep it; this finds a trigger dropped by hand */
+		if (store_node_usage_verify(store, &fixed, &e) < 0) {
+			log_warn("node usage: %s", e.msg);
+			err_clear(&e);
+		} else if (fixed)
+			log_warn(
+			    "node usage: the node_usage row disagreed with "
+			    "the instance rows; set from them");
+	}
 
 	(void)sd_notify(0, "STATUS=connecting to libvirt");
 	if ((r = virt_open(&vo, &h.virt, &e)) < 0) {

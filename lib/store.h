@@ -79,7 +79,14 @@
  *      widened in place, no row moves. Behind 3 as well: on 2 writing
  *      either state fails the old CHECK (-EIO). */
 #define STORE_STATES_VERSION 10
-#define STORE_SCHEMA_VERSION STORE_STATES_VERSION
+/*   STORE_USAGE_VERSION (11)  node_usage: one row, what every instance
+ *      row takes (store_node_usage), kept by triggers on instances and
+ *      block_device_mappings in the transaction of each write, so that a
+ *      create's capacity claim reads one row instead of summing every
+ *      instance. Filled from the rows at migration. Behind 3 as well: on
+ *      2 the usage is summed from the rows as before. */
+#define STORE_USAGE_VERSION 11
+#define STORE_SCHEMA_VERSION STORE_USAGE_VERSION
 
 struct store;
 
@@ -158,10 +165,19 @@ int store_instance_claim(struct store *s, const struct instance *inst,
     struct err *e);
 
 /* What every instance row takes (resources_from_flavor, whatever the
- * state; one aggregate query) in usage[], and the number of rows in
- * *ret_n (may be NULL). store_count_by_state has them by state. */
+ * state) in usage[], and the number of rows in *ret_n (may be NULL): the
+ * node_usage row, or on a schema before STORE_USAGE_VERSION the sum over
+ * the rows. store_count_by_state has them by state. */
 int store_node_usage(
     struct store *s, int64_t usage[NODE_N_RC], int64_t *ret_n, struct err *e);
+
+/* Sums usage over every instance row, as store_node_usage did before
+ * STORE_USAGE_VERSION, and when the node_usage row disagrees, writes the
+ * sum into it (*ret_fixed = 1, else 0). Start-up calls it: the triggers
+ * keep the row exact under any write through SQL, this catches what
+ * nothing should do (a trigger dropped by hand). Returns 0, -EAGAIN,
+ * -EIO; on a schema before STORE_USAGE_VERSION does nothing. */
+int store_node_usage_verify(struct store *s, int *ret_fixed, struct err *e);
 
 /* The node's uuid, drawn and stored by the first call (race-safe: the
  * first writer wins and every caller reads its uuid). Returns 0, -ENOENT

@@ -31,7 +31,7 @@ check() { # description, then the test as arguments
 	if "$@"; then ok "$d"; else no "$d"; fi
 }
 # STORE_SCHEMA_VERSION (lib/store.h)
-schema=10
+schema=11
 # run: exit status in $rc, stdout+stderr in $tmp/out
 run() {
 	"$@" >"$tmp/out" 2>&1

@@ -82,6 +82,16 @@ static const char v1_ddl[] =
     " created_at INTEGER NOT NULL);"
     "PRAGMA user_version = 1;";
 
+/* What taking a database back before STORE_USAGE_VERSION removes. */
+#define DROP_USAGE                                           \
+	"DROP TRIGGER IF EXISTS node_usage_instance_insert;" \
+	"DROP TRIGGER IF EXISTS node_usage_instance_delete;" \
+	"DROP TRIGGER IF EXISTS node_usage_instance_resize;" \
+	"DROP TRIGGER IF EXISTS node_usage_bdm_insert;"      \
+	"DROP TRIGGER IF EXISTS node_usage_bdm_delete;"      \
+	"DROP TRIGGER IF EXISTS node_usage_bdm_update;"      \
+	"DROP TABLE IF EXISTS node_usage;"
+
 #define IMAGE_ID "5a7c1f0e-2b3d-4e5f-8a9b-0c1d2e3f4a5b"
 #define VOLUME_ID "7d1e2f3a-4b5c-4d6e-9f0a-1b2c3d4e5f6a"
 
@@ -909,19 +919,19 @@ START_TEST(test_store_version_10_admits_paused_and_crashed_and_keeps_rows)
 
 	ck_assert_int_eq(store_instance_create(s, inst, NULL, &e), 0);
 	store_close(s);
-	/* back to version 7: the CHECK as version 1 wrote it, and 8's and
-	 * 9's tables taken away */
+	/* back to version 7: the CHECK as version 1 wrote it, and 8's,
+	 * 9's and 11's tables taken away */
 	db = raw_open();
 	raw_exec(db,
-	    "DROP TABLE nics;"
-	    "DROP TABLE instance_guest;"
-	    "DROP TABLE events;"
-	    "PRAGMA writable_schema = ON;"
-	    "UPDATE sqlite_schema SET sql = replace(sql,"
-	    " ', ''paused'', ''crashed'')', ')')"
-	    " WHERE type = 'table' AND name = 'instances';"
-	    "PRAGMA writable_schema = RESET;"
-	    "PRAGMA user_version = 7;");
+	    DROP_USAGE "DROP TABLE nics;"
+		       "DROP TABLE instance_guest;"
+		       "DROP TABLE events;"
+		       "PRAGMA writable_schema = ON;"
+		       "UPDATE sqlite_schema SET sql = replace(sql,"
+		       " ', ''paused'', ''crashed'')', ')')"
+		       " WHERE type = 'table' AND name = 'instances';"
+		       "PRAGMA writable_schema = RESET;"
+		       "PRAGMA user_version = 7;");
 	ck_assert_int_ne(
 	    sqlite3_exec(
 		db, "UPDATE instances SET state = 'paused'", NULL, NULL, NULL),
@@ -1576,6 +1586,7 @@ START_TEST(test_store_version_6_records_where_an_attach_or_detach_stands)
 	 * (nothing tells which are settled) ... */
 	db = raw_open();
 	raw_exec(db,
+	    DROP_USAGE
 	    "DROP TABLE IF EXISTS nics;"
 	    "DROP TABLE IF EXISTS instance_guest;"
 	    "DROP TABLE IF EXISTS node;"
@@ -1827,6 +1838,111 @@ START_TEST(test_store_node_usage_counts_as_resources_from_flavor)
 }
 END_TEST
 
+/* The row the triggers keep against the sum over the rows (verify says
+ * whether they differ) after writes through the store and through plain
+ * SQL, a row set wrong by hand, and a migration of existing rows. */
+static void
+usage_agrees_at(struct store *s, int line)
+{
+	struct err e = {0};
+	int fixed = -1;
+
+	ck_assert_msg(store_node_usage_verify(s, &fixed, &e) == 0, "%s", e.msg);
+	ck_assert_msg(
+	    fixed == 0, "line %d: the row differs from the sum", line);
+}
+#define usage_agrees(s) usage_agrees_at(s, __LINE__)
+
+START_TEST(test_store_node_usage_row_follows_every_write_and_migrates)
+{
+	struct store *s = open_store();
+	struct instance *a = make_fresh(create_body), *b = make_fresh(bfv_body);
+	struct err e = {0};
+	int64_t u[NODE_N_RC], n = -1;
+	int fixed = -1, ver = 0;
+	char sql[256];
+	sqlite3 *db;
+
+	usage_agrees(s);
+	ck_assert_msg(store_instance_create(s, a, NULL, &e) == 0, "%s", e.msg);
+	usage_agrees(s);
+	ck_assert_msg(store_instance_create(s, b, NULL, &e) == 0, "%s", e.msg);
+	usage_agrees(s);
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(u[NODE_DISK_GB], 10 + 20 + 1 + 1);
+
+	/* what hyperlet never writes, an operator's SQL might */
+	db = raw_open();
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE instances SET vcpus = vcpus + 3, root_gb = root_gb + 5,"
+	    " swap_mb = 3000 WHERE uuid IN ('%s', '%s')",
+	    a->uuid, b->uuid);
+	raw_exec(db, sql);
+	usage_agrees(s);
+	/* b's boot volume no longer boots, then does again, then goes */
+	raw_exec(db,
+	    "UPDATE block_device_mappings SET boot_index = NULL"
+	    " WHERE boot_index = 0 AND destination_type = 'volume'");
+	usage_agrees(s);
+	(void)snprintf(sql, sizeof(sql),
+	    "UPDATE block_device_mappings SET boot_index = 0"
+	    " WHERE instance_id = (SELECT id FROM instances WHERE uuid = '%s')",
+	    b->uuid);
+	raw_exec(db, sql);
+	usage_agrees(s);
+	ck_assert_int_eq(store_node_usage(s, u, NULL, &e), 0);
+	/* a: 15 root + 20 + 3 swap; b: no root, 3 swap */
+	ck_assert_int_eq(u[NODE_DISK_GB], 15 + 20 + 3 + 3);
+	ck_assert_int_eq(u[NODE_VCPU], 2 + 3 + 1 + 3);
+	raw_exec(db,
+	    "DELETE FROM block_device_mappings"
+	    " WHERE boot_index = 0 AND destination_type = 'volume'");
+	usage_agrees(s);
+	sqlite3_close(db);
+
+	/* deletes, through the store (the BDMs go by cascade) */
+	ck_assert_int_eq(store_instance_delete(s, b->uuid, &e), 0);
+	usage_agrees(s);
+	ck_assert_int_eq(store_instance_delete(s, a->uuid, &e), 0);
+	usage_agrees(s);
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(u[NODE_VCPU] + u[NODE_MEMORY_MB] + u[NODE_DISK_GB], 0);
+
+	/* a row set wrong by hand is mended once */
+	ck_assert_msg(store_instance_create(s, a, NULL, &e) == 0, "%s", e.msg);
+	db = raw_open();
+	raw_exec(db, "UPDATE node_usage SET vcpus = 999, instances = 7");
+	sqlite3_close(db);
+	ck_assert_int_eq(store_node_usage_verify(s, &fixed, &e), 0);
+	ck_assert_int_eq(fixed, 1);
+	usage_agrees(s);
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(u[NODE_VCPU], 2);
+	store_close(s);
+
+	/* existing rows at version 10 are summed by the migration */
+	db = raw_open();
+	raw_exec(db, DROP_USAGE "PRAGMA user_version = 10;");
+	sqlite3_close(db);
+	s = open_store();
+	ck_assert_int_eq(store_schema_version(s, &ver, &e), 0);
+	ck_assert_int_eq(ver, STORE_SCHEMA_VERSION);
+	usage_agrees(s);
+	ck_assert_msg(store_instance_create(s, b, NULL, &e) == 0, "%s", e.msg);
+	usage_agrees(s);
+	ck_assert_int_eq(store_node_usage(s, u, &n, &e), 0);
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(u[NODE_DISK_GB], 10 + 20 + 1 + 1);
+	ck_assert_int_eq(store_integrity_check(s, &e), 0);
+	instance_free(a);
+	instance_free(b);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_claim_refuses_what_does_not_fit_and_writes_nothing)
 {
 	struct store *s = open_store();
@@ -1977,6 +2093,8 @@ main(void)
 	tcase_add_test(tc, test_node_inventory_and_capacity_follow_placement);
 	tcase_add_test(
 	    tc, test_store_node_usage_counts_as_resources_from_flavor);
+	tcase_add_test(
+	    tc, test_store_node_usage_row_follows_every_write_and_migrates);
 	tcase_add_test(
 	    tc, test_store_claim_refuses_what_does_not_fit_and_writes_nothing);
 	tcase_add_test(
