@@ -34,6 +34,7 @@ struct compute {
 	struct domxml_opts domxml;
 	char *volume_roots, *state_dir, *db_path; /* owned; may be NULL */
 	struct volroot_opts vol; /* points at the strings above */
+	struct volroot_real vol_real; /* vol's own paths, resolved once */
 	bool resume_guests;
 	bool (*node_limits)(void *arg, struct node_limits *ret);
 	void *node_limits_arg;
@@ -93,6 +94,9 @@ compute_new(const struct compute_opts *o, struct compute **ret, struct err *e)
 	    .instances_dir = virt_instances_path(o->virt),
 	    .db_path = c->db_path,
 	};
+	/* the state directories exist by now (made before compute) */
+	volroot_real_resolve(&c->vol, &c->vol_real);
+	c->vol.real = &c->vol_real;
 	c->virt = o->virt;
 	c->limits = o->limits;
 	c->stop_timeout_ms = o->stop_timeout_ms < 0 ? 0 : o->stop_timeout_ms;
@@ -115,6 +119,7 @@ compute_free(struct compute *c)
 		return NULL;
 	(void)pthread_mutex_destroy(&c->tomb_lock);
 	(void)pthread_cond_destroy(&c->tomb_cond);
+	volroot_real_clear(&c->vol_real);
 	free(c->images_dir);
 	free(c->volume_roots);
 	free(c->state_dir);

@@ -140,6 +140,34 @@ volroot_find_root(const char *roots, const char *path, const char *real,
 	}
 }
 
+/* Resolves the own paths once. See volroot.h. */
+void
+volroot_real_resolve(const struct volroot_opts *o, struct volroot_real *r)
+{
+	r->state_dir = volroot_resolve(o->state_dir);
+	r->images_dir = volroot_resolve(o->images_dir);
+	r->instances_dir = volroot_resolve(o->instances_dir);
+	r->db_path = volroot_resolve(o->db_path);
+}
+
+void
+volroot_real_clear(struct volroot_real *r)
+{
+	free(r->state_dir);
+	free(r->images_dir);
+	free(r->instances_dir);
+	free(r->db_path);
+	*r = (struct volroot_real){0};
+}
+
+/* path resolved (owned; NULL if it does not resolve), or its copy when
+ * real is the resolved path already. */
+static char *
+volroot_own(const char *path, const char *real)
+{
+	return real ? strdup(real) : volroot_resolve(path);
+}
+
 /* May path be a volume of type? See volroot.h. */
 int
 volroot_check(const struct volroot_opts *o, const char *type, const char *path,
@@ -147,8 +175,11 @@ volroot_check(const struct volroot_opts *o, const char *type, const char *path,
 {
 	_cleanup_free_ char *real = NULL, *root = NULL, *dir = NULL;
 	bool block = type && STREQ(type, "block");
+	const struct volroot_real *r = o ? o->real : NULL;
 	const char *own[] = {
 	    o ? o->images_dir : NULL, o ? o->instances_dir : NULL};
+	const char *own_real[] = {
+	    r ? r->images_dir : NULL, r ? r->instances_dir : NULL};
 	struct stat st;
 	bool is_link;
 
@@ -176,7 +207,7 @@ volroot_check(const struct volroot_opts *o, const char *type, const char *path,
 	for (size_t i = 0; i < ELEMENTSOF(own); i++) {
 		bool in;
 
-		dir = volroot_resolve(own[i]);
+		dir = volroot_own(own[i], own_real[i]);
 		in = dir && volroot_within(real, dir);
 		free(TAKE_PTR(dir));
 		if (in)
@@ -185,11 +216,12 @@ volroot_check(const struct volroot_opts *o, const char *type, const char *path,
 			    "directory",
 			    path);
 	}
-	if ((dir = volroot_resolve(o->db_path)) && volroot_is_db(real, dir))
+	if ((dir = volroot_own(o->db_path, r ? r->db_path : NULL)) &&
+	    volroot_is_db(real, dir))
 		return err_set_field(
 		    e, -EINVAL, field, "%.200s is hyperlet's database", path);
 	free(TAKE_PTR(dir));
-	if ((dir = volroot_resolve(o->state_dir)) &&
+	if ((dir = volroot_own(o->state_dir, r ? r->state_dir : NULL)) &&
 	    volroot_within(real, dir) &&
 	    !(volroot_within(root, dir) && !STREQ(root, dir)))
 		return err_set_field(e, -EINVAL, field,

@@ -24,12 +24,20 @@
  *
  * The check looks at the filesystem as it is at the time of the call (the
  * API's create and attach, reconciliation's redefine); what is swapped
- * afterwards inside a root is the root owner's business.
+ * afterwards inside a root is the root owner's business. hyperlet's own
+ * directories may be resolved once, at start (struct volroot_real): they
+ * are hyperlet's, made by it before it serves.
  */
 #ifndef HYPERLET_VOLROOT_H
 #define HYPERLET_VOLROOT_H
 
 #include "err.h"
+
+/* hyperlet's own paths of a volroot_opts, resolved once
+ * (volroot_real_resolve; owned; NULL where one did not resolve). */
+struct volroot_real {
+	char *state_dir, *images_dir, *instances_dir, *db_path;
+};
 
 /* What the check compares against; every string is borrowed and may be
  * NULL (no roots: every volume is refused; an unset directory excludes
@@ -40,6 +48,11 @@ struct volroot_opts {
 	const char *images_dir;
 	const char *instances_dir;
 	const char *db_path;
+	/* NULL, or the four paths above resolved once: each check then
+	 * resolves only the volume's path and the roots (the operator's,
+	 * which may change while hyperlet runs); a member that is NULL is
+	 * resolved at each check as without it */
+	const struct volroot_real *real;
 };
 
 /* Characters that separate the entries of a roots list. */
@@ -50,6 +63,13 @@ struct volroot_opts {
  * absolute path. Returns 0 or -EINVAL naming the entry.
  */
 int volroot_list_check(const char *roots, struct err *e);
+
+/* Resolves o's own paths into *r (a member that does not resolve, for
+ * whatever reason, is NULL: the check then resolves it each time). */
+void volroot_real_resolve(const struct volroot_opts *o, struct volroot_real *r);
+
+/* Frees what volroot_real_resolve put in r. */
+void volroot_real_clear(struct volroot_real *r);
 
 /*
  * Whether path may be a volume of type ("file" or "block"), see above.

@@ -784,6 +784,45 @@ START_TEST(test_a_root_over_the_state_dir_still_refuses_hyperlets_files)
 	}
 	(void)unlink(inst_file);
 	compute_free(wide);
+
+	/* the same, hyperlet's paths named through a symlink: compute
+	 * resolves them once, the volume's path is resolved at each check */
+	{
+		char link[4096], l_db[4200], l_images[4200];
+
+		(void)snprintf(link, sizeof(link), "%s-link", tmpdir);
+		(void)unlink(link);
+		ck_assert_int_eq(symlink(tmpdir, link), 0);
+		(void)snprintf(
+		    l_db, sizeof(l_db), "%s%s", link, db_path + strlen(tmpdir));
+		(void)snprintf(l_images, sizeof(l_images), "%s%s", link,
+		    images_dir + strlen(tmpdir));
+		co.state_dir = link;
+		co.db_path = l_db;
+		co.images_dir = l_images;
+		ck_assert_msg(compute_new(&co, &wide, &e) == 0, "%s", e.msg);
+		inst = request_volume(true, "file", db_path, false);
+		err_clear(&e);
+		ck_assert_int_eq(
+		    compute_check_volumes(wide, inst, &e), -EINVAL);
+		ck_assert_msg(strstr(e.msg, "database"), "%s", e.msg);
+		instance_free(inst);
+		inst = request_volume(true, "file", base_path, false);
+		err_clear(&e);
+		ck_assert_int_eq(
+		    compute_check_volumes(wide, inst, &e), -EINVAL);
+		ck_assert_msg(
+		    strstr(e.msg, "images or instances"), "%s", e.msg);
+		instance_free(inst);
+		inst = request_volume(true, "file", other, false);
+		err_clear(&e);
+		ck_assert_int_eq(
+		    compute_check_volumes(wide, inst, &e), -EINVAL);
+		ck_assert_msg(strstr(e.msg, "state directory"), "%s", e.msg);
+		instance_free(inst);
+		compute_free(wide);
+		(void)unlink(link);
+	}
 }
 END_TEST
 
