@@ -318,7 +318,8 @@ metrics_format(struct metrics *m, const struct metrics_gauges *g, char **ret,
 		    "hyperlet_event_stream_dropped_total %llu\n"
 		    "# HELP hyperlet_event_delivery_seconds From the commit "
 		    "of an event to its bytes handed to a reader's "
-		    "connection, per reader.\n"
+		    "connection, per reader (events committed while no "
+		    "reader was connected are not timed).\n"
 		    "# TYPE hyperlet_event_delivery_seconds histogram\n",
 		    (unsigned long long)es->readers,
 		    (unsigned long long)es->direct,

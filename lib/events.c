@@ -88,11 +88,20 @@ struct events {
 	pthread_cond_t cond; /* with wake_lock: wakes the hub thread */
 	bool wake; /* a commit wrote events since the hub last read */
 	bool stop; /* events_free: the thread ends */
+	/* No reader: commits do not wake the hub, except every idle_check
+	 * of them (for the pruning), and the ring is left as it was (stale)
+	 * until a reader comes. */
+	bool idle;
+	int64_t idle_commits, idle_check;
 	pthread_mutex_t lock; /* guards the ring and the readers */
 	struct slot *ring;
 	size_t cap, head, count; /* slots [head - count, head) mod cap */
 	int64_t newest; /* the newest id the hub has read (written by
 			   the hub thread only) */
+	bool stale; /* ids after newest were committed while idle: readers
+		       wait for the hub to read them (reader_new wakes it) */
+	int64_t seen; /* the newest id in the table the hub knows of, read
+			 or not (hub thread) */
 	bool closing; /* events_shutdown */
 	struct events_reader *readers;
 	size_t n_readers;
@@ -178,13 +187,15 @@ observe(struct events *ev, const struct slot *sl, int64_t now)
 	int64_t d = now - sl->committed_us;
 	size_t b = 0;
 
+	ev->stats.delivered++;
+	if (sl->committed_us == 0) /* read after an idle spell: untimed */
+		return;
 	if (d < 0)
 		d = 0;
 	while (b < EVENTS_LATENCY_BUCKETS && d > events_latency_le_us[b])
 		b++;
 	ev->stats.latency[b]++;
 	ev->stats.latency_sum_s += (double)d / 1e6;
-	ev->stats.delivered++;
 }
 
 /* --- formatting ------------------------------------------------------- */
@@ -290,6 +301,11 @@ events_hook(void *arg)
 	struct events *ev = arg;
 
 	pthread_mutex_lock(&ev->wake_lock);
+	if (ev->idle && ++ev->idle_commits < ev->idle_check) {
+		pthread_mutex_unlock(&ev->wake_lock);
+		return;
+	}
+	ev->idle_commits = 0;
 	/* already set: the hub knows (it may be waiting out the batch) */
 	if (!ev->wake) {
 		ev->woken_us = mono_us();
@@ -512,11 +528,77 @@ retry_blocked(struct events *ev)
 			direct_flush(ev, rd);
 }
 
+/* With no reader the hub goes idle instead of reading (lock held): the
+ * commits that follow do not wake it (events_hook) and the ring stays as
+ * it is, marked stale, until events_reader_new wakes it. Lock order:
+ * lock, then wake_lock. */
+static void
+hub_go_idle(struct events *ev)
+{
+	ev->stale = true;
+	pthread_mutex_lock(&ev->wake_lock);
+	ev->idle = true;
+	ev->idle_commits = 0;
+	pthread_mutex_unlock(&ev->wake_lock);
+}
+
+/* The hub's view of the table's newest id while idle (for the pruning). */
+static void
+hub_idle_bounds(struct events *ev)
+{
+	struct err e = {0};
+	int64_t oldest, newest;
+
+	if (store_events_bounds(ev->store, &oldest, &newest, &e) < 0) {
+		log_warn("events: reading the newest id: %s", e.msg);
+		return;
+	}
+	if (newest > ev->seen)
+		ev->seen = newest;
+}
+
+/* The ring after an idle spell: if more than a ring's worth of events
+ * came meanwhile, it starts over a ring before the newest (readers
+ * whose cursor is older catch up from the database, as any reader
+ * that starts behind); otherwise it goes on from newest. Not stale from
+ * here: the readers that waited read again. */
+static void
+hub_wake_up(struct events *ev)
+{
+	int64_t from;
+
+	hub_idle_bounds(ev);
+	pthread_mutex_lock(&ev->lock);
+	from = ev->seen - (int64_t)ev->cap;
+	if (from > ev->newest) {
+		ev->count = 0;
+		ev->newest = from;
+	}
+	ev->stale = false;
+	wake_readers(ev);
+	pthread_mutex_unlock(&ev->lock);
+}
+
 /* Reads the events after ev->newest into the ring and wakes the readers.
  * Runs on the hub thread, without the lock while it reads. */
 static void
 hub_fill(struct events *ev, int64_t committed_us)
 {
+	bool stale;
+
+	pthread_mutex_lock(&ev->lock);
+	if (ev->readers == NULL) {
+		hub_go_idle(ev);
+		pthread_mutex_unlock(&ev->lock);
+		hub_idle_bounds(ev);
+		return;
+	}
+	stale = ev->stale;
+	pthread_mutex_unlock(&ev->lock);
+	if (stale) {
+		hub_wake_up(ev);
+		committed_us = 0; /* not known: delivery is not timed */
+	}
 	for (;;) {
 		_cleanup_free_ struct store_event *v = NULL;
 		struct err e = {0};
@@ -554,6 +636,8 @@ hub_fill(struct events *ev, int64_t committed_us)
 				ev->count++;
 			ev->newest = v[i].id;
 		}
+		if (ev->newest > ev->seen)
+			ev->seen = ev->newest;
 		wake_readers(ev);
 		pthread_mutex_unlock(&ev->lock);
 		if (n < EVENTS_READ_BATCH)
@@ -613,7 +697,7 @@ hub_run(void *arg)
 							: EVENTS_BATCH_MAX_US);
 			/* a tenth of the retention past the last prune: the
 			 * table stays within 110% of it under any load */
-			if (ev->newest >= ev->prune_at)
+			if (ev->seen >= ev->prune_at)
 				next_prune = 0;
 			continue;
 		}
@@ -636,7 +720,7 @@ hub_run(void *arg)
 			pthread_mutex_lock(&ev->wake_lock);
 			next_prune =
 			    mono_us() + (int64_t)EVENTS_PRUNE_EVERY_S * 1000000;
-			ev->prune_at = ev->newest +
+			ev->prune_at = ev->seen +
 			    (ev->retention / 10 > 0 ? ev->retention / 10 : 1);
 			continue;
 		}
@@ -694,6 +778,10 @@ events_new(const struct events_opts *o, struct events **ret, struct err *e)
 	ev->stream_cpu = o->stream_cpu > 0 && o->stream_cpu <= 100
 	    ? o->stream_cpu
 	    : EVENTS_STREAM_CPU_DEFAULT;
+	/* idle, the hub still looks every tenth of the retention's worth
+	 * of commits (each wrote one event or more): the table stays
+	 * within 110 % of the retention as when it reads every commit */
+	ev->idle_check = ev->retention / 10 > 0 ? ev->retention / 10 : 1;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_mutex_init(&ev->wake_lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
@@ -711,6 +799,7 @@ events_new(const struct events_opts *o, struct events **ret, struct err *e)
 		store_event_hook_set(NULL, NULL);
 		goto out;
 	}
+	ev->seen = ev->newest;
 	if ((rc = pthread_create(&ev->thread, NULL, hub_run, ev)) != 0) {
 		store_event_hook_set(NULL, NULL);
 		rc = err_set(e, -rc, "cannot start a thread: %s", strerror(rc));
@@ -805,6 +894,19 @@ events_reader_new(struct events *ev, int64_t after, const char *instance,
 	ev->readers = rd;
 	ev->n_readers++;
 	pthread_mutex_unlock(&ev->lock);
+	/* an idle hub reads what came meanwhile (hub_fill); taken after
+	 * lock: the hub goes idle under lock, so either it saw this reader
+	 * or it is idle by now */
+	pthread_mutex_lock(&ev->wake_lock);
+	if (ev->idle) {
+		ev->idle = false;
+		if (!ev->wake) {
+			ev->woken_us = mono_us();
+			ev->wake = true;
+			pthread_cond_signal(&ev->cond);
+		}
+	}
+	pthread_mutex_unlock(&ev->wake_lock);
 	*ret = rd;
 	return 0;
 }
@@ -984,6 +1086,15 @@ events_reader_read(
 		if (ev->closing) {
 			pthread_mutex_unlock(&ev->lock);
 			return EVENTS_READ_END;
+		}
+		/* the hub is reading what came while it was idle: wait for
+		 * it (not direct yet: the reader may have a catch-up from
+		 * the database to do first) */
+		if (ev->stale) {
+			rd->suspended = true;
+			rd->ops->suspend(rd->arg);
+			pthread_mutex_unlock(&ev->lock);
+			return 0;
 		}
 		if (ring_behind(ev, rd, &first, &first_id)) {
 			ssize_t n;

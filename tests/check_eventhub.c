@@ -5,7 +5,8 @@
  * HTTP/1.1 chunks or raw; a reader whose socket is full gets the rest
  * once it reads again; one that falls a whole ring behind is dropped and
  * its connection woken to end; heartbeats go to idle readers; shutdown
- * ends every stream. A socketpair stands in for MHD's TCP connection (the
+ * ends every stream; what is committed while no reader is connected
+ * (the hub idle) reaches a reader that comes later. A socketpair stands in for MHD's TCP connection (the
  * HTTP path is check_events.py's): what the hub writes is the same.
  */
 #include <check.h>
@@ -428,6 +429,80 @@ START_TEST(test_raw_stream_heartbeat_and_shutdown)
 }
 END_TEST
 
+/* Reads rd as its connection would (a suspended read waits for the
+ * resume) until want more events have come; checks their ids are first,
+ * first + 1, ... */
+static void
+pull_ids(struct events_reader *rd, struct conn *c, int64_t first, int want)
+{
+	static char body[1 << 17];
+	size_t len = 0;
+	int64_t got = 0;
+	int tries, waited;
+
+	pthread_mutex_lock(&c->lock);
+	waited = c->resumes;
+	pthread_mutex_unlock(&c->lock);
+
+	for (tries = 0; tries < 400 && got < want; tries++) {
+		ssize_t n = events_reader_read(rd, s, body + len, 4096);
+		const char *p;
+
+		ck_assert_int_ge(n, 0);
+		if (n == 0) {
+			ck_assert_msg(conn_wait_resumes(c, ++waited),
+			    "suspended and never woken (%lld of %d)",
+			    (long long)got, want);
+			continue;
+		}
+		len += (size_t)n;
+		ck_assert(len + 4096 <= sizeof(body));
+		body[len] = '\0';
+		for (got = 0, p = body; (p = strstr(p, "id: ")) != NULL; p += 4)
+			ck_assert_int_eq(
+			    strtoll(p + 4, NULL, 10), first + got++);
+	}
+	ck_assert_int_eq(got, want);
+}
+
+/* With no reader the hub is idle: commits do not wake it and the ring
+ * is left behind. A reader that comes later still gets every event after
+ * its cursor, in order, whether they fit the ring or not; after it, the
+ * hub reads each commit again. */
+START_TEST(test_events_of_an_idle_spell_reach_a_reader_that_comes_later)
+{
+	struct events_reader *rd = NULL;
+	struct err e = {0};
+	struct conn c;
+	int64_t first = newest() + 1;
+
+	append(10);
+	usleep(100000); /* the hub has gone idle on the first of them */
+	conn_init(&c);
+	ck_assert_msg(
+	    events_reader_new(ev, first - 1, NULL, &conn_ops, &c, &rd, &e) == 0,
+	    "%s", e.msg);
+	pull_ids(rd, &c, first, 10);
+	append(5); /* a reader: each commit is read at once */
+	pull_ids(rd, &c, first + 10, 5);
+	rd = events_reader_free(rd);
+
+	/* more than a ring of 64 while idle: the reader catches up from
+	 * the database, then the ring */
+	first = newest() + 1;
+	append(150);
+	usleep(100000);
+	conn_init(&c);
+	ck_assert_msg(
+	    events_reader_new(ev, first - 1, NULL, &conn_ops, &c, &rd, &e) == 0,
+	    "%s", e.msg);
+	pull_ids(rd, &c, first, 150);
+	append(3);
+	pull_ids(rd, &c, first + 150, 3);
+	rd = events_reader_free(rd);
+}
+END_TEST
+
 static Suite *
 eventhub_suite(void)
 {
@@ -443,6 +518,8 @@ eventhub_suite(void)
 	    tc, test_a_socket_full_before_the_events_gets_them_once_read);
 	tcase_add_test(tc, test_a_reader_a_whole_ring_behind_is_dropped);
 	tcase_add_test(tc, test_raw_stream_heartbeat_and_shutdown);
+	tcase_add_test(
+	    tc, test_events_of_an_idle_spell_reach_a_reader_that_comes_later);
 	suite_add_tcase(su, tc);
 	return su;
 }
