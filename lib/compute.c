@@ -298,14 +298,13 @@ create_disks(struct compute *c, const struct instance *inst,
 	    e);
 }
 
-/* The instance's local disks and its config drive (which libvirt's
- * storage pool may not list: the test driver's does not) and directory. */
+/* The instance's directory with everything in it: its local disks, its
+ * config drive and any drive a crash left half-written (localdisk
+ * removes every entry, so the drive needs no pass of its own). */
 static int
 delete_disks(struct compute *c, const char *uuid, struct err *e)
 {
-	int rc = guestdrive_remove(c->virt, uuid, e);
-
-	return rc < 0 ? rc : virt_delete_disks(c->virt, uuid, e);
+	return virt_delete_disks(c->virt, uuid, e);
 }
 
 /* Loads the instance for a change: -EBUSY while it is being built or

@@ -3,7 +3,8 @@
  * Write: domain XML (virt) -> addresses (domaddr) -> files (metadata) ->
  * ISO (configdrive) -> temp file + rename. The temp file is
  * disk.config.tmp.XXXXXX beside it, so a kill -9 mid-write leaves at most
- * that, which guestdrive_remove (every removal path of compute) takes too.
+ * that, which every removal path of compute takes with the instance
+ * directory (localdisk_delete removes every entry).
  */
 #include <dirent.h>
 #include <errno.h>
