@@ -125,9 +125,9 @@ conn_read(
 	if (p == NULL || !json_object_is_type(p, json_type_string))
 		return fail(dfield, "device_path", e, "expected string");
 	path = json_object_get_string(p);
-	if (!util_path_valid(path))
+	if (!util_path_valid(path) || STREQ(path, "/"))
 		return fail(dfield, "device_path", e,
-		    "expected a normalised absolute path");
+		    "expected a normalised absolute path to a file or device");
 	if ((b->conn_type = strdup(type)) == NULL ||
 	    (b->conn_path = strdup(path)) == NULL) {
 		free(b->conn_type);
@@ -811,9 +811,9 @@ bdm_json_conn_source(const char *connection_info, const char *prefix,
 		r = fail(dprefix, "device_path", e, "is required");
 	else if (!w[2].type_ok)
 		r = fail(dprefix, "device_path", e, "expected string");
-	else if (!util_path_valid(w[2].str))
+	else if (!util_path_valid(w[2].str) || STREQ(w[2].str, "/"))
 		r = fail(dprefix, "device_path", e,
-		    "expected a normalised absolute path");
+		    "expected a normalised absolute path to a file or device");
 	if (r < 0) {
 		free(w[0].str);
 		free(w[2].str);
