@@ -88,11 +88,11 @@ struct events {
 	pthread_cond_t cond; /* with wake_lock: wakes the hub thread */
 	bool wake; /* a commit wrote events since the hub last read */
 	bool stop; /* events_free: the thread ends */
-	/* No reader: commits do not wake the hub, except every idle_check
+	/* No reader: commits do not wake the hub, except every prune_step
 	 * of them (for the pruning), and the ring is left as it was (stale)
 	 * until a reader comes. */
 	bool idle;
-	int64_t idle_commits, idle_check;
+	int64_t idle_commits;
 	pthread_mutex_t lock; /* guards the ring and the readers */
 	struct slot *ring;
 	size_t cap, head, count; /* slots [head - count, head) mod cap */
@@ -112,6 +112,9 @@ struct events {
 	struct store *store; /* the hub thread's connection */
 	int64_t retention;
 	int64_t prune_at; /* prune once the newest id reaches this (hub) */
+	/* a tenth of the retention (at least 1): prune_at's distance past
+	 * the last prune, and the idle hub's commits between looks */
+	int64_t prune_step;
 	int heartbeat_s;
 	int stream_cpu; /* 1..100 */
 	/* host_busy's last sample of /proc/stat (hub thread) */
@@ -301,7 +304,7 @@ events_hook(void *arg)
 	struct events *ev = arg;
 
 	pthread_mutex_lock(&ev->wake_lock);
-	if (ev->idle && ++ev->idle_commits < ev->idle_check) {
+	if (ev->idle && ++ev->idle_commits < ev->prune_step) {
 		pthread_mutex_unlock(&ev->wake_lock);
 		return;
 	}
@@ -720,8 +723,7 @@ hub_run(void *arg)
 			pthread_mutex_lock(&ev->wake_lock);
 			next_prune =
 			    mono_us() + (int64_t)EVENTS_PRUNE_EVERY_S * 1000000;
-			ev->prune_at = ev->seen +
-			    (ev->retention / 10 > 0 ? ev->retention / 10 : 1);
+			ev->prune_at = ev->seen + ev->prune_step;
 			continue;
 		}
 		/* a direct reader's full socket is tried again every
@@ -778,10 +780,10 @@ events_new(const struct events_opts *o, struct events **ret, struct err *e)
 	ev->stream_cpu = o->stream_cpu > 0 && o->stream_cpu <= 100
 	    ? o->stream_cpu
 	    : EVENTS_STREAM_CPU_DEFAULT;
-	/* idle, the hub still looks every tenth of the retention's worth
-	 * of commits (each wrote one event or more): the table stays
-	 * within 110 % of the retention as when it reads every commit */
-	ev->idle_check = ev->retention / 10 > 0 ? ev->retention / 10 : 1;
+	/* idle, the hub still looks every prune_step commits (each wrote
+	 * one event or more): the table stays within 110 % of the
+	 * retention as when it reads every commit */
+	ev->prune_step = ev->retention / 10 > 0 ? ev->retention / 10 : 1;
 	pthread_mutex_init(&ev->lock, NULL);
 	pthread_mutex_init(&ev->wake_lock, NULL);
 	pthread_cond_init(&ev->cond, NULL);
