@@ -817,23 +817,37 @@ fail:
 	api_reply_error(r, &e);
 }
 
-/* DELETE /v1/instances/{uuid}: 204; If-Match honoured. */
+/* DELETE /v1/instances/{uuid}: 204; If-Match honoured. Without one the
+ * row is not read first: the delete's first write refuses what it must
+ * (no such instance, building). */
 void
 api_instance_delete(struct api_req *r)
 {
 	_cleanup_(instance_freep) struct instance *inst = NULL;
+	struct store *s;
 	struct err e = {0};
+	int64_t generation = 0;
+	int rc;
 
 	memcpy(r->log_uuid, r->id, sizeof(r->log_uuid));
-	if (api_instance_claim(r, &e) < 0 || load_row(r, &inst, &e) < 0 ||
-	    check_if_match(r, inst, &e) < 0 ||
-	    compute_delete_read(r->h->compute, api_store(r, &e), inst, &e) <
-		0) {
-		api_reply_error(r, &e);
-		return;
+	if (api_instance_claim(r, &e) < 0 || !(s = api_store(r, &e)))
+		goto fail;
+	if (api_header(r, "If-Match") != NULL) {
+		if (load_row(r, &inst, &e) < 0 ||
+		    check_if_match(r, inst, &e) < 0)
+			goto fail;
+		generation = inst->generation;
 	}
+	rc = compute_delete_if(r->h->compute, s, r->id, generation, &e);
+	if (rc == -ENOENT)
+		err_clear(&e), err_set(&e, rc, "no such instance");
+	if (rc < 0)
+		goto fail;
 	placement_sync_note(r->h->placement, r->id);
 	api_reply_empty(r, 204);
+	return;
+fail:
+	api_reply_error(r, &e);
 }
 
 /* Nova's reboot types, as its schema spells them. */

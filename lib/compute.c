@@ -504,24 +504,19 @@ out:
  * building instance is refused (-EBUSY): its create is still running (or,
  * after a crash, reconcile finishes or rolls it back), and deleting under
  * it would let it define a domain after its row is gone. The state moves
- * to deleting only from the state read, so a create's last step cannot
- * overwrite it. Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN, -EIO. */
+ * to deleting in one statement that refuses building, so a create's last
+ * step (from building only) cannot overwrite it; generation > 0: only
+ * from that generation. Returns 0, -EINVAL, -ENOENT, -EBUSY, -EAGAIN,
+ * -EIO. */
 static int
-delete_read(struct compute *c, struct store *s, const struct instance *inst,
-    bool tombstone, struct err *e)
+delete_instance(struct compute *c, struct store *s, const char *uuid,
+    int64_t generation, bool tombstone, struct err *e)
 {
-	const char *uuid = inst->uuid;
 	int rc;
 
-	if (inst->state == INSTANCE_BUILDING)
-		return err_set(e, -EBUSY,
-		    "instance %s is building: delete it once its create "
-		    "has answered",
-		    uuid);
 	/* not synced: the row's delete (or roll-back) below is */
 	store_lazy_next(s, true);
-	rc = store_instance_cas_state(
-	    s, uuid, inst->state, INSTANCE_DELETING, e);
+	rc = store_instance_mark_deleting(s, uuid, generation, e);
 	store_lazy_next(s, false);
 	if (rc < 0)
 		return rc;
@@ -536,30 +531,18 @@ delete_read(struct compute *c, struct store *s, const struct instance *inst,
 	return rc == -ENOENT ? 0 : rc;
 }
 
-static int
-delete_instance(struct compute *c, struct store *s, const char *uuid,
-    bool tombstone, struct err *e)
-{
-	_cleanup_(instance_freep) struct instance *inst = NULL;
-	int rc;
-
-	if ((rc = store_instance_get(s, uuid, &inst, e)) < 0)
-		return rc;
-	return delete_read(c, s, inst, tombstone, e);
-}
-
 int
-compute_delete_read(struct compute *c, struct store *s,
-    const struct instance *inst, struct err *e)
+compute_delete_if(struct compute *c, struct store *s, const char *uuid,
+    int64_t generation, struct err *e)
 {
-	return delete_read(c, s, inst, false, e);
+	return delete_instance(c, s, uuid, generation, false, e);
 }
 
 int
 compute_delete(
     struct compute *c, struct store *s, const char *uuid, struct err *e)
 {
-	return delete_instance(c, s, uuid, false, e);
+	return delete_instance(c, s, uuid, 0, false, e);
 }
 
 /* --- actions ----------------------------------------------------------- */
@@ -1401,7 +1384,7 @@ reconcile_one(struct compute *c, struct store *s,
 	case INSTANCE_DELETING:
 		/* with a tombstone: the delete the crash interrupted (or a
 		 * failed create) may have raced a define still in libvirtd */
-		if ((rc = delete_instance(c, s, row->uuid, true, e)) < 0)
+		if ((rc = delete_instance(c, s, row->uuid, 0, true, e)) < 0)
 			return rc;
 		r->deletes_finished++;
 		return 0;
@@ -1657,7 +1640,7 @@ compute_sweep(
 			if ((rc = undefine_own(c, t[i], &ie)) == 0)
 				rc = delete_disks(c, t[i], &ie);
 		} else if (rc == 0 && st == 2)
-			rc = delete_instance(c, s, t[i], true, &ie);
+			rc = delete_instance(c, s, t[i], 0, true, &ie);
 		if (st) {
 			(void)pthread_mutex_lock(&c->tomb_lock);
 			c->sweeping[0] = '\0';

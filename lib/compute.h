@@ -126,20 +126,20 @@ int compute_check_volumes(
  * reconcile finishes), then destroy + undefine, delete the local disks,
  * delete the row and its BDMs. Idempotent: an instance left in deleting is
  * finished. A building instance is refused: its create may still define
- * the domain. Every state change of create, delete and action is a
- * compare-and-set on the state it expects (store_instance_cas_state), so
- * a delete racing a create never leaves a domain without a row. Returns
- * 0, -EINVAL, -ENOENT (no such instance), -EBUSY (building, or its state
- * changed meanwhile), -EAGAIN, -EIO (the row stays, in state deleting,
+ * the domain. Every state change of create and action is a
+ * compare-and-set on the state it expects (store_instance_cas_state), and
+ * a delete's refuses building (store_instance_mark_deleting), so a delete
+ * racing a create never leaves a domain without a row. Returns
+ * 0, -EINVAL, -ENOENT (no such instance), -EBUSY (building), -EAGAIN, -EIO (the row stays, in state deleting,
  * and a retry continues).
  */
 int compute_delete(
     struct compute *c, struct store *s, const char *uuid, struct err *e);
-/* compute_delete of inst as the caller has just read it (the API, which
- * read it for If-Match): no second read of the row; a change since that
- * read makes the state's compare-and-set fail, -EBUSY. */
-int compute_delete_read(struct compute *c, struct store *s,
-    const struct instance *inst, struct err *e);
+/* compute_delete only while the instance has that generation (> 0; 0:
+ * any), as the API checked an If-Match against: -EBUSY if a change came
+ * since. */
+int compute_delete_if(struct compute *c, struct store *s, const char *uuid,
+    int64_t generation, struct err *e);
 
 enum compute_action {
 	COMPUTE_START = 0,

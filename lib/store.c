@@ -2355,6 +2355,53 @@ store_instance_cas_state(struct store *s, const char *uuid,
 	    instance_state_to_string(now), fst);
 }
 
+/* See store.h. */
+int
+store_instance_mark_deleting(
+    struct store *s, const char *uuid, int64_t generation, struct err *e)
+{
+	static const char sql[] =
+	    "UPDATE instances SET state = 'deleting',"
+	    " generation = generation + 1, updated_at = ?2"
+	    " WHERE uuid = ?1 AND state <> 'building'"
+	    " AND (?3 = 0 OR generation = ?3)";
+	static const char sql_now[] =
+	    "SELECT state, generation FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = check_uuid("instance id", uuid, e)) < 0)
+		return rc;
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 2, util_now_ms());
+	sqlite3_bind_int64(q, 3, generation > 0 ? generation : 0);
+	if ((rc = store_step(s, q)) != SQLITE_DONE)
+		return store_err(s, rc, e, "updating instance %s", uuid);
+	if (sqlite3_changes(s->db) > 0)
+		return 0;
+	/* Nothing changed: say why. */
+	stmt_resetp(&q);
+	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if (STREQ((const char *)sqlite3_column_text(q, 0), "building"))
+		return err_set(e, -EBUSY,
+		    "instance %s is building: delete it once its create "
+		    "has answered",
+		    uuid);
+	return err_set(e, -EBUSY,
+	    "instance %s changed (generation %lld, no longer %lld): another "
+	    "change came first",
+	    uuid, (long long)sqlite3_column_int64(q, 1), (long long)generation);
+}
+
 /* Deletes the instance row; its BDMs cascade. Returns 0, -EINVAL,
  * -ENOENT, -EAGAIN, -EIO. */
 int

@@ -269,6 +269,18 @@ int store_instance_observe_state(struct store *s, const char *uuid,
 int store_instance_cas_state(struct store *s, const char *uuid,
     enum instance_state from, enum instance_state to, struct err *e);
 
+/*
+ * A delete's first step, one statement: the instance's state to deleting
+ * from any state but building (whose create may still define its domain),
+ * its generation bumped; generation > 0: only if the row still has that
+ * generation (the one an If-Match was checked against). No read before
+ * it: the row is read only to explain a refusal. Returns 0, -EINVAL,
+ * -ENOENT (no such instance), -EBUSY (building, or its generation moved
+ * on; e says which), -EAGAIN, -EIO.
+ */
+int store_instance_mark_deleting(
+    struct store *s, const char *uuid, int64_t generation, struct err *e);
+
 /* Deletes the instance; its BDMs go with it (ON DELETE CASCADE). Returns
  * 0, -EINVAL, -ENOENT, -EAGAIN, -EIO. */
 int store_instance_delete(struct store *s, const char *uuid, struct err *e);

@@ -778,6 +778,49 @@ START_TEST(test_store_a_lazy_commit_is_seen_by_others_and_kept)
 }
 END_TEST
 
+/* A delete's first step: from any state but building, in one statement,
+ * only from the generation asked for; a refusal changes nothing. */
+START_TEST(test_store_mark_deleting_refuses_building_and_a_moved_generation)
+{
+	struct store *s = open_store();
+	struct instance *a = make_instance(create_body), *got = NULL;
+	struct err e = {0};
+	int64_t gen;
+
+	ck_assert_int_eq(
+	    store_instance_mark_deleting(s, a->uuid, 0, &e), -ENOENT);
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_create(s, a, NULL, &e), 0);
+	ck_assert_int_eq(
+	    store_instance_mark_deleting(s, a->uuid, 0, &e), -EBUSY);
+	ck_assert_ptr_nonnull(strstr(e.msg, "building"));
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_cas_state(s, a->uuid, INSTANCE_BUILDING,
+			     INSTANCE_STOPPED, &e),
+	    0);
+	ck_assert_int_eq(store_instance_get(s, a->uuid, &got, &e), 0);
+	gen = got->generation;
+	instance_free(got);
+	ck_assert_int_eq(
+	    store_instance_mark_deleting(s, a->uuid, gen + 1, &e), -EBUSY);
+	err_clear(&e);
+	ck_assert_int_eq(store_instance_get(s, a->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_STOPPED);
+	ck_assert_int_eq(got->generation, gen);
+	instance_free(got);
+	ck_assert_int_eq(store_instance_mark_deleting(s, a->uuid, gen, &e), 0);
+	ck_assert_int_eq(store_instance_get(s, a->uuid, &got, &e), 0);
+	ck_assert_int_eq(got->state, INSTANCE_DELETING);
+	ck_assert_int_eq(got->generation, gen + 1);
+	instance_free(got);
+	/* deleting again (a retried delete) goes on, any generation */
+	ck_assert_int_eq(store_instance_mark_deleting(s, a->uuid, 0, &e), 0);
+	ck_assert_int_eq(store_instance_delete(s, a->uuid, &e), 0);
+	instance_free(a);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_create_is_all_or_nothing_when_a_bdm_uuid_is_taken)
 {
 	struct store *s = open_store();
@@ -2120,6 +2163,8 @@ main(void)
 	    tc, test_store_create_then_get_returns_every_field_and_bdm);
 	tcase_add_test(
 	    tc, test_store_create_is_all_or_nothing_when_a_bdm_uuid_is_taken);
+	tcase_add_test(tc,
+	    test_store_mark_deleting_refuses_building_and_a_moved_generation);
 	tcase_add_test(
 	    tc, test_store_refuses_ids_that_are_not_canonical_lower_case);
 	tcase_add_test(
