@@ -548,24 +548,21 @@ virt_dom_owned(struct virt *v, virConnectPtr c, virDomainPtr d,
 }
 
 /*
- * virt_dom_owned and virDomainIsActive in one call (one round trip to
- * libvirtd instead of two): the domain's XML, live if it runs, read by
- * xwriter_read_domain. The same answer as virt_dom_owned; *ret_active
- * whether it runs (or is paused).
+ * virt_dom_owned, and whether the domain runs (or is paused) in
+ * *ret_active without a call of its own: the handle the lookup returned
+ * carries the domain's id (libvirt's lookup answers name, uuid and id; -1
+ * for an inactive domain), as virDomainIsActive would have said then.
+ * One round trip, virDomainGetMetadata (libvirtd formats only hyperlet's
+ * element), where virDomainGetXMLDesc formatted the whole live domain
+ * for hyperlet to parse.
  */
 static int
 virt_dom_owned_active(struct virt *v, virConnectPtr c, virDomainPtr d,
     const char *uuid, bool *ret_active, struct err *e)
 {
-	_cleanup_free_ char *xml = virDomainGetXMLDesc(d, 0);
-	bool owned = false;
-	int r;
+	int owned = virt_dom_owned(v, c, d, uuid, e);
 
-	if (xml == NULL)
-		return virt_fail(v, c, e, "domain XML");
-	if ((r = xwriter_read_domain(
-		 xml, DOMXML_NS, uuid, &owned, ret_active, e)) < 0)
-		return r;
+	*ret_active = owned > 0 && virDomainGetID(d) != (unsigned int)-1;
 	return owned;
 }
 

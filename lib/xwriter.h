@@ -65,17 +65,4 @@ void xwriter_element_text_(
  */
 int xwriter_finish(struct xwriter *w, char **ret_xml, struct err *e);
 
-/*
- * Not a writer, but libxml2 lives here: reads a domain XML document as
- * virDomainGetXMLDesc gives it (the live definition of a running domain)
- * for what one call can tell a delete. *ret_owned: whether the first child
- * element of <metadata> in namespace ns (the element
- * virDomainGetMetadata(ELEMENT, ns) returns) has an attribute uuid (of no
- * namespace, or of ns) equal to uuid. *ret_active: whether the root element has an
- * id attribute (libvirt writes it for a running or paused domain only).
- * Returns 0, -EIO (not a domain document), -ENOMEM.
- */
-int xwriter_read_domain(const char *xml, const char *ns, const char *uuid,
-    bool *ret_owned, bool *ret_active, struct err *e);
-
 #endif

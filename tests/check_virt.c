@@ -812,8 +812,8 @@ START_TEST(test_virt_never_changes_or_removes_a_domain_hyperlet_does_not_own)
 }
 END_TEST
 
-/* An undefine reads ownership and whether the domain runs from one
- * virDomainGetXMLDesc: metadata that only looks like hyperlet's (another
+/* An undefine reads ownership from virDomainGetMetadata (and whether the
+ * domain runs from the id its lookup returned): metadata that only looks like hyperlet's (another
  * namespace under hyperlet's prefix, hyperlet's namespace naming another
  * instance, nested below another element, a uuid attribute of another
  * namespace)
