@@ -2301,6 +2301,34 @@ store_instance_observe_state(struct store *s, const char *uuid,
 	return 0;
 }
 
+/* After a conditional UPDATE of the instance changed nothing: the row's
+ * state and generation now, to say why. Returns 0, -ENOENT (no row),
+ * -EAGAIN, -EIO. */
+static int
+instance_now(struct store *s, const char *uuid, enum instance_state *ret_st,
+    int64_t *ret_gen, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT state, generation FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, q);
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	if (rc != SQLITE_ROW)
+		return store_err(s, rc, e, "reading instance %s", uuid);
+	if (instance_state_from_string(
+		(const char *)sqlite3_column_text(q, 0), ret_st) < 0)
+		return err_set(
+		    e, -EIO, "instance %s has an unknown state", uuid);
+	*ret_gen = sqlite3_column_int64(q, 1);
+	return 0;
+}
+
 /* Sets the state from `from` to `to` (bumping generation and updated_at)
  * in one statement, only while the row is still in `from`. Returns 0,
  * -EINVAL, -ENOENT (no row), -EBUSY (the row is in another state: someone
@@ -2312,12 +2340,11 @@ store_instance_cas_state(struct store *s, const char *uuid,
 	static const char sql[] =
 	    "UPDATE instances SET state = ?2, generation = generation + 1,"
 	    " updated_at = ?3 WHERE uuid = ?1 AND state = ?4";
-	static const char sql_now[] =
-	    "SELECT state FROM instances WHERE uuid = ?1";
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	const char *st = instance_state_to_string(to);
 	const char *fst = instance_state_to_string(from);
 	enum instance_state now;
+	int64_t gen;
 	int rc;
 
 	if ((rc = check_uuid("instance id", uuid, e)) < 0)
@@ -2338,18 +2365,8 @@ store_instance_cas_state(struct store *s, const char *uuid,
 		return 0;
 	/* Nothing changed: tell a missing row from one in another state. */
 	stmt_resetp(&q);
-	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+	if ((rc = instance_now(s, uuid, &now, &gen, e)) < 0)
 		return rc;
-	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, q);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
-	if (instance_state_from_string(
-		(const char *)sqlite3_column_text(q, 0), &now) < 0)
-		return err_set(
-		    e, -EIO, "instance %s has an unknown state", uuid);
 	return err_set(e, -EBUSY,
 	    "instance %s is %s, no longer %s: another change came first", uuid,
 	    instance_state_to_string(now), fst);
@@ -2365,9 +2382,9 @@ store_instance_mark_deleting(
 	    " generation = generation + 1, updated_at = ?2"
 	    " WHERE uuid = ?1 AND state <> 'building'"
 	    " AND (?3 = 0 OR generation = ?3)";
-	static const char sql_now[] =
-	    "SELECT state, generation FROM instances WHERE uuid = ?1";
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	enum instance_state now;
+	int64_t gen;
 	int rc;
 
 	if ((rc = check_uuid("instance id", uuid, e)) < 0)
@@ -2383,15 +2400,9 @@ store_instance_mark_deleting(
 		return 0;
 	/* Nothing changed: say why. */
 	stmt_resetp(&q);
-	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+	if ((rc = instance_now(s, uuid, &now, &gen, e)) < 0)
 		return rc;
-	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, q);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
-	if (STREQ((const char *)sqlite3_column_text(q, 0), "building"))
+	if (now == INSTANCE_BUILDING)
 		return err_set(e, -EBUSY,
 		    "instance %s is building: delete it once its create "
 		    "has answered",
@@ -2399,7 +2410,7 @@ store_instance_mark_deleting(
 	return err_set(e, -EBUSY,
 	    "instance %s changed (generation %lld, no longer %lld): another "
 	    "change came first",
-	    uuid, (long long)sqlite3_column_int64(q, 1), (long long)generation);
+	    uuid, (long long)gen, (long long)generation);
 }
 
 /* Deletes the instance row; its BDMs cascade. Returns 0, -EINVAL,
