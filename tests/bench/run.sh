@@ -50,6 +50,15 @@ pid=""
 hold="" # bench_hold's pid
 lvd="" # the private libvirtd's dir, when this script started it
 cleanup() {
+	# a daemon gone before its stop (pid still set) or anything logged at
+	# level err is shown before the temp dir goes
+	if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+		log "hyperletd (pid $pid) had exited before the end"
+	fi
+	if [ -s "$tmp/hyperletd.log" ]; then
+		log "hyperletd's log (level err), last 20 lines:"
+		tail -20 "$tmp/hyperletd.log" >&2
+	fi
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "$hold" ] && kill "$hold" 2>/dev/null && wait "$hold" 2>/dev/null
 	[ -n "${fpid:-}" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
