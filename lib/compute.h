@@ -128,10 +128,11 @@ int compute_check_volumes(
  * finished. A building instance is refused: its create may still define
  * the domain. Every state change of create and action is a
  * compare-and-set on the state it expects (store_instance_cas_state), and
- * a delete's refuses building (store_instance_mark_deleting), so a delete
- * racing a create never leaves a domain without a row. Returns
- * 0, -EINVAL, -ENOENT (no such instance), -EBUSY (building), -EAGAIN, -EIO (the row stays, in state deleting,
- * and a retry continues).
+ * a delete's first write refuses building (store_instance_mark_deleting),
+ * so a delete racing a create never leaves a domain without a row.
+ * Returns 0, -EINVAL, -ENOENT (no such instance), -EBUSY (building),
+ * -EAGAIN, -EIO (the row stays, in state deleting, and a retry
+ * continues).
  */
 int compute_delete(
     struct compute *c, struct store *s, const char *uuid, struct err *e);

@@ -548,25 +548,6 @@ virt_dom_owned(struct virt *v, virConnectPtr c, virDomainPtr d,
 }
 
 /*
- * virt_dom_owned, and whether the domain runs (or is paused) in
- * *ret_active without a call of its own: the handle the lookup returned
- * carries the domain's id (libvirt's lookup answers name, uuid and id; -1
- * for an inactive domain), as virDomainIsActive would have said then.
- * One round trip, virDomainGetMetadata (libvirtd formats only hyperlet's
- * element), where virDomainGetXMLDesc formatted the whole live domain
- * for hyperlet to parse.
- */
-static int
-virt_dom_owned_active(struct virt *v, virConnectPtr c, virDomainPtr d,
-    const char *uuid, bool *ret_active, struct err *e)
-{
-	int owned = virt_dom_owned(v, c, d, uuid, e);
-
-	*ret_active = owned > 0 && virDomainGetID(d) != (unsigned int)-1;
-	return owned;
-}
-
-/*
  * virt_dom_get for a call that changes or removes the domain: the domain
  * must be hyperlet's instance uuid (virt_dom_owned). A domain of that uuid
  * hyperlet does not own is left untouched: -EPERM.
@@ -1085,17 +1066,18 @@ virt_undefine(struct virt *v, const char *uuid, struct err *e)
 	};
 	_cleanup_(virt_conn_unrefp) virConnectPtr c = NULL;
 	_cleanup_(virt_dom_freep) virDomainPtr d = NULL;
-	bool active = false;
 	size_t i;
 	int r;
 
-	if ((r = virt_dom_get(v, uuid, &c, &d, e)) < 0 ||
-	    (r = virt_dom_owned_active(v, c, d, uuid, &active, e)) < 0)
+	if ((r = virt_own_dom_get(v, uuid, &c, &d, e)) < 0)
 		return r == -ENOENT ? (err_clear(e), 0) : r;
-	if (r == 0)
-		return err_set(e, -EPERM,
-		    "domain %s is not a hyperlet instance: left alone", uuid);
-	if (active && virDomainDestroy(d) < 0) {
+	/* Whether it runs (or is paused) without a call of its own: the
+	 * handle the lookup returned carries the domain's id (libvirt's
+	 * lookup answers name, uuid and id; -1 for an inactive domain), as
+	 * virDomainIsActive would have said then. The ownership check is
+	 * virDomainGetMetadata, for which libvirtd formats only hyperlet's
+	 * element. */
+	if (virDomainGetID(d) != (unsigned int)-1 && virDomainDestroy(d) < 0) {
 		int code = virt_last_code();
 
 		/* It may have stopped, or vanished if transient, meanwhile. */

@@ -813,11 +813,10 @@ START_TEST(test_virt_never_changes_or_removes_a_domain_hyperlet_does_not_own)
 END_TEST
 
 /* An undefine reads ownership from virDomainGetMetadata (and whether the
- * domain runs from the id its lookup returned): metadata that only looks like hyperlet's (another
- * namespace under hyperlet's prefix, hyperlet's namespace naming another
- * instance, nested below another element, a uuid attribute of another
- * namespace)
- * is not hyperlet's, stopped or running: the domain is left untouched,
+ * domain runs from the id its lookup returned): metadata that only looks
+ * like hyperlet's (another namespace under hyperlet's prefix, hyperlet's
+ * namespace naming another instance, nested below another element, a
+ * uuid attribute of another namespace) is not hyperlet's, stopped or running: the domain is left untouched,
  * and virt_has_metadata (virDomainGetMetadata) agrees. */
 START_TEST(test_virt_undefine_leaves_domains_with_lookalike_metadata)
 {
