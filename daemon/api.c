@@ -456,13 +456,7 @@ store_of(struct api *a, struct err *e)
 
 	if (s)
 		return s;
-	/* store_open would create a missing file: an empty database is not
-	 * the one main migrated. */
-	if (access(a->db_path, F_OK) < 0) {
-		err_set(e, -EAGAIN, "database unavailable: %s: %s", a->db_path,
-		    strerror(errno));
-		return NULL;
-	}
+	/* no_migrate: a missing file is an error, not a new empty database */
 	if (store_open(a->db_path, &o, &s, &oe) < 0) {
 		err_set(e, -EAGAIN, "database unavailable: %s", oe.msg);
 		return NULL;

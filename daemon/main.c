@@ -858,11 +858,13 @@ serve(struct cfg *c, const struct options *o)
 		log_err("cannot serve on %s: %s", c->listen, e.msg);
 		goto out;
 	}
-	log_info("hyperletd %s serving on %s (port %d, %d threads)",
-	    PACKAGE_VERSION, c->listen, api_port(api), c->threads);
 	/* after the API: an event is handled under the instance's claim */
 	if (start_domevents(&h, api) < 0)
 		goto out;
+	/* once every thread has its connection: what waits for this line
+	 * (tests, an operator) may then move the database away */
+	log_info("hyperletd %s serving on %s (port %d, %d threads)",
+	    PACKAGE_VERSION, c->listen, api_port(api), c->threads);
 	/* start-up (migrations, reconciliation, libvirt's and MHD's set-up)
 	 * leaves free chunks inside the heap that glibc keeps mapped: give
 	 * their pages back before idling (about 0.2 MiB on a new database) */

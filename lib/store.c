@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bdm_json.h"
 #include "node.h"
@@ -1038,10 +1039,11 @@ set_wal(struct store *s, int timeout_ms, struct err *e)
 	return 0;
 }
 
-/* Opens path (creating it), sets foreign_keys, WAL, synchronous,
- * busy_timeout, no mmap and a small page cache, and migrates unless
- * o->no_migrate. *ret owned (store_close). Returns 0, -EIO (newer
- * schema, unusable file), -EAGAIN, -ENOMEM. */
+/* Opens path (creating it unless o->no_migrate), sets foreign_keys, WAL,
+ * synchronous, busy_timeout, no mmap and a small page cache, and migrates
+ * unless o->no_migrate. *ret owned (store_close). Returns 0, -EIO (newer
+ * schema, unusable file), -ENOENT (no_migrate, no file), -EAGAIN,
+ * -ENOMEM. */
 int
 store_open(const char *path, const struct store_opts *o, struct store **ret,
     struct err *e)
@@ -1061,9 +1063,18 @@ store_open(const char *path, const struct store_opts *o, struct store **ret,
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
+	/* Only a migrating open creates the file: any other connection
+	 * finding it gone (moved away, a wrong path) would make an empty
+	 * database that later connections took for the real one. */
 	rc = sqlite3_open_v2(path, &s->db,
-	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+		(o->no_migrate ? 0 : SQLITE_OPEN_CREATE),
 	    NULL);
+	if (rc == SQLITE_CANTOPEN && o->no_migrate && access(path, F_OK) < 0) {
+		rc = err_set(e, -ENOENT, "no database file '%.100s'", path);
+		(void)store_close(s);
+		return rc;
+	}
 	if (rc != SQLITE_OK) {
 		rc = store_err(s, rc, e, "opening the database '%.100s'", path);
 		(void)store_close(s);

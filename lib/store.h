@@ -99,8 +99,9 @@ struct store_opts {
 };
 
 /*
- * Opens (creating if needed) the database at path, sets WAL,
- * synchronous, busy_timeout and foreign_keys=ON, and applies every pending
+ * Opens the database at path (creating it, unless o->no_migrate: then a
+ * missing file is -ENOENT), sets WAL, synchronous, busy_timeout and
+ * foreign_keys=ON, and applies every pending
  * migration (each in its own BEGIN IMMEDIATE transaction; safe if two
  * processes open at once) unless o->no_migrate. o may be NULL (defaults).
  * A database whose user_version is newer than STORE_SCHEMA_VERSION is

@@ -279,6 +279,31 @@ START_TEST(test_store_open_creates_the_current_schema_in_wal_mode)
 }
 END_TEST
 
+/* Only the migrating open creates the file: a thread's connection opened
+ * after the database was moved away (check_http's 503) must not leave an
+ * empty database where the real one was. */
+START_TEST(test_store_open_without_migrating_never_creates_the_file)
+{
+	struct store *s = NULL;
+	struct err e = {0};
+
+	ck_assert_int_eq(store_open(dbpath,
+			     &(struct store_opts){.no_migrate = true}, &s, &e),
+	    -ENOENT);
+	ck_assert_ptr_null(s);
+	ck_assert_msg(strstr(e.msg, dbpath), "%s", e.msg);
+	ck_assert_int_eq(access(dbpath, F_OK), -1);
+	/* made by a migrating open, it is opened as any other */
+	s = open_store();
+	s = store_close(s);
+	err_clear(&e);
+	ck_assert_int_eq(store_open(dbpath,
+			     &(struct store_opts){.no_migrate = true}, &s, &e),
+	    0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_store_open_refuses_a_database_from_a_future_version)
 {
 	struct store *s = NULL;
@@ -2121,6 +2146,8 @@ main(void)
 	    tc, test_store_open_creates_the_current_schema_in_wal_mode);
 	tcase_add_test(
 	    tc, test_store_open_refuses_a_database_from_a_future_version);
+	tcase_add_test(
+	    tc, test_store_open_without_migrating_never_creates_the_file);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("store_migrate");

@@ -22,7 +22,7 @@ void write_file(const char *path, const char *text);
 
 /* Starts $HYPERLETD --config conf with stdout and stderr appended to log
  * (removed first, so the wait reads this start's lines) and waits up to
- * timeout_ms for the "(port N" of its start-up line. *pid is the child,
+ * timeout_ms for the "(port N" of its "serving on" line. *pid is the child,
  * or 0 if it exited before saying; returns the port or -1. */
 int httpc_daemon_spawn(const char *dir, const char *conf, const char *log,
     int timeout_ms, pid_t *pid);
