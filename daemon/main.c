@@ -310,13 +310,12 @@ db_version(const struct cfg *c)
 	struct err e = {0};
 	int v = 0, r;
 
-	/* a query must not create the database */
-	if (access(c->db_path, F_OK) < 0) {
+	/* a query must not create the database: no_migrate does not */
+	if ((r = store_open(c->db_path, &so, &s, &e)) == -ENOENT) {
 		printf("0\n");
 		return EXIT_SUCCESS;
 	}
-	if ((r = store_open(c->db_path, &so, &s, &e)) < 0 ||
-	    (r = store_schema_version(s, &v, &e)) < 0) {
+	if (r < 0 || (r = store_schema_version(s, &v, &e)) < 0) {
 		fprintf(stderr, "hyperletd: %s: %s\n", c->db_path, e.msg);
 		store_close(s);
 		return EXIT_FAILURE;
@@ -370,14 +369,14 @@ db_online_migrate(const struct cfg *c, long max_count)
 	int64_t pending = 0;
 	int r;
 
-	if (access(c->db_path, F_OK) < 0) {
+	if ((r = store_open(c->db_path, &so, &s, &e)) == -ENOENT) {
 		fprintf(stderr,
 		    "hyperletd: %s: no database (run `hyperletd "
 		    "db sync` first)\n",
 		    c->db_path);
 		return EXIT_MIGRATE_ERROR;
 	}
-	if ((r = store_open(c->db_path, &so, &s, &e)) < 0)
+	if (r < 0)
 		goto fail;
 	for (;;) {
 		int batch = MIGRATE_BATCH, f = 0, d = 0;

@@ -70,9 +70,8 @@ httpc_daemon_spawn(const char *dir, const char *conf, const char *log,
 		char *text = testutil_read_file(log, NULL);
 		/* "serving on" comes once every connection is open: the
 		 * API's own "listening on" comes before the last of them */
-		char *p = text ? strstr(text, "serving on ") : NULL;
-
-		p = p ? strstr(p, "(port ") : NULL;
+		char *line = text ? strstr(text, "serving on ") : NULL;
+		char *p = line ? strstr(line, "(port ") : NULL;
 		int port = p ? atoi(p + 6) : 0;
 		int st;
 
