@@ -20,8 +20,23 @@
  *
  * No validation of the request, no ownership checks, no state machine, no
  * crash safety: everything hyperlet adds is measured against this.
+ *
+ * With "safe" (an eighth argument), the same plus the least work the
+ * brief's guarantees need, done the cheapest way: an agent never touches
+ * a domain it does not own (create: the uuid is looked up before the
+ * define, 409 if libvirt has it; delete: virDomainGetMetadata reads
+ * hyperlet's element before the undefine, 409 if it is not this
+ * instance's), a kill -9 at any step leaves nothing behind (the row is
+ * written before the disks and the domain exist, state building, not
+ * synced, and moved to stopped by a synced commit once they do; a delete
+ * marks it deleting, not synced, before the undefine and deletes it by a
+ * synced commit after), and every change writes its event row (issue
+ * 12's outbox, hyperlet's events table) in its own transaction. What
+ * hyperlet does beyond that is its own cost.
+ *
  * Usage: bench_floord PORT DB URI DOMAIN_XML INSTANCES_DIR BASE_IMAGE
- * BASE_FORMAT; prints "ready" on stdout once listening; SIGTERM ends it.
+ * BASE_FORMAT [safe]; prints "ready" on stdout once listening; SIGTERM
+ * ends it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -41,6 +56,7 @@
 #include <uuid/uuid.h>
 
 #include "benchutil.h"
+#include "domxml.h"
 #include "qcow2.h"
 
 #define GIB (UINT64_C(1) << 30)
@@ -73,7 +89,15 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS block_device_mappings_instance"
     " ON block_device_mappings (instance_id, id);"
     "CREATE UNIQUE INDEX IF NOT EXISTS block_device_mappings_uuid"
-    " ON block_device_mappings (uuid);";
+    " ON block_device_mappings (uuid);"
+    /* lib/store.c's events table, for "safe" */
+    "CREATE TABLE IF NOT EXISTS events ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL,"
+    " instance_uuid TEXT NOT NULL, state TEXT, generation INTEGER,"
+    " cause TEXT NOT NULL, at INTEGER NOT NULL, volume_id TEXT,"
+    " port_id TEXT);"
+    "CREATE INDEX IF NOT EXISTS events_instance"
+    " ON events (instance_uuid, id);";
 
 static const char *db_path, *uri, *tmpl, *tmpl_uuid, *inst_dir, *base,
     *base_fmt;
@@ -81,10 +105,12 @@ static const char *db_path, *uri, *tmpl, *tmpl_uuid, *inst_dir, *base,
  * sleep-and-retry (hyperlet's store does the same). */
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t tkey;
+static bool safe; /* see the header */
 
 struct tstate { /* one per MHD thread, as hyperletd's store and virt */
 	sqlite3 *db;
 	sqlite3_stmt *qi, *qb, *qd;
+	sqlite3_stmt *qs, *qe; /* safe: state change, event row */
 	virConnectPtr c;
 };
 
@@ -108,6 +134,8 @@ tstate_free(void *p)
 	sqlite3_finalize(t->qi);
 	sqlite3_finalize(t->qb);
 	sqlite3_finalize(t->qd);
+	sqlite3_finalize(t->qs);
+	sqlite3_finalize(t->qe);
 	sqlite3_close(t->db);
 	if (t->c)
 		virConnectClose(t->c);
@@ -120,7 +148,7 @@ tstate_get(void)
 	static const char ins_i[] =
 	    "INSERT INTO instances (uuid, name, state, vcpus, memory_mb,"
 	    " root_gb, ephemeral_gb, swap_mb, image_ref, metadata,"
-	    " created_at) VALUES (?1, ?2, 'stopped', 1, 256, 1, 1, 64,"
+	    " created_at) VALUES (?1, ?2, ?3, 1, 256, 1, 1, 64,"
 	    " '6f1b4a52-6c9b-4f55-8d8f-9a1c2b3d4e5f', '{}', 0)";
 	static const char ins_b[] =
 	    "INSERT INTO block_device_mappings (uuid, instance_id,"
@@ -128,6 +156,11 @@ tstate_get(void)
 	    " device_name, volume_size, delete_on_termination) VALUES (?1, ?2,"
 	    " ?3, ?4, ?5, 'disk', 'virtio', '/dev/vdb', 1, 1)";
 	static const char del[] = "DELETE FROM instances WHERE uuid = ?1";
+	static const char set_state[] =
+	    "UPDATE instances SET state = ?2 WHERE uuid = ?1";
+	static const char ins_e[] =
+	    "INSERT INTO events (type, instance_uuid, state, generation,"
+	    " cause, at) VALUES (?1, ?2, ?3, 1, 'api', 0)";
 	struct tstate *t = pthread_getspecific(tkey);
 
 	if (t)
@@ -141,6 +174,8 @@ tstate_get(void)
 	    sqlite3_prepare_v2(t->db, ins_i, -1, &t->qi, NULL) ||
 	    sqlite3_prepare_v2(t->db, ins_b, -1, &t->qb, NULL) ||
 	    sqlite3_prepare_v2(t->db, del, -1, &t->qd, NULL) ||
+	    sqlite3_prepare_v2(t->db, set_state, -1, &t->qs, NULL) ||
+	    sqlite3_prepare_v2(t->db, ins_e, -1, &t->qe, NULL) ||
 	    (t->c = virConnectOpen(uri)) == NULL) {
 		fprintf(stderr, "bench_floord: cannot open %s or %s\n", db_path,
 		    uri);
@@ -171,6 +206,60 @@ xml_for(const char *u)
 	return out;
 }
 
+/* safe: the event row of a change, inside its transaction */
+static int
+event(struct tstate *t, const char *type, const char *u, const char *state)
+{
+	sqlite3_reset(t->qe);
+	sqlite3_bind_text(t->qe, 1, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(t->qe, 2, u, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(t->qe, 3, state, -1, SQLITE_STATIC);
+	return sqlite3_step(t->qe) == SQLITE_DONE ? 0 : -1;
+}
+
+/* synchronous=NORMAL (on) or FULL (off) for the next commit; SQLite
+ * refuses the change inside a transaction */
+static void
+lazy(struct tstate *t, bool on)
+{
+	(void)sqlite3_exec(t->db,
+	    on ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", NULL,
+	    NULL, NULL);
+}
+
+/* safe: one transaction moving row u to state (or deleting it, state
+ * NULL) with its event row; synced unless lazy. */
+static int
+store_change(struct tstate *t, const char *u, const char *state, bool sync)
+{
+	sqlite3_stmt *q = state ? t->qs : t->qd;
+	int rc = -1;
+
+	pthread_mutex_lock(&write_lock);
+	if (!sync)
+		lazy(t, true);
+	if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))
+		goto out;
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, u, -1, SQLITE_TRANSIENT);
+	if (state)
+		sqlite3_bind_text(q, 2, state, -1, SQLITE_STATIC);
+	if (sqlite3_step(q) != SQLITE_DONE || sqlite3_changes(t->db) != 1 ||
+	    event(t, state ? "instance.updated" : "instance.deleted", u,
+		state ? state : "deleting") < 0) {
+		(void)sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
+		goto out;
+	}
+	if (sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK)
+		rc = 0;
+out:
+	sqlite3_reset(q);
+	if (!sync)
+		lazy(t, false);
+	pthread_mutex_unlock(&write_lock);
+	return rc;
+}
+
 static int
 store_create(struct tstate *t, const char *u, const char *name)
 {
@@ -178,11 +267,15 @@ store_create(struct tstate *t, const char *u, const char *name)
 	int rc = -1;
 
 	pthread_mutex_lock(&write_lock);
+	if (safe)
+		lazy(t, true);
 	if (sqlite3_exec(t->db, "BEGIN IMMEDIATE", NULL, NULL, NULL))
 		goto out;
 	sqlite3_reset(t->qi);
 	sqlite3_bind_text(t->qi, 1, u, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(t->qi, 2, name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(
+	    t->qi, 3, safe ? "building" : "stopped", -1, SQLITE_STATIC);
 	if (sqlite3_step(t->qi) != SQLITE_DONE)
 		goto rollback;
 	id = sqlite3_last_insert_rowid(t->db);
@@ -205,6 +298,8 @@ store_create(struct tstate *t, const char *u, const char *name)
 		if (sqlite3_step(t->qb) != SQLITE_DONE)
 			goto rollback;
 	}
+	if (safe && event(t, "instance.created", u, "building") < 0)
+		goto rollback;
 	if (sqlite3_exec(t->db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
 		rc = 0;
 		goto out;
@@ -213,6 +308,8 @@ rollback:
 	fprintf(stderr, "bench_floord: %s\n", sqlite3_errmsg(t->db));
 	(void)sqlite3_exec(t->db, "ROLLBACK", NULL, NULL, NULL);
 out:
+	if (safe)
+		lazy(t, false);
 	pthread_mutex_unlock(&write_lock);
 	return rc;
 }
@@ -289,6 +386,12 @@ do_create(struct MHD_Connection *conn, struct body *b)
 	}
 	uuid_generate_random(id);
 	uuid_unparse_lower(id, u);
+	/* safe: a domain of this uuid is not ours to redefine */
+	if (safe && (d = virDomainLookupByUUIDString(t->c, u)) != NULL) {
+		virDomainFree(d);
+		json_object_put(o);
+		return reply(conn, 409, "{}", NULL);
+	}
 	if (store_create(t, u, json_object_get_string(name)) < 0 ||
 	    make_disks(u) < 0) {
 		json_object_put(o);
@@ -306,6 +409,8 @@ do_create(struct MHD_Connection *conn, struct body *b)
 		return reply(conn, 500, "{}", NULL);
 	}
 	virDomainFree(d);
+	if (safe && store_change(t, u, "stopped", true) < 0)
+		return reply(conn, 500, "{}", NULL);
 	snprintf(loc, sizeof(loc), "/v1/instances/%s", u);
 	snprintf(out, sizeof(out), "{\"uuid\": \"%s\"}", u);
 	return reply(conn, 201, out, loc);
@@ -315,15 +420,32 @@ static enum MHD_Result
 do_delete(struct MHD_Connection *conn, const char *u)
 {
 	struct tstate *t = tstate_get();
-	virDomainPtr d = virDomainLookupByUUIDString(t->c, u);
+	virDomainPtr d;
 	int rc;
 
-	if (d == NULL)
+	if (safe && store_change(t, u, "deleting", false) < 0)
 		return reply(conn, 404, "{}", NULL);
+	if ((d = virDomainLookupByUUIDString(t->c, u)) == NULL)
+		return reply(conn, 404, "{}", NULL);
+	if (safe) { /* hyperlet's element naming this instance */
+		char *md = virDomainGetMetadata(
+		    d, VIR_DOMAIN_METADATA_ELEMENT, DOMXML_NS, 0);
+		bool own = md && strstr(md, u) != NULL;
+
+		free(md);
+		if (!own) {
+			virDomainFree(d);
+			return reply(conn, 409, "{}", NULL);
+		}
+	}
 	rc = virDomainUndefineFlags(d, 0);
 	virDomainFree(d);
 	if (rc < 0 || remove_dir(u) < 0)
 		return reply(conn, 500, "{}", NULL);
+	if (safe)
+		return store_change(t, u, NULL, true) < 0
+		    ? reply(conn, 500, "{}", NULL)
+		    : reply(conn, 204, "", NULL);
 	pthread_mutex_lock(&write_lock);
 	sqlite3_reset(t->qd);
 	sqlite3_bind_text(t->qd, 1, u, -1, SQLITE_TRANSIENT);
@@ -395,12 +517,13 @@ main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	int sig;
 
-	if (argc != 8) {
+	if (argc != 8 && !(argc == 9 && strcmp(argv[8], "safe") == 0)) {
 		fprintf(stderr,
 		    "usage: bench_floord PORT DB URI DOMAIN_XML "
-		    "INSTANCES_DIR BASE_IMAGE BASE_FORMAT\n");
+		    "INSTANCES_DIR BASE_IMAGE BASE_FORMAT [safe]\n");
 		return 2;
 	}
+	safe = argc == 9;
 	db_path = argv[2];
 	uri = argv[3];
 	tmpl = bench_read_file(argv[4]);

@@ -62,6 +62,7 @@ cleanup() {
 	[ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
 	[ -n "$hold" ] && kill "$hold" 2>/dev/null && wait "$hold" 2>/dev/null
 	[ -n "${fpid:-}" ] && kill "$fpid" 2>/dev/null && wait "$fpid" 2>/dev/null
+	[ -n "${spid:-}" ] && kill "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
 	[ -n "$lvd" ] && "$S/tests/libvirtd/stop.sh" "$lvd"
 	[ -n "${BENCH_RAW:-}" ] && cp "$raw" "$BENCH_RAW"
 	rm -rf "$tmp"
@@ -205,14 +206,16 @@ domain_xml() {
 # JSON, one SQLite FULL transaction, the three local disks made in process,
 # the define without validation; see its header) on a free port, with
 # hyperlet's domain XML, instances directory and base image; sets $fpid
-# and $fbase.
+# and $fbase. A fourth argument "safe": the floor with the brief's
+# guarantees (ownership checks, crash-safe states, event rows; see
+# bench_floord's header).
 floord_start() {
 	fport=$(free_port)
 	fbase=http://127.0.0.1:$fport
 	rm -f "$tmp/floor-$3.db"*
 	rm -f "$tmp/floord.ready"
-	"$FLOORD" "$fport" "$tmp/floor-$3.db" "$2" "$tmp/domain-$3.xml" \
-	    "$1/instances" "$1/images/$img" raw >"$tmp/floord.ready" \
+	"$FLOORD" "$fport" "$tmp/floor-$3.db" "$2" "$tmp/domain-${3%-safe}.xml" \
+	    "$1/instances" "$1/images/$img" raw ${4:-} >"$tmp/floord.ready" \
 	    2>>"$tmp/floord.log" &
 	fpid=$!
 	until [ -s "$tmp/floord.ready" ]; do
@@ -226,6 +229,11 @@ floord_stop() {
 	kill "$fpid"
 	wait "$fpid" || true
 	fpid=""
+	if [ -n "$spid" ]; then
+		kill "$spid"
+		wait "$spid" || true
+		spid=""
+	fi
 }
 
 # create_run PID BASE PREFIX C: n creates (then their deletes) at
@@ -242,28 +250,39 @@ create_run() {
 }
 
 # create_figures LABEL URI VIRT_TYPE N: hyperlet and the floor, interleaved,
-# RUNS times at each concurrency, each driven by bench_loadgen.
+# RUNS times at each concurrency, each driven by bench_loadgen; and the
+# safe floor (figures floorsafe_*) with them, unless BENCH_FLOOR_SAFE=0.
 create_figures() {
 	label=$1
 	n=$4
 	start_daemon "$tmp/state-$label" "$2" "$3"
 	upload_image
 	domain_xml "$tmp/domain-$label.xml"
+	spid=""
+	if [ "${BENCH_FLOOR_SAFE:-1}" != 0 ]; then
+		floord_start "$tmp/state-$label" "$2" "$label-safe" safe
+		spid=$fpid
+		sbase=$fbase
+	fi
 	floord_start "$tmp/state-$label" "$2" "$label"
 	for r in $(seq "$RUNS"); do
 		for c in ${BENCH_CONCS:-1 8 32}; do
 			log "$label run $r/$RUNS: $n creates at concurrency $c"
-			# who goes first alternates: each run's deletes leave
+			# who goes first rotates: each run's deletes leave
 			# inodes that make the next run's file creates dearer
 			# (ext4 without a journal skips recently deleted
 			# inodes when it allocates)
-			if [ $((r % 2)) = 1 ]; then
-				create_run "$pid" "$base" "" "$c"
-				create_run "$fpid" "$fbase" floor_ "$c"
-			else
-				create_run "$fpid" "$fbase" floor_ "$c"
-				create_run "$pid" "$base" "" "$c"
-			fi
+			who="hyperlet floor safe"
+			[ $((r % 3)) = 2 ] && who="floor safe hyperlet"
+			[ $((r % 3)) = 0 ] && who="safe hyperlet floor"
+			for w in $who; do
+				case $w in
+				hyperlet) create_run "$pid" "$base" "" "$c" ;;
+				floor) create_run "$fpid" "$fbase" floor_ "$c" ;;
+				safe) [ -z "$spid" ] ||
+				    create_run "$spid" "$sbase" floorsafe_ "$c" ;;
+				esac
+			done
 		done
 	done
 	floord_stop
@@ -607,6 +626,9 @@ END {
 		printf "ratio_create_ev_readers_rps %.2f x\n", val["create_ev_readers_rps"] / val["create_ev_none_rps"]
 	for (k in val) if (k ~ /^delete_.*_rps$/ && ("floor_" k) in val && val["floor_" k] > 0)
 		printf "ratio_%s %.2f x\n", k, val[k] / val["floor_" k]
+	# against the safe floor (bench_floord safe): ratio_safe_*
+	for (k in val) if (k ~ /^(create|delete)_.*_rps$/ && ("floorsafe_" k) in val && val["floorsafe_" k] > 0)
+		printf "ratio_safe_%s %.2f x\n", k, val[k] / val["floorsafe_" k]
 	# CPU per request: floor / hyperlet, so that 1 is as cheap as the
 	# floor and lower is worse, as for req/s
 	for (k in val) if (k ~ /^create_.*_cpu$/ && ("floor_" k) in val && val[k] > 0)
@@ -641,6 +663,8 @@ END {
 		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s | %7s %7s %7s\n", labels[l] " c=" c, g(p "_rps"), g(p "_p50"), g(p "_p99"), g(p "_max"), g(p "_errors"), g("floor_" p "_rps"), g("ratio_" p "_rps"), g(p "_cpu"), g("floor_" p "_cpu"), g("ratio_" p "_cpu")
 		d = "delete_" labels[l] "_c" c
 		printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "  delete", g(d "_rps"), g(d "_p50"), g(d "_p99"), g(d "_max"), g(d "_errors"), g("floor_" d "_rps"), g("ratio_" d "_rps")
+		if (("floorsafe_" p "_rps") in val)
+			printf "%-22s %10s %9s %9s %9s %6s | %10s %7s\n", "  safe floor c/d", "", "", "", "", "", g("floorsafe_" p "_rps") "/" g("floorsafe_" d "_rps"), g("ratio_safe_" p "_rps") "/" g("ratio_safe_" d "_rps")
 	}
 	if ("create_placement_on_p50" in val)
 		printf "placement: create p50/p99 %s/%s ms with, %s/%s ms without; PUT /allocations p50 %s ms; reconcile of %s: cold %s ms, in step %s ms\n", g("create_placement_on_p50"), g("create_placement_on_p99"), g("create_placement_off_p50"), g("create_placement_off_p99"), g("placement_put_allocation_p50"), NL, g("placement_reconcile_" NL "_cold"), g("placement_reconcile_" NL "_in_step")
