@@ -1375,6 +1375,27 @@ missing_clear(struct missing_list *m)
 	m->n = m->cap = 0;
 }
 
+/* The one instance row uuid: sql (?1 the uuid) prepared into *q, bound
+ * and stepped onto its row. Returns 0 (*q on the row, reset by the
+ * caller's cleanup), -ENOENT "no instance <uuid>", or the store's error
+ * (-EAGAIN, -EIO). */
+static int
+instance_row(struct store *s, const char *sql, const char *uuid,
+    sqlite3_stmt **q, struct err *e)
+{
+	int rc;
+
+	if ((rc = store_prepare(s, sql, q, e)) < 0)
+		return rc;
+	sqlite3_bind_text(*q, 1, uuid, -1, SQLITE_STATIC);
+	rc = store_step(s, *q);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return err_set(e, -ENOENT, "no instance %s", uuid);
+	return store_err(s, rc, e, "reading instance %s", uuid);
+}
+
 /* Reads one instance and its BDMs in one read transaction. */
 static int
 instance_load(struct store *s, const char *uuid, struct instance **ret,
@@ -1404,16 +1425,9 @@ instance_load(struct store *s, const char *uuid, struct instance **ret,
 		return v5;
 	if ((v6 = has_attach_state(s, e)) < 0)
 		return v6;
-	if ((rc = store_prepare(s, v5 ? sql_inst : sql_inst_v2, &qi, e)) < 0 ||
+	rc = instance_row(s, v5 ? sql_inst : sql_inst_v2, uuid, &qi, e);
+	if (rc < 0 || (rc = instance_from_row(qi, &inst, &id, e)) < 0 ||
 	    (rc = store_prepare(s, v6 ? sql_bdms : sql_bdms_v2, &qb, e)) < 0)
-		return rc;
-	sqlite3_bind_text(qi, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, qi);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
-	if ((rc = instance_from_row(qi, &inst, &id, e)) < 0)
 		return rc;
 	sqlite3_bind_int64(qb, 1, id);
 	while ((rc = store_step(s, qb)) == SQLITE_ROW)
@@ -1467,17 +1481,9 @@ store_instance_digest(
 	char *d;
 	int rc;
 
-	if ((rc = check_uuid("instance id", uuid, e)) < 0)
-		return rc;
-	if ((rc = store_prepare(s, sql, &q, e)) < 0)
-		return rc;
-	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, q);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
-	if ((rc = col_strdup(q, 0, &d, e)) < 0)
+	if ((rc = check_uuid("instance id", uuid, e)) < 0 ||
+	    (rc = instance_row(s, sql, uuid, &q, e)) < 0 ||
+	    (rc = col_strdup(q, 0, &d, e)) < 0)
 		return rc;
 	*ret = d;
 	return 0;
@@ -2276,14 +2282,8 @@ store_instance_observe_state(struct store *s, const char *uuid,
 	if ((rc = tx_begin(s, true, e)) < 0)
 		return rc;
 	tx = s;
-	if ((rc = store_prepare(s, sql_now, &q, e)) < 0)
+	if ((rc = instance_row(s, sql_now, uuid, &q, e)) < 0)
 		return rc;
-	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, q);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
 	if (instance_state_from_string(
 		(const char *)sqlite3_column_text(q, 0), &now) < 0)
 		return err_set(
@@ -2324,14 +2324,8 @@ instance_now(struct store *s, const char *uuid, enum instance_state *ret_st,
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	int rc;
 
-	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+	if ((rc = instance_row(s, sql, uuid, &q, e)) < 0)
 		return rc;
-	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, q);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
 	if (instance_state_from_string(
 		(const char *)sqlite3_column_text(q, 0), ret_st) < 0)
 		return err_set(
@@ -2473,14 +2467,8 @@ instance_row_id(struct store *s, const char *uuid, int64_t *ret, struct err *e)
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	int rc;
 
-	if ((rc = store_prepare(s, sql, &q, e)) < 0)
+	if ((rc = instance_row(s, sql, uuid, &q, e)) < 0)
 		return rc;
-	sqlite3_bind_text(q, 1, uuid, -1, SQLITE_STATIC);
-	rc = store_step(s, q);
-	if (rc == SQLITE_DONE)
-		return err_set(e, -ENOENT, "no instance %s", uuid);
-	if (rc != SQLITE_ROW)
-		return store_err(s, rc, e, "reading instance %s", uuid);
 	*ret = sqlite3_column_int64(q, 0);
 	return 0;
 }
