@@ -72,6 +72,14 @@ struct route_method {
 	void (*claim_id)(struct api_req *r);
 };
 
+/* A job thread, and the condition it waits on while idle. */
+struct job_thread {
+	struct api *a;
+	pthread_t t;
+	pthread_cond_t cond; /* a job for it, or stop */
+	bool idle; /* on a->jobs_idle */
+};
+
 struct route {
 	const char *tmpl; /* segments; {x} matches one non-empty segment */
 	const char *allow; /* the Allow header of a 405 */
@@ -178,15 +186,20 @@ struct api {
 	pthread_rwlock_t images_lock;
 	/* Job threads: run the slow handlers (route_method.slow) while MHD
 	 * keeps the connection suspended. */
-	pthread_mutex_t jobs_lock; /* guards the queue and jobs_stop */
-	pthread_cond_t jobs_cond; /* a job was queued, or stop */
+	pthread_mutex_t jobs_lock; /* guards the queue, jobs_stop, idle */
 	struct req *jobs_head, *jobs_tail;
 	bool jobs_stop;
 	size_t jobs_queued, jobs_running;
 	int64_t jobs_progress_us; /* the last job finished (or the start) */
 	int64_t stall_us; /* job_stall_timeout */
-	pthread_t *job_threads;
-	size_t n_job_threads;
+	struct job_thread *job_threads; /* n_job_slots, conds made */
+	size_t n_job_slots, n_job_threads; /* allocated, started */
+	/* The waiting job threads, the one that waited least on top: a job
+	 * wakes it, so that at low load one thread, with its warm store
+	 * connection (and SQLite page cache) and CPU caches, takes job after
+	 * job instead of each going to the thread that waited longest. */
+	struct job_thread **jobs_idle;
+	size_t n_jobs_idle;
 	/* Instances with a change in progress (api_instance_claim). */
 	pthread_mutex_t claims_lock; /* guards claims */
 	pthread_cond_t claims_cond; /* a claim went (CLOCK_MONOTONIC) */
@@ -1414,7 +1427,14 @@ job_queue(struct api *a, struct req *q)
 	else
 		a->jobs_head = q;
 	a->jobs_tail = q;
-	pthread_cond_signal(&a->jobs_cond);
+	/* the thread that waited least; with none idle, each busy thread
+	 * looks at the queue before it waits */
+	if (a->n_jobs_idle > 0) {
+		struct job_thread *jt = a->jobs_idle[--a->n_jobs_idle];
+
+		jt->idle = false;
+		pthread_cond_signal(&jt->cond);
+	}
 	pthread_mutex_unlock(&a->jobs_lock);
 }
 
@@ -1425,7 +1445,8 @@ job_queue(struct api *a, struct req *q)
 static void *
 job_run(void *p)
 {
-	struct api *a = p;
+	struct job_thread *self = p;
+	struct api *a = self->a;
 
 	util_thread_name("hl-job");
 	for (;;) {
@@ -1433,8 +1454,24 @@ job_run(void *p)
 		bool run;
 
 		pthread_mutex_lock(&a->jobs_lock);
-		while (a->jobs_head == NULL && !a->jobs_stop)
-			pthread_cond_wait(&a->jobs_cond, &a->jobs_lock);
+		while (a->jobs_head == NULL && !a->jobs_stop) {
+			if (!self->idle) {
+				self->idle = true;
+				a->jobs_idle[a->n_jobs_idle++] = self;
+			}
+			pthread_cond_wait(&self->cond, &a->jobs_lock);
+		}
+		/* woken by stop, or spuriously, or found a job before its
+		 * own wake-up: off the idle stack */
+		if (self->idle) {
+			size_t i;
+
+			for (i = 0; a->jobs_idle[i] != self; i++)
+				;
+			memmove(&a->jobs_idle[i], &a->jobs_idle[i + 1],
+			    (--a->n_jobs_idle - i) * sizeof(*a->jobs_idle));
+			self->idle = false;
+		}
 		q = a->jobs_head;
 		if (q == NULL) {
 			pthread_mutex_unlock(&a->jobs_lock);
@@ -1500,13 +1537,20 @@ jobs_start(struct api *a, size_t n, struct err *e)
 
 	a->jobs_progress_us = now_us();
 	a->job_threads = calloc(n, sizeof(*a->job_threads));
-	if (a->job_threads == NULL)
+	a->jobs_idle = calloc(n, sizeof(*a->jobs_idle));
+	if (a->job_threads == NULL || a->jobs_idle == NULL)
 		return err_set(e, -ENOMEM, "out of memory");
-	for (; a->n_job_threads < n; a->n_job_threads++)
-		if ((rc = pthread_create(&a->job_threads[a->n_job_threads],
-			 NULL, job_run, a)) != 0)
+	for (; a->n_job_slots < n; a->n_job_slots++) {
+		a->job_threads[a->n_job_slots].a = a;
+		pthread_cond_init(&a->job_threads[a->n_job_slots].cond, NULL);
+	}
+	for (; a->n_job_threads < n; a->n_job_threads++) {
+		struct job_thread *jt = &a->job_threads[a->n_job_threads];
+
+		if ((rc = pthread_create(&jt->t, NULL, job_run, jt)) != 0)
 			return err_set(
 			    e, -rc, "cannot start a thread: %s", strerror(rc));
+	}
 	return 0;
 }
 
@@ -1518,10 +1562,11 @@ jobs_stop(struct api *a)
 
 	pthread_mutex_lock(&a->jobs_lock);
 	a->jobs_stop = true;
-	pthread_cond_broadcast(&a->jobs_cond);
+	for (i = 0; i < a->n_job_threads; i++)
+		pthread_cond_signal(&a->job_threads[i].cond);
 	pthread_mutex_unlock(&a->jobs_lock);
 	for (i = 0; i < a->n_job_threads; i++)
-		pthread_join(a->job_threads[i], NULL);
+		pthread_join(a->job_threads[i].t, NULL);
 	a->n_job_threads = 0;
 }
 
@@ -1695,9 +1740,11 @@ api_free(struct api *a)
 	}
 	a->tls = tls_free(a->tls);
 	pthread_rwlock_destroy(&a->images_lock);
-	pthread_cond_destroy(&a->jobs_cond);
+	for (size_t i = 0; i < a->n_job_slots; i++)
+		pthread_cond_destroy(&a->job_threads[i].cond);
 	pthread_mutex_destroy(&a->jobs_lock);
 	free(a->job_threads);
+	free(a->jobs_idle);
 	pthread_mutex_destroy(&a->claims_lock);
 	pthread_cond_destroy(&a->claims_cond);
 	pthread_cond_destroy(&a->reaper_cond);
@@ -1739,7 +1786,6 @@ api_start(struct hyperlet *h, struct api **ret, struct err *e)
 	pthread_cond_init(&a->claims_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&a->jobs_lock, NULL);
-	pthread_cond_init(&a->jobs_cond, NULL);
 	pthread_mutex_init(&a->conns_lock, NULL);
 	pthread_cond_init(&a->reaper_cond, NULL);
 	pthread_mutex_init(&a->noise_lock, NULL);
