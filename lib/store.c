@@ -2259,13 +2259,33 @@ store_instance_set_error(
 	return instance_update(s, q, uuid, e);
 }
 
+/* The row's state and generation now: what a libvirt event is compared
+ * with, and, after a conditional UPDATE changed nothing, why. Returns 0,
+ * -ENOENT (no row), -EAGAIN, -EIO. */
+static int
+instance_now(struct store *s, const char *uuid, enum instance_state *ret_st,
+    int64_t *ret_gen, struct err *e)
+{
+	static const char sql[] =
+	    "SELECT state, generation FROM instances WHERE uuid = ?1";
+	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
+	int rc;
+
+	if ((rc = instance_row(s, sql, uuid, &q, e)) < 0)
+		return rc;
+	if (instance_state_from_string(
+		(const char *)sqlite3_column_text(q, 0), ret_st) < 0)
+		return err_set(
+		    e, -EIO, "instance %s has an unknown state", uuid);
+	*ret_gen = sqlite3_column_int64(q, 1);
+	return 0;
+}
+
 /* Sets the state libvirt shows (see store.h). */
 int
 store_instance_observe_state(struct store *s, const char *uuid,
     enum instance_state state, bool *ret_changed, struct err *e)
 {
-	static const char sql_now[] =
-	    "SELECT state FROM instances WHERE uuid = ?1";
 	static const char sql[] =
 	    "UPDATE instances SET state = ?2, generation = generation + 1,"
 	    " updated_at = ?3 WHERE uuid = ?1";
@@ -2273,6 +2293,7 @@ store_instance_observe_state(struct store *s, const char *uuid,
 	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
 	const char *st = instance_state_to_string(state);
 	enum instance_state now;
+	int64_t gen;
 	int rc;
 
 	if ((rc = check_uuid("instance id", uuid, e)) < 0)
@@ -2282,13 +2303,8 @@ store_instance_observe_state(struct store *s, const char *uuid,
 	if ((rc = tx_begin(s, true, e)) < 0)
 		return rc;
 	tx = s;
-	if ((rc = instance_row(s, sql_now, uuid, &q, e)) < 0)
+	if ((rc = instance_now(s, uuid, &now, &gen, e)) < 0)
 		return rc;
-	if (instance_state_from_string(
-		(const char *)sqlite3_column_text(q, 0), &now) < 0)
-		return err_set(
-		    e, -EIO, "instance %s has an unknown state", uuid);
-	stmt_resetp(&q);
 	if (now == state || now == INSTANCE_BUILDING ||
 	    now == INSTANCE_DELETING) {
 		if (ret_changed)
@@ -2309,28 +2325,6 @@ store_instance_observe_state(struct store *s, const char *uuid,
 	tx = NULL;
 	if (ret_changed)
 		*ret_changed = true;
-	return 0;
-}
-
-/* After a conditional UPDATE of the instance changed nothing: the row's
- * state and generation now, to say why. Returns 0, -ENOENT (no row),
- * -EAGAIN, -EIO. */
-static int
-instance_now(struct store *s, const char *uuid, enum instance_state *ret_st,
-    int64_t *ret_gen, struct err *e)
-{
-	static const char sql[] =
-	    "SELECT state, generation FROM instances WHERE uuid = ?1";
-	_cleanup_(stmt_resetp) sqlite3_stmt *q = NULL;
-	int rc;
-
-	if ((rc = instance_row(s, sql, uuid, &q, e)) < 0)
-		return rc;
-	if (instance_state_from_string(
-		(const char *)sqlite3_column_text(q, 0), ret_st) < 0)
-		return err_set(
-		    e, -EIO, "instance %s has an unknown state", uuid);
-	*ret_gen = sqlite3_column_int64(q, 1);
 	return 0;
 }
 
